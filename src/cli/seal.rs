@@ -1,0 +1,159 @@
+//! `seal`: encrypt a file to one or more recipients.
+
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::failure::Failure;
+use super::paths::{open_input, Destination, Source};
+use super::{in_pool, keyargs, run};
+use crate::mmap::MappedFile;
+use crate::{Encryptor, Recipient};
+
+const EXAMPLES: &str = "\
+Examples:
+  seal report.pdf --to server.pub           writes report.pdf.age
+  seal report.pdf --to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  tar c docs | seal --to server.pub > docs.tar.age
+  seal big.iso --to server.pub -o /upload/big.iso.age --threads 4";
+
+/// Seal files to a server's public key, in the age v1 format.
+#[derive(Parser, Debug)]
+#[command(name = "seal", version, after_help = EXAMPLES)]
+pub struct Args {
+    /// File to seal; `-` or none reads standard input.
+    pub input: Option<PathBuf>,
+
+    /// Seal to a recipients file (such as server.pub) or to a literal `age1...` recipient.
+    /// Repeatable.
+    #[arg(short = 't', long = "to", value_name = "FILE|RECIPIENT")]
+    pub to: Vec<String>,
+
+    /// Seal to a literal recipient, as `age -r` does. Repeatable.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipient: Vec<String>,
+
+    /// Seal to the recipients listed in a file, as `age -R` does. Repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_file: Vec<PathBuf>,
+
+    /// Where to write the sealed file; `-` is standard output.
+    /// Default: INPUT.age, or standard output when reading standard input.
+    #[arg(short, long, value_name = "OUTPUT")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite the output file if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Worker threads; 0 means one per core, 1 the sequential path.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Read the input with plain reads instead of a memory map.
+    #[arg(long)]
+    pub no_mmap: bool,
+}
+
+/// The `seal` binary.
+pub fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    run("seal", || seal(args))
+}
+
+/// Runs `seal` with parsed arguments.
+pub fn seal(args: Args) -> Result<(), Failure> {
+    let recipients = keyargs::recipients(&args.to, &args.recipient, &args.recipients_file)?;
+    let recipients: Vec<&dyn Recipient> = recipients.iter().map(|r| r.as_ref()).collect();
+    let source = Source::from_arg(args.input);
+    let destination = Destination::new(
+        args.output,
+        || match &source {
+            Source::File(path) => {
+                let mut name = path.clone().into_os_string();
+                name.push(".age");
+                Ok(Some(name.into()))
+            }
+            Source::Stdin => Ok(None),
+        },
+        args.force,
+    )?;
+    if destination.is_terminal() {
+        return Err(
+            Failure::usage("refusing to write sealed binary data to a terminal")
+                .hint("use -o FILE, or redirect standard output"),
+        );
+    }
+    let encryptor = Encryptor::new(&recipients)?;
+
+    match (&source, destination) {
+        (Source::File(path), Destination::File(pending)) => {
+            let (file, meta) = open_input(path)?;
+            if meta.is_file() && !args.no_mmap {
+                let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
+                in_pool(args.threads, || {
+                    encryptor.seal_to_file(&map, pending.file())
+                })?
+                .map_err(|e| Failure::io(pending.target(), &e))?;
+            } else {
+                let out = BufWriter::new(pending.file());
+                stream(encryptor, file, out, path, pending.target())?;
+            }
+            pending.commit()
+        }
+        (Source::File(path), Destination::Stdout) => {
+            let (file, _) = open_input(path)?;
+            stream(
+                encryptor,
+                file,
+                io::stdout().lock(),
+                path,
+                "standard output".as_ref(),
+            )
+        }
+        (Source::Stdin, Destination::File(pending)) => {
+            let out = BufWriter::new(pending.file());
+            let input = io::stdin().lock();
+            stream(
+                encryptor,
+                input,
+                out,
+                "standard input".as_ref(),
+                pending.target(),
+            )?;
+            pending.commit()
+        }
+        (Source::Stdin, Destination::Stdout) => stream(
+            encryptor,
+            io::stdin().lock(),
+            io::stdout().lock(),
+            "standard input".as_ref(),
+            "standard output".as_ref(),
+        ),
+    }
+}
+
+/// Seals a stream chunk by chunk, naming the side that failed.
+fn stream(
+    encryptor: Encryptor,
+    mut input: impl Read,
+    output: impl Write,
+    input_name: &std::path::Path,
+    output_name: &std::path::Path,
+) -> Result<(), Failure> {
+    let write_failed = |e: io::Error| Failure::io(output_name, &e);
+    let mut writer = encryptor.stream(output).map_err(write_failed)?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Failure::io(input_name, &e)),
+        };
+        writer.write_all(&buf[..n]).map_err(write_failed)?;
+    }
+    writer.finish().map_err(write_failed)?;
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! `unseal`: decrypt a sealed file with the server's key, on every core.
+
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+use super::failure::Failure;
+use super::paths::{open_input, Destination, Source};
+use super::{in_pool, keyargs, run};
+use crate::mmap::MappedFile;
+use crate::{DecryptError, Decryptor, Identity, SealedSlice};
+
+const EXAMPLES: &str = "\
+Examples:
+  unseal report.pdf.age --key server.key    writes report.pdf
+  unseal upload.age -k server.key -o /srv/inbox/upload.bin
+  unseal --key server.key < docs.tar.age | tar x
+  unseal big.iso.age --key old.key --key server.key --threads 8";
+
+/// Open files sealed to this server, in the age v1 format, on every core.
+#[derive(Parser, Debug)]
+#[command(name = "unseal", version, after_help = EXAMPLES)]
+pub struct Args {
+    /// Sealed file to open; `-` or none reads standard input.
+    pub input: Option<PathBuf>,
+
+    /// Identity file (such as server.key); may hold several keys. Repeatable.
+    #[arg(
+        short = 'k',
+        long = "key",
+        visible_short_alias = 'i',
+        alias = "identity",
+        value_name = "FILE"
+    )]
+    pub key: Vec<PathBuf>,
+
+    /// Where to write the plaintext; `-` is standard output.
+    /// Default: INPUT without `.age`, or standard output when reading standard input.
+    #[arg(short, long, value_name = "OUTPUT")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite the output file if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Worker threads; 0 means one per core, 1 the sequential path.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Read the input with plain reads instead of a memory map.
+    #[arg(long)]
+    pub no_mmap: bool,
+}
+
+/// The `unseal` binary.
+pub fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    run("unseal", || unseal(args))
+}
+
+/// Runs `unseal` with parsed arguments.
+pub fn unseal(args: Args) -> Result<(), Failure> {
+    let identities = keyargs::identities("unseal", &args.key)?;
+    let identities: Vec<&dyn Identity> = identities.iter().map(|i| i.as_ref()).collect();
+    let source = Source::from_arg(args.input);
+    let destination = Destination::new(
+        args.output,
+        || match &source {
+            Source::File(path) => default_output(path).map(Some),
+            Source::Stdin => Ok(None),
+        },
+        args.force,
+    )?;
+    let to_terminal = destination.is_terminal();
+
+    match (&source, destination) {
+        (Source::File(path), Destination::File(pending)) => {
+            let (file, meta) = open_input(path)?;
+            if meta.is_file() && !args.no_mmap {
+                let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
+                let sealed =
+                    SealedSlice::new(&map).map_err(|e| blame(e, path, pending.target()))?;
+                let payload = sealed
+                    .unwrap(&identities)
+                    .map_err(|e| blame(e, path, pending.target()))?;
+                in_pool(args.threads, || payload.decrypt_to_file(pending.file()))?
+                    .map_err(|e| blame(e, path, pending.target()))?;
+            } else {
+                let mut out = BufWriter::new(pending.file());
+                stream(
+                    BufReader::new(file),
+                    &identities,
+                    &mut out,
+                    false,
+                    path,
+                    pending.target(),
+                )?;
+                drop(out);
+            }
+            pending.commit()
+        }
+        (Source::File(path), Destination::Stdout) => {
+            let (file, _) = open_input(path)?;
+            let input = BufReader::new(file);
+            stream(
+                input,
+                &identities,
+                &mut io::stdout().lock(),
+                to_terminal,
+                path,
+                "standard output".as_ref(),
+            )
+        }
+        (Source::Stdin, Destination::File(pending)) => {
+            let mut out = BufWriter::new(pending.file());
+            let name = "standard input".as_ref();
+            stream(
+                io::stdin().lock(),
+                &identities,
+                &mut out,
+                false,
+                name,
+                pending.target(),
+            )?;
+            drop(out);
+            pending.commit()
+        }
+        (Source::Stdin, Destination::Stdout) => stream(
+            io::stdin().lock(),
+            &identities,
+            &mut io::stdout().lock(),
+            to_terminal,
+            "standard input".as_ref(),
+            "standard output".as_ref(),
+        ),
+    }
+}
+
+/// `report.pdf.age` becomes `report.pdf`; anything else needs `-o`.
+fn default_output(input: &Path) -> Result<PathBuf, Failure> {
+    let name = input.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    match name.strip_suffix(".age") {
+        Some(stem) if !stem.is_empty() => Ok(input.with_file_name(stem)),
+        _ => Err(
+            Failure::usage("does not end in .age, so the output name is unknown")
+                .about(input)
+                .hint("use -o OUTPUT"),
+        ),
+    }
+}
+
+/// Decryption failures are about the input; write failures about the output.
+fn blame(e: DecryptError, input: &Path, output: &Path) -> Failure {
+    match e {
+        DecryptError::Io(e) => Failure::io(output, &e),
+        other => Failure::from(other).about(input),
+    }
+}
+
+/// Opens a stream chunk by chunk; each chunk is written only after it authenticates.
+fn stream(
+    input: impl io::BufRead,
+    identities: &[&dyn Identity],
+    out: &mut impl Write,
+    to_terminal: bool,
+    input_name: &Path,
+    output_name: &Path,
+) -> Result<(), Failure> {
+    let read_failed = |e: DecryptError| match e {
+        DecryptError::Io(e) => Failure::io(input_name, &e),
+        other => Failure::from(other).about(input_name),
+    };
+    let mut reader = Decryptor::new(input)
+        .map_err(read_failed)?
+        .unwrap(identities)
+        .map_err(read_failed)?;
+    let mut first = true;
+    while let Some(chunk) = reader.next_chunk().map_err(read_failed)? {
+        if first && to_terminal && looks_binary(chunk) {
+            return Err(
+                Failure::usage("refusing to write binary plaintext to a terminal")
+                    .about(input_name)
+                    .hint("use -o FILE, or redirect standard output"),
+            );
+        }
+        first = false;
+        if let Err(e) = out.write_all(chunk) {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(()); // the reader went away; nothing left to say
+            }
+            return Err(Failure::io(output_name, &e));
+        }
+    }
+    out.flush().map_err(|e| Failure::io(output_name, &e))
+}
+
+/// Binary, for the terminal check: a NUL byte, or bytes that are not UTF-8 (a character cut
+/// at the end of the chunk is fine).
+fn looks_binary(chunk: &[u8]) -> bool {
+    chunk.contains(&0) || matches!(std::str::from_utf8(chunk), Err(e) if e.error_len().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_name_strips_age_or_asks_for_o() {
+        assert_eq!(
+            default_output(Path::new("in/report.pdf.age")).unwrap(),
+            Path::new("in/report.pdf")
+        );
+        assert!(default_output(Path::new("report.pdf")).is_err());
+        assert!(default_output(Path::new(".age")).is_err());
+    }
+
+    #[test]
+    fn text_is_not_binary_but_nul_and_invalid_utf8_are() {
+        assert!(!looks_binary("héllo\n".as_bytes()));
+        assert!(!looks_binary(&"é".as_bytes()[..1]));
+        assert!(looks_binary(b"a\0b"));
+        assert!(looks_binary(b"\xff\xfe"));
+    }
+}

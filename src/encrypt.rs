@@ -1,0 +1,102 @@
+//! Sealing: wrap a fresh file key to every recipient, write the MAC'd header, then the payload.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+
+use crate::error::EncryptError;
+use crate::format::Header;
+use crate::parallel;
+use crate::primitives::{hkdf, hmac};
+use crate::recipient::{FileKey, Recipient};
+use crate::stream::{self, PayloadCipher, StreamWriter, NONCE_SIZE};
+
+/// A file about to be sealed: its file key and header are chosen, its payload not yet written.
+///
+/// ```
+/// use seal::{x25519, Encryptor, Decryptor};
+/// use std::io::{Read, Write};
+///
+/// let server = x25519::Identity::generate();
+/// let mut sealed = Vec::new();
+/// let mut writer = Encryptor::new(&[&server.to_public()])?.stream(&mut sealed)?;
+/// writer.write_all(b"quarterly report")?;
+/// writer.finish()?;
+///
+/// let mut plaintext = String::new();
+/// Decryptor::new(&sealed[..])?.unwrap(&[&server])?.read_to_string(&mut plaintext)?;
+/// assert_eq!(plaintext, "quarterly report");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Encryptor {
+    header: Header,
+    nonce: [u8; NONCE_SIZE],
+    cipher: PayloadCipher,
+}
+
+impl Encryptor {
+    /// Chooses a file key and wraps it to each recipient.
+    pub fn new(recipients: &[&dyn Recipient]) -> Result<Encryptor, EncryptError> {
+        if recipients.is_empty() {
+            return Err(EncryptError::NoRecipients);
+        }
+        let file_key = FileKey::generate();
+        let stanzas = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
+        let mac_key = hkdf(&[], file_key.expose_secret(), b"header");
+        let header = Header::new(stanzas, |bytes| hmac(mac_key.as_ref(), bytes));
+        let nonce = PayloadCipher::random_nonce();
+        let cipher = PayloadCipher::new(&file_key, &nonce);
+        Ok(Encryptor {
+            header,
+            nonce,
+            cipher,
+        })
+    }
+
+    /// The header this file will carry.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Size of the sealed file for a plaintext of `plaintext_len` bytes.
+    pub fn sealed_len(&self, plaintext_len: u64) -> u64 {
+        self.prefix_len() + stream::encrypted_len(plaintext_len)
+    }
+
+    fn prefix_len(&self) -> u64 {
+        (self.header.to_bytes().len() + NONCE_SIZE) as u64
+    }
+
+    /// Writes the header and returns a writer that seals what it is given, one chunk at a time.
+    pub fn stream<W: Write>(self, mut out: W) -> io::Result<StreamWriter<W>> {
+        out.write_all(self.header.to_bytes())?;
+        out.write_all(&self.nonce)?;
+        Ok(StreamWriter::new(out, self.cipher))
+    }
+
+    /// Seals `plaintext` in memory, on every core of the current rayon pool.
+    pub fn seal_slice(self, plaintext: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; self.sealed_len(plaintext.len() as u64) as usize];
+        let prefix = self.prefix_len() as usize;
+        out[..prefix - NONCE_SIZE].copy_from_slice(self.header.to_bytes());
+        out[prefix - NONCE_SIZE..prefix].copy_from_slice(&self.nonce);
+        parallel::seal_to_slice(&self.cipher, plaintext, &mut out[prefix..]);
+        out
+    }
+
+    /// Seals `plaintext` into `file` from its start, on every core of the current rayon pool;
+    /// returns the sealed size. The file is grown to that size first.
+    pub fn seal_to_file(self, plaintext: &[u8], file: &File) -> io::Result<u64> {
+        let total = self.sealed_len(plaintext.len() as u64);
+        file.set_len(total)?;
+        file.write_all_at(self.header.to_bytes(), 0)?;
+        file.write_all_at(&self.nonce, self.header.to_bytes().len() as u64)?;
+        parallel::seal_to_file(&self.cipher, plaintext, file, self.prefix_len())?;
+        Ok(total)
+    }
+}
+
+/// Seals `plaintext` to `recipients` in memory.
+pub fn encrypt(recipients: &[&dyn Recipient], plaintext: &[u8]) -> Result<Vec<u8>, EncryptError> {
+    Ok(Encryptor::new(recipients)?.seal_slice(plaintext))
+}

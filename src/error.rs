@@ -1,0 +1,97 @@
+//! Typed errors, one enum per direction. Each variant is one way a file can fail, so callers
+//! (and the CLI's exit codes) can tell the outcomes apart. No variant ever carries key material.
+
+use std::io;
+
+/// Why a sealed file could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DecryptError {
+    /// The input does not start like an age file at all.
+    #[error("not an age file")]
+    NotAgeFile,
+    /// An age file of a version this crate does not know.
+    #[error("unsupported age format version {0:?}")]
+    UnsupportedVersion(String),
+    /// The header is malformed, or a stanza addressed to one of our keys is.
+    #[error("invalid header: {0}")]
+    InvalidHeader(String),
+    /// None of the identities could unwrap the file key.
+    #[error("no key matches (tried {tried})")]
+    NoMatch {
+        /// How many identities were tried.
+        tried: usize,
+    },
+    /// A file key was unwrapped, but the header MAC does not verify under it.
+    #[error("header MAC is wrong: the header was modified")]
+    HeaderMac,
+    /// A payload chunk failed to authenticate (0-based chunk index).
+    #[error("payload corrupt at chunk {chunk}")]
+    PayloadCorrupt {
+        /// Index of the first chunk that failed, counting from 0.
+        chunk: u64,
+    },
+    /// The payload ends before its final chunk.
+    #[error("truncated: the payload ends before its final chunk")]
+    Truncated,
+    /// Bytes follow the final chunk of the payload.
+    #[error("trailing data after the end of the payload")]
+    TrailingData,
+    /// Reading the input (or writing the output) failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl DecryptError {
+    pub(crate) fn header(reason: impl Into<String>) -> Self {
+        DecryptError::InvalidHeader(reason.into())
+    }
+}
+
+/// Why a file could not be sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncryptError {
+    /// No recipients were given.
+    #[error("no recipients given")]
+    NoRecipients,
+    /// Reading the input or writing the output failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Why a key, recipient or key file could not be parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A recipient string that is not a valid `age1...` recipient.
+    #[error("invalid recipient {0:?}")]
+    InvalidRecipient(String),
+    /// A line of an identity file that is not a valid identity. The line itself is never
+    /// repeated: it may be a secret.
+    #[error("line {line}: not a valid identity")]
+    InvalidIdentity {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A line of a recipients file that is not a valid recipient.
+    #[error("line {line}: invalid recipient {value:?}")]
+    InvalidRecipientLine {
+        /// 1-based line number.
+        line: usize,
+        /// The offending text (public material only).
+        value: String,
+    },
+    /// A file with no keys in it.
+    #[error("no keys found")]
+    Empty,
+    /// Reading the key file failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl From<DecryptError> for io::Error {
+    fn from(e: DecryptError) -> Self {
+        match e {
+            DecryptError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The age v1 header: recipient stanzas and the MAC line, parsed strictly and written canonically.
+//!
+//! ```text
+//! age-encryption.org/v1
+//! -> X25519 <base64 share>
+//! <base64 body, 64 columns per line, the last line shorter (possibly empty)>
+//! --- <base64 HMAC-SHA256 of everything above, up to and including "---">
+//! ```
+//!
+//! Parsing is non-malleable: for any input it accepts, [`Header::to_bytes`] gives back exactly
+//! the bytes it read, so the MAC covers the header as written.
+
+use std::io::BufRead;
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+
+use crate::error::DecryptError;
+
+/// The first line of every age v1 file, without its newline.
+pub const VERSION_LINE: &str = "age-encryption.org/v1";
+const VERSION_PREFIX: &str = "age-encryption.org/";
+const STANZA_PREFIX: &[u8] = b"-> ";
+const MAC_PREFIX: &[u8] = b"---";
+const COLUMNS: usize = 64;
+
+/// Largest header accepted, in bytes. A hostile file cannot make us buffer more.
+pub const MAX_HEADER_SIZE: usize = 1 << 20;
+/// Most stanzas accepted in one header; each may cost an unwrap attempt per identity.
+pub const MAX_STANZAS: usize = 4096;
+
+/// One recipient stanza: a type, its arguments and a binary body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Stanza {
+    /// The stanza type, such as `X25519`.
+    pub kind: String,
+    /// The arguments after the type.
+    pub args: Vec<String>,
+    /// The decoded body.
+    pub body: Vec<u8>,
+}
+
+// Bodies hold wrapped (encrypted) file keys only, but there is no reason to print them.
+impl std::fmt::Debug for Stanza {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stanza")
+            .field("kind", &self.kind)
+            .field("args", &self.args)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// A parsed header and the exact bytes it was read from.
+#[derive(Debug, Clone)]
+pub struct Header {
+    /// The recipient stanzas, in file order.
+    pub stanzas: Vec<Stanza>,
+    /// The header MAC.
+    pub mac: [u8; 32],
+    /// The header bytes, up to and including the final newline.
+    encoded: Vec<u8>,
+}
+
+impl Header {
+    /// Builds the header for `stanzas`, with the MAC computed by `mac_of` over the MAC'd part.
+    pub fn new(stanzas: Vec<Stanza>, mac_of: impl FnOnce(&[u8]) -> [u8; 32]) -> Header {
+        let mut encoded = Vec::with_capacity(128 * stanzas.len() + 64);
+        encoded.extend_from_slice(VERSION_LINE.as_bytes());
+        encoded.push(b'\n');
+        for stanza in &stanzas {
+            write_stanza(&mut encoded, stanza);
+        }
+        encoded.extend_from_slice(MAC_PREFIX);
+        let mac = mac_of(&encoded);
+        encoded.push(b' ');
+        encoded.extend_from_slice(STANDARD_NO_PAD.encode(mac).as_bytes());
+        encoded.push(b'\n');
+        Header {
+            stanzas,
+            mac,
+            encoded,
+        }
+    }
+
+    /// The header as written in the file.
+    pub fn to_bytes(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    /// The bytes the header MAC covers: everything up to and including `---`.
+    pub fn mac_input(&self) -> &[u8] {
+        // The encoded header ends with " " + 43 base64 characters + "\n".
+        &self.encoded[..self.encoded.len() - 45]
+    }
+
+    /// Parses the header at the start of `input`; returns it and its length in bytes.
+    pub fn parse(input: &[u8]) -> Result<(Header, usize), DecryptError> {
+        let mut lines = Lines {
+            rest: input,
+            pos: 0,
+        };
+        let first = lines.next().ok_or_else(|| not_age_or_truncated(input))?;
+        check_version(first)?;
+
+        let mut stanzas = Vec::new();
+        loop {
+            let line = lines
+                .next()
+                .ok_or_else(|| DecryptError::header("the header ends before its MAC line"))?;
+            if line.starts_with(STANZA_PREFIX) {
+                if stanzas.len() == MAX_STANZAS {
+                    return Err(DecryptError::header(format!(
+                        "more than {MAX_STANZAS} stanzas"
+                    )));
+                }
+                stanzas.push(parse_stanza(&line[STANZA_PREFIX.len()..], &mut lines)?);
+            } else if line.starts_with(MAC_PREFIX) {
+                let mac = parse_mac_line(line)?;
+                let len = lines.pos;
+                let header = Header {
+                    stanzas,
+                    mac,
+                    encoded: input[..len].to_vec(),
+                };
+                return Ok((header, len));
+            } else {
+                return Err(DecryptError::header(
+                    "expected a recipient stanza or the MAC line",
+                ));
+            }
+        }
+    }
+
+    /// Reads a header from a stream, consuming exactly its bytes.
+    pub fn read(reader: &mut impl BufRead) -> Result<Header, DecryptError> {
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            let start = buf.len();
+            let limit = (MAX_HEADER_SIZE - start) as u64;
+            let n = std::io::Read::take(&mut *reader, limit).read_until(b'\n', &mut buf)?;
+            let line = &buf[start..];
+            if start == 0 && !line.is_empty() {
+                // Fail fast on a file that is clearly not age, before buffering a megabyte.
+                check_version(line.strip_suffix(b"\n").unwrap_or(line))?;
+            }
+            if n == 0 || !line.ends_with(b"\n") {
+                if buf.len() >= MAX_HEADER_SIZE {
+                    return Err(DecryptError::header(format!(
+                        "the header is larger than {MAX_HEADER_SIZE} bytes"
+                    )));
+                }
+                // End of input inside the header: let the parser name what is missing.
+                return Header::parse(&buf).map(|(header, _)| header);
+            }
+            if line.starts_with(MAC_PREFIX) {
+                return Header::parse(&buf).map(|(header, _)| header);
+            }
+        }
+    }
+}
+
+fn not_age_or_truncated(input: &[u8]) -> DecryptError {
+    if VERSION_PREFIX.as_bytes().starts_with(input) && !input.is_empty() {
+        DecryptError::header("the file ends inside the version line")
+    } else if input.starts_with(VERSION_PREFIX.as_bytes()) {
+        DecryptError::header("the version line has no newline")
+    } else {
+        DecryptError::NotAgeFile
+    }
+}
+
+fn check_version(line: &[u8]) -> Result<(), DecryptError> {
+    if line == VERSION_LINE.as_bytes() {
+        Ok(())
+    } else if let Some(version) = line.strip_prefix(VERSION_PREFIX.as_bytes()) {
+        Err(DecryptError::UnsupportedVersion(
+            String::from_utf8_lossy(version).into_owned(),
+        ))
+    } else if VERSION_PREFIX.as_bytes().starts_with(line) && !line.is_empty() {
+        Err(DecryptError::header(
+            "the file ends inside the version line",
+        ))
+    } else {
+        Err(DecryptError::NotAgeFile)
+    }
+}
+
+/// Newline-terminated lines, without their newline; a final unterminated piece is not a line.
+struct Lines<'a> {
+    rest: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let end = self.rest.iter().position(|&b| b == b'\n')?;
+        let line = &self.rest[..end];
+        self.rest = &self.rest[end + 1..];
+        self.pos += end + 1;
+        Some(line)
+    }
+}
+
+fn parse_stanza(args_line: &[u8], lines: &mut Lines<'_>) -> Result<Stanza, DecryptError> {
+    let mut args = Vec::new();
+    for arg in args_line.split(|&b| b == b' ') {
+        if arg.is_empty() {
+            return Err(DecryptError::header("empty stanza argument"));
+        }
+        if !arg.iter().all(|b| (0x21..=0x7e).contains(b)) {
+            return Err(DecryptError::header(
+                "stanza argument with a character outside printable ASCII",
+            ));
+        }
+        // Checked to be ASCII just above.
+        args.push(String::from_utf8_lossy(arg).into_owned());
+    }
+    let kind = args.remove(0);
+
+    let mut body = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .ok_or_else(|| DecryptError::header("a stanza body has no final short line"))?;
+        if line.len() > COLUMNS {
+            return Err(DecryptError::header(
+                "stanza body line longer than 64 columns",
+            ));
+        }
+        STANDARD_NO_PAD
+            .decode_vec(line, &mut body)
+            .map_err(|_| DecryptError::header("stanza body is not canonical base64"))?;
+        if line.len() < COLUMNS {
+            return Ok(Stanza { kind, args, body });
+        }
+    }
+}
+
+fn parse_mac_line(line: &[u8]) -> Result<[u8; 32], DecryptError> {
+    let encoded = line
+        .strip_prefix(b"--- ")
+        .ok_or_else(|| DecryptError::header("malformed MAC line"))?;
+    let mut mac = [0u8; 32];
+    match STANDARD_NO_PAD.decode_slice(encoded, &mut mac) {
+        Ok(32) if encoded.len() == 43 => Ok(mac),
+        _ => Err(DecryptError::header(
+            "the header MAC is not 32 bytes of canonical base64",
+        )),
+    }
+}
+
+fn write_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
+    out.extend_from_slice(STANZA_PREFIX);
+    out.extend_from_slice(stanza.kind.as_bytes());
+    for arg in &stanza.args {
+        out.push(b' ');
+        out.extend_from_slice(arg.as_bytes());
+    }
+    out.push(b'\n');
+    let body = STANDARD_NO_PAD.encode(&stanza.body);
+    let mut columns = body.as_bytes().chunks(COLUMNS);
+    for line in columns.by_ref() {
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    // A body whose encoding fills its last line exactly ends with an empty line.
+    if body.len() % COLUMNS == 0 {
+        out.push(b'\n');
+    }
+}
+
+/// Decodes a base64 stanza argument strictly (canonical, unpadded) to exactly `N` bytes.
+pub fn decode_arg<const N: usize>(arg: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    match STANDARD_NO_PAD.decode_slice(arg, &mut out) {
+        Ok(n) if n == N && arg.len() == (N * 4).div_ceil(3) => Some(out),
+        _ => None,
+    }
+}
+
+/// Encodes bytes as a stanza argument (unpadded base64).
+pub fn encode_arg(bytes: &[u8]) -> String {
+    STANDARD_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stanza(kind: &str, args: &[&str], body_len: usize) -> Stanza {
+        Stanza {
+            kind: kind.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            body: (0..body_len).map(|i| i as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn serialize_then_parse_is_identity_for_every_body_length_around_the_column_edge() {
+        for body_len in [0, 1, 2, 47, 48, 49, 95, 96, 97, 300] {
+            let header = Header::new(vec![stanza("X25519", &["abc"], body_len)], |_| [9; 32]);
+            let mut bytes = header.to_bytes().to_vec();
+            bytes.extend_from_slice(b"payload");
+            let (parsed, len) = Header::parse(&bytes).unwrap();
+            assert_eq!(len, header.to_bytes().len());
+            assert_eq!(parsed.stanzas, header.stanzas);
+            assert_eq!(parsed.to_bytes(), header.to_bytes());
+            assert_eq!(parsed.mac, [9; 32]);
+            assert!(parsed.mac_input().ends_with(b"\n---"));
+        }
+    }
+
+    #[test]
+    fn read_consumes_exactly_the_header() {
+        let header = Header::new(vec![stanza("a", &["b", "c"], 33)], |_| [1; 32]);
+        let mut bytes = header.to_bytes().to_vec();
+        bytes.extend_from_slice(b"\x00rest");
+        let mut reader = &bytes[..];
+        let parsed = Header::read(&mut reader).unwrap();
+        assert_eq!(parsed.to_bytes(), header.to_bytes());
+        assert_eq!(reader, b"\x00rest");
+    }
+
+    #[test]
+    fn rejects_malformed_headers() {
+        let mac = format!("--- {}\n", encode_arg(&[0; 32]));
+        let cases: &[(&str, &str)] = &[
+            ("age-encryption.org/v1\n->  X25519\n\n", "empty argument"),
+            ("age-encryption.org/v1\n-> X25519 a \n\n", "trailing space"),
+            ("age-encryption.org/v1\n-> \n\n", "no type"),
+            ("age-encryption.org/v1\n->X25519\n\n", "bad start"),
+            ("age-encryption.org/v1\n-> X25519\r\n\n", "carriage return"),
+            (
+                "age-encryption.org/v1\n-> X25519\nAA\nAA\n",
+                "two short lines",
+            ),
+            (
+                "age-encryption.org/v1\n-> X25519\nAB\n",
+                "non-canonical body",
+            ),
+            ("age-encryption.org/v1\n-> X25519\nAA==\n", "padded body"),
+            ("age-encryption.org/v1\nfoo\n", "junk line"),
+        ];
+        for (text, why) in cases {
+            let input = format!("{text}{mac}");
+            assert!(
+                matches!(
+                    Header::parse(input.as_bytes()),
+                    Err(DecryptError::InvalidHeader(_))
+                ),
+                "{why}: {input:?}"
+            );
+        }
+        assert!(Header::parse(b"age-encryption.org/v1\n-> X25519 a\n\n").is_err());
+        let bad_macs = ["---\n", "--- \n", "---  AAAA\n", "--- AAAA\n"];
+        for line in bad_macs {
+            let input = format!("age-encryption.org/v1\n{line}");
+            assert!(Header::parse(input.as_bytes()).is_err(), "{line:?}");
+        }
+        let trailing_space = format!("age-encryption.org/v1\n--- {} \n", encode_arg(&[0; 32]));
+        assert!(Header::parse(trailing_space.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn tells_not_age_from_unsupported_version() {
+        assert!(matches!(
+            Header::parse(b"%PDF-1.4\n"),
+            Err(DecryptError::NotAgeFile)
+        ));
+        assert!(matches!(Header::parse(b""), Err(DecryptError::NotAgeFile)));
+        assert!(matches!(
+            Header::parse(b"age-encryption.org/v2\n"),
+            Err(DecryptError::UnsupportedVersion(v)) if v == "v2"
+        ));
+        assert!(matches!(
+            Header::read(&mut &b"\x89PNG\r\n\x1a\n"[..]),
+            Err(DecryptError::NotAgeFile)
+        ));
+    }
+
+    #[test]
+    fn read_refuses_an_oversized_header() {
+        let mut input = b"age-encryption.org/v1\n-> a\n".to_vec();
+        input.extend(std::iter::repeat_n(b'A', MAX_HEADER_SIZE));
+        assert!(matches!(
+            Header::read(&mut &input[..]),
+            Err(DecryptError::InvalidHeader(m)) if m.contains("larger")
+        ));
+    }
+
+    #[test]
+    fn decode_arg_is_strict() {
+        let share = encode_arg(&[0xff; 32]);
+        assert_eq!(decode_arg::<32>(&share), Some([0xff; 32]));
+        assert_eq!(decode_arg::<32>(&format!("{share}=")), None);
+        assert_eq!(decode_arg::<16>(&share), None);
+        // Same bytes, non-zero trailing bits: not canonical.
+        let mut alt = share.clone();
+        alt.replace_range(42.., "/");
+        assert_eq!(decode_arg::<32>(&alt), None);
+    }
+}

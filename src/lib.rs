@@ -1,0 +1,50 @@
+//! Offline file encryption to a server's public key, byte-compatible with
+//! [age v1](https://age-encryption.org/v1), decrypting on every core.
+//!
+//! A server operator makes a key pair ([`x25519::Identity`]); users seal files to its public
+//! half ([`x25519::Recipient`]); the server opens them, one file on all cores at once.
+//!
+//! - [`encrypt`] / [`decrypt`]: whole messages in memory, parallel.
+//! - [`Encryptor`] / [`Decryptor`]: streaming `Write` and `Read`.
+//! - [`SealedSlice`]: random access to a sealed file in memory or mapped, for parallel
+//!   decryption straight into an output file.
+//!
+//! ```
+//! let server = seal::x25519::Identity::generate();
+//! let sealed = seal::encrypt(&[&server.to_public()], b"report")?;
+//! assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
+//! assert_eq!(seal::decrypt(&[&server], &sealed)?, b"report");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+// The format, bottom up.
+pub mod format;
+pub mod primitives;
+pub mod stream;
+
+// Key types, each behind the two traits of `recipient`.
+pub mod keys;
+pub mod recipient;
+pub mod x25519;
+
+// Sealing and opening, sequential and parallel.
+mod decrypt;
+mod encrypt;
+pub mod parallel;
+
+// Input mapping: the crate's only `unsafe`.
+#[allow(unsafe_code)]
+pub mod mmap;
+
+pub mod error;
+
+/// The command-line glue shared by the `seal`, `unseal` and `seal-keygen` binaries.
+#[cfg(feature = "cli")]
+pub mod cli;
+
+pub use decrypt::{decrypt, unwrap_file_key, Decryptor, OpenPayload, SealedSlice};
+pub use encrypt::{encrypt, Encryptor};
+pub use error::{DecryptError, EncryptError, KeyError};
+pub use recipient::{FileKey, Identity, Recipient};

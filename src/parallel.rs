@@ -1,0 +1,146 @@
+//! Every chunk on every core: rayon schedules [`PayloadCipher`] calls over groups of chunks.
+//!
+//! The chunk arithmetic, nonces and AEAD calls are those of the sequential path in
+//! [`crate::stream`]; only the scheduling differs. The payload size is validated before any
+//! chunk is touched, and the last chunk is authenticated first, so a truncated file fails
+//! before any work is spent on the rest. The pool is whatever rayon pool the caller runs in
+//! (`ThreadPool::install` picks the thread count).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use rayon::prelude::*;
+
+use crate::error::DecryptError;
+use crate::primitives::TAG_SIZE;
+use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+
+/// Chunks per task: 1 MiB of plaintext, enough to amortise scheduling, small enough to balance.
+const GROUP: usize = 16;
+const PLAIN_GROUP: usize = GROUP * CHUNK_SIZE;
+const SEALED_GROUP: usize = GROUP * ENCRYPTED_CHUNK_SIZE;
+
+/// Checks the size of `encrypted` (the chunks, without the payload nonce) and authenticates
+/// its last chunk; returns the plaintext size.
+pub fn check_payload(cipher: &PayloadCipher, encrypted: &[u8]) -> Result<u64, DecryptError> {
+    let len = stream::plaintext_len(encrypted.len() as u64)?;
+    let last_start = (encrypted.len() - 1) / ENCRYPTED_CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE;
+    let last = &encrypted[last_start..];
+    let mut scratch = vec![0; last.len() - TAG_SIZE];
+    let index = (last_start / ENCRYPTED_CHUNK_SIZE) as u64;
+    let result = cipher.open_chunks(index, true, last, &mut scratch);
+    scratch.fill(0);
+    result.map(|()| len)
+}
+
+/// Decrypts `encrypted` into `out`, which must be exactly the plaintext size.
+pub fn open_to_slice(
+    cipher: &PayloadCipher,
+    encrypted: &[u8],
+    out: &mut [u8],
+) -> Result<(), DecryptError> {
+    let len = check_payload(cipher, encrypted)?;
+    assert_eq!(
+        out.len() as u64,
+        len,
+        "output must be exactly the plaintext size"
+    );
+    let groups = encrypted.len().div_ceil(SEALED_GROUP);
+    let result = encrypted
+        .par_chunks(SEALED_GROUP)
+        .zip(out.par_chunks_mut(PLAIN_GROUP).chain(empty_tail(len)))
+        .enumerate()
+        .try_for_each(|(g, (sealed, plain))| {
+            cipher.open_chunks((g * GROUP) as u64, g + 1 == groups, sealed, plain)
+        });
+    if result.is_err() {
+        out.fill(0);
+    }
+    result
+}
+
+/// Decrypts `encrypted` into `file` at `offset`, with positioned writes from every thread.
+///
+/// The caller must discard the file on error: chunks before and after the failing one may
+/// have been written.
+pub fn open_to_file(
+    cipher: &PayloadCipher,
+    encrypted: &[u8],
+    file: &File,
+    offset: u64,
+) -> Result<u64, DecryptError> {
+    let len = check_payload(cipher, encrypted)?;
+    let groups = encrypted.len().div_ceil(SEALED_GROUP);
+    encrypted
+        .par_chunks(SEALED_GROUP)
+        .enumerate()
+        .try_for_each_init(
+            || vec![0u8; PLAIN_GROUP],
+            |buf, (g, sealed)| {
+                let plain_len =
+                    sealed.len() - sealed.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
+                let plain = &mut buf[..plain_len];
+                let result = cipher.open_chunks((g * GROUP) as u64, g + 1 == groups, sealed, plain);
+                let result = result.and_then(|()| {
+                    let at = offset + (g * PLAIN_GROUP) as u64;
+                    file.write_all_at(plain, at).map_err(DecryptError::Io)
+                });
+                plain.fill(0);
+                result
+            },
+        )?;
+    Ok(len)
+}
+
+/// Encrypts `plaintext` into `out`, which must be exactly [`stream::encrypted_len`] long.
+pub fn seal_to_slice(cipher: &PayloadCipher, plaintext: &[u8], out: &mut [u8]) {
+    assert_eq!(
+        out.len() as u64,
+        stream::encrypted_len(plaintext.len() as u64)
+    );
+    if plaintext.is_empty() {
+        return cipher.seal_chunks(0, true, plaintext, out);
+    }
+    let groups = plaintext.len().div_ceil(PLAIN_GROUP);
+    plaintext
+        .par_chunks(PLAIN_GROUP)
+        .zip(out.par_chunks_mut(SEALED_GROUP))
+        .enumerate()
+        .for_each(|(g, (plain, sealed))| {
+            cipher.seal_chunks((g * GROUP) as u64, g + 1 == groups, plain, sealed)
+        });
+}
+
+/// Encrypts `plaintext` into `file` at `offset`, with positioned writes from every thread.
+pub fn seal_to_file(
+    cipher: &PayloadCipher,
+    plaintext: &[u8],
+    file: &File,
+    offset: u64,
+) -> io::Result<()> {
+    if plaintext.is_empty() {
+        let mut out = [0u8; TAG_SIZE];
+        cipher.seal_chunks(0, true, plaintext, &mut out);
+        return file.write_all_at(&out, offset);
+    }
+    let groups = plaintext.len().div_ceil(PLAIN_GROUP);
+    plaintext
+        .par_chunks(PLAIN_GROUP)
+        .enumerate()
+        .try_for_each_init(
+            || vec![0u8; SEALED_GROUP],
+            |buf, (g, plain)| {
+                let sealed = &mut buf[..stream::encrypted_len(plain.len() as u64) as usize];
+                cipher.seal_chunks((g * GROUP) as u64, g + 1 == groups, plain, sealed);
+                file.write_all_at(sealed, offset + (g * SEALED_GROUP) as u64)
+            },
+        )
+}
+
+/// `par_chunks_mut` yields nothing for an empty slice, but an empty plaintext still has one
+/// chunk to authenticate: pair it with one empty output slice.
+fn empty_tail<'a>(len: u64) -> impl IndexedParallelIterator<Item = &'a mut [u8]> {
+    let tail: Option<&'a mut [u8]> = (len == 0).then_some(&mut []);
+    tail.into_par_iter()
+}

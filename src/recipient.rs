@@ -1,0 +1,50 @@
+//! The two small traits every key type implements, and the file key they protect.
+//!
+//! A [`Recipient`] wraps the file key into stanzas; an [`Identity`] tries to unwrap a stanza.
+//! "This stanza is not mine" (`None`) is an expected outcome, distinct from "this stanza is
+//! mine and it is broken" (`Some(Err(..))`), which stops decryption.
+
+use rand_core::{OsRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::error::DecryptError;
+use crate::format::Stanza;
+
+/// Size of an age file key.
+pub const FILE_KEY_SIZE: usize = 16;
+
+/// The random key a file is encrypted under. Zeroized on drop; never printed.
+pub struct FileKey(Zeroizing<[u8; FILE_KEY_SIZE]>);
+
+impl FileKey {
+    /// A fresh random file key.
+    pub fn generate() -> FileKey {
+        let mut key = Zeroizing::new([0u8; FILE_KEY_SIZE]);
+        OsRng.fill_bytes(key.as_mut());
+        FileKey(key)
+    }
+
+    /// A file key from bytes unwrapped by an identity; `None` unless exactly 16 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<FileKey> {
+        let bytes: [u8; FILE_KEY_SIZE] = bytes.try_into().ok()?;
+        Some(FileKey(Zeroizing::new(bytes)))
+    }
+
+    /// The key bytes, for recipient types that wrap them.
+    pub fn expose_secret(&self) -> &[u8; FILE_KEY_SIZE] {
+        &self.0
+    }
+}
+
+/// Something a file can be sealed to.
+pub trait Recipient: Send + Sync {
+    /// Wraps `file_key` into one or more stanzas for the header.
+    fn wrap(&self, file_key: &FileKey) -> Vec<Stanza>;
+}
+
+/// A private key that can open files sealed to its recipient.
+pub trait Identity: Send + Sync {
+    /// `None` if the stanza is not addressed to this kind of key or does not open with it;
+    /// `Some(Err(..))` if it is of this key's type but malformed.
+    fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, DecryptError>>;
+}

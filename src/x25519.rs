@@ -1,0 +1,226 @@
+//! X25519 recipients (`age1...`) and identities (`AGE-SECRET-KEY-1...`), as age v1 defines them.
+//!
+//! Wrapping: an ephemeral key pair `e, E`; the shared secret `X25519(e, R)` (never all zero);
+//! a wrap key `HKDF-SHA256(shared, salt = E || R, info = "age-encryption.org/v1/X25519")`;
+//! the stanza `-> X25519 base64(E)` whose body is the file key under ChaCha20-Poly1305.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bech32::primitives::decode::CheckedHrpstring;
+use bech32::{Bech32, Hrp};
+use rand_core::OsRng;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::error::{DecryptError, KeyError};
+use crate::format::{decode_arg, encode_arg, Stanza};
+use crate::primitives::{hkdf, open_once, seal_once};
+use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
+
+const STANZA_KIND: &str = "X25519";
+const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+const RECIPIENT_HRP: &str = "age";
+const IDENTITY_HRP: &str = "AGE-SECRET-KEY-";
+
+/// An X25519 public key: where files are sealed to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Recipient(PublicKey);
+
+/// An X25519 private key. It has no `Debug`; its text form is zeroized after use.
+#[derive(Clone)]
+pub struct Identity(StaticSecret);
+
+impl Identity {
+    /// A new random identity.
+    pub fn generate() -> Identity {
+        Identity(StaticSecret::random_from_rng(OsRng))
+    }
+
+    /// The matching recipient.
+    pub fn to_public(&self) -> Recipient {
+        Recipient(PublicKey::from(&self.0))
+    }
+
+    /// The `AGE-SECRET-KEY-1...` form. Handle with care: it is the secret.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        let hrp = Hrp::parse_unchecked(IDENTITY_HRP);
+        let bytes = Zeroizing::new(self.0.to_bytes());
+        let encoded = Zeroizing::new(
+            bech32::encode::<Bech32>(hrp, bytes.as_ref()).expect("32 bytes always encode"),
+        );
+        Zeroizing::new(encoded.to_uppercase())
+    }
+
+    fn unwrap(&self, stanza: &Stanza) -> Result<Option<FileKey>, DecryptError> {
+        let [share] = stanza.args.as_slice() else {
+            return Err(DecryptError::header(
+                "X25519 stanza needs exactly one argument",
+            ));
+        };
+        let share = decode_arg::<32>(share).ok_or_else(|| {
+            DecryptError::header("X25519 share is not 32 bytes of canonical base64")
+        })?;
+        if stanza.body.len() != FILE_KEY_SIZE + 16 {
+            return Err(DecryptError::header(
+                "X25519 stanza body is not a 16-byte wrapped key",
+            ));
+        }
+        let share = PublicKey::from(share);
+        let shared = self.0.diffie_hellman(&share);
+        if !shared.was_contributory() {
+            return Err(DecryptError::header("X25519 share is a low-order point"));
+        }
+        let key = wrap_key(shared.as_bytes(), &share, &self.to_public().0);
+        Ok(open_once(&key, &stanza.body).and_then(|k| FileKey::from_slice(&k)))
+    }
+}
+
+fn wrap_key(shared: &[u8; 32], share: &PublicKey, recipient: &PublicKey) -> Zeroizing<[u8; 32]> {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(share.as_bytes());
+    salt[32..].copy_from_slice(recipient.as_bytes());
+    hkdf(&salt, shared, LABEL)
+}
+
+impl recipient::Recipient for Recipient {
+    fn wrap(&self, file_key: &FileKey) -> Vec<Stanza> {
+        // An ephemeral secret from the OS RNG and a valid public key always contribute, so
+        // the all-zero shared secret cannot happen here; the identity side checks it anyway.
+        let ephemeral = StaticSecret::random_from_rng(OsRng);
+        let share = PublicKey::from(&ephemeral);
+        let shared = ephemeral.diffie_hellman(&self.0);
+        let key = wrap_key(shared.as_bytes(), &share, &self.0);
+        vec![Stanza {
+            kind: STANZA_KIND.into(),
+            args: vec![encode_arg(share.as_bytes())],
+            body: seal_once(&key, file_key.expose_secret()),
+        }]
+    }
+}
+
+impl recipient::Identity for Identity {
+    fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, DecryptError>> {
+        if stanza.kind != STANZA_KIND {
+            return None;
+        }
+        self.unwrap(stanza).transpose()
+    }
+}
+
+impl FromStr for Recipient {
+    type Err = KeyError;
+
+    /// Parses `age1...` (lowercase Bech32, as age writes it).
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        let invalid = || KeyError::InvalidRecipient(s.to_string());
+        let bytes = decode_bech32(s, RECIPIENT_HRP).ok_or_else(invalid)?;
+        let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
+        Ok(Recipient(PublicKey::from(bytes)))
+    }
+}
+
+impl fmt::Display for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hrp = Hrp::parse_unchecked(RECIPIENT_HRP);
+        f.write_str(&bech32::encode::<Bech32>(hrp, self.0.as_bytes()).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "x25519::Recipient({self})")
+    }
+}
+
+impl FromStr for Identity {
+    type Err = KeyError;
+
+    /// Parses `AGE-SECRET-KEY-1...` (uppercase Bech32, as age writes it).
+    fn from_str(s: &str) -> Result<Self, KeyError> {
+        let invalid = || KeyError::InvalidIdentity { line: 1 };
+        let bytes = Zeroizing::new(decode_bech32(s, IDENTITY_HRP).ok_or_else(invalid)?);
+        let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
+        Ok(Identity(StaticSecret::from(bytes)))
+    }
+}
+
+/// Decodes Bech32 (not Bech32m) with exactly the human-readable part `hrp`, case included.
+fn decode_bech32(s: &str, hrp: &str) -> Option<Vec<u8>> {
+    let checked = CheckedHrpstring::new::<Bech32>(s).ok()?;
+    let (found, _) = s.rsplit_once('1')?;
+    (found == hrp && checked.hrp().as_str().eq_ignore_ascii_case(hrp))
+        .then(|| checked.byte_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recipient::{Identity as _, Recipient as _};
+
+    #[test]
+    fn keys_round_trip_through_their_text_forms() {
+        let id = Identity::generate();
+        let secret = id.to_secret_string();
+        assert!(secret.starts_with("AGE-SECRET-KEY-1"));
+        assert_eq!(secret.len(), 74);
+        let back: Identity = secret.parse().unwrap();
+        assert_eq!(back.to_public(), id.to_public());
+
+        let public = id.to_public().to_string();
+        assert!(public.starts_with("age1"));
+        assert_eq!(public.len(), 62);
+        assert_eq!(public.parse::<Recipient>().unwrap(), id.to_public());
+    }
+
+    #[test]
+    fn text_forms_are_strict_about_case_hrp_and_checksum() {
+        let id = Identity::generate();
+        let public = id.to_public().to_string();
+        assert!(public.to_uppercase().parse::<Recipient>().is_err());
+        assert!(id
+            .to_secret_string()
+            .to_lowercase()
+            .parse::<Identity>()
+            .is_err());
+        assert!(public.parse::<Identity>().is_err());
+        assert!(id.to_secret_string().parse::<Recipient>().is_err());
+        let mut typo = public.clone();
+        typo.replace_range(10..11, if &public[10..11] == "q" { "p" } else { "q" });
+        assert!(typo.parse::<Recipient>().is_err());
+    }
+
+    #[test]
+    fn wrap_then_unwrap_gives_the_file_key_back_only_to_its_owner() {
+        let id = Identity::generate();
+        let key = FileKey::generate();
+        let stanzas = id.to_public().wrap(&key);
+        assert_eq!(stanzas.len(), 1);
+        let got = id.unwrap_stanza(&stanzas[0]).unwrap().unwrap();
+        assert_eq!(got.expose_secret(), key.expose_secret());
+        assert!(Identity::generate().unwrap_stanza(&stanzas[0]).is_none());
+    }
+
+    #[test]
+    fn rejects_malformed_and_low_order_stanzas() {
+        let id = Identity::generate();
+        let mut stanza = id.to_public().wrap(&FileKey::generate()).remove(0);
+        let mut other = stanza.clone();
+        other.kind = "x25519".into();
+        assert!(
+            id.unwrap_stanza(&other).is_none(),
+            "types are case-sensitive"
+        );
+
+        stanza.args = vec![encode_arg(&[0u8; 32])];
+        assert!(matches!(
+            id.unwrap_stanza(&stanza),
+            Some(Err(DecryptError::InvalidHeader(m))) if m.contains("low-order")
+        ));
+        stanza.args.push("extra".into());
+        assert!(matches!(id.unwrap_stanza(&stanza), Some(Err(_))));
+        stanza.args = vec![encode_arg(&[9u8; 32])];
+        stanza.body.push(0);
+        assert!(matches!(id.unwrap_stanza(&stanza), Some(Err(_))));
+    }
+}
