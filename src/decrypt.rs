@@ -34,6 +34,11 @@ pub fn unwrap_file_key(
     })
 }
 
+/// The payload nonce is read with the header, and age counts a short one as a header failure.
+fn short_nonce() -> DecryptError {
+    DecryptError::header("the file ends before the 16-byte payload nonce")
+}
+
 /// A sealed stream whose header has been read.
 pub struct Decryptor<R: BufRead> {
     header: Header,
@@ -59,7 +64,7 @@ impl<R: BufRead> Decryptor<R> {
         self.input
             .read_exact(&mut nonce)
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => DecryptError::Truncated,
+                std::io::ErrorKind::UnexpectedEof => short_nonce(),
                 _ => DecryptError::Io(e),
             })?;
         Ok(StreamReader::new(
@@ -94,7 +99,7 @@ impl<'a> SealedSlice<'a> {
     pub fn unwrap(&self, identities: &[&dyn Identity]) -> Result<OpenPayload<'a>, DecryptError> {
         let file_key = unwrap_file_key(&self.header, identities)?;
         if self.payload.len() < NONCE_SIZE {
-            return Err(DecryptError::Truncated);
+            return Err(short_nonce());
         }
         let (nonce, encrypted) = self.payload.split_at(NONCE_SIZE);
         let nonce = nonce.try_into().expect("split at the nonce size");
