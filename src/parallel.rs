@@ -24,14 +24,42 @@ const SEALED_GROUP: usize = GROUP * ENCRYPTED_CHUNK_SIZE;
 /// Checks the size of `encrypted` (the chunks, without the payload nonce) and authenticates
 /// its last chunk; returns the plaintext size.
 pub fn check_payload(cipher: &PayloadCipher, encrypted: &[u8]) -> Result<u64, DecryptError> {
-    let len = stream::plaintext_len(encrypted.len() as u64)?;
-    let last_start = (encrypted.len() - 1) / ENCRYPTED_CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE;
-    let last = &encrypted[last_start..];
-    let mut scratch = vec![0; last.len() - TAG_SIZE];
-    let index = (last_start / ENCRYPTED_CHUNK_SIZE) as u64;
-    let result = cipher.open_chunks(index, true, last, &mut scratch);
+    let result = stream::plaintext_len(encrypted.len() as u64).and_then(|len| {
+        let start = (encrypted.len() - 1) / ENCRYPTED_CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE;
+        open_last(cipher, start, &encrypted[start..]).map(|()| len)
+    });
+    match result {
+        Err(DecryptError::Truncated | DecryptError::PayloadCorrupt { .. })
+            if ends_before_the_end(cipher, encrypted) =>
+        {
+            Err(DecryptError::TrailingData)
+        }
+        other => other,
+    }
+}
+
+/// Authenticates the chunk at byte `start` as the last chunk, releasing nothing.
+fn open_last(cipher: &PayloadCipher, start: usize, chunk: &[u8]) -> Result<(), DecryptError> {
+    let mut scratch = vec![0; chunk.len().saturating_sub(TAG_SIZE)];
+    let index = (start / ENCRYPTED_CHUNK_SIZE) as u64;
+    let result = cipher.open_chunks(index, true, chunk, &mut scratch);
     scratch.fill(0);
-    result.map(|()| len)
+    result
+}
+
+/// Whether the payload really ends at an earlier (full) chunk and has bytes after it.
+fn ends_before_the_end(cipher: &PayloadCipher, encrypted: &[u8]) -> bool {
+    let full_chunks = encrypted.len() / ENCRYPTED_CHUNK_SIZE;
+    // The candidate final chunk is the last full one that is followed by more bytes.
+    let candidate = match encrypted.len() % ENCRYPTED_CHUNK_SIZE {
+        0 => full_chunks.checked_sub(2),
+        _ => full_chunks.checked_sub(1),
+    };
+    candidate.is_some_and(|i| {
+        let start = i * ENCRYPTED_CHUNK_SIZE;
+        let chunk = &encrypted[start..start + ENCRYPTED_CHUNK_SIZE];
+        open_last(cipher, start, chunk).is_ok()
+    })
 }
 
 /// Decrypts `encrypted` into `out`, which must be exactly the plaintext size.

@@ -82,27 +82,23 @@ impl PayloadCipher {
     /// Seals the chunks of `plaintext`, the first of which has index `first`, into `out`
     /// (exactly `encrypted_len` long). `ends` says whether the last of them ends the payload.
     pub fn seal_chunks(&self, first: u64, ends: bool, plaintext: &[u8], out: &mut [u8]) {
-        let count = chunk_count(plaintext.len() as u64) as usize;
-        let chunks = plaintext.chunks(CHUNK_SIZE).chain(
-            // An empty plaintext still has one (empty) chunk.
-            plaintext.is_empty().then_some(&[][..]),
-        );
-        for ((i, chunk), dst) in chunks.enumerate().zip(out.chunks_mut(ENCRYPTED_CHUNK_SIZE)) {
-            let last = ends && i + 1 == count;
-            let (body, tag) = dst.split_at_mut(chunk.len());
+        let count = chunk_count(plaintext.len() as u64);
+        for i in 0..count {
+            let start = i as usize * CHUNK_SIZE;
+            let chunk = &plaintext[start..(start + CHUNK_SIZE).min(plaintext.len())];
+            let at = i as usize * ENCRYPTED_CHUNK_SIZE;
+            let (body, rest) = out[at..].split_at_mut(chunk.len());
             body.copy_from_slice(chunk);
-            tag.copy_from_slice(
-                &self
-                    .0
-                    .seal_in_place(&chunk_nonce(first + i as u64, last), body),
-            );
+            let nonce = chunk_nonce(first + i, ends && i + 1 == count);
+            rest[..TAG_SIZE].copy_from_slice(&self.0.seal_in_place(&nonce, body));
         }
     }
 
     /// Opens consecutive chunks, the first of which has index `first`, into `out` (exactly the
     /// plaintext size). `ends` says whether the last of them ends the payload.
     ///
-    /// On failure `out` holds no unauthenticated plaintext: the failing chunk is wiped.
+    /// Every chunk is authenticated, the empty final chunk of an empty payload included. On
+    /// failure `out` holds no unauthenticated plaintext: the failing chunk is wiped.
     pub fn open_chunks(
         &self,
         first: u64,
@@ -111,9 +107,15 @@ impl PayloadCipher {
         out: &mut [u8],
     ) -> Result<(), DecryptError> {
         let count = encrypted.len().div_ceil(ENCRYPTED_CHUNK_SIZE);
-        let chunks = encrypted.chunks(ENCRYPTED_CHUNK_SIZE);
-        for ((i, chunk), dst) in chunks.enumerate().zip(out.chunks_mut(CHUNK_SIZE)) {
-            self.open_chunk(first + i as u64, ends && i + 1 == count, chunk, dst)?;
+        let mut at = 0;
+        for (i, chunk) in encrypted.chunks(ENCRYPTED_CHUNK_SIZE).enumerate() {
+            let len = chunk
+                .len()
+                .checked_sub(TAG_SIZE)
+                .ok_or(DecryptError::Truncated)?;
+            let last = ends && i + 1 == count;
+            self.open_chunk(first + i as u64, last, chunk, &mut out[at..at + len])?;
+            at += len;
         }
         Ok(())
     }
@@ -294,5 +296,67 @@ impl<R: Read> Read for StreamReader<R> {
         buf[..n].copy_from_slice(&self.plaintext[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cipher() -> PayloadCipher {
+        PayloadCipher::new(&FileKey::from_slice(&[7; 16]).unwrap(), &[1; NONCE_SIZE])
+    }
+
+    #[test]
+    fn an_empty_final_chunk_is_authenticated_too() {
+        let mut sealed = [0u8; TAG_SIZE];
+        cipher().seal_chunks(0, true, &[], &mut sealed);
+        assert!(cipher().open_chunks(0, true, &sealed, &mut []).is_ok());
+        for i in 0..TAG_SIZE {
+            let mut bad = sealed;
+            bad[i] ^= 1;
+            assert!(
+                cipher().open_chunks(0, true, &bad, &mut []).is_err(),
+                "tag byte {i}"
+            );
+        }
+        assert!(
+            cipher().open_chunks(1, true, &sealed, &mut []).is_err(),
+            "index is bound"
+        );
+        // A final chunk where a middle one was expected: data follows the end.
+        assert!(matches!(
+            cipher().open_chunks(0, false, &sealed, &mut []),
+            Err(DecryptError::TrailingData)
+        ));
+    }
+
+    #[test]
+    fn payload_sizes_are_validated_before_any_chunk() {
+        let e = ENCRYPTED_CHUNK_SIZE as u64;
+        assert_eq!(plaintext_len(16).unwrap(), 0);
+        assert_eq!(plaintext_len(17).unwrap(), 1);
+        assert_eq!(plaintext_len(e).unwrap(), CHUNK_SIZE as u64);
+        assert_eq!(plaintext_len(e + 17).unwrap(), CHUNK_SIZE as u64 + 1);
+        assert!(matches!(plaintext_len(0), Err(DecryptError::Truncated)));
+        assert!(matches!(plaintext_len(15), Err(DecryptError::Truncated)));
+        assert!(matches!(
+            plaintext_len(e + 15),
+            Err(DecryptError::Truncated)
+        ));
+        assert!(matches!(
+            plaintext_len(e + 16),
+            Err(DecryptError::PayloadCorrupt { chunk: 1 })
+        ));
+        for len in [0u64, 1, 65_535, 65_536, 65_537, 131_072, 131_572] {
+            assert_eq!(plaintext_len(encrypted_len(len)).unwrap(), len);
+        }
+    }
+
+    #[test]
+    fn nonces_are_the_big_endian_index_and_the_last_flag() {
+        assert_eq!(chunk_nonce(0, false), [0; 12]);
+        assert_eq!(chunk_nonce(1, true), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
+        assert_eq!(chunk_nonce(0x0102, false)[9..], [1, 2, 0]);
     }
 }
