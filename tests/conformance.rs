@@ -75,7 +75,10 @@ fn load(path: &Path) -> Vector {
         .windows(2)
         .position(|w| w == b"\n\n")
         .expect("vector header ends with an empty line");
-    let (head, body) = (std::str::from_utf8(&raw[..split]).unwrap(), &raw[split + 2..]);
+    let (head, body) = (
+        std::str::from_utf8(&raw[..split]).unwrap(),
+        &raw[split + 2..],
+    );
     let mut v = Vector {
         name: path.file_name().unwrap().to_str().unwrap().to_string(),
         expect: String::new(),
@@ -203,10 +206,19 @@ fn every_supported_vector_gives_its_expected_outcome_on_both_paths() {
         if problems.is_empty() {
             passed += 1;
         } else {
-            failures.push(format!("{} (expect {}): {}", v.name, v.expect, problems.join("; ")));
+            failures.push(format!(
+                "{} (expect {}): {}",
+                v.name,
+                v.expect,
+                problems.join("; ")
+            ));
         }
     }
-    assert!(failures.is_empty(), "failing vectors:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failing vectors:\n{}",
+        failures.join("\n")
+    );
     assert!(passed >= 33, "only {passed} supported vectors ran");
     println!("{passed} supported vectors passed on both paths");
 }
@@ -223,13 +235,24 @@ fn authenticated_prefix(v: &Vector) -> Vec<u8> {
     let nonce = payload[..NONCE_SIZE].try_into().unwrap();
     let cipher = PayloadCipher::new(&file_key, nonce);
     let mut out = Vec::new();
-    for (i, chunk) in payload[NONCE_SIZE..].chunks(ENCRYPTED_CHUNK_SIZE).enumerate() {
+    for (i, chunk) in payload[NONCE_SIZE..]
+        .chunks(ENCRYPTED_CHUNK_SIZE)
+        .enumerate()
+    {
         let mut plain = vec![0u8; chunk.len().saturating_sub(16).min(CHUNK_SIZE)];
         let full = chunk.len() == ENCRYPTED_CHUNK_SIZE;
-        if full && cipher.open_chunks(i as u64, false, chunk, &mut plain).is_ok() {
+        if full
+            && cipher
+                .open_chunks(i as u64, false, chunk, &mut plain)
+                .is_ok()
+        {
             out.extend_from_slice(&plain);
         } else {
-            if chunk.len() >= 16 && cipher.open_chunks(i as u64, true, chunk, &mut plain).is_ok() {
+            if chunk.len() >= 16
+                && cipher
+                    .open_chunks(i as u64, true, chunk, &mut plain)
+                    .is_ok()
+            {
                 out.extend_from_slice(&plain);
             }
             break;
@@ -281,6 +304,10 @@ fn expected_unsupported_vectors_are_refused_without_releasing_plaintext() {
         let (result, released) = open_sequential(&ids, &v.file);
         assert!(result.is_err(), "{} opened without its feature", v.name);
         assert!(released.is_empty(), "{} released plaintext", v.name);
-        assert!(seal::decrypt(&ids, &v.file).is_err(), "{} opened in parallel", v.name);
+        assert!(
+            seal::decrypt(&ids, &v.file).is_err(),
+            "{} opened in parallel",
+            v.name
+        );
     }
 }
