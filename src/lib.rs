@@ -48,3 +48,8 @@ pub use decrypt::{decrypt, unwrap_file_key, Decryptor, OpenPayload, SealedSlice}
 pub use encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError};
 pub use recipient::{FileKey, Identity, Recipient};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
