@@ -13,7 +13,11 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 fn main() -> std::io::Result<()> {
-    let out = PathBuf::from(std::env::args_os().nth(1).unwrap_or_else(|| "target/docs".into()));
+    let out = PathBuf::from(
+        std::env::args_os()
+            .nth(1)
+            .unwrap_or_else(|| "target/docs".into()),
+    );
     let commands = [
         seal::cli::seal::Args::command(),
         seal::cli::unseal::Args::command(),
@@ -24,7 +28,13 @@ fn main() -> std::io::Result<()> {
         write_man_page(&command, &out.join("man"))?;
         let dir = out.join("completions");
         std::fs::create_dir_all(&dir)?;
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
+        for shell in [
+            Shell::Bash,
+            Shell::Zsh,
+            Shell::Fish,
+            Shell::Elvish,
+            Shell::PowerShell,
+        ] {
             clap_complete::generate_to(shell, &mut command, &name, &dir)?;
         }
     }

@@ -61,7 +61,8 @@ pub enum EncryptError {
 /// Why a key, recipient or key file could not be parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// A recipient string that is not a valid `age1...` recipient.
+    /// A recipient string that is not a valid recipient. Holds the text as shown in messages:
+    /// a private key given by mistake is never repeated.
     #[error("invalid recipient {0:?}")]
     InvalidRecipient(String),
     /// A line of an identity file that is not a valid identity. The line itself is never
@@ -76,7 +77,7 @@ pub enum KeyError {
     InvalidRecipientLine {
         /// 1-based line number.
         line: usize,
-        /// The offending text (public material only).
+        /// The offending text as shown in messages (never a private key).
         value: String,
     },
     /// A file with no keys in it.
@@ -85,6 +86,18 @@ pub enum KeyError {
     /// Reading the key file failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// How a rejected key string appears in messages: public text as it is (shortened if long),
+/// anything that looks like a secret key not at all.
+pub(crate) fn shown(value: &str) -> String {
+    if value.to_ascii_uppercase().contains("SECRET-KEY") {
+        return "(a private key, not shown)".to_string();
+    }
+    match value.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &value[..cut]),
+        None => value.to_string(),
+    }
 }
 
 impl From<DecryptError> for io::Error {

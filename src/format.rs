@@ -267,7 +267,7 @@ fn write_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
         out.push(b'\n');
     }
     // A body whose encoding fills its last line exactly ends with an empty line.
-    if body.len() % COLUMNS == 0 {
+    if body.len().is_multiple_of(COLUMNS) {
         out.push(b'\n');
     }
 }

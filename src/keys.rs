@@ -10,7 +10,7 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::error::KeyError;
+use crate::error::{shown, KeyError};
 use crate::recipient::{Identity, Recipient};
 use crate::x25519;
 
@@ -19,7 +19,7 @@ pub fn parse_recipient(s: &str) -> Result<Box<dyn Recipient>, KeyError> {
     if s.starts_with("age1") {
         return Ok(Box::new(s.parse::<x25519::Recipient>()?));
     }
-    Err(KeyError::InvalidRecipient(s.to_string()))
+    Err(KeyError::InvalidRecipient(shown(s)))
 }
 
 /// Parses a recipients file: one recipient per line.
@@ -28,7 +28,7 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Box<dyn Recipient>>, KeyE
         .map(|(line, value)| {
             parse_recipient(value).map_err(|_| KeyError::InvalidRecipientLine {
                 line,
-                value: value.to_string(),
+                value: shown(value),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -132,5 +132,17 @@ mod tests {
             .unwrap();
         assert_eq!(err.to_string(), "line 2: invalid recipient \"age1bogus\"");
         assert!(parse_recipient("ssh-foo AAAA").is_err());
+
+        let secret = x25519::Identity::generate().to_secret_string();
+        let err = parse_recipients_file(&secret).err().unwrap().to_string();
+        assert!(
+            !err.contains("AGE-SECRET") && err.contains("not shown"),
+            "{err}"
+        );
+        let err = parse_recipient(&secret.to_lowercase())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.to_uppercase().contains("AGE-SECRET"), "{err}");
     }
 }

@@ -13,7 +13,7 @@ use rand_core::OsRng;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::error::{DecryptError, KeyError};
+use crate::error::{shown, DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::primitives::{hkdf, open_once, seal_once};
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
@@ -113,7 +113,7 @@ impl FromStr for Recipient {
 
     /// Parses `age1...` (lowercase Bech32, as age writes it).
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        let invalid = || KeyError::InvalidRecipient(s.to_string());
+        let invalid = || KeyError::InvalidRecipient(shown(s));
         let bytes = decode_bech32(s, RECIPIENT_HRP).ok_or_else(invalid)?;
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
         Ok(Recipient(PublicKey::from(bytes)))

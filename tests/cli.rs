@@ -1179,7 +1179,6 @@ fn bad_command_lines_are_exit_2() {
 }
 
 #[test]
-#[ignore = "src bug: `seal --to server.key` prints the private key in its error message"]
 fn a_private_key_given_as_a_recipients_file_is_never_echoed() {
     let dir = Dir::new();
     dir.new_key("server");
