@@ -4,12 +4,12 @@
 use std::fs::File;
 use std::io::BufRead;
 
-use crate::error::DecryptError;
+use crate::error::{DecryptError, StreamError};
 use crate::format::Header;
-use crate::parallel;
 use crate::primitives::{hkdf, hmac_verify};
 use crate::recipient::{FileKey, Identity};
 use crate::stream::{PayloadCipher, StreamReader, NONCE_SIZE};
+use crate::{parallel, pipeline};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
 /// the header MAC must then verify under that key.
@@ -59,6 +59,41 @@ impl<R: BufRead> Decryptor<R> {
 
     /// Unwraps the file key and returns a reader of the authenticated plaintext.
     pub fn unwrap(mut self, identities: &[&dyn Identity]) -> Result<StreamReader<R>, DecryptError> {
+        let cipher = self.payload_cipher(identities)?;
+        Ok(StreamReader::new(self.input, cipher))
+    }
+
+    /// Unwraps the file key and decrypts the rest of the stream into `output` on every core
+    /// of the current rayon pool, a window of chunks at a time, in bounded memory (see
+    /// [`pipeline`]); in a pool of one thread, chunk by chunk. Only authenticated plaintext
+    /// reaches `output`.
+    pub fn decrypt_stream<W: std::io::Write + Send>(
+        mut self,
+        identities: &[&dyn Identity],
+        mut output: W,
+    ) -> Result<(), StreamError>
+    where
+        R: Send,
+    {
+        let read_side = |e| match e {
+            DecryptError::Io(e) => StreamError::Read(e),
+            other => StreamError::Decrypt(other),
+        };
+        let cipher = self.payload_cipher(identities).map_err(read_side)?;
+        if rayon::current_num_threads() > 1 {
+            return pipeline::open(&cipher, self.input, output);
+        }
+        let mut reader = StreamReader::new(self.input, cipher);
+        while let Some(chunk) = reader.next_chunk().map_err(read_side)? {
+            output.write_all(chunk).map_err(StreamError::Write)?;
+        }
+        output.flush().map_err(StreamError::Write)
+    }
+
+    fn payload_cipher(
+        &mut self,
+        identities: &[&dyn Identity],
+    ) -> Result<PayloadCipher, DecryptError> {
         let file_key = unwrap_file_key(&self.header, identities)?;
         let mut nonce = [0u8; NONCE_SIZE];
         self.input
@@ -67,10 +102,7 @@ impl<R: BufRead> Decryptor<R> {
                 std::io::ErrorKind::UnexpectedEof => short_nonce(),
                 _ => DecryptError::Io(e),
             })?;
-        Ok(StreamReader::new(
-            self.input,
-            PayloadCipher::new(&file_key, &nonce),
-        ))
+        Ok(PayloadCipher::new(&file_key, &nonce))
     }
 }
 

@@ -4,12 +4,12 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
-use crate::error::EncryptError;
+use crate::error::{EncryptError, StreamError};
 use crate::format::Header;
-use crate::parallel;
 use crate::primitives::{hkdf, hmac};
 use crate::recipient::{FileKey, Recipient};
 use crate::stream::{self, PayloadCipher, StreamWriter, NONCE_SIZE};
+use crate::{parallel, pipeline};
 
 /// A file about to be sealed: its file key and header are chosen, its payload not yet written.
 ///
@@ -72,6 +72,35 @@ impl Encryptor {
         out.write_all(self.header.to_bytes())?;
         out.write_all(&self.nonce)?;
         Ok(StreamWriter::new(out, self.cipher))
+    }
+
+    /// Seals a stream on every core of the current rayon pool, a window of chunks at a time,
+    /// in bounded memory (see [`pipeline`]); in a pool of one thread, chunk by chunk.
+    pub fn seal_stream<R: io::Read + Send, W: Write + Send>(
+        self,
+        mut input: R,
+        mut output: W,
+    ) -> Result<(), StreamError> {
+        output
+            .write_all(self.header.to_bytes())
+            .and_then(|()| output.write_all(&self.nonce))
+            .map_err(StreamError::Write)?;
+        if rayon::current_num_threads() > 1 {
+            return pipeline::seal(&self.cipher, input, output);
+        }
+        let mut writer = StreamWriter::new(output, self.cipher);
+        let mut buf = vec![0u8; stream::CHUNK_SIZE];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StreamError::Read(e)),
+            };
+            writer.write_all(&buf[..n]).map_err(StreamError::Write)?;
+        }
+        writer.finish().map_err(StreamError::Write)?;
+        Ok(())
     }
 
     /// Seals `plaintext` in memory, on every core of the current rayon pool.

@@ -58,6 +58,20 @@ pub enum EncryptError {
     Io(#[from] io::Error),
 }
 
+/// Why a stream could not be sealed or opened on every core: the side that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Reading the input failed.
+    #[error("read error: {0}")]
+    Read(io::Error),
+    /// Writing the output failed.
+    #[error("write error: {0}")]
+    Write(io::Error),
+    /// The input is not a sealed file that opens with the given keys.
+    #[error(transparent)]
+    Decrypt(DecryptError),
+}
+
 /// Why a key, recipient or key file could not be parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

@@ -33,6 +33,7 @@ pub mod x25519;
 mod decrypt;
 mod encrypt;
 pub mod parallel;
+pub mod pipeline;
 
 // Input mapping: the crate's only `unsafe`.
 #[allow(unsafe_code)]
@@ -46,7 +47,7 @@ pub mod cli;
 
 pub use decrypt::{decrypt, unwrap_file_key, Decryptor, OpenPayload, SealedSlice};
 pub use encrypt::{encrypt, Encryptor};
-pub use error::{DecryptError, EncryptError, KeyError};
+pub use error::{DecryptError, EncryptError, KeyError, StreamError};
 pub use recipient::{FileKey, Identity, Recipient};
 
 /// The README's Rust examples, compiled and run as doctests.

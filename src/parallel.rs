@@ -74,14 +74,31 @@ pub fn open_to_slice(
         len,
         "output must be exactly the plaintext size"
     );
+    open_chunks(cipher, 0, true, encrypted, out)
+}
+
+/// Opens a run of consecutive chunks on every core: the parallel twin of
+/// [`PayloadCipher::open_chunks`], with the same arguments. Of several failing chunks the
+/// first is reported, and on failure `out` is wiped.
+pub fn open_chunks(
+    cipher: &PayloadCipher,
+    first: u64,
+    ends: bool,
+    encrypted: &[u8],
+    out: &mut [u8],
+) -> Result<(), DecryptError> {
     let groups = encrypted.len().div_ceil(SEALED_GROUP);
-    let result = encrypted
+    let len = out.len() as u64;
+    let results: Vec<_> = encrypted
         .par_chunks(SEALED_GROUP)
         .zip(out.par_chunks_mut(PLAIN_GROUP).chain(empty_tail(len)))
         .enumerate()
-        .try_for_each(|(g, (sealed, plain))| {
-            cipher.open_chunks((g * GROUP) as u64, g + 1 == groups, sealed, plain)
-        });
+        .map(|(g, (sealed, plain))| {
+            let index = first + (g * GROUP) as u64;
+            cipher.open_chunks(index, ends && g + 1 == groups, sealed, plain)
+        })
+        .collect();
+    let result: Result<(), DecryptError> = results.into_iter().collect();
     if result.is_err() {
         out.fill(0);
     }
@@ -100,10 +117,10 @@ pub fn open_to_file(
 ) -> Result<u64, DecryptError> {
     let len = check_payload(cipher, encrypted)?;
     let groups = encrypted.len().div_ceil(SEALED_GROUP);
-    encrypted
+    let results: Vec<_> = encrypted
         .par_chunks(SEALED_GROUP)
         .enumerate()
-        .try_for_each_init(
+        .map_init(
             || vec![0u8; PLAIN_GROUP],
             |buf, (g, sealed)| {
                 let plain_len =
@@ -117,7 +134,10 @@ pub fn open_to_file(
                 plain.fill(0);
                 result
             },
-        )?;
+        )
+        .collect();
+    // The first failing group in file order, whatever order the threads met them in.
+    results.into_iter().collect::<Result<(), _>>()?;
     Ok(len)
 }
 
@@ -127,8 +147,20 @@ pub fn seal_to_slice(cipher: &PayloadCipher, plaintext: &[u8], out: &mut [u8]) {
         out.len() as u64,
         stream::encrypted_len(plaintext.len() as u64)
     );
+    seal_chunks(cipher, 0, true, plaintext, out);
+}
+
+/// Seals a run of consecutive chunks on every core: the parallel twin of
+/// [`PayloadCipher::seal_chunks`], with the same arguments.
+pub fn seal_chunks(
+    cipher: &PayloadCipher,
+    first: u64,
+    ends: bool,
+    plaintext: &[u8],
+    out: &mut [u8],
+) {
     if plaintext.is_empty() {
-        return cipher.seal_chunks(0, true, plaintext, out);
+        return cipher.seal_chunks(first, ends, plaintext, out);
     }
     let groups = plaintext.len().div_ceil(PLAIN_GROUP);
     plaintext
@@ -136,7 +168,8 @@ pub fn seal_to_slice(cipher: &PayloadCipher, plaintext: &[u8], out: &mut [u8]) {
         .zip(out.par_chunks_mut(SEALED_GROUP))
         .enumerate()
         .for_each(|(g, (plain, sealed))| {
-            cipher.seal_chunks((g * GROUP) as u64, g + 1 == groups, plain, sealed)
+            let index = first + (g * GROUP) as u64;
+            cipher.seal_chunks(index, ends && g + 1 == groups, plain, sealed)
         });
 }
 

@@ -6,6 +6,27 @@ use std::path::{Path, PathBuf};
 
 use super::failure::Failure;
 use super::output::PendingFile;
+use crate::error::StreamError;
+
+/// What standard input and output are called in messages.
+pub const STDIN: &str = "standard input";
+pub const STDOUT: &str = "standard output";
+
+/// The outcome of a stream, failures blamed on the side that failed. A reader that went away
+/// (a closed pipe on standard output, as in `unseal x.age | head`) ends the stream quietly.
+pub fn stream_outcome(
+    result: Result<(), StreamError>,
+    input: &Path,
+    output: &Path,
+) -> Result<(), Failure> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(StreamError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(StreamError::Read(e)) => Err(Failure::io(input, &e)),
+        Err(StreamError::Write(e)) => Err(Failure::io(output, &e)),
+        Err(StreamError::Decrypt(e)) => Err(Failure::from(e).about(input)),
+    }
+}
 
 /// The input named on the command line.
 pub enum Source {

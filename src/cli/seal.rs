@@ -1,12 +1,12 @@
 //! `seal`: encrypt a file to one or more recipients.
 
-use std::io::{self, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use super::failure::Failure;
-use super::paths::{open_input, Destination, Source};
+use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::{in_pool, keyargs, run};
 use crate::mmap::MappedFile;
 use crate::{Encryptor, Recipient};
@@ -87,18 +87,23 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     }
     let encryptor = Encryptor::new(&recipients)?;
 
+    let threads = args.threads;
     match (&source, destination) {
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
             if meta.is_file() && !args.no_mmap {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
-                in_pool(args.threads, || {
-                    encryptor.seal_to_file(&map, pending.file())
-                })?
-                .map_err(|e| Failure::io(pending.target(), &e))?;
+                in_pool(threads, || encryptor.seal_to_file(&map, pending.file()))?
+                    .map_err(|e| Failure::io(pending.target(), &e))?;
             } else {
-                let out = BufWriter::new(pending.file());
-                stream(encryptor, file, out, path, pending.target())?;
+                stream(
+                    encryptor,
+                    threads,
+                    file,
+                    pending.file(),
+                    path,
+                    pending.target(),
+                )?;
             }
             pending.commit()
         }
@@ -106,54 +111,45 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             let (file, _) = open_input(path)?;
             stream(
                 encryptor,
+                threads,
                 file,
-                io::stdout().lock(),
+                io::stdout(),
                 path,
-                "standard output".as_ref(),
+                STDOUT.as_ref(),
             )
         }
         (Source::Stdin, Destination::File(pending)) => {
-            let out = BufWriter::new(pending.file());
-            let input = io::stdin().lock();
+            let (input, output) = (io::stdin(), pending.file());
             stream(
                 encryptor,
+                threads,
                 input,
-                out,
-                "standard input".as_ref(),
+                output,
+                STDIN.as_ref(),
                 pending.target(),
             )?;
             pending.commit()
         }
         (Source::Stdin, Destination::Stdout) => stream(
             encryptor,
-            io::stdin().lock(),
-            io::stdout().lock(),
-            "standard input".as_ref(),
-            "standard output".as_ref(),
+            threads,
+            io::stdin(),
+            io::stdout(),
+            STDIN.as_ref(),
+            STDOUT.as_ref(),
         ),
     }
 }
 
-/// Seals a stream chunk by chunk, naming the side that failed.
+/// Seals a stream on `threads` threads, naming the side that failed.
 fn stream(
     encryptor: Encryptor,
-    mut input: impl Read,
-    output: impl Write,
-    input_name: &std::path::Path,
-    output_name: &std::path::Path,
+    threads: usize,
+    input: impl Read + Send,
+    output: impl Write + Send,
+    input_name: &Path,
+    output_name: &Path,
 ) -> Result<(), Failure> {
-    let write_failed = |e: io::Error| Failure::io(output_name, &e);
-    let mut writer = encryptor.stream(output).map_err(write_failed)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Failure::io(input_name, &e)),
-        };
-        writer.write_all(&buf[..n]).map_err(write_failed)?;
-    }
-    writer.finish().map_err(write_failed)?;
-    Ok(())
+    let result = in_pool(threads, || encryptor.seal_stream(input, output))?;
+    stream_outcome(result, input_name, output_name)
 }

@@ -1,12 +1,12 @@
 //! `unseal`: decrypt a sealed file with the server's key, on every core.
 
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use super::failure::Failure;
-use super::paths::{open_input, Destination, Source};
+use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::{in_pool, keyargs, run};
 use crate::mmap::MappedFile;
 use crate::{DecryptError, Decryptor, Identity, SealedSlice};
@@ -72,67 +72,46 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
         },
         args.force,
     )?;
-    let to_terminal = destination.is_terminal();
-
+    let threads = args.threads;
     match (&source, destination) {
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
+            let output = pending.target();
             if meta.is_file() && !args.no_mmap {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
-                let sealed =
-                    SealedSlice::new(&map).map_err(|e| blame(e, path, pending.target()))?;
+                let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
                 let payload = sealed
                     .unwrap(&identities)
-                    .map_err(|e| blame(e, path, pending.target()))?;
-                in_pool(args.threads, || payload.decrypt_to_file(pending.file()))?
-                    .map_err(|e| blame(e, path, pending.target()))?;
+                    .map_err(|e| blame(e, path, output))?;
+                in_pool(threads, || payload.decrypt_to_file(pending.file()))?
+                    .map_err(|e| blame(e, path, output))?;
             } else {
-                let mut out = BufWriter::new(pending.file());
-                stream(
-                    BufReader::new(file),
-                    &identities,
-                    &mut out,
-                    false,
-                    path,
-                    pending.target(),
-                )?;
-                drop(out);
+                let input = BufReader::new(file);
+                stream(input, &identities, threads, pending.file(), path, output)?;
             }
             pending.commit()
         }
         (Source::File(path), Destination::Stdout) => {
             let (file, _) = open_input(path)?;
-            let input = BufReader::new(file);
+            to_stdout(BufReader::new(file), &identities, threads, path)
+        }
+        (Source::Stdin, Destination::File(pending)) => {
+            let input = BufReader::new(io::stdin());
             stream(
                 input,
                 &identities,
-                &mut io::stdout().lock(),
-                to_terminal,
-                path,
-                "standard output".as_ref(),
-            )
-        }
-        (Source::Stdin, Destination::File(pending)) => {
-            let mut out = BufWriter::new(pending.file());
-            let name = "standard input".as_ref();
-            stream(
-                io::stdin().lock(),
-                &identities,
-                &mut out,
-                false,
-                name,
+                threads,
+                pending.file(),
+                STDIN.as_ref(),
                 pending.target(),
             )?;
-            drop(out);
             pending.commit()
         }
-        (Source::Stdin, Destination::Stdout) => stream(
-            io::stdin().lock(),
+        (Source::Stdin, Destination::Stdout) => to_stdout(
+            BufReader::new(io::stdin()),
             &identities,
-            &mut io::stdout().lock(),
-            to_terminal,
-            "standard input".as_ref(),
-            "standard output".as_ref(),
+            threads,
+            STDIN.as_ref(),
         ),
     }
 }
@@ -150,7 +129,8 @@ fn default_output(input: &Path) -> Result<PathBuf, Failure> {
     }
 }
 
-/// Decryption failures are about the input; write failures about the output.
+/// For a mapped input, which cannot fail to read: decryption failures are about the input,
+/// I/O failures about the output.
 fn blame(e: DecryptError, input: &Path, output: &Path) -> Failure {
     match e {
         DecryptError::Io(e) => Failure::io(output, &e),
@@ -158,26 +138,48 @@ fn blame(e: DecryptError, input: &Path, output: &Path) -> Failure {
     }
 }
 
-/// Opens a stream chunk by chunk; each chunk is written only after it authenticates.
+/// Opens a stream on `threads` threads; only authenticated plaintext reaches `output`.
 fn stream(
-    input: impl io::BufRead,
+    input: impl BufRead + Send,
     identities: &[&dyn Identity],
-    out: &mut impl Write,
-    to_terminal: bool,
+    threads: usize,
+    output: impl Write + Send,
     input_name: &Path,
     output_name: &Path,
 ) -> Result<(), Failure> {
-    let read_failed = |e: DecryptError| match e {
-        DecryptError::Io(e) => Failure::io(input_name, &e),
-        other => Failure::from(other).about(input_name),
-    };
+    let decryptor = Decryptor::new(input).map_err(|e| Failure::from(e).about(input_name))?;
+    let result = in_pool(threads, || decryptor.decrypt_stream(identities, output))?;
+    stream_outcome(result, input_name, output_name)
+}
+
+/// Opens a stream to standard output. A terminal gets text only: the first chunk is checked
+/// before anything is written, so this path goes chunk by chunk.
+fn to_stdout(
+    input: impl BufRead + Send,
+    identities: &[&dyn Identity],
+    threads: usize,
+    input_name: &Path,
+) -> Result<(), Failure> {
+    let output_name = STDOUT.as_ref();
+    if !io::stdout().is_terminal() {
+        return stream(
+            input,
+            identities,
+            threads,
+            io::stdout(),
+            input_name,
+            output_name,
+        );
+    }
+    let blame = |e| Failure::from(e).about(input_name);
     let mut reader = Decryptor::new(input)
-        .map_err(read_failed)?
+        .map_err(blame)?
         .unwrap(identities)
-        .map_err(read_failed)?;
+        .map_err(blame)?;
+    let mut out = io::stdout().lock();
     let mut first = true;
-    while let Some(chunk) = reader.next_chunk().map_err(read_failed)? {
-        if first && to_terminal && looks_binary(chunk) {
+    while let Some(chunk) = reader.next_chunk().map_err(blame)? {
+        if first && looks_binary(chunk) {
             return Err(
                 Failure::usage("refusing to write binary plaintext to a terminal")
                     .about(input_name)
@@ -185,12 +187,8 @@ fn stream(
             );
         }
         first = false;
-        if let Err(e) = out.write_all(chunk) {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                return Ok(()); // the reader went away; nothing left to say
-            }
-            return Err(Failure::io(output_name, &e));
-        }
+        out.write_all(chunk)
+            .map_err(|e| Failure::io(output_name, &e))?;
     }
     out.flush().map_err(|e| Failure::io(output_name, &e))
 }
