@@ -2,31 +2,50 @@
 //!
 //! # Safety
 //!
-//! A mapping is only sound while nobody changes the file underneath it. If another process
-//! truncates a mapped file, touching the lost pages raises SIGBUS; if it rewrites it, we may
-//! read a mix of old and new bytes. The second is harmless here: every byte we read is
-//! authenticated before any plaintext is released, and a changed chunk fails like any
-//! corrupted one. For the first we take a shared advisory lock (`flock`) for the life of the
-//! map, which cooperating writers respect, and the CLI offers `--no-mmap` for inputs that may
-//! change under us (such as files still being uploaded).
+//! A mapping is sound only while nobody changes the file underneath it:
+//!
+//! - **Rewritten bytes** are harmless here. Every byte read from a map is authenticated before
+//!   any plaintext is released, so a changed chunk fails like any corrupt one.
+//! - **Truncation** is the hazard: touching a page past the new end of the file raises SIGBUS,
+//!   which would kill the process. Two defences:
+//!   1. [`MappedFile::new`] takes a shared advisory lock (`flock`) for the life of the map, and
+//!      refuses a file whose writer holds an exclusive one. Cooperating writers are excluded.
+//!   2. For everyone else, a SIGBUS handler checks that the fault lies in one of our maps. If it
+//!      does, it removes every temporary output registered with [`remove_on_fault`] (so no
+//!      partial output survives), writes one clear line to standard error and exits with code 1.
+//!      A fault anywhere else gets the default action (a crash with a core dump), as a bug
+//!      should.
+//!
+//! The handler uses only async-signal-safe calls (`write`, `unlink`, `_exit`) and lock-free
+//! tables of fixed size, filled before the maps are read. Inputs that may change while read
+//! (files still being uploaded) are better read with `--no-mmap`, which cannot fault.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::ops::Deref;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::Once;
 
 use memmap2::Mmap;
+
+/// How many maps, and how many paths to remove, the fault handler can know at once.
+const SLOTS: usize = 256;
 
 /// A file's bytes, mapped read-only.
 pub struct MappedFile {
     map: Mmap,
-    // Held for the lock; the mapping itself does not need the file to stay open.
+    slot: Option<usize>,
+    // Held for the advisory lock; the mapping itself does not need the file open.
     _file: File,
 }
 
 impl MappedFile {
     /// Maps `file` read-only, taking a shared advisory lock on it first.
     pub fn new(file: File) -> io::Result<MappedFile> {
-        // A writer that holds an exclusive lock is mid-write: refuse rather than race it.
         if let Err(e) = file.try_lock_shared() {
             return Err(match e {
                 std::fs::TryLockError::WouldBlock => {
@@ -35,12 +54,16 @@ impl MappedFile {
                 std::fs::TryLockError::Error(e) => e,
             });
         }
+        install_handler();
         // SAFETY: the map is read-only and lives no longer than `self`. Changes to the file by
-        // other processes are the hazard described in the module docs: writers that take the
-        // advisory lock are excluded while we hold it, and bytes changed by others are caught
-        // by authentication before any plaintext is released.
+        // other processes are the hazards described in the module docs, and handled there.
         let map = unsafe { Mmap::map(&file)? };
-        Ok(MappedFile { map, _file: file })
+        let slot = (!map.is_empty()).then(|| MAPS.claim(map.as_ptr() as usize, map.len()));
+        Ok(MappedFile {
+            map,
+            slot: slot.flatten(),
+            _file: file,
+        })
     }
 }
 
@@ -49,5 +72,122 @@ impl Deref for MappedFile {
 
     fn deref(&self) -> &[u8] {
         &self.map
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            MAPS.release(slot);
+        }
+    }
+}
+
+/// While the returned guard lives, a SIGBUS from a truncated map removes the file at `path`.
+pub fn remove_on_fault(path: &Path) -> FaultCleanup {
+    let slot = CString::new(path.as_os_str().as_bytes())
+        .ok()
+        .and_then(|path| {
+            let raw = path.into_raw();
+            let slot = PATHS.iter().position(|p| {
+                p.compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            });
+            if slot.is_none() {
+                // SAFETY: `raw` came from `CString::into_raw` just above and was not stored.
+                drop(unsafe { CString::from_raw(raw) });
+            }
+            slot
+        });
+    FaultCleanup { slot }
+}
+
+/// Unregisters a path given to [`remove_on_fault`] when dropped.
+pub struct FaultCleanup {
+    slot: Option<usize>,
+}
+
+impl Drop for FaultCleanup {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            let raw = PATHS[slot].swap(ptr::null_mut(), Ordering::AcqRel);
+            if !raw.is_null() {
+                // SAFETY: every non-null pointer in PATHS came from `CString::into_raw`, and
+                // the swap above made this the only owner.
+                drop(unsafe { CString::from_raw(raw) });
+            }
+        }
+    }
+}
+
+/// Address ranges of live maps: (start, length) pairs, length 0 for a free slot.
+struct Ranges([(AtomicUsize, AtomicUsize); SLOTS]);
+
+impl Ranges {
+    fn claim(&self, start: usize, len: usize) -> Option<usize> {
+        let slot = self.0.iter().position(|(_, l)| {
+            l.compare_exchange(0, usize::MAX, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })?;
+        self.0[slot].0.store(start, Ordering::Release);
+        self.0[slot].1.store(len, Ordering::Release);
+        Some(slot)
+    }
+
+    fn release(&self, slot: usize) {
+        self.0[slot].1.store(0, Ordering::Release);
+    }
+
+    fn contains(&self, addr: usize) -> bool {
+        self.0.iter().any(|(start, len)| {
+            let (start, len) = (start.load(Ordering::Acquire), len.load(Ordering::Acquire));
+            len != 0 && len != usize::MAX && addr >= start && addr - start < len
+        })
+    }
+}
+
+static MAPS: Ranges = Ranges([const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; SLOTS]);
+static PATHS: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+
+const MESSAGE: &[u8] = b"error: the input file shrank while being read (truncated by another \
+process); no partial output was left behind\n";
+
+fn install_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sigaction` is given a zeroed struct with a valid handler of the SA_SIGINFO
+        // signature and an empty mask; the previous action is not needed.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigbus as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGBUS, &action, ptr::null_mut());
+        }
+    });
+}
+
+extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    if !MAPS.contains(addr) {
+        // Not ours: restore the default action; returning re-runs the faulting access,
+        // which now kills the process as it would have without us.
+        // SAFETY: resetting a signal to SIG_DFL is always valid and async-signal-safe.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
+        return;
+    }
+    for path in &PATHS {
+        let raw = path.load(Ordering::Acquire);
+        if !raw.is_null() {
+            // SAFETY: non-null entries are NUL-terminated strings owned by the table;
+            // unlink is async-signal-safe.
+            unsafe { libc::unlink(raw) };
+        }
+    }
+    // SAFETY: write and _exit are async-signal-safe; MESSAGE is a valid static buffer.
+    unsafe {
+        libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+        libc::_exit(1);
     }
 }

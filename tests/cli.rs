@@ -1244,6 +1244,52 @@ fn an_interrupted_command_exits_130_and_leaves_no_partial_output() {
     }
 }
 
+#[test]
+fn a_mapped_input_truncated_while_read_fails_cleanly_without_sigbus() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    // Big enough that one debug-build thread is still decrypting when the file shrinks.
+    let plaintext = vec![0x5a; 192 << 20];
+    dir.write("big.age", seal_to_server(&dir, &plaintext));
+    let before = dir.listing();
+    let child = dir
+        .line("unseal big.age --key server.key -o big --threads 1")
+        .cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until decryption has begun: the temporary output is grown to the plaintext size
+    // just before the chunks are read. Then cut the sealed file to nothing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let started = || {
+        fs::read_dir(dir.path(".")).unwrap().flatten().any(|e| {
+            e.file_name().to_string_lossy().ends_with(".seal-partial")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    };
+    while !started() {
+        assert!(Instant::now() < deadline, "unseal never started writing");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    fs::File::options()
+        .write(true)
+        .open(dir.path("big.age"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(EXIT_IO), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("shrank while being read"), "{stderr}");
+    let mut after = dir.listing();
+    after.retain(|name| name != "big.age");
+    let mut expected = before;
+    expected.retain(|name| name != "big.age");
+    assert_eq!(after, expected, "no output and no temporary file");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Interop with the Go age CLI
 

@@ -42,6 +42,8 @@ fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// An output file being written under a temporary name.
 pub struct PendingFile {
     temp: Option<NamedTempFile>,
+    // Removes the temporary file if a mapped input is truncated under us (see `mmap`).
+    _fault_cleanup: crate::mmap::FaultCleanup,
     target: PathBuf,
     force: bool,
 }
@@ -69,6 +71,7 @@ impl PendingFile {
             .map_err(|e| Failure::io(target, &e))?;
         pending().push(temp.path().to_path_buf());
         Ok(PendingFile {
+            _fault_cleanup: crate::mmap::remove_on_fault(temp.path()),
             temp: Some(temp),
             target: target.to_path_buf(),
             force,
