@@ -168,8 +168,17 @@ impl OpenPayload<'_> {
     /// Decrypts into `file` from its start, on every core of the current rayon pool. On error
     /// the file holds partial plaintext: the caller must discard it.
     pub fn decrypt_to_file(&self, file: &File) -> Result<u64, DecryptError> {
+        self.decrypt_to_file_with_progress(file, &|_| {})
+    }
+
+    /// [`OpenPayload::decrypt_to_file`], calling `progress` with each finished run of bytes.
+    pub fn decrypt_to_file_with_progress(
+        &self,
+        file: &File,
+        progress: parallel::Progress<'_>,
+    ) -> Result<u64, DecryptError> {
         file.set_len(self.plaintext_len)?;
-        parallel::open_to_file(&self.cipher, self.encrypted, file, 0)
+        parallel::open_to_file(&self.cipher, self.encrypted, file, 0, progress)
     }
 
     /// Decrypts chunk after chunk on this thread, handing each authenticated chunk to `sink`.

@@ -116,11 +116,22 @@ impl Encryptor {
     /// Seals `plaintext` into `file` from its start, on every core of the current rayon pool;
     /// returns the sealed size. The file is grown to that size first.
     pub fn seal_to_file(self, plaintext: &[u8], file: &File) -> io::Result<u64> {
+        self.seal_to_file_with_progress(plaintext, file, &|_| {})
+    }
+
+    /// [`Encryptor::seal_to_file`], calling `progress` with each finished run of bytes.
+    pub fn seal_to_file_with_progress(
+        self,
+        plaintext: &[u8],
+        file: &File,
+        progress: parallel::Progress<'_>,
+    ) -> io::Result<u64> {
         let total = self.sealed_len(plaintext.len() as u64);
         file.set_len(total)?;
         file.write_all_at(self.header.to_bytes(), 0)?;
         file.write_all_at(&self.nonce, self.header.to_bytes().len() as u64)?;
-        parallel::seal_to_file(&self.cipher, plaintext, file, self.prefix_len())?;
+        let prefix = self.prefix_len();
+        parallel::seal_to_file(&self.cipher, plaintext, file, prefix, progress)?;
         Ok(total)
     }
 }

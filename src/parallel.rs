@@ -5,6 +5,9 @@
 //! chunk is touched, and the last chunk is authenticated first, so a truncated file fails
 //! before any work is spent on the rest. The pool is whatever rayon pool the caller runs in
 //! (`ThreadPool::install` picks the thread count).
+//!
+//! The file paths report progress through a [`Progress`] callback, called from any worker
+//! thread with the number of plaintext bytes each finished group held.
 
 use std::fs::File;
 use std::io;
@@ -15,6 +18,9 @@ use rayon::prelude::*;
 use crate::error::DecryptError;
 use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+
+/// A progress callback: plaintext bytes just finished, from any thread.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// Chunks per task: 1 MiB of plaintext, enough to amortise scheduling, small enough to balance.
 const GROUP: usize = 16;
@@ -114,6 +120,7 @@ pub fn open_to_file(
     encrypted: &[u8],
     file: &File,
     offset: u64,
+    progress: Progress<'_>,
 ) -> Result<u64, DecryptError> {
     let len = check_payload(cipher, encrypted)?;
     let groups = encrypted.len().div_ceil(SEALED_GROUP);
@@ -131,6 +138,7 @@ pub fn open_to_file(
                     let at = offset + (g * PLAIN_GROUP) as u64;
                     file.write_all_at(plain, at).map_err(DecryptError::Io)
                 });
+                progress(plain_len as u64);
                 plain.fill(0);
                 result
             },
@@ -179,6 +187,7 @@ pub fn seal_to_file(
     plaintext: &[u8],
     file: &File,
     offset: u64,
+    progress: Progress<'_>,
 ) -> io::Result<()> {
     if plaintext.is_empty() {
         let mut out = [0u8; TAG_SIZE];
@@ -194,7 +203,9 @@ pub fn seal_to_file(
             |buf, (g, plain)| {
                 let sealed = &mut buf[..stream::encrypted_len(plain.len() as u64) as usize];
                 cipher.seal_chunks((g * GROUP) as u64, g + 1 == groups, plain, sealed);
-                file.write_all_at(sealed, offset + (g * SEALED_GROUP) as u64)
+                file.write_all_at(sealed, offset + (g * SEALED_GROUP) as u64)?;
+                progress(plain.len() as u64);
+                Ok(())
             },
         )
 }

@@ -10,6 +10,7 @@ mod failure;
 mod keyargs;
 mod output;
 mod paths;
+mod progress;
 
 pub mod keygen;
 pub mod seal;

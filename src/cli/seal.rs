@@ -7,6 +7,7 @@ use clap::Parser;
 
 use super::failure::Failure;
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
+use super::progress::Progress;
 use super::{in_pool, keyargs, run};
 use crate::mmap::MappedFile;
 use crate::{Encryptor, Recipient};
@@ -54,6 +55,10 @@ pub struct Args {
     /// Read the input with plain reads instead of a memory map.
     #[arg(long)]
     pub no_mmap: bool,
+
+    /// No progress bar (it is shown only on a terminal, for large inputs).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The `seal` binary.
@@ -87,39 +92,46 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     }
     let encryptor = Encryptor::new(&recipients)?;
 
-    let threads = args.threads;
+    let (threads, quiet) = (args.threads, args.quiet);
     match (&source, destination) {
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
+            let progress = Progress::for_file(quiet, &meta, path);
             if meta.is_file() && !args.no_mmap {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
-                in_pool(threads, || encryptor.seal_to_file(&map, pending.file()))?
-                    .map_err(|e| Failure::io(pending.target(), &e))?;
+                let tick = |n| progress.add(n);
+                let seal = || encryptor.seal_to_file_with_progress(&map, pending.file(), &tick);
+                in_pool(threads, seal)?.map_err(|e| Failure::io(pending.target(), &e))?;
             } else {
+                let input = progress.reader(file);
                 stream(
                     encryptor,
                     threads,
-                    file,
+                    input,
                     pending.file(),
                     path,
                     pending.target(),
                 )?;
             }
+            drop(progress);
             pending.commit()
         }
         (Source::File(path), Destination::Stdout) => {
-            let (file, _) = open_input(path)?;
+            let (file, meta) = open_input(path)?;
+            let progress = Progress::for_file(quiet, &meta, path);
+            let input = progress.reader(file);
             stream(
                 encryptor,
                 threads,
-                file,
+                input,
                 io::stdout(),
                 path,
                 STDOUT.as_ref(),
             )
         }
         (Source::Stdin, Destination::File(pending)) => {
-            let (input, output) = (io::stdin(), pending.file());
+            let progress = Progress::new(quiet, None, STDIN);
+            let (input, output) = (progress.reader(io::stdin()), pending.file());
             stream(
                 encryptor,
                 threads,
@@ -128,16 +140,21 @@ pub fn seal(args: Args) -> Result<(), Failure> {
                 STDIN.as_ref(),
                 pending.target(),
             )?;
+            drop(progress);
             pending.commit()
         }
-        (Source::Stdin, Destination::Stdout) => stream(
-            encryptor,
-            threads,
-            io::stdin(),
-            io::stdout(),
-            STDIN.as_ref(),
-            STDOUT.as_ref(),
-        ),
+        (Source::Stdin, Destination::Stdout) => {
+            let progress = Progress::new(quiet, None, STDIN);
+            let input = progress.reader(io::stdin());
+            stream(
+                encryptor,
+                threads,
+                input,
+                io::stdout(),
+                STDIN.as_ref(),
+                STDOUT.as_ref(),
+            )
+        }
     }
 }
 

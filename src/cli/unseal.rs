@@ -7,6 +7,7 @@ use clap::Parser;
 
 use super::failure::Failure;
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
+use super::progress::{label, Progress};
 use super::{in_pool, keyargs, run};
 use crate::mmap::MappedFile;
 use crate::{DecryptError, Decryptor, Identity, SealedSlice};
@@ -51,6 +52,10 @@ pub struct Args {
     /// Read the input with plain reads instead of a memory map.
     #[arg(long)]
     pub no_mmap: bool,
+
+    /// No progress bar (it is shown only on a terminal, for large inputs).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The `unseal` binary.
@@ -72,7 +77,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
         },
         args.force,
     )?;
-    let threads = args.threads;
+    let (threads, quiet) = (args.threads, args.quiet);
     match (&source, destination) {
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
@@ -83,20 +88,31 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
                 let payload = sealed
                     .unwrap(&identities)
                     .map_err(|e| blame(e, path, output))?;
-                in_pool(threads, || payload.decrypt_to_file(pending.file()))?
-                    .map_err(|e| blame(e, path, output))?;
+                let total = Some(payload.plaintext_len());
+                let progress = Progress::new(quiet, total, &label(path));
+                let tick = |n| progress.add(n);
+                let open = || payload.decrypt_to_file_with_progress(pending.file(), &tick);
+                in_pool(threads, open)?.map_err(|e| blame(e, path, output))?;
             } else {
-                let input = BufReader::new(file);
+                let progress = Progress::for_file(quiet, &meta, path);
+                let input = BufReader::new(progress.reader(file));
                 stream(input, &identities, threads, pending.file(), path, output)?;
             }
             pending.commit()
         }
         (Source::File(path), Destination::Stdout) => {
-            let (file, _) = open_input(path)?;
-            to_stdout(BufReader::new(file), &identities, threads, path)
+            let (file, meta) = open_input(path)?;
+            let progress = Progress::for_file(quiet, &meta, path);
+            to_stdout(
+                BufReader::new(progress.reader(file)),
+                &identities,
+                threads,
+                path,
+            )
         }
         (Source::Stdin, Destination::File(pending)) => {
-            let input = BufReader::new(io::stdin());
+            let progress = Progress::new(quiet, None, STDIN);
+            let input = BufReader::new(progress.reader(io::stdin()));
             stream(
                 input,
                 &identities,
@@ -105,14 +121,14 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
                 STDIN.as_ref(),
                 pending.target(),
             )?;
+            drop(progress);
             pending.commit()
         }
-        (Source::Stdin, Destination::Stdout) => to_stdout(
-            BufReader::new(io::stdin()),
-            &identities,
-            threads,
-            STDIN.as_ref(),
-        ),
+        (Source::Stdin, Destination::Stdout) => {
+            let progress = Progress::new(quiet, None, STDIN);
+            let input = BufReader::new(progress.reader(io::stdin()));
+            to_stdout(input, &identities, threads, STDIN.as_ref())
+        }
     }
 }
 
