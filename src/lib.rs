@@ -8,6 +8,7 @@
 //! - [`Encryptor`] / [`Decryptor`]: streaming `Write` and `Read`.
 //! - [`SealedSlice`]: random access to a sealed file in memory or mapped, for parallel
 //!   decryption straight into an output file.
+//! - [`batch`]: whole directory trees, every file on one pool, one report per file.
 //!
 //! ```
 //! let server = seal::x25519::Identity::generate();
@@ -34,6 +35,9 @@ mod decrypt;
 mod encrypt;
 pub mod parallel;
 pub mod pipeline;
+
+// Whole trees: walk, plan, run every file on one pool.
+pub mod batch;
 
 // Input mapping: the crate's only `unsafe`.
 #[allow(unsafe_code)]

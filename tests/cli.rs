@@ -1114,10 +1114,11 @@ fn usage_errors_are_exit_2_with_one_message_and_leave_nothing_behind() {
             "invalid recipient \"server.pub\"",
             None,
         ),
+        // A directory is batch mode (issue 3); a batch has no standard output to write to.
         (
-            "seal . --to server.pub -o out",
-            "error: .: is a directory",
-            None,
+            "seal . --to server.pub -o -",
+            "error: a batch cannot write to standard output",
+            Some("use -o DIRECTORY, or leave -o out to write beside the inputs"),
         ),
         (
             "unseal sealed.age",
@@ -1166,7 +1167,11 @@ fn bad_command_lines_are_exit_2() {
             "cannot be used with",
         ),
         ("seal plain.txt --to server.pub --threads many", "many"),
-        ("seal plain.txt extra.txt --to server.pub", "extra.txt"),
+        // Several inputs are batch mode (issue 3), which reads no standard input.
+        (
+            "seal plain.txt - --to server.pub",
+            "standard input cannot be part of a batch",
+        ),
     ];
     for (line, needle) in cases {
         let before = dir.listing();

@@ -20,6 +20,9 @@ pub enum ExitCode {
     HeaderMac = 5,
     /// 6: the payload is corrupt, truncated, or has trailing data.
     Payload = 6,
+    /// 7: batch mode: some files failed (each named on stderr and in `--json`); the
+    /// others were processed.
+    Batch = 7,
     /// 130: interrupted by a signal; nothing partial was left behind.
     Interrupted = 130,
 }
@@ -101,7 +104,13 @@ pub fn describe_io(e: &io::Error) -> String {
 
 impl From<DecryptError> for Failure {
     fn from(e: DecryptError) -> Failure {
-        let code = match &e {
+        Failure::from(&e)
+    }
+}
+
+impl From<&DecryptError> for Failure {
+    fn from(e: &DecryptError) -> Failure {
+        let code = match e {
             DecryptError::NotAgeFile
             | DecryptError::UnsupportedVersion(_)
             | DecryptError::InvalidHeader(_) => ExitCode::Header,

@@ -6,6 +6,7 @@
 //! Messages follow age: `seal: error: report.pdf: ...` on stderr, lowercase, no trailing
 //! period, one line; hints on their own `hint:` line.
 
+mod batch;
 mod failure;
 mod keyargs;
 mod output;
@@ -16,6 +17,7 @@ pub mod keygen;
 pub mod seal;
 pub mod unseal;
 
+pub use batch::Flags as BatchFlags;
 pub use failure::{ExitCode, Failure};
 
 use std::process;

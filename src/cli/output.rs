@@ -14,7 +14,7 @@ use tempfile::NamedTempFile;
 use super::failure::{describe_io, ExitCode, Failure};
 
 /// Suffix of every temporary output file this tool creates.
-pub const PARTIAL_SUFFIX: &str = ".seal-partial";
+pub const PARTIAL_SUFFIX: &str = crate::batch::PARTIAL_SUFFIX;
 
 /// Temporary files to remove if a signal stops the process.
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -37,6 +37,21 @@ pub fn install_interrupt_handler(program: &str) {
 
 fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Registers a temporary file made elsewhere (by a batch) for removal on a signal.
+pub fn track(path: &Path) {
+    pending().push(path.to_path_buf());
+}
+
+/// Runs `finish`, which renames the tracked temporary file at `path` into place or removes
+/// it, with the signal clean-up held off; then forgets `path`.
+pub fn finish_tracked(path: &Path, finish: &mut dyn FnMut()) {
+    let mut pending = pending();
+    finish();
+    if let Some(i) = pending.iter().rposition(|p| p == path) {
+        pending.swap_remove(i);
+    }
 }
 
 /// An output file being written under a temporary name.
@@ -69,6 +84,8 @@ impl PendingFile {
             .suffix(PARTIAL_SUFFIX)
             .tempfile_in(dir)
             .map_err(|e| Failure::io(target, &e))?;
+        // Tells a batch's clean-up of stale temporary files that this one is alive.
+        let _ = temp.as_file().try_lock();
         pending().push(temp.path().to_path_buf());
         Ok(PendingFile {
             _fault_cleanup: crate::mmap::remove_on_fault(temp.path()),

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
+use super::batch;
 use super::failure::Failure;
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::Progress;
+use super::BatchFlags;
 use super::{in_pool, keyargs, run};
+use crate::batch::Keys;
 use crate::mmap::MappedFile;
 use crate::{Encryptor, Recipient};
 
@@ -23,8 +26,10 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "seal", version, after_help = EXAMPLES)]
 pub struct Args {
-    /// File to seal; `-` or none reads standard input.
-    pub input: Option<PathBuf>,
+    /// File to seal; `-` or none reads standard input. Directories, or several inputs, are
+    /// sealed in batch mode: each file to FILE.age, mirrored under `-o DIRECTORY` if given.
+    #[arg(value_name = "INPUT")]
+    pub input: Vec<PathBuf>,
 
     /// Seal to a recipients file (such as server.pub) or to a literal `age1...` recipient.
     /// Repeatable.
@@ -41,6 +46,7 @@ pub struct Args {
 
     /// Where to write the sealed file; `-` is standard output.
     /// Default: INPUT.age, or standard output when reading standard input.
+    /// In batch mode: the directory to mirror the inputs under (default: beside them).
     #[arg(short, long, value_name = "OUTPUT")]
     pub output: Option<PathBuf>,
 
@@ -56,9 +62,14 @@ pub struct Args {
     #[arg(long)]
     pub no_mmap: bool,
 
-    /// No progress bar (it is shown only on a terminal, for large inputs).
+    /// No progress bar (it is shown only on a terminal, for large inputs); in batch mode, no
+    /// summary or notes either, only errors.
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub batch: BatchFlags,
 }
 
 /// The `seal` binary.
@@ -71,7 +82,21 @@ pub fn main() -> std::process::ExitCode {
 pub fn seal(args: Args) -> Result<(), Failure> {
     let recipients = keyargs::recipients(&args.to, &args.recipient, &args.recipients_file)?;
     let recipients: Vec<&dyn Recipient> = recipients.iter().map(|r| r.as_ref()).collect();
-    let source = Source::from_arg(args.input);
+    if batch::wanted(&args.input) {
+        let command = batch::Command {
+            program: "seal",
+            inputs: &args.input,
+            output: args.output,
+            force: args.force,
+            threads: args.threads,
+            no_mmap: args.no_mmap,
+            quiet: args.quiet,
+            flags: &args.batch,
+        };
+        return batch::run(command, Keys::Recipients(&recipients));
+    }
+    batch::check_single(&args.batch)?;
+    let source = Source::from_arg(args.input.into_iter().next());
     let destination = Destination::new(
         args.output,
         || match &source {
@@ -90,6 +115,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
                 .hint("use -o FILE, or redirect standard output"),
         );
     }
+    batch::check_remove_source(&args.batch, &source, &destination)?;
     let encryptor = Encryptor::new(&recipients)?;
 
     let (threads, quiet) = (args.threads, args.quiet);
@@ -114,7 +140,9 @@ pub fn seal(args: Args) -> Result<(), Failure> {
                 )?;
             }
             drop(progress);
-            pending.commit()
+            let output = pending.target().to_path_buf();
+            pending.commit()?;
+            batch::remove_single(&args.batch, path, &output)
         }
         (Source::File(path), Destination::Stdout) => {
             let (file, meta) = open_input(path)?;

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
+use super::batch;
 use super::failure::Failure;
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::{label, Progress};
+use super::BatchFlags;
 use super::{in_pool, keyargs, run};
+use crate::batch::Keys;
 use crate::mmap::MappedFile;
 use crate::{DecryptError, Decryptor, Identity, SealedSlice};
 
@@ -23,8 +26,10 @@ Examples:
 #[derive(Parser, Debug)]
 #[command(name = "unseal", version, after_help = EXAMPLES)]
 pub struct Args {
-    /// Sealed file to open; `-` or none reads standard input.
-    pub input: Option<PathBuf>,
+    /// Sealed file to open; `-` or none reads standard input. Directories, or several inputs,
+    /// are opened in batch mode: each NAME.age to NAME, mirrored under `-o DIRECTORY` if given.
+    #[arg(value_name = "INPUT")]
+    pub input: Vec<PathBuf>,
 
     /// Identity file (such as server.key); may hold several keys. Repeatable.
     #[arg(
@@ -38,6 +43,7 @@ pub struct Args {
 
     /// Where to write the plaintext; `-` is standard output.
     /// Default: INPUT without `.age`, or standard output when reading standard input.
+    /// In batch mode: the directory to mirror the inputs under (default: beside them).
     #[arg(short, long, value_name = "OUTPUT")]
     pub output: Option<PathBuf>,
 
@@ -53,9 +59,14 @@ pub struct Args {
     #[arg(long)]
     pub no_mmap: bool,
 
-    /// No progress bar (it is shown only on a terminal, for large inputs).
+    /// No progress bar (it is shown only on a terminal, for large inputs); in batch mode, no
+    /// summary or notes either, only errors.
     #[arg(short, long)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub batch: BatchFlags,
 }
 
 /// The `unseal` binary.
@@ -68,7 +79,21 @@ pub fn main() -> std::process::ExitCode {
 pub fn unseal(args: Args) -> Result<(), Failure> {
     let identities = keyargs::identities("unseal", &args.key)?;
     let identities: Vec<&dyn Identity> = identities.iter().map(|i| i.as_ref()).collect();
-    let source = Source::from_arg(args.input);
+    if batch::wanted(&args.input) {
+        let command = batch::Command {
+            program: "unseal",
+            inputs: &args.input,
+            output: args.output,
+            force: args.force,
+            threads: args.threads,
+            no_mmap: args.no_mmap,
+            quiet: args.quiet,
+            flags: &args.batch,
+        };
+        return batch::run(command, Keys::Identities(&identities));
+    }
+    batch::check_single(&args.batch)?;
+    let source = Source::from_arg(args.input.into_iter().next());
     let destination = Destination::new(
         args.output,
         || match &source {
@@ -77,6 +102,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
         },
         args.force,
     )?;
+    batch::check_remove_source(&args.batch, &source, &destination)?;
     let (threads, quiet) = (args.threads, args.quiet);
     match (&source, destination) {
         (Source::File(path), Destination::File(pending)) => {
@@ -98,7 +124,9 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
                 let input = BufReader::new(progress.reader(file));
                 stream(input, &identities, threads, pending.file(), path, output)?;
             }
-            pending.commit()
+            let output = pending.target().to_path_buf();
+            pending.commit()?;
+            batch::remove_single(&args.batch, path, &output)
         }
         (Source::File(path), Destination::Stdout) => {
             let (file, meta) = open_input(path)?;

@@ -1,0 +1,346 @@
+//! Whole trees at once: walk the inputs, plan one job per file, run the jobs on one rayon pool.
+//!
+//! A batch has two steps:
+//!
+//! 1. [`plan`] walks every input (files and directories, mixed) and decides, per file, where
+//!    its output goes and whether to process it at all. Nothing is written. Files that are
+//!    not processed get a [`Skip`] reason (output exists, symbolic link, FIFO, not `.age`, ...);
+//!    what cannot be read gets a [`FileError`].
+//! 2. [`run`] processes the jobs on the current rayon pool: many small files side by side, a
+//!    large one split into chunks across the pool like a single file (the per-file code of
+//!    [`crate::parallel`] nests inside the pool's work stealing). The file key is unwrapped
+//!    once per file. One failing file never stops the others; each gets a [`Report`].
+//!
+//! Outputs appear whole or not at all: each is written to a temporary file beside its target
+//! (`.NAME.XXXXXX.seal-partial`, mode 0600, exclusively locked while written), fsync'ed, and
+//! renamed into place without replacing an existing file unless `force`. A run first removes
+//! the temporary files that an earlier run left behind (after a SIGKILL or a power loss);
+//! one still locked by a live process is left alone. The caller can track temporary files
+//! through an [`Observer`], e.g. to remove them when a signal stops the process.
+//!
+//! Safety rules of the walk: symbolic links are not followed unless
+//! [`Options::follow_symlinks`], and then never to a target outside the input root; special
+//! files are skipped; an output directory inside an input tree is not walked; file names are
+//! kept as bytes ([`std::ffi::OsStr`]), UTF-8 or not. Outputs are only ever written inside
+//! the output directory, whose subdirectories are created by this module and never followed
+//! through a symbolic link.
+//!
+//! This module never prints, exits or looks at a terminal: progress and results reach the
+//! caller through [`Observer`] and the returned reports.
+//!
+//! ```
+//! use seal::batch::{self, Direction, Keys, Options};
+//!
+//! let dir = tempfile::tempdir()?;
+//! std::fs::create_dir(dir.path().join("inbox"))?;
+//! std::fs::write(dir.path().join("inbox/report.csv"), b"a,b\n1,2\n")?;
+//!
+//! let server = seal::x25519::Identity::generate();
+//! let recipient = server.to_public();
+//! let mut options = Options::new(Direction::Seal);
+//! options.output_dir = Some(dir.path().join("sealed"));
+//! let plan = batch::plan(&[dir.path().join("inbox")], &options);
+//! let reports = batch::run(&plan, Keys::Recipients(&[&recipient]), &options, &());
+//! assert!(reports.iter().all(|r| r.outcome.is_done()));
+//! assert!(dir.path().join("sealed/inbox/report.csv.age").is_file());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::DecryptError;
+use crate::recipient::{Identity, Recipient};
+
+mod run;
+mod staging;
+mod walk;
+
+pub use run::{remove_source, run};
+pub use staging::{is_partial_name, PARTIAL_SUFFIX};
+pub use walk::plan;
+
+/// Which way a batch goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Seal each file to `NAME.age`.
+    Seal,
+    /// Open each `NAME.age` to `NAME`.
+    Unseal,
+}
+
+/// How a batch is planned and run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Which way the batch goes.
+    pub direction: Direction,
+    /// Mirror every input under this directory (created if missing); `None`: each output goes
+    /// beside its input.
+    pub output_dir: Option<PathBuf>,
+    /// Replace existing outputs instead of skipping their inputs.
+    pub force: bool,
+    /// Follow symbolic links inside the input trees, never to outside the input root.
+    pub follow_symlinks: bool,
+    /// Remove each input once its output is written, fsync'ed and renamed into place.
+    pub remove_source: bool,
+    /// Map large inputs into memory (the fastest path); `false` streams them with plain reads.
+    pub mmap: bool,
+}
+
+impl Options {
+    /// Outputs beside their inputs; no force, no symbolic links, sources kept, inputs mapped.
+    pub fn new(direction: Direction) -> Options {
+        Options {
+            direction,
+            output_dir: None,
+            force: false,
+            follow_symlinks: false,
+            remove_source: false,
+            mmap: true,
+        }
+    }
+}
+
+/// The keys a batch runs with: recipients to seal to, or identities to open with.
+#[derive(Clone, Copy)]
+pub enum Keys<'a> {
+    /// Seal every file to all of these.
+    Recipients(&'a [&'a dyn Recipient]),
+    /// Open every file with whichever of these unwraps its file key.
+    Identities(&'a [&'a dyn Identity]),
+}
+
+/// One file to process.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The input file.
+    pub source: PathBuf,
+    /// Where its output goes.
+    pub output: PathBuf,
+    /// The input's size in bytes, when planned.
+    pub len: u64,
+    /// Whether opening `source` may follow a symbolic link: for inputs named by the caller,
+    /// and with [`Options::follow_symlinks`]; otherwise a link swapped in after planning is
+    /// refused.
+    pub follow: bool,
+}
+
+/// What [`plan`] decided: the jobs to run and the files left out.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Files to process, in walk order (each directory's entries sorted by name).
+    pub jobs: Vec<Job>,
+    /// Files not to process, with the reason; inputs that could not be read.
+    pub left_out: Vec<Report>,
+    /// Output directories, parents first: created by [`run`] if missing, and scanned for
+    /// temporary files left by an earlier run.
+    pub output_dirs: Vec<PathBuf>,
+}
+
+impl Plan {
+    /// Total input bytes of the jobs.
+    pub fn total_bytes(&self) -> u64 {
+        self.jobs.iter().map(|job| job.len).sum()
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug)]
+pub struct Report {
+    /// The input file.
+    pub source: PathBuf,
+    /// Its output path, when it has one.
+    pub output: Option<PathBuf>,
+    /// The input's size in bytes (0 when unknown).
+    pub bytes: u64,
+    /// Processed, skipped or failed.
+    pub outcome: Outcome,
+}
+
+/// Processed, skipped or failed.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The output was written, fsync'ed and renamed into place (and the source removed, if
+    /// asked).
+    Done,
+    /// Not processed, for a reason that is not an error.
+    Skipped(Skip),
+    /// Processing failed; no output was left behind (except after [`FileError::RemoveSource`],
+    /// where the output is complete and the source is still there).
+    Failed(FileError),
+}
+
+impl Outcome {
+    /// Whether the file was processed.
+    pub fn is_done(&self) -> bool {
+        matches!(self, Outcome::Done)
+    }
+}
+
+/// Why a file was not processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// Its output exists already (and `force` was not given).
+    OutputExists,
+    /// A symbolic link, and links are not followed.
+    Symlink,
+    /// A symbolic link to something outside the input root.
+    SymlinkOutside,
+    /// A symbolic link to a directory already walked (a loop, or a second path to it).
+    SymlinkSeen,
+    /// A FIFO, socket or device.
+    Special,
+    /// Unsealing: the name does not end in `.age` (or is only `.age`).
+    NotAgeName,
+    /// Sealing beside the inputs: the name ends in `.age` already.
+    AgeName,
+    /// A temporary file of this tool (`.NAME.XXXXXX.seal-partial`).
+    Partial,
+    /// Another input has the same output path.
+    DuplicateOutput,
+}
+
+impl Skip {
+    /// A short stable identifier, for machine-readable reports.
+    pub fn code(self) -> &'static str {
+        match self {
+            Skip::OutputExists => "output-exists",
+            Skip::Symlink => "symlink",
+            Skip::SymlinkOutside => "symlink-outside-root",
+            Skip::SymlinkSeen => "symlink-seen",
+            Skip::Special => "special-file",
+            Skip::NotAgeName => "not-age-name",
+            Skip::AgeName => "age-name",
+            Skip::Partial => "partial-file",
+            Skip::DuplicateOutput => "duplicate-output",
+        }
+    }
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Skip::OutputExists => "output exists",
+            Skip::Symlink => "symbolic link, not followed",
+            Skip::SymlinkOutside => "symbolic link to outside the input directory",
+            Skip::SymlinkSeen => "symbolic link to a directory already walked",
+            Skip::Special => "not a regular file (FIFO, socket or device)",
+            Skip::NotAgeName => "name does not end in .age",
+            Skip::AgeName => "already sealed (name ends in .age)",
+            Skip::Partial => "temporary file of an interrupted run",
+            Skip::DuplicateOutput => "another input has the same output path",
+        })
+    }
+}
+
+/// Why one file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The input could not be listed, opened or read.
+    #[error("cannot read: {0}")]
+    Read(io::Error),
+    /// The input changed into something other than a regular file after it was planned.
+    #[error("no longer a regular file")]
+    NotAFile,
+    /// The sealed input does not open: wrong key, not age, modified, corrupt, truncated.
+    #[error(transparent)]
+    Decrypt(DecryptError),
+    /// There were no recipients to seal to.
+    #[error("no recipients given")]
+    NoRecipients,
+    /// The keys given do not fit the direction of the batch.
+    #[error("recipients given to open files, or identities to seal them")]
+    WrongKeys,
+    /// The output could not be created, written, synced or renamed into place.
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        /// The output (or output directory) that failed.
+        path: PathBuf,
+        /// What failed.
+        error: io::Error,
+    },
+    /// The output is complete, but removing the source failed.
+    #[error("output written, but the source could not be removed: {0}")]
+    RemoveSource(io::Error),
+}
+
+/// Something that happened during [`run`], passed to [`Observer::event`].
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A job started.
+    Started(&'a Job),
+    /// Input bytes finished, from any job; a finished job's events add up to its size.
+    Progress(u64),
+    /// A file's final report: a job that finished, or a file left out when planned.
+    Finished(&'a Report),
+    /// A temporary file left by an earlier run was removed.
+    RemovedPartial(&'a Path),
+}
+
+/// Hears what a batch does; called from the pool's worker threads. Every method has a
+/// default that does nothing, and `()` is an observer that hears nothing.
+pub trait Observer: Sync {
+    /// Something happened.
+    fn event(&self, event: Event<'_>) {
+        let _ = event;
+    }
+
+    /// A temporary output file now exists at `path`.
+    fn partial_created(&self, path: &Path) {
+        let _ = path;
+    }
+
+    /// Calls `finish`, which either renames the temporary file at `path` into place or
+    /// removes it; afterwards `path` no longer exists. An observer that removes temporary
+    /// files on a signal holds that clean-up off during `finish`, so that no rename can slip
+    /// in after it.
+    fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {
+        let _ = path;
+        finish()
+    }
+}
+
+impl Observer for () {}
+
+/// Counts over the reports of a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Files processed.
+    pub done: u64,
+    /// Files skipped.
+    pub skipped: u64,
+    /// Files that failed.
+    pub failed: u64,
+    /// Input bytes of the files processed.
+    pub bytes: u64,
+}
+
+impl Summary {
+    /// Counts `reports`.
+    pub fn of<'a>(reports: impl IntoIterator<Item = &'a Report>) -> Summary {
+        let mut summary = Summary::default();
+        for report in reports {
+            summary.add(report);
+        }
+        summary
+    }
+
+    /// Counts one more report.
+    pub fn add(&mut self, report: &Report) {
+        match report.outcome {
+            Outcome::Done => {
+                self.done += 1;
+                self.bytes += report.bytes;
+            }
+            Outcome::Skipped(_) => self.skipped += 1,
+            Outcome::Failed(_) => self.failed += 1,
+        }
+    }
+
+    /// Input bytes per second over `elapsed`.
+    pub fn throughput(&self, elapsed: Duration) -> f64 {
+        self.bytes as f64 / elapsed.as_secs_f64().max(1e-9)
+    }
+}

@@ -1,0 +1,406 @@
+//! Planning: walk the inputs and decide, file by file, what to do and where the output goes.
+//!
+//! With an output directory, a directory input `.../NAME` is mirrored under `OUTDIR/NAME`, and
+//! a file input `.../FILE` goes to `OUTDIR/FILE.age` (sealing) or `OUTDIR/FILE` without `.age`
+//! (unsealing), as `cp -r` would place them. Without one, each output goes beside its input.
+//!
+//! Inputs named on the command line are followed if they are symbolic links (the operator
+//! named them); links found inside a tree are not, unless asked, and then only to targets
+//! inside the input root, each directory walked once.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, FileType, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::{is_partial_name, Direction, FileError, Job, Options, Outcome, Plan, Report, Skip};
+
+/// Walks `inputs` (files and directories) and plans the batch. Reads only; writes nothing.
+pub fn plan(inputs: &[PathBuf], options: &Options) -> Plan {
+    let mut planner = Planner {
+        options,
+        plan: Plan::default(),
+        outputs: HashSet::new(),
+        out_dir_id: options
+            .output_dir
+            .as_deref()
+            .and_then(|dir| fs::metadata(dir).ok())
+            .map(|meta| id(&meta)),
+    };
+    if let Some(dir) = &options.output_dir {
+        planner.output_dir(dir.clone());
+    }
+    for input in inputs {
+        planner.input(input);
+    }
+    planner.plan
+}
+
+/// A file or directory's identity on its device.
+fn id(meta: &Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
+struct Planner<'a> {
+    options: &'a Options,
+    plan: Plan,
+    outputs: HashSet<PathBuf>,
+    out_dir_id: Option<(u64, u64)>,
+}
+
+/// A directory to walk: where it is, and where its outputs go.
+struct Walk {
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+impl Planner<'_> {
+    fn input(&mut self, input: &Path) {
+        let meta = match fs::metadata(input) {
+            Ok(meta) => meta,
+            Err(e) => return self.fail(input, 0, FileError::Read(e)),
+        };
+        if meta.is_dir() {
+            self.tree(input, &meta);
+        } else if meta.is_file() {
+            let name = input.file_name().unwrap_or(input.as_os_str());
+            let out_dir = match &self.options.output_dir {
+                Some(dir) => dir.clone(),
+                None => parent(input),
+            };
+            if self.options.output_dir.is_none() {
+                self.output_dir(out_dir.clone());
+            }
+            self.file(input, name, &out_dir, meta.len(), true);
+        } else {
+            self.skip(input, None, 0, Skip::Special);
+        }
+    }
+
+    /// Walks the tree under `root`, depth first, each directory's entries in name order.
+    fn tree(&mut self, root: &Path, meta: &Metadata) {
+        let canonical_root = match fs::canonicalize(root) {
+            Ok(path) => path,
+            Err(e) => return self.fail(root, 0, FileError::Read(e)),
+        };
+        let out = match &self.options.output_dir {
+            // `seal .` mirrors the current directory under its own name; `/` has none.
+            Some(dir) => match root.file_name().or(canonical_root.file_name()) {
+                Some(name) => dir.join(name),
+                None => dir.clone(),
+            },
+            None => root.to_path_buf(),
+        };
+        let mut seen = HashSet::from([id(meta)]);
+        if Some(id(meta)) == self.out_dir_id {
+            return;
+        }
+        let mut stack = vec![Walk {
+            dir: root.to_path_buf(),
+            out,
+        }];
+        while let Some(Walk { dir, out }) = stack.pop() {
+            self.output_dir(out.clone());
+            let mut entries = match read_sorted(&dir) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.fail(&dir, 0, FileError::Read(e));
+                    continue;
+                }
+            };
+            let mut subdirs = Vec::new();
+            for (name, file_type) in entries.drain(..) {
+                let path = dir.join(&name);
+                if let Some(meta) = self.entry(&path, &name, file_type, &canonical_root, &out) {
+                    if Some(id(&meta)) == self.out_dir_id {
+                        continue;
+                    }
+                    if seen.insert(id(&meta)) {
+                        subdirs.push(Walk {
+                            dir: path,
+                            out: out.join(&name),
+                        });
+                    } else if file_type.is_symlink() {
+                        self.skip(&path, None, 0, Skip::SymlinkSeen);
+                    }
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+    }
+
+    /// Plans one directory entry; returns the metadata of a directory to walk into.
+    fn entry(
+        &mut self,
+        path: &Path,
+        name: &OsStr,
+        file_type: FileType,
+        root: &Path,
+        out: &Path,
+    ) -> Option<Metadata> {
+        let meta = if file_type.is_symlink() {
+            if !self.options.follow_symlinks {
+                self.skip(path, None, 0, Skip::Symlink);
+                return None;
+            }
+            let target = fs::canonicalize(path).and_then(|target| {
+                let meta = fs::metadata(&target)?;
+                Ok((target, meta))
+            });
+            match target {
+                Err(e) => {
+                    self.fail(path, 0, FileError::Read(e));
+                    return None;
+                }
+                Ok((target, _)) if !target.starts_with(root) => {
+                    self.skip(path, None, 0, Skip::SymlinkOutside);
+                    return None;
+                }
+                Ok((_, meta)) => meta,
+            }
+        } else {
+            match fs::symlink_metadata(path) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    self.fail(path, 0, FileError::Read(e));
+                    return None;
+                }
+            }
+        };
+        if meta.is_dir() {
+            return Some(meta);
+        }
+        let file_type = meta.file_type();
+        if file_type.is_fifo()
+            || file_type.is_socket()
+            || file_type.is_block_device()
+            || file_type.is_char_device()
+            || !meta.is_file()
+        {
+            self.skip(path, None, meta.len(), Skip::Special);
+        } else {
+            self.file(path, name, out, meta.len(), self.options.follow_symlinks);
+        }
+        None
+    }
+
+    /// Plans a regular file named `name`, whose output goes in `out_dir`.
+    fn file(&mut self, path: &Path, name: &OsStr, out_dir: &Path, len: u64, follow: bool) {
+        if is_partial_name(name) {
+            // Beside the inputs, the run removes these (when stale); in an input tree
+            // mirrored elsewhere they are reported.
+            if self.options.output_dir.is_some() {
+                self.skip(path, None, len, Skip::Partial);
+            }
+            return;
+        }
+        let output_name = match output_name(self.options.direction, name) {
+            Some(output_name) => output_name,
+            None => return self.skip(path, None, len, Skip::NotAgeName),
+        };
+        if self.options.direction == Direction::Seal
+            && self.options.output_dir.is_none()
+            && name.as_bytes().ends_with(b".age")
+        {
+            return self.skip(path, None, len, Skip::AgeName);
+        }
+        let output = out_dir.join(output_name);
+        if !self.outputs.insert(output.clone()) {
+            return self.skip(path, Some(output), len, Skip::DuplicateOutput);
+        }
+        if !self.options.force && output.symlink_metadata().is_ok() {
+            return self.skip(path, Some(output), len, Skip::OutputExists);
+        }
+        self.plan.jobs.push(Job {
+            source: path.to_path_buf(),
+            output,
+            len,
+            follow,
+        });
+    }
+
+    fn output_dir(&mut self, dir: PathBuf) {
+        if !self.plan.output_dirs.contains(&dir) {
+            self.plan.output_dirs.push(dir);
+        }
+    }
+
+    fn skip(&mut self, path: &Path, output: Option<PathBuf>, bytes: u64, skip: Skip) {
+        self.report(path, output, bytes, Outcome::Skipped(skip));
+    }
+
+    fn fail(&mut self, path: &Path, bytes: u64, error: FileError) {
+        self.report(path, None, bytes, Outcome::Failed(error));
+    }
+
+    fn report(&mut self, path: &Path, output: Option<PathBuf>, bytes: u64, outcome: Outcome) {
+        self.plan.left_out.push(Report {
+            source: path.to_path_buf(),
+            output,
+            bytes,
+            outcome,
+        });
+    }
+}
+
+/// The directory a path is in (`.` for a bare name).
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `NAME` → `NAME.age` when sealing; `NAME.age` → `NAME` when unsealing (`None` otherwise).
+pub(super) fn output_name(direction: Direction, name: &OsStr) -> Option<OsString> {
+    match direction {
+        Direction::Seal => {
+            let mut out = name.to_os_string();
+            out.push(".age");
+            Some(out)
+        }
+        Direction::Unseal => {
+            let stem = name.as_bytes().strip_suffix(b".age")?;
+            (!stem.is_empty()).then(|| OsStr::from_bytes(stem).to_os_string())
+        }
+    }
+}
+
+/// A directory's entries with their types (not following links), sorted by name.
+fn read_sorted(dir: &Path) -> io::Result<Vec<(OsString, FileType)>> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        entries.push((entry.file_name(), entry.file_type()?));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names() {
+        let name = |d, n: &str| output_name(d, n.as_ref()).map(|s| s.into_string().unwrap());
+        assert_eq!(name(Direction::Seal, "a.txt").as_deref(), Some("a.txt.age"));
+        assert_eq!(
+            name(Direction::Unseal, "a.txt.age").as_deref(),
+            Some("a.txt")
+        );
+        assert_eq!(name(Direction::Unseal, "a.txt"), None);
+        assert_eq!(name(Direction::Unseal, ".age"), None);
+        let raw = OsStr::from_bytes(b"\xff.age");
+        assert_eq!(
+            output_name(Direction::Unseal, raw).unwrap().as_bytes(),
+            b"\xff"
+        );
+    }
+
+    fn names(plan: &Plan, root: &Path) -> Vec<String> {
+        plan.jobs
+            .iter()
+            .map(|job| {
+                let source = job.source.strip_prefix(root).unwrap().display();
+                let output = job.output.strip_prefix(root).unwrap().display();
+                format!("{source} -> {output}")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tree_is_mirrored_under_the_output_directory_and_the_output_directory_is_not_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("in/sub")).unwrap();
+        fs::write(root.join("in/b"), b"").unwrap();
+        fs::write(root.join("in/a"), b"").unwrap();
+        fs::write(root.join("in/sub/c"), b"").unwrap();
+        fs::create_dir_all(root.join("in/out")).unwrap();
+        fs::write(root.join("in/out/stale.age"), b"").unwrap();
+        let mut options = Options::new(Direction::Seal);
+        options.output_dir = Some(root.join("in/out"));
+        let plan = plan(&[root.join("in")], &options);
+        assert_eq!(
+            names(&plan, root),
+            [
+                "in/a -> in/out/in/a.age",
+                "in/b -> in/out/in/b.age",
+                "in/sub/c -> in/out/in/sub/c.age"
+            ]
+        );
+        assert!(plan.left_out.is_empty());
+        let dirs: Vec<_> = plan
+            .output_dirs
+            .iter()
+            .map(|d| d.strip_prefix(root).unwrap())
+            .collect();
+        assert_eq!(
+            dirs,
+            [
+                Path::new("in/out"),
+                Path::new("in/out/in"),
+                Path::new("in/out/in/sub")
+            ]
+        );
+    }
+
+    #[test]
+    fn sealing_beside_the_inputs_leaves_sealed_files_and_existing_outputs_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::write(root.join("a"), b"").unwrap();
+        fs::write(root.join("a.age"), b"").unwrap();
+        fs::write(root.join("b"), b"").unwrap();
+        let plan = plan(&[root.to_path_buf()], &Options::new(Direction::Seal));
+        assert_eq!(names(&plan, root), ["b -> b.age"]);
+        let skips: Vec<_> = plan
+            .left_out
+            .iter()
+            .map(|r| match r.outcome {
+                Outcome::Skipped(skip) => (r.source.strip_prefix(root).unwrap().to_owned(), skip),
+                _ => panic!("{r:?}"),
+            })
+            .collect();
+        assert_eq!(
+            skips,
+            [
+                (PathBuf::from("a"), Skip::OutputExists),
+                (PathBuf::from("a.age"), Skip::AgeName)
+            ]
+        );
+    }
+
+    #[test]
+    fn followed_links_stay_inside_the_root_and_each_directory_is_walked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("in/d")).unwrap();
+        fs::write(root.join("in/d/f"), b"").unwrap();
+        fs::write(root.join("secret"), b"").unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("in/out-link")).unwrap();
+        std::os::unix::fs::symlink("d/f", root.join("in/in-link")).unwrap();
+        std::os::unix::fs::symlink("..", root.join("in/d/loop")).unwrap();
+        let mut options = Options::new(Direction::Seal);
+        options.output_dir = Some(root.join("out"));
+        options.follow_symlinks = true;
+        let plan = plan(&[root.join("in")], &options);
+        assert_eq!(
+            names(&plan, root),
+            [
+                "in/in-link -> out/in/in-link.age",
+                "in/d/f -> out/in/d/f.age"
+            ]
+        );
+        let skips: Vec<_> = plan
+            .left_out
+            .iter()
+            .map(|r| format!("{:?}", r.outcome))
+            .collect();
+        assert_eq!(skips, ["Skipped(SymlinkOutside)", "Skipped(SymlinkSeen)"]);
+    }
+}

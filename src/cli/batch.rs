@@ -1,0 +1,607 @@
+//! Batch mode of `seal` and `unseal`: a directory, or several inputs, in one call.
+//!
+//! The work is [`crate::batch`]'s; this module turns flags into its options, draws progress,
+//! prints one line per failed (or oddly skipped) file and a summary on standard error, writes
+//! the `--json` report (JSON Lines: one object per file as it finishes, then a summary) to
+//! standard output, registers temporary files for the signal clean-up, and picks the exit
+//! code: 7 when any file failed.
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clap::Args;
+use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::failure::{describe_io, ExitCode, Failure};
+use super::paths::{Destination, Source};
+use super::{in_pool, output};
+use crate::batch::{self, Direction, Event, FileError, Keys, Observer, Options, Outcome, Report};
+use crate::batch::{Skip, Summary};
+
+/// The flags of batch mode, shared by `seal` and `unseal`.
+#[derive(Args, Debug, Default)]
+#[command(next_help_heading = "Batch mode (a directory, or several inputs)")]
+pub struct Flags {
+    /// Write a report to standard output: one JSON object per file (path, output, bytes,
+    /// outcome, reason, error, code) as it finishes, then a summary object.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Show progress even when standard error is not a terminal (as a line every second).
+    #[arg(long, conflicts_with = "quiet")]
+    pub progress: bool,
+
+    /// Remove each input after its output is written, fsync'ed and renamed into place.
+    #[arg(long)]
+    pub remove_source: bool,
+
+    /// Follow symbolic links inside input directories (never to outside the directory).
+    #[arg(long)]
+    pub follow_symlinks: bool,
+}
+
+/// The flags of one `seal` or `unseal` command that batch mode uses.
+pub struct Command<'a> {
+    /// `seal` or `unseal`, for messages.
+    pub program: &'static str,
+    /// The files and directories named.
+    pub inputs: &'a [PathBuf],
+    /// `-o`: the output directory.
+    pub output: Option<PathBuf>,
+    /// `--force`.
+    pub force: bool,
+    /// `--threads`.
+    pub threads: usize,
+    /// `--no-mmap`.
+    pub no_mmap: bool,
+    /// `--quiet`.
+    pub quiet: bool,
+    /// The batch flags.
+    pub flags: &'a Flags,
+}
+
+/// Whether a command line asks for batch mode: several inputs, or a directory.
+pub fn wanted(inputs: &[PathBuf]) -> bool {
+    inputs.len() > 1 || inputs.iter().any(|input| input.is_dir())
+}
+
+/// Refuses the batch-only flags for a single file or standard input.
+pub fn check_single(flags: &Flags) -> Result<(), Failure> {
+    let only = |flag: &str| {
+        Failure::usage(format!("{flag} works in batch mode only"))
+            .hint("batch mode is for a directory, or several inputs")
+    };
+    match () {
+        () if flags.json => Err(only("--json")),
+        () if flags.progress => Err(only("--progress")),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses `--remove-source` unless a file is read and a file is written.
+pub fn check_remove_source(
+    flags: &Flags,
+    source: &Source,
+    destination: &Destination,
+) -> Result<(), Failure> {
+    let files = matches!(
+        (source, destination),
+        (Source::File(_), Destination::File(_))
+    );
+    if flags.remove_source && !files {
+        return Err(
+            Failure::usage("--remove-source needs an input file and an output file")
+                .hint("standard input and standard output cannot be removed or made durable"),
+        );
+    }
+    Ok(())
+}
+
+/// `--remove-source` for a single file whose output is committed.
+pub fn remove_single(flags: &Flags, source: &Path, output: &Path) -> Result<(), Failure> {
+    if !flags.remove_source {
+        return Ok(());
+    }
+    batch::remove_source(source, output).map_err(|e| {
+        Failure::new(
+            ExitCode::Io,
+            format!(
+                "output written, but the source could not be removed: {}",
+                describe_io(&e)
+            ),
+        )
+        .about(source)
+    })
+}
+
+/// Runs a batch: plan, run on `threads` threads, report.
+pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
+    let program = command.program;
+    if command.inputs.iter().any(|input| input.as_os_str() == "-") {
+        return Err(Failure::usage("standard input cannot be part of a batch")
+            .hint("name files and directories only"));
+    }
+    if command
+        .output
+        .as_ref()
+        .is_some_and(|o| o.as_os_str() == "-")
+    {
+        return Err(Failure::usage("a batch cannot write to standard output")
+            .hint("use -o DIRECTORY, or leave -o out to write beside the inputs"));
+    }
+    let direction = match keys {
+        Keys::Recipients(_) => Direction::Seal,
+        Keys::Identities(_) => Direction::Unseal,
+    };
+    let options = Options {
+        direction,
+        output_dir: command.output,
+        force: command.force,
+        follow_symlinks: command.flags.follow_symlinks,
+        remove_source: command.flags.remove_source,
+        mmap: !command.no_mmap,
+    };
+    let started = Instant::now();
+    let plan = batch::plan(command.inputs, &options);
+    let show = match (
+        command.quiet,
+        command.flags.progress,
+        io::stderr().is_terminal(),
+    ) {
+        (true, _, _) => Show::Nothing,
+        (false, _, true) => Show::Bar,
+        (false, true, false) => Show::Lines,
+        (false, false, false) => Show::Nothing,
+    };
+    let files = (plan.jobs.len() + plan.left_out.len()) as u64;
+    let reporter = Reporter {
+        program,
+        direction,
+        quiet: command.quiet,
+        json: command.flags.json,
+        progress: Progress::new(show, files, plan.total_bytes()),
+        tally: Mutex::default(),
+    };
+    std::thread::scope(|scope| {
+        let (stop, stopped) = mpsc::channel::<()>();
+        if show == Show::Lines {
+            let progress = &reporter.progress;
+            scope.spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_secs(1))
+                {
+                    eprintln!("{}", progress.line(program));
+                }
+            });
+        }
+        let result = in_pool(command.threads, || {
+            batch::run(plan, keys, &options, &reporter);
+        });
+        drop(stop);
+        result
+    })?;
+    reporter.progress.finish();
+    reporter.finish(started.elapsed(), command.force)
+}
+
+/// How progress is shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Show {
+    Nothing,
+    Bar,
+    Lines,
+}
+
+/// Files at least this large are named on the progress display while they run.
+const LARGE: u64 = 64 << 20;
+
+/// Progress counters, drawn as a bar or printed as lines.
+struct Progress {
+    show: Show,
+    bar: Option<ProgressBar>,
+    files: u64,
+    total: u64,
+    files_done: AtomicU64,
+    bytes_done: AtomicU64,
+    current: Mutex<Option<String>>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(show: Show, files: u64, total: u64) -> Progress {
+        let bar = (show == Show::Bar).then(|| {
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            let bar =
+                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(8));
+            bar.set_style(style);
+            bar.set_prefix(format!("0/{files} files"));
+            bar.enable_steady_tick(Duration::from_millis(125));
+            bar
+        });
+        Progress {
+            show,
+            bar,
+            files,
+            total,
+            files_done: AtomicU64::new(0),
+            bytes_done: AtomicU64::new(0),
+            current: Mutex::new(None),
+            started: Instant::now(),
+        }
+    }
+
+    fn bytes(&self, n: u64) {
+        self.bytes_done.fetch_add(n, Ordering::Relaxed);
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    fn started(&self, path: &Path, len: u64) {
+        if len >= LARGE && self.show != Show::Nothing {
+            let name = path.display().to_string();
+            if let Some(bar) = &self.bar {
+                bar.set_message(name.clone());
+            }
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+        }
+    }
+
+    fn file_done(&self, path: &Path) {
+        let done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.show == Show::Nothing {
+            return;
+        }
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_deref() == Some(&*path.display().to_string()) {
+            *current = None;
+            if let Some(bar) = &self.bar {
+                bar.set_message("");
+            }
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(format!("{done}/{} files", self.files));
+        }
+    }
+
+    /// Prints a message line without tearing the bar.
+    fn print(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn line(&self, program: &str) -> String {
+        let files = self.files_done.load(Ordering::Relaxed);
+        let bytes = self.bytes_done.load(Ordering::Relaxed);
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = bytes as f64 / elapsed;
+        let mut line = format!(
+            "{program}: {files}/{} files, {}/{}, {}/s",
+            self.files,
+            HumanBytes(bytes),
+            HumanBytes(self.total),
+            HumanBytes(rate as u64)
+        );
+        if rate > 0.0 && bytes < self.total {
+            let eta = Duration::from_secs_f64((self.total - bytes) as f64 / rate);
+            let _ = write!(line, ", ETA {}", HumanDuration(eta));
+        }
+        if let Some(name) = &*self.current.lock().unwrap_or_else(|e| e.into_inner()) {
+            let _ = write!(line, ", now {name}");
+        }
+        line
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// What the files came to, so far.
+#[derive(Default)]
+struct Tally {
+    summary: Summary,
+    /// Skips too common to list one by one (outputs that exist, names of the other
+    /// direction), counted by kind.
+    quiet_skips: Vec<(Skip, u64)>,
+    removed_partials: u64,
+}
+
+/// The batch's [`Observer`]: progress, messages, the JSON report, signal clean-up.
+struct Reporter {
+    program: &'static str,
+    direction: Direction,
+    quiet: bool,
+    json: bool,
+    progress: Progress,
+    tally: Mutex<Tally>,
+}
+
+impl Observer for Reporter {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::Started(job) => self.progress.started(&job.source, job.len),
+            Event::Progress(n) => self.progress.bytes(n),
+            Event::Finished(report) => self.finished(report),
+            Event::RemovedPartial(path) => {
+                self.tally().removed_partials += 1;
+                if !self.quiet {
+                    let path = path.display();
+                    let line = format!(
+                        "{}: removed {path}, left by an interrupted run",
+                        self.program
+                    );
+                    self.progress.print(&line);
+                }
+            }
+        }
+    }
+
+    fn partial_created(&self, path: &Path) {
+        output::track(path);
+    }
+
+    fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {
+        output::finish_tracked(path, finish);
+    }
+}
+
+impl Reporter {
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn finished(&self, report: &Report) {
+        self.progress.file_done(&report.source);
+        let mut listed = true;
+        {
+            let mut tally = self.tally();
+            tally.summary.add(report);
+            if let Outcome::Skipped(skip) = report.outcome {
+                if is_common(skip) {
+                    listed = false;
+                    match tally.quiet_skips.iter_mut().find(|(s, _)| *s == skip) {
+                        Some((_, n)) => *n += 1,
+                        None => tally.quiet_skips.push((skip, 1)),
+                    }
+                }
+            }
+        }
+        let path = report.source.display();
+        match &report.outcome {
+            Outcome::Done => {}
+            Outcome::Failed(error) => {
+                let line = format!("{}: error: {path}: {}", self.program, message(error));
+                self.progress.print(&line);
+            }
+            Outcome::Skipped(skip) if listed && !self.quiet => {
+                let hint = match skip {
+                    Skip::Symlink => " (use --follow-symlinks)",
+                    _ => "",
+                };
+                let line = format!("{}: skipped {path}: {skip}{hint}", self.program);
+                self.progress.print(&line);
+            }
+            Outcome::Skipped(_) => {}
+        }
+        if self.json {
+            let line = json_record(report, self.done_word());
+            let mut out = io::stdout().lock();
+            // A reader that went away loses the report, not the batch.
+            let _ = out.write_all(line.as_bytes());
+        }
+    }
+
+    fn done_word(&self) -> &'static str {
+        match self.direction {
+            Direction::Seal => "sealed",
+            Direction::Unseal => "unsealed",
+        }
+    }
+
+    /// Prints the summary and the JSON summary; exit code 7 if any file failed.
+    fn finish(&self, elapsed: Duration, force: bool) -> Result<(), Failure> {
+        let tally = self.tally();
+        let s = tally.summary;
+        let rate = s.throughput(elapsed);
+        if self.json {
+            let line = format!(
+                "{{\"type\":\"summary\",\"{}\":{},\"skipped\":{},\"failed\":{},\"bytes\":{},\"elapsed_s\":{:.6},\"bytes_per_s\":{:.0},\"removed_partials\":{}}}\n",
+                self.done_word(),
+                s.done,
+                s.skipped,
+                s.failed,
+                s.bytes,
+                elapsed.as_secs_f64(),
+                rate,
+                tally.removed_partials,
+            );
+            let _ = io::stdout().lock().write_all(line.as_bytes());
+        }
+        if !self.quiet {
+            let mut line = format!(
+                "{}: {} {}, {} skipped",
+                self.program,
+                s.done,
+                self.done_word(),
+                s.skipped
+            );
+            if !tally.quiet_skips.is_empty() {
+                let kinds: Vec<String> = tally
+                    .quiet_skips
+                    .iter()
+                    .map(|(skip, n)| format!("{n} {}", common_words(*skip)))
+                    .collect();
+                let _ = write!(line, " ({})", kinds.join(", "));
+            }
+            let _ = write!(
+                line,
+                ", {} failed; {} in {:.2} s, {}/s",
+                s.failed,
+                HumanBytes(s.bytes),
+                elapsed.as_secs_f64(),
+                HumanBytes(rate as u64)
+            );
+            eprintln!("{line}");
+            let exists = tally
+                .quiet_skips
+                .iter()
+                .any(|(skip, _)| *skip == Skip::OutputExists);
+            if exists && !force {
+                eprintln!(
+                    "{}: hint: use --force to redo files whose output exists",
+                    self.program
+                );
+            }
+        }
+        if s.failed > 0 {
+            let total = s.done + s.skipped + s.failed;
+            let files = if total == 1 { "file" } else { "files" };
+            return Err(Failure::new(
+                ExitCode::Batch,
+                format!("{} of {total} {files} failed", s.failed),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Skips that a re-run, or a tree holding both directions, produces by the thousand: counted,
+/// not listed.
+fn is_common(skip: Skip) -> bool {
+    matches!(skip, Skip::OutputExists | Skip::AgeName | Skip::NotAgeName)
+}
+
+fn common_words(skip: Skip) -> &'static str {
+    match skip {
+        Skip::OutputExists => "existing outputs",
+        Skip::AgeName => "already sealed",
+        _ => "not .age",
+    }
+}
+
+/// A file's failure in words, I/O errors without Rust's "(os error N)".
+fn message(error: &FileError) -> String {
+    match error {
+        FileError::Read(e) => format!("cannot read: {}", describe_io(e)),
+        FileError::Decrypt(e) => Failure::from(e).message,
+        FileError::Write { path, error } => {
+            format!("cannot write {}: {}", path.display(), describe_io(error))
+        }
+        FileError::RemoveSource(e) => format!(
+            "output written, but the source could not be removed: {}",
+            describe_io(e)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The exit code the single-file command gives for this failure.
+fn code(error: &FileError) -> ExitCode {
+    match error {
+        FileError::Decrypt(e) => Failure::from(e).code,
+        FileError::NoRecipients | FileError::WrongKeys => ExitCode::Usage,
+        _ => ExitCode::Io,
+    }
+}
+
+/// One line of the `--json` report.
+fn json_record(report: &Report, done_word: &str) -> String {
+    let mut line = String::from("{\"type\":\"file\"");
+    json_path(&mut line, "path", Some(&report.source));
+    json_path(&mut line, "output", report.output.as_deref());
+    let _ = write!(line, ",\"bytes\":{}", report.bytes);
+    let (outcome, reason, error) = match &report.outcome {
+        Outcome::Done => (done_word, None, None),
+        Outcome::Skipped(skip) => ("skipped", Some(skip.code()), None),
+        Outcome::Failed(error) => ("failed", None, Some(error)),
+    };
+    let _ = write!(line, ",\"outcome\":\"{outcome}\",\"reason\":");
+    match reason {
+        Some(reason) => json_string(&mut line, reason),
+        None => line.push_str("null"),
+    }
+    line.push_str(",\"error\":");
+    match error {
+        Some(error) => {
+            json_string(&mut line, &message(error));
+            let _ = write!(line, ",\"code\":{}", code(error) as u8);
+        }
+        None => line.push_str("null,\"code\":null"),
+    }
+    line.push_str("}\n");
+    line
+}
+
+/// `,"key":"path"`: the path as UTF-8 (invalid bytes replaced by U+FFFD); a path that is
+/// not UTF-8 also gets `,"key_base64":"..."` with its exact bytes.
+fn json_path(line: &mut String, key: &str, path: Option<&Path>) {
+    let _ = write!(line, ",\"{key}\":");
+    let Some(path) = path else {
+        line.push_str("null");
+        return;
+    };
+    json_string(line, &path.to_string_lossy());
+    if path.to_str().is_none() {
+        let bytes = path.as_os_str().as_bytes();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let _ = write!(line, ",\"{key}_base64\":\"{encoded}\"");
+    }
+}
+
+/// A JSON string literal.
+fn json_string(line: &mut String, text: &str) {
+    line.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => line.push_str("\\\""),
+            '\\' => line.push_str("\\\\"),
+            '\n' => line.push_str("\\n"),
+            '\r' => line.push_str("\\r"),
+            '\t' => line.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(line, "\\u{:04x}", c as u32);
+            }
+            c => line.push(c),
+        }
+    }
+    line.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_quotes_backslashes_and_controls() {
+        let mut line = String::new();
+        json_string(&mut line, "a\"b\\c\nd\u{1}é");
+        assert_eq!(line, r#""a\"b\\c\nd\u0001é""#);
+    }
+
+    #[test]
+    fn a_path_that_is_not_utf8_keeps_its_bytes_in_base64() {
+        use std::os::unix::ffi::OsStrExt;
+        let path = Path::new(std::ffi::OsStr::from_bytes(b"in/\xff.txt"));
+        let mut line = String::new();
+        json_path(&mut line, "path", Some(path));
+        assert_eq!(
+            line,
+            ",\"path\":\"in/\u{fffd}.txt\",\"path_base64\":\"aW4v/y50eHQ=\""
+        );
+    }
+}
