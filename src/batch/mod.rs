@@ -40,7 +40,7 @@
 //! let mut options = Options::new(Direction::Seal);
 //! options.output_dir = Some(dir.path().join("sealed"));
 //! let plan = batch::plan(&[dir.path().join("inbox")], &options);
-//! let reports = batch::run(&plan, Keys::Recipients(&[&recipient]), &options, &());
+//! let reports = batch::run(plan, Keys::Recipients(&[&recipient]), &options, &());
 //! assert!(reports.iter().all(|r| r.outcome.is_done()));
 //! assert!(dir.path().join("sealed/inbox/report.csv.age").is_file());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -188,8 +188,8 @@ pub enum Skip {
     Symlink,
     /// A symbolic link to something outside the input root.
     SymlinkOutside,
-    /// A symbolic link to a directory already walked (a loop, or a second path to it).
-    SymlinkSeen,
+    /// A symbolic link to a directory that contains it: following it would loop.
+    SymlinkLoop,
     /// A FIFO, socket or device.
     Special,
     /// Unsealing: the name does not end in `.age` (or is only `.age`).
@@ -209,7 +209,7 @@ impl Skip {
             Skip::OutputExists => "output-exists",
             Skip::Symlink => "symlink",
             Skip::SymlinkOutside => "symlink-outside-root",
-            Skip::SymlinkSeen => "symlink-seen",
+            Skip::SymlinkLoop => "symlink-loop",
             Skip::Special => "special-file",
             Skip::NotAgeName => "not-age-name",
             Skip::AgeName => "age-name",
@@ -225,7 +225,7 @@ impl fmt::Display for Skip {
             Skip::OutputExists => "output exists",
             Skip::Symlink => "symbolic link, not followed",
             Skip::SymlinkOutside => "symbolic link to outside the input directory",
-            Skip::SymlinkSeen => "symbolic link to a directory already walked",
+            Skip::SymlinkLoop => "symbolic link to a directory that contains it (a loop)",
             Skip::Special => "not a regular file (FIFO, socket or device)",
             Skip::NotAgeName => "name does not end in .age",
             Skip::AgeName => "already sealed (name ends in .age)",

@@ -154,8 +154,8 @@ pub fn make_dir(dir: &Path, private: bool) -> io::Result<()> {
                 Ok(())
             } else {
                 Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "exists and is not a directory (a symbolic link is never followed here)",
+                    io::ErrorKind::NotADirectory,
+                    "not a directory (symbolic links are not followed in the output tree)",
                 ))
             }
         }

@@ -6,7 +6,8 @@
 //!
 //! Inputs named on the command line are followed if they are symbolic links (the operator
 //! named them); links found inside a tree are not, unless asked, and then only to targets
-//! inside the input root, each directory walked once.
+//! inside the input root, and never into a directory that contains the link (a loop). A
+//! directory reached by a link is mirrored under the link's name, as `cp -rL` would.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -55,6 +56,9 @@ struct Planner<'a> {
 struct Walk {
     dir: PathBuf,
     out: PathBuf,
+    /// The directories this one lies in, itself included: a followed link must not lead
+    /// back to one of them.
+    ancestors: Vec<(u64, u64)>,
 }
 
 impl Planner<'_> {
@@ -94,15 +98,20 @@ impl Planner<'_> {
             },
             None => root.to_path_buf(),
         };
-        let mut seen = HashSet::from([id(meta)]);
         if Some(id(meta)) == self.out_dir_id {
             return;
         }
         let mut stack = vec![Walk {
             dir: root.to_path_buf(),
             out,
+            ancestors: vec![id(meta)],
         }];
-        while let Some(Walk { dir, out }) = stack.pop() {
+        while let Some(Walk {
+            dir,
+            out,
+            ancestors,
+        }) = stack.pop()
+        {
             self.output_dir(out.clone());
             let mut entries = match read_sorted(&dir) {
                 Ok(entries) => entries,
@@ -115,17 +124,21 @@ impl Planner<'_> {
             for (name, file_type) in entries.drain(..) {
                 let path = dir.join(&name);
                 if let Some(meta) = self.entry(&path, &name, file_type, &canonical_root, &out) {
-                    if Some(id(&meta)) == self.out_dir_id {
+                    let key = id(&meta);
+                    if Some(key) == self.out_dir_id {
                         continue;
                     }
-                    if seen.insert(id(&meta)) {
-                        subdirs.push(Walk {
-                            dir: path,
-                            out: out.join(&name),
-                        });
-                    } else if file_type.is_symlink() {
-                        self.skip(&path, None, 0, Skip::SymlinkSeen);
+                    if ancestors.contains(&key) {
+                        self.skip(&path, None, 0, Skip::SymlinkLoop);
+                        continue;
                     }
+                    let mut inner = ancestors.clone();
+                    inner.push(key);
+                    subdirs.push(Walk {
+                        dir: path,
+                        out: out.join(&name),
+                        ancestors: inner,
+                    });
                 }
             }
             stack.extend(subdirs.into_iter().rev());
@@ -376,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn followed_links_stay_inside_the_root_and_each_directory_is_walked_once() {
+    fn followed_links_stay_inside_the_root_and_never_loop() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         fs::create_dir_all(root.join("in/d")).unwrap();
@@ -385,6 +398,7 @@ mod tests {
         std::os::unix::fs::symlink("../secret", root.join("in/out-link")).unwrap();
         std::os::unix::fs::symlink("d/f", root.join("in/in-link")).unwrap();
         std::os::unix::fs::symlink("..", root.join("in/d/loop")).unwrap();
+        std::os::unix::fs::symlink("d", root.join("in/a-dir-link")).unwrap();
         let mut options = Options::new(Direction::Seal);
         options.output_dir = Some(root.join("out"));
         options.follow_symlinks = true;
@@ -393,14 +407,25 @@ mod tests {
             names(&plan, root),
             [
                 "in/in-link -> out/in/in-link.age",
-                "in/d/f -> out/in/d/f.age"
+                "in/a-dir-link/f -> out/in/a-dir-link/f.age",
+                "in/d/f -> out/in/d/f.age",
             ]
         );
         let skips: Vec<_> = plan
             .left_out
             .iter()
-            .map(|r| format!("{:?}", r.outcome))
+            .map(|r| {
+                let source = r.source.strip_prefix(root).unwrap().display();
+                format!("{source}: {:?}", r.outcome)
+            })
             .collect();
-        assert_eq!(skips, ["Skipped(SymlinkOutside)", "Skipped(SymlinkSeen)"]);
+        assert_eq!(
+            skips,
+            [
+                "in/out-link: Skipped(SymlinkOutside)",
+                "in/a-dir-link/loop: Skipped(SymlinkLoop)",
+                "in/d/loop: Skipped(SymlinkLoop)",
+            ]
+        );
     }
 }

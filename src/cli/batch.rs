@@ -178,6 +178,8 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
                 {
                     eprintln!("{}", progress.line(program));
                 }
+                // A last line, so that even a batch shorter than a second shows one.
+                eprintln!("{}", progress.line(program));
             });
         }
         let result = in_pool(command.threads, || {

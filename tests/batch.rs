@@ -1,0 +1,851 @@
+//! End-to-end tests of batch mode (issue 3): `seal DIR...` and `unseal DIR...`.
+//!
+//! Each test builds a tree in its own temporary directory ([`Dir`]), runs the built binaries
+//! in it ([`Cmd`]), and checks what they wrote: outputs byte-identical to their inputs, one
+//! report per bad file, the documented exit code, and a directory listing that changed only
+//! where it should (nothing outside the output directory, no `.seal-partial` file left).
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tempfile::TempDir;
+
+// The documented exit codes (src/cli/failure.rs).
+const EXIT_USAGE: i32 = 2;
+const EXIT_BATCH: i32 = 7;
+const EXIT_INTERRUPTED: i32 = 130;
+
+// ---------------------------------------------------------------------------------------------
+// Harness: a temporary directory, commands run in it, and what they did.
+
+fn bin(program: &str) -> &'static str {
+    match program {
+        "seal" => env!("CARGO_BIN_EXE_seal"),
+        "unseal" => env!("CARGO_BIN_EXE_unseal"),
+        "seal-keygen" => env!("CARGO_BIN_EXE_seal-keygen"),
+        _ => panic!("no binary {program}"),
+    }
+}
+
+/// A temporary directory that commands run in; paths are relative to it.
+struct Dir(TempDir);
+
+impl Dir {
+    fn new() -> Dir {
+        let dir = tempfile::Builder::new()
+            .prefix("seal-batch-test.")
+            .tempdir();
+        Dir(dir.expect("create a temporary directory"))
+    }
+
+    fn path(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.path().join(name)
+    }
+
+    fn write(&self, name: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+        let path = self.path(&name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+    }
+
+    fn read(&self, name: impl AsRef<Path>) -> Vec<u8> {
+        let path = self.path(name);
+        fs::read(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"))
+    }
+
+    fn mkdir(&self, name: impl AsRef<Path>) {
+        fs::create_dir_all(self.path(name)).unwrap();
+    }
+
+    fn symlink(&self, target: &str, name: impl AsRef<Path>) {
+        std::os::unix::fs::symlink(target, self.path(name)).unwrap();
+    }
+
+    fn mkfifo(&self, name: &str) {
+        let made = Command::new("mkfifo")
+            .arg(self.path(name))
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {name}");
+    }
+
+    fn exists(&self, name: impl AsRef<Path>) -> bool {
+        self.path(name).symlink_metadata().is_ok()
+    }
+
+    fn mode(&self, name: impl AsRef<Path>) -> u32 {
+        fs::metadata(self.path(name)).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Every file, directory and link under the directory (hidden ones too), as relative
+    /// paths, kept as bytes so that names that are not UTF-8 compare exactly.
+    fn listing(&self) -> BTreeSet<PathBuf> {
+        let mut names = BTreeSet::new();
+        let mut dirs = vec![PathBuf::new()];
+        while let Some(dir) = dirs.pop() {
+            for entry in fs::read_dir(self.path(&dir)).unwrap() {
+                let entry = entry.unwrap();
+                let path = dir.join(entry.file_name());
+                if entry.file_type().unwrap().is_dir() {
+                    dirs.push(path.clone());
+                }
+                names.insert(path);
+            }
+        }
+        names
+    }
+
+    /// The listing without what lies under `prefix`.
+    fn listing_outside(&self, prefix: &str) -> BTreeSet<PathBuf> {
+        let mut names = self.listing();
+        names.retain(|p| !p.starts_with(prefix));
+        names
+    }
+
+    /// One of this crate's binaries, run in this directory.
+    fn bin(&self, program: &str) -> Cmd {
+        let mut cmd = Command::new(bin(program));
+        cmd.current_dir(self.0.path());
+        Cmd { cmd }
+    }
+
+    /// A command line of one of this crate's binaries, split at whitespace.
+    fn line(&self, line: &str) -> Cmd {
+        let mut words = line.split_whitespace();
+        let program = words.next().expect("a program");
+        let mut cmd = self.bin(program);
+        cmd.cmd.args(words);
+        cmd
+    }
+
+    /// Makes `NAME.key` and `NAME.pub`.
+    fn new_key(&self, name: &str) {
+        self.line(&format!("seal-keygen -o {name}.key")).run().ok();
+    }
+}
+
+/// A command to run with no standard input.
+struct Cmd {
+    cmd: Command,
+}
+
+impl Cmd {
+    fn arg(mut self, arg: impl AsRef<OsStr>) -> Cmd {
+        self.cmd.arg(arg);
+        self
+    }
+
+    fn run(mut self) -> Run {
+        let what = format!("{:?}", self.cmd);
+        let output = self
+            .cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        Run {
+            code: output
+                .status
+                .code()
+                .unwrap_or_else(|| panic!("{what} was killed")),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+            what,
+        }
+    }
+}
+
+/// A finished command.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    what: String,
+}
+
+impl Run {
+    fn ok(self) -> Run {
+        self.fails(0)
+    }
+
+    fn fails(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "{} exited {} instead of {code}; stderr:\n{}",
+            self.what, self.code, self.stderr
+        );
+        self
+    }
+
+    /// Asserts that some stderr line contains every one of `needles`.
+    fn says(&self, needles: &[&str]) -> &Run {
+        let found = self
+            .stderr
+            .lines()
+            .any(|line| needles.iter().all(|needle| line.contains(needle)));
+        assert!(
+            found,
+            "{}: no line with {needles:?} in:\n{}",
+            self.what, self.stderr
+        );
+        self
+    }
+
+    /// The `--json` report, one parsed object per line.
+    fn json(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"))
+            })
+            .collect()
+    }
+
+    /// The counts on the summary line: (done, skipped, failed).
+    fn summary(&self, program: &str, done_word: &str) -> (u64, u64, u64) {
+        let prefix = format!("{program}: ");
+        let line = self
+            .stderr
+            .lines()
+            .rfind(|line| line.starts_with(&prefix) && line.contains(" skipped"))
+            .unwrap_or_else(|| panic!("{}: no summary in:\n{}", self.what, self.stderr));
+        let number = |word: &str| -> u64 {
+            let before = &line[..line.find(word).expect(word)];
+            let digits = before.trim_end().rsplit([' ', ',']).next().unwrap();
+            digits
+                .parse()
+                .unwrap_or_else(|_| panic!("{word} in {line}"))
+        };
+        (number(done_word), number(" skipped"), number(" failed"))
+    }
+}
+
+/// `len` pseudo-random bytes (xorshift64*), different for each `seed`.
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+/// A file name that is not UTF-8.
+fn raw_name() -> OsString {
+    OsString::from_vec(b"caf\xe9-\xff.bin".to_vec())
+}
+
+fn with_age(name: &OsStr) -> OsString {
+    let mut name = name.to_os_string();
+    name.push(".age");
+    name
+}
+
+fn partial_files(names: &BTreeSet<PathBuf>) -> Vec<&PathBuf> {
+    let partial = |p: &&PathBuf| p.as_os_str().as_bytes().ends_with(b".seal-partial");
+    names.iter().filter(partial).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The mixed tree: every kind of entry a batch meets.
+
+/// Regular files of the mixed tree, relative to `in/`, with their contents. `big.bin` is
+/// larger than the in-memory limit (1 MiB), so it takes the mapped, chunk-parallel path.
+fn good_files() -> Vec<(PathBuf, Vec<u8>)> {
+    vec![
+        ("a.txt".into(), b"alpha\n".to_vec()),
+        ("empty.txt".into(), Vec::new()),
+        ("space name.txt".into(), data(65_536, 1)),
+        ("nested/big.bin".into(), data((1 << 20) + 70_000, 2)),
+        ("nested/deeper/c.bin".into(), data(200_001, 3)),
+        (PathBuf::from(raw_name()), data(10, 4)),
+    ]
+}
+
+/// Builds `in/` with the good files, an empty directory, links inside and outside the tree,
+/// and a FIFO; `secret.txt` lies outside it.
+fn mixed_tree(dir: &Dir) {
+    for (name, contents) in good_files() {
+        dir.write(Path::new("in").join(name), contents);
+    }
+    dir.mkdir("in/empty-dir");
+    dir.write("secret.txt", "outside the tree\n");
+    dir.symlink("a.txt", "in/link-inside");
+    dir.symlink("../secret.txt", "in/link-outside");
+    dir.mkfifo("in/fifo");
+}
+
+/// The sealed outputs of the good files under `out`.
+fn sealed_names(out: &str) -> Vec<PathBuf> {
+    good_files()
+        .into_iter()
+        .map(|(name, _)| Path::new(out).join(with_age(name.as_os_str())))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips
+
+#[test]
+fn a_mixed_tree_round_trips_byte_for_byte_and_odd_entries_are_reported() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    mixed_tree(&dir);
+    let outside = dir.listing_outside("out");
+
+    let run = dir.line("seal in --to server.pub -o out").run().ok();
+    run.says(&["seal: skipped in/fifo:", "not a regular file"])
+        .says(&[
+            "seal: skipped in/link-inside:",
+            "symbolic link, not followed",
+        ])
+        .says(&["in/link-outside", "--follow-symlinks"]);
+    for name in sealed_names("out/in") {
+        assert!(dir.path(&name).is_file(), "{name:?}");
+    }
+    assert!(
+        dir.path("out/in/empty-dir").is_dir(),
+        "empty directories are mirrored"
+    );
+    assert!(!dir.exists("out/in/fifo.age") && !dir.exists("out/in/link-inside.age"));
+    assert_eq!(
+        dir.listing_outside("out"),
+        outside,
+        "nothing written outside out/"
+    );
+
+    let run = dir.line("unseal out --key server.key -o plain").run().ok();
+    assert_eq!(run.summary("unseal", " unsealed"), (6, 0, 0));
+    for (name, contents) in good_files() {
+        let output = Path::new("plain/out/in").join(&name);
+        assert_eq!(dir.read(&output), contents, "{name:?}");
+        assert_eq!(
+            dir.mode(&output),
+            0o600,
+            "plaintext is owner-only: {name:?}"
+        );
+    }
+    assert_eq!(dir.mode("plain/out/in/nested"), 0o700);
+    assert!(dir.path("plain/out/in/empty-dir").is_dir());
+    assert!(partial_files(&dir.listing()).is_empty());
+    let mut expected = outside;
+    expected.extend(dir.listing().into_iter().filter(|p| p.starts_with("plain")));
+    assert_eq!(
+        dir.listing_outside("out"),
+        expected,
+        "unseal wrote only under plain/"
+    );
+}
+
+#[test]
+fn one_bad_file_never_spoils_the_batch_and_each_is_reported_with_exit_7() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.new_key("other");
+    mixed_tree(&dir);
+    dir.line("seal in --to server.pub -o out").run().ok();
+    // Damage: a flipped payload byte, a file for another key, a cut-off file, not age at all,
+    // and a file without .age.
+    let mut corrupt = dir.read("out/in/nested/deeper/c.bin.age");
+    let at = corrupt.len() - 100;
+    corrupt[at] ^= 1;
+    dir.write("out/in/corrupt.bin.age", corrupt);
+    dir.line("seal in/a.txt --to other.pub -o out/in/other.txt.age")
+        .run()
+        .ok();
+    let sealed = dir.read("out/in/space name.txt.age");
+    dir.write("out/in/truncated.txt.age", &sealed[..sealed.len() - 20]);
+    dir.write("out/in/garbage.age", "hello, not age\n");
+    dir.write("out/in/notes.txt", "not sealed\n");
+    let outside = dir.listing_outside("plain");
+
+    let run = dir
+        .line("unseal out --key server.key -o plain")
+        .run()
+        .fails(EXIT_BATCH);
+    run.says(&["unseal: error: out/in/corrupt.bin.age: payload corrupt at chunk"])
+        .says(&["unseal: error: out/in/other.txt.age: no key matches (tried 1)"])
+        .says(&["unseal: error: out/in/truncated.txt.age:"])
+        .says(&["unseal: error: out/in/garbage.age: not an age file"])
+        .says(&["unseal: error: 4 of 11 files failed"]);
+    assert_eq!(run.summary("unseal", " unsealed"), (6, 1, 4));
+    for (name, contents) in good_files() {
+        assert_eq!(dir.read(Path::new("plain/out/in").join(&name)), contents);
+    }
+    for bad in [
+        "corrupt.bin",
+        "other.txt",
+        "truncated.txt",
+        "garbage",
+        "notes.txt",
+    ] {
+        assert!(!dir.exists(Path::new("plain/out/in").join(bad)), "{bad}");
+    }
+    assert!(partial_files(&dir.listing()).is_empty());
+    assert_eq!(
+        dir.listing_outside("plain"),
+        outside,
+        "nothing written outside plain/"
+    );
+}
+
+#[test]
+fn files_and_directories_mix_and_without_o_outputs_go_beside_the_inputs() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("top.txt", data(5000, 7));
+    dir.write("docs/one.txt", data(100, 8));
+    dir.write("docs/sub/two.txt", data(0, 9));
+
+    dir.line("seal top.txt docs --to server.pub --remove-source")
+        .run()
+        .ok();
+    let sealed = [
+        "docs",
+        "docs/sub",
+        "docs/one.txt.age",
+        "docs/sub/two.txt.age",
+        "top.txt.age",
+    ];
+    let keys = ["server.key", "server.pub"];
+    let expected: BTreeSet<PathBuf> = sealed.iter().chain(&keys).map(PathBuf::from).collect();
+    assert_eq!(
+        dir.listing(),
+        expected,
+        "each source replaced by its sealed file"
+    );
+
+    // A re-run beside the inputs leaves the sealed files alone.
+    let run = dir.line("seal top.txt.age docs --to server.pub").run().ok();
+    assert_eq!(run.summary("seal", " sealed"), (0, 3, 0));
+    assert_eq!(dir.listing(), expected);
+
+    dir.line("unseal top.txt.age docs --key server.key --remove-source")
+        .run()
+        .ok();
+    assert_eq!(dir.read("top.txt"), data(5000, 7));
+    assert_eq!(dir.read("docs/one.txt"), data(100, 8));
+    assert_eq!(dir.read("docs/sub/two.txt"), data(0, 9));
+    let names = [
+        "docs",
+        "docs/sub",
+        "docs/one.txt",
+        "docs/sub/two.txt",
+        "top.txt",
+    ];
+    let expected: BTreeSet<PathBuf> = names.iter().chain(&keys).map(PathBuf::from).collect();
+    assert_eq!(dir.listing(), expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resuming
+
+#[test]
+fn a_rerun_skips_every_file_whose_output_exists_and_force_redoes_them() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    mixed_tree(&dir);
+    dir.line("seal in --to server.pub -o out").run().ok();
+    let first: Vec<Vec<u8>> = sealed_names("out/in").iter().map(|n| dir.read(n)).collect();
+    let listing = dir.listing();
+
+    let run = dir.line("seal in --to server.pub -o out").run().ok();
+    assert_eq!(run.summary("seal", " sealed"), (0, 9, 0));
+    run.says(&["6 existing outputs"])
+        .says(&["seal: hint: use --force"]);
+    let again: Vec<Vec<u8>> = sealed_names("out/in").iter().map(|n| dir.read(n)).collect();
+    assert_eq!(again, first, "skipped outputs are untouched");
+    assert_eq!(dir.listing(), listing);
+
+    let run = dir
+        .line("seal in --to server.pub -o out --force")
+        .run()
+        .ok();
+    assert_eq!(run.summary("seal", " sealed"), (6, 3, 0));
+    for (name, old) in sealed_names("out/in").iter().zip(&first) {
+        assert_ne!(
+            &dir.read(name),
+            old,
+            "resealed under a new file key: {name:?}"
+        );
+    }
+    assert_eq!(dir.listing(), listing);
+    dir.line("unseal out --key server.key -o plain").run().ok();
+    for (name, contents) in good_files() {
+        assert_eq!(dir.read(Path::new("plain/out/in").join(&name)), contents);
+    }
+}
+
+#[test]
+fn the_next_run_removes_temporary_files_left_by_a_killed_run_but_not_live_ones() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("in/a.txt", "a");
+    dir.write("in/sub/b.txt", "b");
+    // What a SIGKILL leaves: temporary files, in the output tree and beside the inputs.
+    dir.write("out/in/.a.txt.age.Xy12Zq.seal-partial", "half");
+    dir.write("out/in/sub/.b.txt.age.Qw34Er.seal-partial", "half");
+    dir.write("in/.c.txt.age.As56Df.seal-partial", "half");
+    // One still being written by a live process holds its lock.
+    dir.write("out/in/.live.age.Zx78Cv.seal-partial", "busy");
+    let live = fs::File::open(dir.path("out/in/.live.age.Zx78Cv.seal-partial")).unwrap();
+    live.lock().unwrap();
+
+    let run = dir.line("seal in --to server.pub -o out").run().ok();
+    run.says(&["seal: removed out/in/.a.txt.age.Xy12Zq.seal-partial, left by an interrupted run"])
+        .says(&["removed out/in/sub/.b.txt.age.Qw34Er.seal-partial"])
+        .says(&["skipped in/.c.txt.age.As56Df.seal-partial: temporary file"]);
+    let partials = partial_files(&dir.listing())
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    let expected = [
+        "in/.c.txt.age.As56Df.seal-partial",
+        "out/in/.live.age.Zx78Cv.seal-partial",
+    ];
+    assert_eq!(partials, expected.map(PathBuf::from));
+    assert!(dir.path("out/in/a.txt.age").is_file() && dir.path("out/in/sub/b.txt.age").is_file());
+
+    // Beside the inputs, the temporary file in the input tree is its own output tree's.
+    drop(live);
+    dir.line("seal in --to server.pub")
+        .run()
+        .ok()
+        .says(&["removed in/.c.txt.age.As56Df"]);
+    assert!(!dir.exists("in/.c.txt.age.As56Df.seal-partial"));
+    assert!(
+        !dir.exists("in/.c.txt.age.As56Df.seal-partial.age"),
+        "never sealed as an input"
+    );
+}
+
+#[test]
+fn sigterm_or_sigint_mid_batch_stops_cleanly_leaving_only_whole_outputs() {
+    for signal in ["TERM", "INT"] {
+        let dir = Dir::new();
+        dir.new_key("server");
+        for i in 0..20 {
+            dir.write(format!("in/a{i:02}.txt"), data(3000, i));
+        }
+        // Big enough that one debug-build thread is still sealing it when the signal comes.
+        let big = vec![0x5a; 192 << 20];
+        dir.write("in/z-big.bin", &big);
+        drop(big);
+        let child = dir
+            .line("seal in --to server.pub -o out --threads 1")
+            .cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while partial_files(&dir.listing())
+            .iter()
+            .all(|p| !p.as_os_str().as_bytes().starts_with(b"out/in/.z-big"))
+        {
+            assert!(Instant::now() < deadline, "no temporary file for z-big.bin");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let kill = format!("kill -{signal} {}", child.id());
+        assert!(Command::new("sh")
+            .args(["-c", &kill])
+            .status()
+            .unwrap()
+            .success());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(EXIT_INTERRUPTED),
+            "SIG{signal}: {stderr}"
+        );
+        assert!(stderr.contains("seal: error: interrupted; no partial output was left behind"));
+        let listing = dir.listing();
+        assert_eq!(
+            partial_files(&listing),
+            Vec::<&PathBuf>::new(),
+            "SIG{signal}"
+        );
+        assert!(
+            !dir.exists("out/in/z-big.bin.age"),
+            "SIG{signal}: no half output"
+        );
+        // The small files came first (one thread, name order): whole, and they open.
+        dir.line("unseal out --key server.key -o plain").run().ok();
+        for i in 0..20 {
+            let plain = format!("plain/out/in/a{i:02}.txt");
+            assert_eq!(dir.read(&plain), data(3000, i), "SIG{signal}: {plain}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+#[test]
+fn the_json_report_has_one_record_per_file_then_a_summary() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.new_key("other");
+    mixed_tree(&dir);
+    dir.line("seal in --to server.pub -o out").run().ok();
+    dir.line("seal in/a.txt --to other.pub -o out/in/other.age")
+        .run()
+        .ok();
+    dir.write("out/in/notes.txt", "x");
+
+    let run = dir
+        .line("unseal out --key server.key -o plain --json")
+        .run()
+        .fails(EXIT_BATCH);
+    let records = run.json();
+    let (summary, files) = records.split_last().expect("records");
+    assert_eq!(files.len(), 8, "{}", run.stdout);
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["unsealed"], 6);
+    assert_eq!(summary["skipped"], 1);
+    assert_eq!(summary["failed"], 1);
+    let plain_bytes: usize = good_files().iter().map(|(_, c)| c.len()).sum();
+    assert!(summary["bytes"].as_u64().unwrap() > plain_bytes as u64);
+
+    let by_path = |path: &str| {
+        files
+            .iter()
+            .find(|r| r["path"] == path)
+            .unwrap_or_else(|| panic!("no record for {path}: {}", run.stdout))
+    };
+    let a = by_path("out/in/a.txt.age");
+    assert_eq!(a["type"], "file");
+    assert_eq!(a["output"], "plain/out/in/a.txt");
+    assert_eq!(a["outcome"], "unsealed");
+    assert_eq!(
+        a["bytes"],
+        fs::metadata(dir.path("out/in/a.txt.age")).unwrap().len()
+    );
+    assert!(a["error"].is_null() && a["reason"].is_null());
+    let other = by_path("out/in/other.age");
+    assert_eq!(other["outcome"], "failed");
+    assert_eq!(other["error"], "no key matches (tried 1)");
+    assert_eq!(other["code"], 3);
+    let notes = by_path("out/in/notes.txt");
+    assert_eq!(notes["outcome"], "skipped");
+    assert_eq!(notes["reason"], "not-age-name");
+    assert!(notes["output"].is_null());
+
+    // A name that is not UTF-8: a readable (lossy) string, and its exact bytes.
+    let raw = files
+        .iter()
+        .find(|r| r.get("path_base64").is_some())
+        .expect("raw name");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw["path_base64"].as_str().unwrap())
+        .unwrap();
+    let mut expected = b"out/in/".to_vec();
+    expected.extend_from_slice(with_age(&raw_name()).as_bytes());
+    assert_eq!(bytes, expected);
+    assert!(raw["path"].as_str().unwrap().contains('\u{fffd}'));
+    assert!(raw.get("output_base64").is_some());
+}
+
+#[test]
+fn quiet_prints_only_errors_and_progress_prints_lines_off_a_terminal() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    mixed_tree(&dir);
+    let run = dir.line("seal in --to server.pub -o out -q").run().ok();
+    assert_eq!(run.stderr, "", "nothing but errors with --quiet");
+    dir.write("out/in/broken.age", "not age");
+    let run = dir
+        .line("unseal out --key server.key -o plain -q")
+        .run()
+        .fails(EXIT_BATCH);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "unseal: error: out/in/broken.age: not an age file",
+            "unseal: error: 1 of 7 files failed"
+        ]
+    );
+
+    let run = dir
+        .line("seal in --to server.pub -o out2 --progress")
+        .run()
+        .ok();
+    run.says(&["seal: 9/9 files, ", "/s"]);
+    let run = dir.line("seal in --to server.pub -o out3").run().ok();
+    assert!(
+        !run.stderr.contains(" files, "),
+        "no progress off a terminal: {}",
+        run.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safety
+
+#[test]
+fn an_output_directory_inside_the_input_tree_is_never_walked() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("in/a.txt", "a");
+    dir.write("in/sub/b.txt", "b");
+    dir.line("seal in --to server.pub -o in/sealed").run().ok();
+    let listing = dir.listing();
+    let run = dir.line("seal in --to server.pub -o in/sealed").run().ok();
+    assert_eq!(run.summary("seal", " sealed"), (0, 2, 0));
+    assert_eq!(dir.listing(), listing);
+    let sealed: Vec<_> = listing
+        .iter()
+        .filter(|p| p.starts_with("in/sealed"))
+        .collect();
+    let expected = [
+        "in/sealed",
+        "in/sealed/in",
+        "in/sealed/in/a.txt.age",
+        "in/sealed/in/sub",
+        "in/sealed/in/sub/b.txt.age",
+    ];
+    assert_eq!(
+        sealed,
+        expected.map(PathBuf::from).iter().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn outputs_are_never_written_through_a_symbolic_link_in_the_output_tree() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("in/a.txt", "a");
+    dir.write("in/sub/b.txt", "b");
+    dir.mkdir("elsewhere");
+    dir.mkdir("out");
+    dir.symlink("../elsewhere", "out/in");
+    let run = dir
+        .line("seal in --to server.pub -o out")
+        .run()
+        .fails(EXIT_BATCH);
+    run.says(&[
+        "seal: error: in/a.txt: cannot write out/in:",
+        "not a directory",
+    ])
+    .says(&["seal: error: in/sub/b.txt: cannot write out/in:"]);
+    assert_eq!(fs::read_dir(dir.path("elsewhere")).unwrap().count(), 0);
+}
+
+#[test]
+fn follow_symlinks_follows_links_inside_the_root_only() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    mixed_tree(&dir);
+    dir.symlink("nested", "in/dir-link");
+    dir.symlink("..", "in/nested/up");
+    dir.symlink("missing", "in/dangling");
+    let run = dir
+        .line("seal in --to server.pub -o out --follow-symlinks")
+        .run()
+        .fails(EXIT_BATCH);
+    run.says(&["skipped in/link-outside: symbolic link to outside the input directory"])
+        .says(&["skipped in/nested/up: symbolic link to a directory that contains it"])
+        .says(&["skipped in/dir-link/up: symbolic link to a directory that contains it"])
+        .says(&["seal: error: in/dangling: cannot read: no such file or directory"]);
+    assert!(!dir.exists("out/in/link-outside.age"));
+    dir.line("unseal out --key server.key -o plain").run().ok();
+    assert_eq!(dir.read("plain/out/in/link-inside"), b"alpha\n");
+    // A linked directory is mirrored under the link's name, the real one under its own.
+    let big = data((1 << 20) + 70_000, 2);
+    assert_eq!(dir.read("plain/out/in/dir-link/big.bin"), big);
+    assert_eq!(dir.read("plain/out/in/nested/big.bin"), big);
+}
+
+#[test]
+fn missing_inputs_and_duplicate_outputs_are_reported_and_the_rest_proceeds() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("d1/x.txt", "one");
+    dir.write("d2/x.txt", "two");
+    dir.write("y.txt", "y");
+    let run = dir
+        .line("seal missing.txt d1/x.txt d2/x.txt y.txt --to server.pub -o out")
+        .run()
+        .fails(EXIT_BATCH);
+    run.says(&["seal: error: missing.txt: cannot read: no such file or directory"])
+        .says(&["seal: skipped d2/x.txt: another input has the same output path"]);
+    assert_eq!(run.summary("seal", " sealed"), (2, 1, 1));
+    dir.line("unseal out/x.txt.age --key server.key -o x.txt")
+        .run()
+        .ok();
+    assert_eq!(dir.read("x.txt"), b"one");
+}
+
+#[test]
+fn remove_source_removes_only_the_inputs_that_were_processed() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    mixed_tree(&dir);
+    dir.line("seal in --to server.pub -o out").run().ok();
+    dir.write("out/in/garbage.age", "not age");
+    dir.write("out/in/notes.txt", "not sealed");
+    let run = dir
+        .line("unseal out --key server.key -o plain --remove-source")
+        .run()
+        .fails(EXIT_BATCH);
+    assert_eq!(run.summary("unseal", " unsealed"), (6, 1, 1));
+    for name in sealed_names("out/in") {
+        assert!(!dir.exists(&name), "processed, so removed: {name:?}");
+    }
+    assert!(dir.exists("out/in/garbage.age"), "failed, so kept");
+    assert!(dir.exists("out/in/notes.txt"), "skipped, so kept");
+    for (name, contents) in good_files() {
+        assert_eq!(dir.read(Path::new("plain/out/in").join(&name)), contents);
+    }
+}
+
+#[test]
+fn a_single_file_takes_remove_source_but_not_the_batch_only_flags() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("a.txt", "alpha");
+    dir.line("seal a.txt --to server.pub --remove-source")
+        .run()
+        .ok();
+    assert!(!dir.exists("a.txt") && dir.exists("a.txt.age"));
+    dir.line("unseal a.txt.age --key server.key --remove-source")
+        .run()
+        .ok();
+    assert_eq!(dir.read("a.txt"), b"alpha");
+    assert!(!dir.exists("a.txt.age"));
+    let listing = dir.listing();
+    dir.line("seal a.txt --to server.pub --json")
+        .run()
+        .fails(EXIT_USAGE)
+        .says(&["seal: error: --json works in batch mode only"]);
+    dir.line("seal a.txt --to server.pub --remove-source -o -")
+        .run()
+        .fails(EXIT_USAGE)
+        .says(&["--remove-source needs an input file and an output file"]);
+    assert_eq!(dir.listing(), listing);
+    dir.bin("seal")
+        .arg("a.txt")
+        .arg(".")
+        .arg("--to")
+        .arg("server.pub")
+        .arg("-o")
+        .arg("-")
+        .run()
+        .fails(EXIT_USAGE)
+        .says(&["a batch cannot write to standard output"]);
+    assert_eq!(dir.listing(), listing);
+}
