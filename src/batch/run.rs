@@ -23,6 +23,7 @@ use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, 
 use crate::error::{DecryptError, StreamError};
 use crate::mmap::{remove_on_fault, MappedFile};
 use crate::recipient::{Identity, Recipient};
+use crate::stream::CHUNK_SIZE;
 use crate::{Decryptor, Encryptor, SealedSlice};
 
 /// Files up to this size are read into memory rather than mapped.
@@ -173,8 +174,15 @@ fn seal(
     let encryptor = Encryptor::new(recipients).map_err(|_| FileError::NoRecipients)?;
     let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
     if meta.len() <= IN_MEMORY {
-        let plaintext = read_all(file, meta.len())?;
-        let sealed = encryptor.seal_slice(&plaintext);
+        let plaintext = Zeroizing::new(read_all(file, meta.len())?);
+        let sealed = if plaintext.len() <= CHUNK_SIZE {
+            // One chunk: nothing to share out; the sequential writer skips the pool.
+            let mut writer = encryptor.stream(Vec::new()).map_err(write_error(job))?;
+            writer.write_all(&plaintext).map_err(write_error(job))?;
+            writer.finish().map_err(write_error(job))?
+        } else {
+            encryptor.seal_slice(&plaintext)
+        };
         (&mut staged.file())
             .write_all(&sealed)
             .map_err(write_error(job))?;
@@ -214,7 +222,19 @@ fn open(
         let payload = SealedSlice::new(&sealed)
             .and_then(|slice| slice.unwrap(identities))
             .map_err(read_error)?;
-        let plaintext = Zeroizing::new(payload.decrypt_to_vec().map_err(read_error)?);
+        let plaintext = if payload.plaintext_len() <= CHUNK_SIZE as u64 {
+            // One chunk: nothing to share out; open it on this thread.
+            let mut plaintext = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE));
+            payload
+                .decrypt_sequential(|chunk| {
+                    plaintext.extend_from_slice(chunk);
+                    Ok(())
+                })
+                .map_err(read_error)?;
+            plaintext
+        } else {
+            Zeroizing::new(payload.decrypt_to_vec().map_err(read_error)?)
+        };
         let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
         (&mut staged.file())
             .write_all(&plaintext)
@@ -266,10 +286,25 @@ fn open_input(job: &Job) -> Result<(File, Metadata), FileError> {
     Ok((file, meta))
 }
 
-/// Reads a whole (small) file into a buffer that is wiped when dropped.
-fn read_all(mut file: File, len: u64) -> Result<Zeroizing<Vec<u8>>, FileError> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(len as usize + 1));
-    file.read_to_end(&mut buf).map_err(FileError::Read)?;
+/// Reads a whole (small) file of `len` bytes, as it was when opened. Plain reads into a
+/// buffer of that size and one more to see the end: `read_to_end` would ask the file for
+/// its size and position again, two system calls per file.
+fn read_all(mut file: File, len: u64) -> Result<Vec<u8>, FileError> {
+    let mut buf = vec![0u8; len as usize + 1];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(FileError::Read(e)),
+        }
+    }
+    buf.truncate(filled);
+    if filled > len as usize {
+        // It grew since: take the rest too.
+        file.read_to_end(&mut buf).map_err(FileError::Read)?;
+    }
     Ok(buf)
 }
 
