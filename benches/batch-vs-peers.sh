@@ -139,8 +139,9 @@ for i in range(n):
         f.write(os.urandom(kib * 1024))
 EOF
 # The age loop's inputs: the first AGE_FILES files, flat.
+mapfile -t SMALL < <(find small -type f | sort)
 mkdir agein
-find small -type f | sort | head -n "$AGE_FILES" | while read -r f; do
+for f in "${SMALL[@]:0:AGE_FILES}"; do
     ln "$f" "agein/${f//\//_}"
 done
 
@@ -148,7 +149,7 @@ say "checking: seal + unseal a tree, Go age opens a batch output, unseal opens a
 "$SEAL" small --to bench.pub -o sealed -q
 "$UNSEAL" sealed --key bench.key -o check -q
 diff -r small check/sealed/small >/dev/null || { echo "batch-vs-peers: round trip differs" >&2; exit 1; }
-one=$(find small -type f | sort | head -n 1)
+one=${SMALL[0]}
 "$AGE" -d -i bench.key "sealed/$one.age" | cmp -s - "$one" || { echo "batch-vs-peers: age cannot open a batch output" >&2; exit 1; }
 mkdir agecheck
 "$AGE" -e -R bench.pub -o agecheck/x.age "$one"
