@@ -3,8 +3,6 @@
 //! Everything the format needs from HKDF, HMAC and ChaCha20-Poly1305 goes through this module,
 //! so a second backend is one file, not a rewrite.
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -38,29 +36,113 @@ pub fn hmac_verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
     mac.verify_slice(tag).is_ok()
 }
 
-/// A ChaCha20-Poly1305 key, set up once and shared by every chunk (and every thread).
-#[derive(Clone)]
-pub struct Aead(ChaCha20Poly1305);
-
-impl Aead {
+/// The AEAD every chunk and every wrapped key goes through: ChaCha20-Poly1305 with a 32-byte
+/// key, a 12-byte nonce, no associated data and a detached 16-byte tag.
+///
+/// Two backends implement it, chosen at build time: RustCrypto (`chacha20poly1305`, pure
+/// Rust, the default) and AWS-LC (the `aws-lc` feature). The key is set up once per file and
+/// shared by every chunk and thread.
+pub trait ChunkAead: Clone + Send + Sync + Sized {
     /// Sets up the cipher for a 32-byte key.
-    pub fn new(key: &[u8; 32]) -> Self {
-        Aead(ChaCha20Poly1305::new(Key::from_slice(key)))
-    }
+    fn new(key: &[u8; 32]) -> Self;
 
     /// Encrypts `buf` in place under `nonce` and returns the tag, which goes right after it.
-    pub fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE] {
-        self.0
-            .encrypt_in_place_detached(Nonce::from_slice(nonce), &[], buf)
-            .expect("chunks are far below the ChaCha20 length limit")
-            .into()
-    }
+    fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE];
 
-    /// Decrypts `buf` in place if `tag` authenticates it. On failure `buf` holds no plaintext.
-    pub fn open_in_place(&self, nonce: &[u8; 12], buf: &mut [u8], tag: &[u8]) -> bool {
-        self.0
-            .decrypt_in_place_detached(Nonce::from_slice(nonce), &[], buf, Tag::from_slice(tag))
-            .is_ok()
+    /// Decrypts `ciphertext` into `out` (the same length) if `tag` authenticates it. On
+    /// failure `out` holds no plaintext.
+    fn open(&self, nonce: &[u8; 12], ciphertext: &[u8], tag: &[u8], out: &mut [u8]) -> bool;
+}
+
+/// The AEAD of this build.
+#[cfg(not(feature = "aws-lc"))]
+pub type Aead = rustcrypto::Aead;
+/// The AEAD of this build.
+#[cfg(feature = "aws-lc")]
+pub type Aead = awslc::Aead;
+
+/// The name of this build's AEAD backend, for reports.
+pub const BACKEND: &str = if cfg!(feature = "aws-lc") {
+    "aws-lc-rs"
+} else {
+    "RustCrypto chacha20poly1305"
+};
+
+#[cfg(not(feature = "aws-lc"))]
+mod rustcrypto {
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+
+    use super::{ChunkAead, TAG_SIZE};
+
+    #[derive(Clone)]
+    pub struct Aead(ChaCha20Poly1305);
+
+    impl ChunkAead for Aead {
+        fn new(key: &[u8; 32]) -> Self {
+            Aead(ChaCha20Poly1305::new(Key::from_slice(key)))
+        }
+
+        fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE] {
+            self.0
+                .encrypt_in_place_detached(Nonce::from_slice(nonce), &[], buf)
+                .expect("chunks are far below the ChaCha20 length limit")
+                .into()
+        }
+
+        fn open(&self, nonce: &[u8; 12], ciphertext: &[u8], tag: &[u8], out: &mut [u8]) -> bool {
+            // This generation of the crate decrypts in place only: copy, then decrypt.
+            out.copy_from_slice(ciphertext);
+            let tag = Tag::from_slice(tag);
+            let ok = self
+                .0
+                .decrypt_in_place_detached(Nonce::from_slice(nonce), &[], out, tag);
+            if ok.is_err() {
+                out.fill(0);
+            }
+            ok.is_ok()
+        }
+    }
+}
+
+#[cfg(feature = "aws-lc")]
+mod awslc {
+    use std::sync::Arc;
+
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305};
+
+    use super::{ChunkAead, TAG_SIZE};
+
+    // LessSafeKey: nonces are managed by the STREAM construction (index + last flag) and the
+    // one-time wrap keys, never reused under one key.
+    #[derive(Clone)]
+    pub struct Aead(Arc<LessSafeKey>);
+
+    impl ChunkAead for Aead {
+        fn new(key: &[u8; 32]) -> Self {
+            let key = UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 32-byte key");
+            Aead(Arc::new(LessSafeKey::new(key)))
+        }
+
+        fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE] {
+            let nonce = Nonce::assume_unique_for_key(*nonce);
+            let tag = self
+                .0
+                .seal_in_place_separate_tag(nonce, Aad::empty(), buf)
+                .expect("chunks are far below the ChaCha20 length limit");
+            tag.as_ref().try_into().expect("a 16-byte tag")
+        }
+
+        fn open(&self, nonce: &[u8; 12], ciphertext: &[u8], tag: &[u8], out: &mut [u8]) -> bool {
+            let nonce = Nonce::assume_unique_for_key(*nonce);
+            let ok = self
+                .0
+                .open_separate_gather(nonce, Aad::empty(), ciphertext, tag, out);
+            if ok.is_err() {
+                out.fill(0);
+            }
+            ok.is_ok()
+        }
     }
 }
 
@@ -78,9 +160,9 @@ pub fn seal_once(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
 pub fn open_once(key: &[u8; 32], ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     let split = ciphertext.len().checked_sub(TAG_SIZE)?;
     let (body, tag) = ciphertext.split_at(split);
-    let mut out = Zeroizing::new(body.to_vec());
+    let mut out = Zeroizing::new(vec![0; body.len()]);
     Aead::new(key)
-        .open_in_place(&[0; 12], &mut out, tag)
+        .open(&[0; 12], body, tag, &mut out)
         .then_some(out)
 }
 
@@ -128,5 +210,46 @@ mod tests {
         assert!(open_once(&key, &bad).is_none());
         assert!(open_once(&[8u8; 32], &ct).is_none());
         assert!(open_once(&key, &ct[..15]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod backend_tests {
+    use super::*;
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use chacha20poly1305::ChaCha20Poly1305;
+
+    /// Whichever backend this build uses must agree byte for byte with RustCrypto's reference
+    /// implementation, across lengths around the SIMD block sizes.
+    #[test]
+    fn backend_matches_the_reference_implementation() {
+        let key = [0x42u8; 32];
+        let reference = ChaCha20Poly1305::new(&key.into());
+        let ours = Aead::new(&key);
+        for len in [0, 1, 15, 16, 63, 64, 65, 255, 256, 1000, 65_536] {
+            let plaintext: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let nonce = [len as u8; 12];
+            let mut expected = plaintext.clone();
+            let tag = reference
+                .encrypt_in_place_detached(&nonce.into(), &[], &mut expected)
+                .unwrap();
+            let mut sealed = plaintext.clone();
+            assert_eq!(
+                ours.seal_in_place(&nonce, &mut sealed),
+                tag[..],
+                "{BACKEND} len {len}"
+            );
+            assert_eq!(sealed, expected, "{BACKEND} len {len}");
+            let mut opened = vec![0u8; len];
+            assert!(ours.open(&nonce, &sealed, &tag, &mut opened));
+            assert_eq!(opened, plaintext);
+            let mut bad_tag = tag;
+            bad_tag[0] ^= 1;
+            assert!(!ours.open(&nonce, &sealed, &bad_tag, &mut opened));
+            assert!(
+                opened.iter().all(|&b| b == 0),
+                "no plaintext after a failure"
+            );
+        }
     }
 }

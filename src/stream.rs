@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use rand_core::{OsRng, RngCore};
 
 use crate::error::DecryptError;
-use crate::primitives::{hkdf, Aead, TAG_SIZE};
+use crate::primitives::{hkdf, Aead, ChunkAead, TAG_SIZE};
 use crate::recipient::FileKey;
 
 /// Plaintext bytes per chunk.
@@ -128,22 +128,18 @@ impl PayloadCipher {
         out: &mut [u8],
     ) -> Result<(), DecryptError> {
         let (body, tag) = chunk.split_at(chunk.len() - TAG_SIZE);
-        out.copy_from_slice(body);
-        if self.0.open_in_place(&chunk_nonce(index, last), out, tag) {
+        if self.0.open(&chunk_nonce(index, last), body, tag, out) {
             return Ok(());
         }
-        out.fill(0);
-        Err(self.diagnose(index, last, chunk))
+        Err(self.diagnose(index, last, chunk, out))
     }
 
     /// Names the failure of a chunk that did not open: a chunk that opens with the other
     /// last-chunk flag means the payload was cut short, or has data after its end.
-    fn diagnose(&self, index: u64, last: bool, chunk: &[u8]) -> DecryptError {
+    /// `scratch` is the failed chunk's output, wiped again before returning.
+    fn diagnose(&self, index: u64, last: bool, chunk: &[u8], scratch: &mut [u8]) -> DecryptError {
         let (body, tag) = chunk.split_at(chunk.len() - TAG_SIZE);
-        let mut scratch = body.to_vec();
-        let opens_flipped = self
-            .0
-            .open_in_place(&chunk_nonce(index, !last), &mut scratch, tag);
+        let opens_flipped = self.0.open(&chunk_nonce(index, !last), body, tag, scratch);
         scratch.fill(0);
         match (opens_flipped, last) {
             (true, true) => DecryptError::Truncated,
