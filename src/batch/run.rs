@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use super::staging::{self, Staged};
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, Plan, Report};
 use crate::error::{DecryptError, StreamError};
-use crate::mmap::{remove_on_fault, MappedFile};
+use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
 use crate::stream::CHUNK_SIZE;
 use crate::{Decryptor, Encryptor, SealedSlice};
@@ -189,7 +189,6 @@ fn seal(
         tick(plaintext.len() as u64);
     } else if options.mmap {
         let map = MappedFile::new(file).map_err(FileError::Read)?;
-        let _fault = remove_on_fault(staged.path());
         encryptor
             .seal_to_file_with_progress(&map, staged.file(), tick)
             .map_err(write_error(job))?;
@@ -247,7 +246,6 @@ fn open(
             .and_then(|slice| slice.unwrap(identities))
             .map_err(read_error)?;
         let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
-        let _fault = remove_on_fault(staged.path());
         payload
             .decrypt_to_file_with_progress(staged.file(), tick)
             .map_err(|e| match e {

@@ -4,7 +4,9 @@
 //! exclusively), holding an exclusive advisory lock (`flock`) for as long as it is written.
 //! [`Staged::commit`] fsyncs it and renames it into place; dropping a [`Staged`] removes it.
 //! A temporary file that is not locked belongs to a run that is gone: [`remove_stale`]
-//! deletes those, and leaves locked ones (a live process is writing them) alone.
+//! deletes those, and leaves locked ones (a live process is writing them) alone. Every
+//! temporary file is also registered with [`crate::mmap::remove_on_fault`], so that a mapped
+//! input truncated under the batch takes no partial output down with the process.
 
 use std::ffi::OsString;
 use std::fs::{self, File, TryLockError};
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 use super::Observer;
+use crate::mmap::{remove_on_fault, FaultCleanup};
 
 /// Suffix of every temporary output file this tool creates.
 pub const PARTIAL_SUFFIX: &str = ".seal-partial";
@@ -31,6 +34,8 @@ pub fn is_partial_name(name: &std::ffi::OsStr) -> bool {
 /// An output being written under a temporary name.
 pub struct Staged<'o> {
     temp: Option<NamedTempFile>,
+    // Removes the temporary file if a mapped input is truncated under us (see `mmap`).
+    _fault: FaultCleanup,
     target: PathBuf,
     observer: &'o dyn Observer,
 }
@@ -52,6 +57,7 @@ impl<'o> Staged<'o> {
             .tempfile_in(dir)?;
         observer.partial_created(temp.path());
         let staged = Staged {
+            _fault: remove_on_fault(temp.path()),
             temp: Some(temp),
             target: target.to_path_buf(),
             observer,
@@ -71,7 +77,8 @@ impl<'o> Staged<'o> {
     }
 
     /// The temporary file's path.
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    fn path(&self) -> &Path {
         self.temp.as_ref().expect("present until commit").path()
     }
 

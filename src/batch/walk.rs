@@ -25,6 +25,7 @@ pub fn plan(inputs: &[PathBuf], options: &Options) -> Plan {
         options,
         plan: Plan::default(),
         outputs: HashSet::new(),
+        dirs: HashSet::new(),
         out_dir_id: options
             .output_dir
             .as_deref()
@@ -49,6 +50,8 @@ struct Planner<'a> {
     options: &'a Options,
     plan: Plan,
     outputs: HashSet<PathBuf>,
+    /// The entries of `plan.output_dirs`, for a quick look-up.
+    dirs: HashSet<PathBuf>,
     out_dir_id: Option<(u64, u64)>,
 }
 
@@ -236,7 +239,7 @@ impl Planner<'_> {
     }
 
     fn output_dir(&mut self, dir: PathBuf) {
-        if !self.plan.output_dirs.contains(&dir) {
+        if self.dirs.insert(dir.clone()) {
             self.plan.output_dirs.push(dir);
         }
     }
