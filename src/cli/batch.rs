@@ -37,7 +37,8 @@ pub struct Flags {
     #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
 
-    /// Remove each input after its output is written, fsync'ed and renamed into place.
+    /// Remove each input after its output is written, fsync'ed and renamed into place (also
+    /// for a single file).
     #[arg(long)]
     pub remove_source: bool,
 

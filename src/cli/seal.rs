@@ -20,7 +20,8 @@ Examples:
   seal report.pdf --to server.pub           writes report.pdf.age
   seal report.pdf --to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   tar c docs | seal --to server.pub > docs.tar.age
-  seal big.iso --to server.pub -o /upload/big.iso.age --threads 4";
+  seal big.iso --to server.pub -o /upload/big.iso.age --threads 4
+  seal outbox --to server.pub -o /upload    a whole tree, in batch mode";
 
 /// Seal files to a server's public key, in the age v1 format.
 #[derive(Parser, Debug)]

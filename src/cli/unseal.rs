@@ -20,7 +20,8 @@ Examples:
   unseal report.pdf.age --key server.key    writes report.pdf
   unseal upload.age -k server.key -o /srv/inbox/upload.bin
   unseal --key server.key < docs.tar.age | tar x
-  unseal big.iso.age --key old.key --key server.key --threads 8";
+  unseal big.iso.age --key old.key --key server.key --threads 8
+  unseal /srv/upload -k server.key -o /srv/inbox --json    a whole tree, in batch mode";
 
 /// Open files sealed to this server, in the age v1 format, on every core.
 #[derive(Parser, Debug)]
