@@ -11,6 +11,7 @@
 #   RAGE_INSTALL  set to 0 to never run `cargo install rage --locked` when rage is missing
 #   TMPDIR        where to work when /dev/shm lacks room (default /tmp)
 #   NO_HYPERFINE  set to 1 to use the date +%s%N loop even when hyperfine is installed
+#   AWS_LC        set to 0 to skip the second build with the optional aws-lc backend
 #
 # Input and outputs live under a tmpfs (/dev/shm) when it has room, so every read and write
 # hits memory only; otherwise under $TMPDIR, with the input read once beforehand to load it
@@ -52,6 +53,14 @@ KEYGEN=$TARGET_DIR/release/seal-keygen
 for bin in "$SEAL" "$UNSEAL" "$KEYGEN"; do
     [[ -x $bin ]] || { echo "cli-vs-peers: missing $bin after the build" >&2; exit 1; }
 done
+# The same binaries on the AWS-LC backend, in a target directory of their own.
+SEAL_LC="" UNSEAL_LC=""
+if [[ ${AWS_LC:-1} != 0 ]]; then
+    say "cargo build --release --features aws-lc"
+    cargo build --release --quiet --features aws-lc --target-dir "$TARGET_DIR/aws-lc"
+    SEAL_LC=$TARGET_DIR/aws-lc/release/seal
+    UNSEAL_LC=$TARGET_DIR/aws-lc/release/unseal
+fi
 
 # --- Peers -----------------------------------------------------------------------------------
 if ! command -v age >/dev/null 2>&1; then
@@ -193,13 +202,29 @@ time_phase() {
 DEC=(
     "unseal" "$(q "$UNSEAL") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f"
     "unseal --threads 1" "$(q "$UNSEAL") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f --threads 1"
+    "unseal >/dev/null" "$(q "$UNSEAL") $(q "$SEALED_AGE") -k $(q "$KEY") -o - >/dev/null"
+    "cat | unseal > out" "cat $(q "$SEALED_AGE") | $(q "$UNSEAL") -k $(q "$KEY") > $(q "$OUT")"
     "age -d" "$(q "$AGE") -d -i $(q "$KEY") -o $(q "$OUT") $(q "$SEALED_AGE")"
+    "age -d >/dev/null" "$(q "$AGE") -d -i $(q "$KEY") $(q "$SEALED_AGE") >/dev/null"
+    "cat | age -d > out" "cat $(q "$SEALED_AGE") | $(q "$AGE") -d -i $(q "$KEY") > $(q "$OUT")"
 )
 ENC=(
     "seal" "$(q "$SEAL") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f"
     "seal --threads 1" "$(q "$SEAL") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f --threads 1"
     "age -e" "$(q "$AGE") -e -R $(q "$PUB") -o $(q "$OUT") $(q "$INPUT")"
 )
+if [[ -n $UNSEAL_LC ]]; then
+    DEC+=(
+        "unseal aws-lc" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f"
+        "unseal aws-lc -t1" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f --threads 1"
+        "unseal aws-lc >null" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o - >/dev/null"
+        "cat | unseal aws-lc" "cat $(q "$SEALED_AGE") | $(q "$UNSEAL_LC") -k $(q "$KEY") > $(q "$OUT")"
+    )
+    ENC+=(
+        "seal aws-lc" "$(q "$SEAL_LC") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f"
+        "seal aws-lc -t1" "$(q "$SEAL_LC") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f --threads 1"
+    )
+fi
 if [[ -n $RAGE ]]; then
     DEC+=("rage -d" "$(q "$RAGE") -d -i $(q "$KEY") -o $(q "$OUT") $(q "$SEALED_AGE")")
     ENC+=("rage -e" "$(q "$RAGE") -e -R $(q "$PUB") -o $(q "$OUT") $(q "$INPUT")")
@@ -221,7 +246,7 @@ printf 'GB/s = 10^9 plaintext bytes per second; "x age" = Go age median / tool m
 for phase in decrypt encrypt; do
     awk -F'\t' -v phase="$phase" -v bytes="$SIZE_BYTES" '
         $1 == phase { n++; name[n] = $2; median[n] = $3; min[n] = $4; max[n] = $5
-                      if ($2 ~ /^age /) base = $3 }
+                      if ($2 == "age -d" || $2 == "age -e") base = $3 }
         END {
             printf "\n%s\n", phase
             printf "| %-20s | %10s | %8s | %8s | %7s |\n", "tool", "median s", "min s", "GB/s", "x age"

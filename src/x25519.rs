@@ -28,24 +28,34 @@ const IDENTITY_HRP: &str = "AGE-SECRET-KEY-";
 pub struct Recipient(PublicKey);
 
 /// An X25519 private key. It has no `Debug`; its text form is zeroized after use.
+///
+/// The public key is computed once, here: every unwrap needs it for the HKDF salt.
 #[derive(Clone)]
-pub struct Identity(StaticSecret);
+pub struct Identity {
+    secret: StaticSecret,
+    public: PublicKey,
+}
 
 impl Identity {
     /// A new random identity.
     pub fn generate() -> Identity {
-        Identity(StaticSecret::random_from_rng(OsRng))
+        Identity::from_secret(StaticSecret::random_from_rng(OsRng))
+    }
+
+    fn from_secret(secret: StaticSecret) -> Identity {
+        let public = PublicKey::from(&secret);
+        Identity { secret, public }
     }
 
     /// The matching recipient.
     pub fn to_public(&self) -> Recipient {
-        Recipient(PublicKey::from(&self.0))
+        Recipient(self.public)
     }
 
     /// The `AGE-SECRET-KEY-1...` form. Handle with care: it is the secret.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
         let hrp = Hrp::parse_unchecked(IDENTITY_HRP);
-        let bytes = Zeroizing::new(self.0.to_bytes());
+        let bytes = Zeroizing::new(self.secret.to_bytes());
         let encoded = Zeroizing::new(
             bech32::encode::<Bech32>(hrp, bytes.as_ref()).expect("32 bytes always encode"),
         );
@@ -67,11 +77,11 @@ impl Identity {
             ));
         }
         let share = PublicKey::from(share);
-        let shared = self.0.diffie_hellman(&share);
+        let shared = self.secret.diffie_hellman(&share);
         if !shared.was_contributory() {
             return Err(DecryptError::header("X25519 share is a low-order point"));
         }
-        let key = wrap_key(shared.as_bytes(), &share, &self.to_public().0);
+        let key = wrap_key(shared.as_bytes(), &share, &self.public);
         Ok(open_once(&key, &stanza.body).and_then(|k| FileKey::from_slice(&k)))
     }
 }
@@ -141,7 +151,7 @@ impl FromStr for Identity {
         let invalid = || KeyError::InvalidIdentity { line: 1 };
         let bytes = Zeroizing::new(decode_bech32(s, IDENTITY_HRP).ok_or_else(invalid)?);
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
-        Ok(Identity(StaticSecret::from(bytes)))
+        Ok(Identity::from_secret(StaticSecret::from(bytes)))
     }
 }
 
