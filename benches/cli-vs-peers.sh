@@ -203,10 +203,10 @@ DEC=(
     "unseal" "$(q "$UNSEAL") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f"
     "unseal --threads 1" "$(q "$UNSEAL") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f --threads 1"
     "unseal >/dev/null" "$(q "$UNSEAL") $(q "$SEALED_AGE") -k $(q "$KEY") -o - >/dev/null"
-    "cat | unseal > out" "cat $(q "$SEALED_AGE") | $(q "$UNSEAL") -k $(q "$KEY") > $(q "$OUT")"
+    "pipe: unseal > out" "cat $(q "$SEALED_AGE") | $(q "$UNSEAL") -k $(q "$KEY") > $(q "$OUT")"
     "age -d" "$(q "$AGE") -d -i $(q "$KEY") -o $(q "$OUT") $(q "$SEALED_AGE")"
     "age -d >/dev/null" "$(q "$AGE") -d -i $(q "$KEY") $(q "$SEALED_AGE") >/dev/null"
-    "cat | age -d > out" "cat $(q "$SEALED_AGE") | $(q "$AGE") -d -i $(q "$KEY") > $(q "$OUT")"
+    "pipe: age -d > out" "cat $(q "$SEALED_AGE") | $(q "$AGE") -d -i $(q "$KEY") > $(q "$OUT")"
 )
 ENC=(
     "seal" "$(q "$SEAL") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f"
@@ -218,7 +218,7 @@ if [[ -n $UNSEAL_LC ]]; then
         "unseal aws-lc" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f"
         "unseal aws-lc -t1" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f --threads 1"
         "unseal aws-lc >null" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o - >/dev/null"
-        "cat | unseal aws-lc" "cat $(q "$SEALED_AGE") | $(q "$UNSEAL_LC") -k $(q "$KEY") > $(q "$OUT")"
+        "pipe: unseal aws-lc" "cat $(q "$SEALED_AGE") | $(q "$UNSEAL_LC") -k $(q "$KEY") > $(q "$OUT")"
     )
     ENC+=(
         "seal aws-lc" "$(q "$SEAL_LC") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f"
