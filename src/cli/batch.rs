@@ -53,16 +53,8 @@ pub struct Command<'a> {
     pub program: &'static str,
     /// The files and directories named.
     pub inputs: &'a [PathBuf],
-    /// `-o`: the output directory.
-    pub output: Option<PathBuf>,
-    /// `--force`.
-    pub force: bool,
-    /// `--threads`.
-    pub threads: usize,
-    /// `--no-mmap`.
-    pub no_mmap: bool,
-    /// `--quiet`.
-    pub quiet: bool,
+    /// `-o` (the output directory), `--force`, `--threads`, `--no-mmap`, `--quiet`.
+    pub shared: super::Shared,
     /// The batch flags.
     pub flags: &'a Flags,
 }
@@ -129,6 +121,7 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
             .hint("name files and directories only"));
     }
     if command
+        .shared
         .output
         .as_ref()
         .is_some_and(|o| o.as_os_str() == "-")
@@ -142,16 +135,16 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
     };
     let options = Options {
         direction,
-        output_dir: command.output,
-        force: command.force,
+        output_dir: command.shared.output,
+        force: command.shared.force,
         follow_symlinks: command.flags.follow_symlinks,
         remove_source: command.flags.remove_source,
-        mmap: !command.no_mmap,
+        mmap: !command.shared.no_mmap,
     };
     let started = Instant::now();
     let plan = batch::plan(command.inputs, &options);
     let show = match (
-        command.quiet,
+        command.shared.quiet,
         command.flags.progress,
         io::stderr().is_terminal(),
     ) {
@@ -164,7 +157,7 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
     let reporter = Reporter {
         program,
         direction,
-        quiet: command.quiet,
+        quiet: command.shared.quiet,
         json: command.flags.json,
         progress: Progress::new(show, files, plan.total_bytes()),
         tally: Mutex::default(),
@@ -183,14 +176,14 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
                 eprintln!("{}", progress.line(program));
             });
         }
-        let result = in_pool(command.threads, || {
+        let result = in_pool(command.shared.threads, || {
             batch::run(plan, keys, &options, &reporter);
         });
         drop(stop);
         result
     })?;
     reporter.progress.finish();
-    reporter.finish(started.elapsed(), command.force)
+    reporter.finish(started.elapsed(), command.shared.force)
 }
 
 /// How progress is shown.

@@ -20,7 +20,35 @@ pub mod unseal;
 pub use batch::Flags as BatchFlags;
 pub use failure::{ExitCode, Failure};
 
+use std::path::PathBuf;
 use std::process;
+
+/// The flags `seal` and `unseal` share, in one file or in batch mode.
+#[derive(clap::Args, Debug)]
+pub struct Shared {
+    /// Where to write: a file, or `-` for standard output. Default: beside the input (`seal`
+    /// adds `.age`, `unseal` strips it), or standard output when reading standard input.
+    /// In batch mode: the directory to mirror the inputs under (default: beside them).
+    #[arg(short, long, value_name = "OUTPUT")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite an output file that exists.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Worker threads; 0 means one per core, 1 the sequential path.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Read the input with plain reads instead of a memory map.
+    #[arg(long)]
+    pub no_mmap: bool,
+
+    /// No progress bar (it is shown only on a terminal, for large inputs); in batch mode, no
+    /// summary or notes either, only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
 
 /// Builds a rayon pool of `threads` threads (0 = one per core) and runs `f` in it.
 fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, Failure> {

@@ -10,7 +10,7 @@ use super::failure::Failure;
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::Progress;
 use super::BatchFlags;
-use super::{in_pool, keyargs, run};
+use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::mmap::MappedFile;
 use crate::{Encryptor, Recipient};
@@ -45,28 +45,9 @@ pub struct Args {
     #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
     pub recipients_file: Vec<PathBuf>,
 
-    /// Where to write the sealed file; `-` is standard output.
-    /// Default: INPUT.age, or standard output when reading standard input.
-    /// In batch mode: the directory to mirror the inputs under (default: beside them).
-    #[arg(short, long, value_name = "OUTPUT")]
-    pub output: Option<PathBuf>,
-
-    /// Overwrite the output file if it exists.
-    #[arg(short, long)]
-    pub force: bool,
-
-    /// Worker threads; 0 means one per core, 1 the sequential path.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub threads: usize,
-
-    /// Read the input with plain reads instead of a memory map.
-    #[arg(long)]
-    pub no_mmap: bool,
-
-    /// No progress bar (it is shown only on a terminal, for large inputs); in batch mode, no
-    /// summary or notes either, only errors.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub shared: Shared,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -87,11 +68,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
         let command = batch::Command {
             program: "seal",
             inputs: &args.input,
-            output: args.output,
-            force: args.force,
-            threads: args.threads,
-            no_mmap: args.no_mmap,
-            quiet: args.quiet,
+            shared: args.shared,
             flags: &args.batch,
         };
         return batch::run(command, Keys::Recipients(&recipients));
@@ -99,7 +76,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     batch::check_single(&args.batch)?;
     let source = Source::from_arg(args.input.into_iter().next());
     let destination = Destination::new(
-        args.output,
+        args.shared.output,
         || match &source {
             Source::File(path) => {
                 let mut name = path.clone().into_os_string();
@@ -108,7 +85,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             }
             Source::Stdin => Ok(None),
         },
-        args.force,
+        args.shared.force,
     )?;
     if destination.is_terminal() {
         return Err(
@@ -119,12 +96,12 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     batch::check_remove_source(&args.batch, &source, &destination)?;
     let encryptor = Encryptor::new(&recipients)?;
 
-    let (threads, quiet) = (args.threads, args.quiet);
+    let (threads, quiet) = (args.shared.threads, args.shared.quiet);
     match (&source, destination) {
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
             let progress = Progress::for_file(quiet, &meta, path);
-            if meta.is_file() && !args.no_mmap {
+            if meta.is_file() && !args.shared.no_mmap {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
                 let tick = |n| progress.add(n);
                 let seal = || encryptor.seal_to_file_with_progress(&map, pending.file(), &tick);

@@ -10,7 +10,7 @@ use super::failure::Failure;
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::{label, Progress};
 use super::BatchFlags;
-use super::{in_pool, keyargs, run};
+use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::mmap::MappedFile;
 use crate::{DecryptError, Decryptor, Identity, SealedSlice};
@@ -42,28 +42,9 @@ pub struct Args {
     )]
     pub key: Vec<PathBuf>,
 
-    /// Where to write the plaintext; `-` is standard output.
-    /// Default: INPUT without `.age`, or standard output when reading standard input.
-    /// In batch mode: the directory to mirror the inputs under (default: beside them).
-    #[arg(short, long, value_name = "OUTPUT")]
-    pub output: Option<PathBuf>,
-
-    /// Overwrite the output file if it exists.
-    #[arg(short, long)]
-    pub force: bool,
-
-    /// Worker threads; 0 means one per core, 1 the sequential path.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub threads: usize,
-
-    /// Read the input with plain reads instead of a memory map.
-    #[arg(long)]
-    pub no_mmap: bool,
-
-    /// No progress bar (it is shown only on a terminal, for large inputs); in batch mode, no
-    /// summary or notes either, only errors.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub shared: Shared,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -84,11 +65,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
         let command = batch::Command {
             program: "unseal",
             inputs: &args.input,
-            output: args.output,
-            force: args.force,
-            threads: args.threads,
-            no_mmap: args.no_mmap,
-            quiet: args.quiet,
+            shared: args.shared,
             flags: &args.batch,
         };
         return batch::run(command, Keys::Identities(&identities));
@@ -96,20 +73,20 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
     batch::check_single(&args.batch)?;
     let source = Source::from_arg(args.input.into_iter().next());
     let destination = Destination::new(
-        args.output,
+        args.shared.output,
         || match &source {
             Source::File(path) => default_output(path).map(Some),
             Source::Stdin => Ok(None),
         },
-        args.force,
+        args.shared.force,
     )?;
     batch::check_remove_source(&args.batch, &source, &destination)?;
-    let (threads, quiet) = (args.threads, args.quiet);
+    let (threads, quiet) = (args.shared.threads, args.shared.quiet);
     match (&source, destination) {
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
             let output = pending.target();
-            if meta.is_file() && !args.no_mmap {
+            if meta.is_file() && !args.shared.no_mmap {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
                 let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
                 let payload = sealed
