@@ -146,6 +146,35 @@ mod awslc {
     }
 }
 
+/// X25519 of a secret scalar and a peer's point (RFC 7748, with clamping); `None` when the
+/// result is all zeros, as it is for a low-order point.
+#[cfg(not(feature = "aws-lc"))]
+pub fn x25519(secret: &[u8; 32], point: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+    let shared = Zeroizing::new(x25519_dalek::x25519(*secret, *point));
+    // No early exit: the test takes the same time whatever the bytes.
+    (shared.iter().fold(0, |acc, b| acc | b) != 0).then_some(shared)
+}
+
+/// X25519 of a secret scalar and a peer's point (RFC 7748, with clamping); `None` when the
+/// result is all zeros, as it is for a low-order point (AWS-LC refuses those itself).
+#[cfg(feature = "aws-lc")]
+pub fn x25519(secret: &[u8; 32], point: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+    use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
+    let private = PrivateKey::from_private_key(&X25519, secret).ok()?;
+    let peer = UnparsedPublicKey::new(&X25519, point);
+    agree(&private, peer, (), |shared| {
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(shared);
+        Ok(out)
+    })
+    .ok()
+}
+
+/// The X25519 public key of a secret scalar.
+pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
+    x25519(secret, &x25519_dalek::X25519_BASEPOINT_BYTES).map_or([0; 32], |public| *public)
+}
+
 /// Encrypts a short message (a wrapped file key) under a one-time key with a zero nonce.
 ///
 /// A zero nonce is safe because every key passed here is derived fresh for one message only.

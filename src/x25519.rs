@@ -9,13 +9,12 @@ use std::str::FromStr;
 
 use bech32::primitives::decode::CheckedHrpstring;
 use bech32::{Bech32, Hrp};
-use rand_core::OsRng;
-use x25519_dalek::{PublicKey, StaticSecret};
+use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::error::{shown, DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
-use crate::primitives::{hkdf, open_once, seal_once};
+use crate::primitives::{hkdf, open_once, seal_once, x25519, x25519_base};
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
 
 const STANZA_KIND: &str = "X25519";
@@ -25,25 +24,25 @@ const IDENTITY_HRP: &str = "AGE-SECRET-KEY-";
 
 /// An X25519 public key: where files are sealed to.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Recipient(PublicKey);
+pub struct Recipient([u8; 32]);
 
 /// An X25519 private key. It has no `Debug`; its text form is zeroized after use.
 ///
 /// The public key is computed once, here: every unwrap needs it for the HKDF salt.
 #[derive(Clone)]
 pub struct Identity {
-    secret: StaticSecret,
-    public: PublicKey,
+    secret: Zeroizing<[u8; 32]>,
+    public: [u8; 32],
 }
 
 impl Identity {
     /// A new random identity.
     pub fn generate() -> Identity {
-        Identity::from_secret(StaticSecret::random_from_rng(OsRng))
+        Identity::from_secret(random_scalar())
     }
 
-    fn from_secret(secret: StaticSecret) -> Identity {
-        let public = PublicKey::from(&secret);
+    fn from_secret(secret: Zeroizing<[u8; 32]>) -> Identity {
+        let public = x25519_base(&secret);
         Identity { secret, public }
     }
 
@@ -55,7 +54,7 @@ impl Identity {
     /// The `AGE-SECRET-KEY-1...` form. Handle with care: it is the secret.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
         let hrp = Hrp::parse_unchecked(IDENTITY_HRP);
-        let bytes = Zeroizing::new(self.secret.to_bytes());
+        let bytes = &self.secret;
         let encoded = Zeroizing::new(
             bech32::encode::<Bech32>(hrp, bytes.as_ref()).expect("32 bytes always encode"),
         );
@@ -76,20 +75,23 @@ impl Identity {
                 "X25519 stanza body is not a 16-byte wrapped key",
             ));
         }
-        let share = PublicKey::from(share);
-        let shared = self.secret.diffie_hellman(&share);
-        if !shared.was_contributory() {
-            return Err(DecryptError::header("X25519 share is a low-order point"));
-        }
-        let key = wrap_key(shared.as_bytes(), &share, &self.public);
+        let shared = x25519(&self.secret, &share)
+            .ok_or_else(|| DecryptError::header("X25519 share is a low-order point"))?;
+        let key = wrap_key(&shared, &share, &self.public);
         Ok(open_once(&key, &stanza.body).and_then(|k| FileKey::from_slice(&k)))
     }
 }
 
-fn wrap_key(shared: &[u8; 32], share: &PublicKey, recipient: &PublicKey) -> Zeroizing<[u8; 32]> {
+fn random_scalar() -> Zeroizing<[u8; 32]> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(secret.as_mut());
+    secret
+}
+
+fn wrap_key(shared: &[u8; 32], share: &[u8; 32], recipient: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let mut salt = [0u8; 64];
-    salt[..32].copy_from_slice(share.as_bytes());
-    salt[32..].copy_from_slice(recipient.as_bytes());
+    salt[..32].copy_from_slice(share);
+    salt[32..].copy_from_slice(recipient);
     hkdf(&salt, shared, LABEL)
 }
 
@@ -97,13 +99,13 @@ impl recipient::Recipient for Recipient {
     fn wrap(&self, file_key: &FileKey) -> Vec<Stanza> {
         // An ephemeral secret from the OS RNG and a valid public key always contribute, so
         // the all-zero shared secret cannot happen here; the identity side checks it anyway.
-        let ephemeral = StaticSecret::random_from_rng(OsRng);
-        let share = PublicKey::from(&ephemeral);
-        let shared = ephemeral.diffie_hellman(&self.0);
-        let key = wrap_key(shared.as_bytes(), &share, &self.0);
+        let ephemeral = random_scalar();
+        let share = x25519_base(&ephemeral);
+        let shared = x25519(&ephemeral, &self.0).expect("recipients are checked not low-order");
+        let key = wrap_key(&shared, &share, &self.0);
         vec![Stanza {
             kind: STANZA_KIND.into(),
-            args: vec![encode_arg(share.as_bytes())],
+            args: vec![encode_arg(&share)],
             body: seal_once(&key, file_key.expose_secret()),
         }]
     }
@@ -126,14 +128,18 @@ impl FromStr for Recipient {
         let invalid = || KeyError::InvalidRecipient(shown(s));
         let bytes = decode_bech32(s, RECIPIENT_HRP).ok_or_else(invalid)?;
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
-        Ok(Recipient(PublicKey::from(bytes)))
+        // A low-order point would make every shared secret zero: not a usable recipient.
+        if x25519(&[0x5a; 32], &bytes).is_none() {
+            return Err(invalid());
+        }
+        Ok(Recipient(bytes))
     }
 }
 
 impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hrp = Hrp::parse_unchecked(RECIPIENT_HRP);
-        f.write_str(&bech32::encode::<Bech32>(hrp, self.0.as_bytes()).map_err(|_| fmt::Error)?)
+        f.write_str(&bech32::encode::<Bech32>(hrp, &self.0).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -151,7 +157,7 @@ impl FromStr for Identity {
         let invalid = || KeyError::InvalidIdentity { line: 1 };
         let bytes = Zeroizing::new(decode_bech32(s, IDENTITY_HRP).ok_or_else(invalid)?);
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
-        Ok(Identity::from_secret(StaticSecret::from(bytes)))
+        Ok(Identity::from_secret(Zeroizing::new(bytes)))
     }
 }
 
@@ -198,6 +204,20 @@ mod tests {
         let mut typo = public.clone();
         typo.replace_range(10..11, if &public[10..11] == "q" { "p" } else { "q" });
         assert!(typo.parse::<Recipient>().is_err());
+    }
+
+    #[test]
+    fn a_low_order_point_is_not_a_recipient() {
+        // The all-zero point, and the point of order 8 used by the C2SP low-order vector.
+        let order_8 = "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800";
+        let order_8: Vec<u8> = (0..64)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&order_8[i..i + 2], 16).unwrap())
+            .collect();
+        for point in [vec![0u8; 32], order_8] {
+            let text = bech32::encode::<Bech32>(Hrp::parse_unchecked("age"), &point).unwrap();
+            assert!(text.parse::<Recipient>().is_err(), "{text}");
+        }
     }
 
     #[test]
