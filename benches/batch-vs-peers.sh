@@ -19,6 +19,7 @@
 #   RUNS          timed runs per command (default 5 for seal/unseal, min(RUNS, 3) for the
 #                 age loop); hyperfine also does 1 warmup run of each seal/unseal command
 #   NO_HYPERFINE  set to 1 to time with a date +%s%N loop even when hyperfine is installed
+#   FEATURES      cargo features of the measured build, e.g. aws-lc (built into target/FEATURES)
 #
 # Everything lives under /dev/shm (a tmpfs), so that the disk is not what is measured; the
 # large-file phase holds the sealed inputs and one output at a time: 2 x LARGE_FILES x
@@ -51,10 +52,17 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 # --- Build once ------------------------------------------------------------------------------
-say "cargo build --release"
-cargo build --release --quiet
+FEATURES=${FEATURES:-}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+if [[ -n $FEATURES ]]; then
+    TARGET_DIR=$TARGET_DIR/$FEATURES
+    say "cargo build --release --features $FEATURES"
+    cargo build --release --quiet --features "$FEATURES" --target-dir "$TARGET_DIR"
+else
+    say "cargo build --release"
+    cargo build --release --quiet
+fi
 SEAL=$TARGET_DIR/release/seal
 UNSEAL=$TARGET_DIR/release/unseal
 KEYGEN=$TARGET_DIR/release/seal-keygen

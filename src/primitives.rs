@@ -170,9 +170,27 @@ pub fn x25519(secret: &[u8; 32], point: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>
     .ok()
 }
 
-/// The X25519 public key of a secret scalar.
+/// The X25519 public key of a secret scalar, by the fixed-base routine (precomputed tables,
+/// several times faster than the ladder on an arbitrary point: it is half of every seal).
+#[cfg(not(feature = "aws-lc"))]
 pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
-    x25519(secret, &x25519_dalek::X25519_BASEPOINT_BYTES).map_or([0; 32], |public| *public)
+    let secret = x25519_dalek::StaticSecret::from(*secret);
+    x25519_dalek::PublicKey::from(&secret).to_bytes()
+}
+
+/// The X25519 public key of a secret scalar, by the fixed-base routine (precomputed tables,
+/// several times faster than the ladder on an arbitrary point: it is half of every seal).
+#[cfg(feature = "aws-lc")]
+pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
+    use aws_lc_rs::agreement::{PrivateKey, X25519};
+    let private = PrivateKey::from_private_key(&X25519, secret).expect("any 32 bytes are a key");
+    let public = private
+        .compute_public_key()
+        .expect("X25519 public keys always compute");
+    public
+        .as_ref()
+        .try_into()
+        .expect("32-byte X25519 public keys")
 }
 
 /// Encrypts a short message (a wrapped file key) under a one-time key with a zero nonce.
@@ -239,6 +257,36 @@ mod tests {
         assert!(open_once(&key, &bad).is_none());
         assert!(open_once(&[8u8; 32], &ct).is_none());
         assert!(open_once(&key, &ct[..15]).is_none());
+    }
+}
+
+#[cfg(test)]
+mod x25519_tests {
+    use super::*;
+
+    /// RFC 7748 section 6.1: Alice's and Bob's key pairs and their shared secret.
+    #[test]
+    fn rfc7748_diffie_hellman() {
+        let hex = |s: &str| -> [u8; 32] {
+            let v: Vec<u8> = (0..64)
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect();
+            v.try_into().unwrap()
+        };
+        let alice = hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        let alice_pub = hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+        let bob = hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
+        let bob_pub = hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+        let shared = hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+        assert_eq!(x25519_base(&alice), alice_pub, "{BACKEND}");
+        assert_eq!(x25519_base(&bob), bob_pub, "{BACKEND}");
+        assert_eq!(*x25519(&alice, &bob_pub).unwrap(), shared, "{BACKEND}");
+        assert_eq!(*x25519(&bob, &alice_pub).unwrap(), shared, "{BACKEND}");
+        assert!(
+            x25519(&alice, &[0; 32]).is_none(),
+            "all-zero result refused"
+        );
     }
 }
 
