@@ -180,18 +180,6 @@ impl OpenPayload<'_> {
         file.set_len(self.plaintext_len)?;
         parallel::open_to_file(&self.cipher, self.encrypted, file, 0, progress)
     }
-
-    /// Decrypts chunk after chunk on this thread, handing each authenticated chunk to `sink`.
-    pub fn decrypt_sequential(
-        &self,
-        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> Result<(), DecryptError> {
-        let mut reader = StreamReader::new(self.encrypted, self.cipher.clone());
-        while let Some(chunk) = reader.next_chunk()? {
-            sink(chunk)?;
-        }
-        Ok(())
-    }
 }
 
 /// Opens a sealed file held in memory, on every core of the current rayon pool.

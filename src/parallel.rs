@@ -93,18 +93,24 @@ pub fn open_chunks(
     encrypted: &[u8],
     out: &mut [u8],
 ) -> Result<(), DecryptError> {
-    let groups = encrypted.len().div_ceil(SEALED_GROUP);
-    let len = out.len() as u64;
-    let results: Vec<_> = encrypted
-        .par_chunks(SEALED_GROUP)
-        .zip(out.par_chunks_mut(PLAIN_GROUP).chain(empty_tail(len)))
-        .enumerate()
-        .map(|(g, (sealed, plain))| {
-            let index = first + (g * GROUP) as u64;
-            cipher.open_chunks(index, ends && g + 1 == groups, sealed, plain)
-        })
-        .collect();
-    let result: Result<(), DecryptError> = results.into_iter().collect();
+    let result = if encrypted.len() <= SEALED_GROUP {
+        // One group (an empty payload included): nothing to share out, so no trip through
+        // the pool. Small files in a batch are all like this.
+        cipher.open_chunks(first, ends, encrypted, out)
+    } else {
+        let groups = encrypted.len().div_ceil(SEALED_GROUP);
+        let results: Vec<_> = encrypted
+            .par_chunks(SEALED_GROUP)
+            .zip(out.par_chunks_mut(PLAIN_GROUP))
+            .enumerate()
+            .map(|(g, (sealed, plain))| {
+                let index = first + (g * GROUP) as u64;
+                cipher.open_chunks(index, ends && g + 1 == groups, sealed, plain)
+            })
+            .collect();
+        // The first failing group in file order, whatever order the threads met them in.
+        results.into_iter().collect()
+    };
     if result.is_err() {
         out.fill(0);
     }
@@ -167,7 +173,8 @@ pub fn seal_chunks(
     plaintext: &[u8],
     out: &mut [u8],
 ) {
-    if plaintext.is_empty() {
+    if plaintext.len() <= PLAIN_GROUP {
+        // One group (or an empty plaintext): no trip through the pool.
         return cipher.seal_chunks(first, ends, plaintext, out);
     }
     let groups = plaintext.len().div_ceil(PLAIN_GROUP);
@@ -208,11 +215,4 @@ pub fn seal_to_file(
                 Ok(())
             },
         )
-}
-
-/// `par_chunks_mut` yields nothing for an empty slice, but an empty plaintext still has one
-/// chunk to authenticate: pair it with one empty output slice.
-fn empty_tail<'a>(len: u64) -> impl IndexedParallelIterator<Item = &'a mut [u8]> {
-    let tail: Option<&'a mut [u8]> = (len == 0).then_some(&mut []);
-    tail.into_par_iter()
 }

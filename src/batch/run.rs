@@ -23,7 +23,6 @@ use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, 
 use crate::error::{DecryptError, StreamError};
 use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
-use crate::stream::CHUNK_SIZE;
 use crate::{Decryptor, Encryptor, SealedSlice};
 
 /// Files up to this size are read into memory rather than mapped.
@@ -175,14 +174,7 @@ fn seal(
     let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
     if meta.len() <= IN_MEMORY {
         let plaintext = Zeroizing::new(read_all(file, meta.len())?);
-        let sealed = if plaintext.len() <= CHUNK_SIZE {
-            // One chunk: nothing to share out; the sequential writer skips the pool.
-            let mut writer = encryptor.stream(Vec::new()).map_err(write_error(job))?;
-            writer.write_all(&plaintext).map_err(write_error(job))?;
-            writer.finish().map_err(write_error(job))?
-        } else {
-            encryptor.seal_slice(&plaintext)
-        };
+        let sealed = encryptor.seal_slice(&plaintext);
         (&mut staged.file())
             .write_all(&sealed)
             .map_err(write_error(job))?;
@@ -221,19 +213,7 @@ fn open(
         let payload = SealedSlice::new(&sealed)
             .and_then(|slice| slice.unwrap(identities))
             .map_err(read_error)?;
-        let plaintext = if payload.plaintext_len() <= CHUNK_SIZE as u64 {
-            // One chunk: nothing to share out; open it on this thread.
-            let mut plaintext = Zeroizing::new(Vec::with_capacity(CHUNK_SIZE));
-            payload
-                .decrypt_sequential(|chunk| {
-                    plaintext.extend_from_slice(chunk);
-                    Ok(())
-                })
-                .map_err(read_error)?;
-            plaintext
-        } else {
-            Zeroizing::new(payload.decrypt_to_vec().map_err(read_error)?)
-        };
+        let plaintext = Zeroizing::new(payload.decrypt_to_vec().map_err(read_error)?);
         let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
         (&mut staged.file())
             .write_all(&plaintext)
