@@ -1,9 +1,19 @@
 //! Key files: identity files, recipients files and recipient strings.
 //!
-//! This is the registration point for key types: each line is handed to the type that
-//! recognizes it. Both file formats follow age: one key per line, `#` comments and blank lines
-//! ignored.
+//! This is the registration point for key types: each file or line is handed to the type
+//! that recognizes it, by content, never by file name. Line-based files follow age: one key
+//! per line, `#` comments and blank lines ignored. PEM files hold one key each:
+//!
+//! | first line                            | what                                  |
+//! |---------------------------------------|---------------------------------------|
+//! | `AGE-SECRET-KEY-1...` lines           | age X25519 identities                 |
+//! | `age1...`, `ssh-rsa`, `ssh-ed25519`   | recipients, one per line              |
+//! | `-----BEGIN OPENSSH PRIVATE KEY-----` | OpenSSH RSA or Ed25519 key            |
+//! | `-----BEGIN RSA PRIVATE KEY-----`     | PKCS#1 RSA key                        |
+//! | `-----BEGIN PRIVATE KEY-----`         | PKCS#8 RSA key                        |
+//! | `-----BEGIN PUBLIC KEY-----`          | SPKI RSA public key (also PKCS#1's)   |
 
+use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -11,39 +21,259 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use crate::error::{shown, KeyError};
+use crate::primitives::rsa;
 use crate::recipient::{Identity, Recipient};
-use crate::x25519;
+pub use crate::ssh::Passphrase;
+use crate::{ssh, ssh_rsa, x25519};
 
-/// Parses one recipient: `age1...`.
-pub fn parse_recipient(s: &str) -> Result<Box<dyn Recipient>, KeyError> {
+/// The key formats `--key` reads, for the error about a file in none of them.
+pub const IDENTITY_FORMATS: &str = "age identity files (AGE-SECRET-KEY-1...), OpenSSH private \
+keys (RSA, Ed25519), PKCS#1 or PKCS#8 PEM RSA private keys";
+/// The key formats `--to` reads, for the error about a file in none of them.
+pub const RECIPIENT_FORMATS: &str = "age recipients (age1...), ssh-rsa and ssh-ed25519 public \
+key lines, SPKI PEM RSA public keys";
+
+/// A public key of any supported type.
+#[derive(Clone)]
+pub enum PublicKey {
+    /// An age X25519 recipient, `age1...`.
+    X25519(x25519::Recipient),
+    /// An `ssh-rsa` or `ssh-ed25519` key (from a line, a PEM file or a private key).
+    Ssh(ssh::PublicKey),
+}
+
+impl PublicKey {
+    /// The recipient this key seals to.
+    pub fn to_recipient(&self) -> Box<dyn Recipient> {
+        match self {
+            PublicKey::X25519(r) => Box::new(r.clone()),
+            PublicKey::Ssh(k) => k.to_recipient(),
+        }
+    }
+
+    /// The fingerprint line. For SSH keys, exactly what `ssh-keygen -l` prints:
+    /// `256 SHA256:... comment (ED25519)`. For age keys, in the same shape:
+    /// `SHA256:` and the unpadded base64 of SHA-256 of the recipient string (`age1...`, as
+    /// ASCII, no newline), then the recipient and the type: `SHA256:... age1... (X25519)`.
+    pub fn fingerprint_line(&self) -> String {
+        match self {
+            PublicKey::X25519(r) => {
+                use base64::Engine;
+                use sha2::Digest;
+                let text = r.to_string();
+                let hash = sha2::Sha256::digest(text.as_bytes());
+                let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash);
+                format!("SHA256:{b64} {text} (X25519)")
+            }
+            PublicKey::Ssh(k) => k.fingerprint_line(),
+        }
+    }
+}
+
+/// `age1...`, or the OpenSSH line `ssh-ed25519 AAAA... comment`.
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublicKey::X25519(r) => r.fmt(f),
+            PublicKey::Ssh(k) => k.fmt(f),
+        }
+    }
+}
+
+/// A private key of any supported type.
+pub enum PrivateKey {
+    /// An age X25519 identity, `AGE-SECRET-KEY-1...`.
+    X25519(x25519::Identity),
+    /// An RSA or Ed25519 key from an OpenSSH or PEM file.
+    Ssh(ssh::PrivateKey),
+}
+
+impl PrivateKey {
+    /// The public half.
+    pub fn to_public(&self) -> PublicKey {
+        match self {
+            PrivateKey::X25519(id) => PublicKey::X25519(id.to_public()),
+            PrivateKey::Ssh(k) => PublicKey::Ssh(k.to_public()),
+        }
+    }
+
+    /// The identity that opens files sealed to this key.
+    pub fn into_identity(self) -> Box<dyn Identity> {
+        match self {
+            PrivateKey::X25519(id) => Box::new(id),
+            PrivateKey::Ssh(k) => k.into_identity(),
+        }
+    }
+}
+
+/// What a key file holds.
+pub enum KeyFile {
+    /// Private keys (one, for a PEM or OpenSSH file).
+    Private(Vec<PrivateKey>),
+    /// Public keys.
+    Public(Vec<PublicKey>),
+}
+
+/// Reads any supported key file, telling the format from its content. `passphrase` is asked
+/// only for a passphrase-protected OpenSSH key.
+pub fn parse_key_file(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile, KeyError> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("-----BEGIN ") {
+        return parse_pem(trimmed, passphrase);
+    }
+    match key_lines(text).next() {
+        None => Err(KeyError::Empty),
+        Some((_, first)) if first.starts_with("AGE-SECRET-KEY-") => {
+            let ids = parse_x25519_identities(text)?;
+            Ok(KeyFile::Private(
+                ids.into_iter().map(PrivateKey::X25519).collect(),
+            ))
+        }
+        Some((_, first)) if looks_public(first) => {
+            let keys = key_lines(text)
+                .map(|(line, value)| {
+                    parse_public(value).map_err(|e| match e {
+                        KeyError::Unusable(m) => KeyError::Unusable(format!("line {line}: {m}")),
+                        _ => KeyError::InvalidRecipientLine {
+                            line,
+                            value: shown(value),
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(KeyFile::Public(keys))
+        }
+        Some(_) => Err(KeyError::UnknownFormat(
+            "age keys (AGE-SECRET-KEY-1..., age1...), OpenSSH keys (RSA, Ed25519), PEM RSA keys \
+(PKCS#1, PKCS#8, SPKI)",
+        )),
+    }
+}
+
+fn looks_public(line: &str) -> bool {
+    line.starts_with("age1") || line.starts_with("ssh-")
+}
+
+fn parse_pem(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile, KeyError> {
+    let label = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim_end().strip_prefix("-----BEGIN "))
+        .and_then(|l| l.strip_suffix("-----"))
+        .unwrap_or("");
+    if label == "OPENSSH PRIVATE KEY" {
+        let key = ssh::PrivateKey::from_openssh(text, passphrase)?;
+        return Ok(KeyFile::Private(vec![PrivateKey::Ssh(key)]));
+    }
+    let unusable = |m: &str| KeyError::Unusable(m.to_string());
+    if text.contains("Proc-Type: 4,ENCRYPTED") || label == "ENCRYPTED PRIVATE KEY" {
+        return Err(unusable(
+            "encrypted PEM keys are not supported: use an OpenSSH key with a passphrase \
+(ssh-keygen -p -f KEY converts one), or an unencrypted PEM key",
+        ));
+    }
+    let known = [
+        "RSA PRIVATE KEY",
+        "PRIVATE KEY",
+        "PUBLIC KEY",
+        "RSA PUBLIC KEY",
+    ];
+    if !known.contains(&label) {
+        return Err(KeyError::UnknownFormat(
+            "PEM files holding an OpenSSH private key, a PKCS#1 or PKCS#8 RSA private key, \
+or an SPKI RSA public key",
+        ));
+    }
+    let (_, der) = pem_rfc7468::decode_vec(text.trim_end().as_bytes())
+        .map_err(|_| unusable(&format!("damaged PEM file ({label})")))?;
+    let der = Zeroizing::new(der);
+    let what = match label {
+        "RSA PRIVATE KEY" => "PKCS#1 RSA private key",
+        "PRIVATE KEY" => "PKCS#8 RSA private key",
+        _ => "RSA public key",
+    };
+    let error = |e| ssh::rsa_key_error(e, what);
+    match label {
+        "RSA PRIVATE KEY" | "PRIVATE KEY" => {
+            let key = if label == "PRIVATE KEY" {
+                rsa::PrivateKey::from_pkcs8_der(&der)
+            } else {
+                rsa::PrivateKey::from_pkcs1_der(&der)
+            }
+            .map_err(error)?;
+            Ok(KeyFile::Private(vec![PrivateKey::Ssh(
+                ssh::PrivateKey::rsa(key),
+            )]))
+        }
+        _ => {
+            let key = rsa::PublicKey::from_der(&der).map_err(error)?;
+            let key = ssh::PublicKey::rsa(ssh_rsa::Recipient::new(key), "");
+            Ok(KeyFile::Public(vec![PublicKey::Ssh(key)]))
+        }
+    }
+}
+
+fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     if s.starts_with("age1") {
-        return Ok(Box::new(s.parse::<x25519::Recipient>()?));
+        return Ok(PublicKey::X25519(s.parse()?));
+    }
+    if s.starts_with("ssh-") {
+        return Ok(PublicKey::Ssh(ssh::PublicKey::from_openssh(s)?));
     }
     Err(KeyError::InvalidRecipient(shown(s)))
 }
 
-/// Parses a recipients file: one recipient per line.
-pub fn parse_recipients_file(text: &str) -> Result<Vec<Box<dyn Recipient>>, KeyError> {
-    let recipients = key_lines(text)
-        .map(|(line, value)| {
-            parse_recipient(value).map_err(|_| KeyError::InvalidRecipientLine {
-                line,
-                value: shown(value),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if recipients.is_empty() {
-        return Err(KeyError::Empty);
-    }
-    Ok(recipients)
+/// Parses one recipient: `age1...`, or an OpenSSH `ssh-rsa`/`ssh-ed25519` public key line.
+pub fn parse_recipient(s: &str) -> Result<Box<dyn Recipient>, KeyError> {
+    parse_public(s).map(|k| k.to_recipient())
 }
 
-/// Parses an identity file: one secret key per line.
+/// Parses a recipients file: one recipient per line, or one PEM RSA public key.
+pub fn parse_recipients_file(text: &str) -> Result<Vec<Box<dyn Recipient>>, KeyError> {
+    let first = key_lines(text).next().map(|(_, l)| l).unwrap_or("");
+    if first.starts_with("AGE-SECRET-KEY-") {
+        // Kept line-based, so that the error names the line and never shows the secret.
+        return Err(KeyError::InvalidRecipientLine {
+            line: key_lines(text).next().map_or(1, |(n, _)| n),
+            value: shown(first),
+        });
+    }
+    let mut no_passphrase = || Err(KeyError::PassphraseNeeded);
+    match parse_key_file(text, &mut no_passphrase) {
+        Ok(KeyFile::Public(keys)) => Ok(keys.iter().map(PublicKey::to_recipient).collect()),
+        Ok(KeyFile::Private(_)) | Err(KeyError::PassphraseNeeded) => {
+            Err(KeyError::Unusable("a private key, not a public key".into()))
+        }
+        Err(KeyError::UnknownFormat(_)) => Err(KeyError::UnknownFormat(RECIPIENT_FORMATS)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses an identity file without passphrases: see [`parse_identity_file_with`].
 pub fn parse_identity_file(text: &str) -> Result<Vec<Box<dyn Identity>>, KeyError> {
-    Ok(parse_x25519_identities(text)?
-        .into_iter()
-        .map(|id| Box::new(id) as Box<dyn Identity>)
-        .collect())
+    parse_identity_file_with(text, &mut || Err(KeyError::PassphraseNeeded))
+}
+
+/// Parses an identity file: age identities, one per line, or one OpenSSH or PEM private key.
+pub fn parse_identity_file_with(
+    text: &str,
+    passphrase: Passphrase<'_>,
+) -> Result<Vec<Box<dyn Identity>>, KeyError> {
+    match key_lines(text).next() {
+        // An age public key where a private one belongs: the line-based error, as before.
+        Some((_, first)) if first.starts_with("age1") => {
+            return Err(KeyError::InvalidIdentity {
+                line: key_lines(text).next().map_or(1, |(n, _)| n),
+            })
+        }
+        _ => {}
+    }
+    match parse_key_file(text, passphrase) {
+        Ok(KeyFile::Private(keys)) => Ok(keys.into_iter().map(PrivateKey::into_identity).collect()),
+        Ok(KeyFile::Public(_)) => Err(KeyError::Unusable("a public key, not a private key".into())),
+        Err(KeyError::UnknownFormat(_)) => Err(KeyError::UnknownFormat(IDENTITY_FORMATS)),
+        Err(e) => Err(e),
+    }
 }
 
 /// Parses an identity file that holds X25519 keys only (what `seal-keygen` writes).

@@ -28,6 +28,9 @@ pub mod stream;
 // Key types, each behind the two traits of `recipient`.
 pub mod keys;
 pub mod recipient;
+pub mod ssh;
+pub mod ssh_ed25519;
+pub mod ssh_rsa;
 pub mod x25519;
 
 // Sealing and opening, sequential and parallel.
