@@ -151,7 +151,7 @@ pub fn parse_key_file(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile,
 }
 
 fn looks_public(line: &str) -> bool {
-    line.starts_with("age1") || line.starts_with("ssh-")
+    line.starts_with("age1") || line.starts_with("ssh-") || ssh::unsupported_line(line).is_some()
 }
 
 fn parse_pem(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile, KeyError> {
@@ -217,7 +217,7 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     if s.starts_with("age1") {
         return Ok(PublicKey::X25519(s.parse()?));
     }
-    if s.starts_with("ssh-") {
+    if s.starts_with("ssh-") || ssh::unsupported_line(s).is_some() {
         return Ok(PublicKey::Ssh(ssh::PublicKey::from_openssh(s)?));
     }
     Err(KeyError::InvalidRecipient(shown(s)))
@@ -259,20 +259,42 @@ pub fn parse_identity_file_with(
     text: &str,
     passphrase: Passphrase<'_>,
 ) -> Result<Vec<Box<dyn Identity>>, KeyError> {
-    match key_lines(text).next() {
+    let keys = parse_private_keys(text, passphrase)?;
+    Ok(keys.into_iter().map(PrivateKey::into_identity).collect())
+}
+
+/// The private keys of a key file in any supported format; an error for a public key file.
+pub fn parse_private_keys(
+    text: &str,
+    passphrase: Passphrase<'_>,
+) -> Result<Vec<PrivateKey>, KeyError> {
+    if let Some((line, first)) = key_lines(text).next() {
         // An age public key where a private one belongs: the line-based error, as before.
-        Some((_, first)) if first.starts_with("age1") => {
-            return Err(KeyError::InvalidIdentity {
-                line: key_lines(text).next().map_or(1, |(n, _)| n),
-            })
+        if first.starts_with("age1") {
+            return Err(KeyError::InvalidIdentity { line });
         }
-        _ => {}
     }
     match parse_key_file(text, passphrase) {
-        Ok(KeyFile::Private(keys)) => Ok(keys.into_iter().map(PrivateKey::into_identity).collect()),
+        Ok(KeyFile::Private(keys)) => Ok(keys),
         Ok(KeyFile::Public(_)) => Err(KeyError::Unusable("a public key, not a private key".into())),
         Err(KeyError::UnknownFormat(_)) => Err(KeyError::UnknownFormat(IDENTITY_FORMATS)),
         Err(e) => Err(e),
+    }
+}
+
+/// The public keys of any supported key file: the public halves of a private key file, or
+/// the keys of a public one. An OpenSSH private key is not decrypted for this: its public
+/// half is stored in the clear.
+pub fn parse_public_keys(text: &str) -> Result<Vec<PublicKey>, KeyError> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        return Ok(vec![PublicKey::Ssh(ssh::PublicKey::of_openssh_private(
+            trimmed,
+        )?)]);
+    }
+    match parse_key_file(text, &mut || Err(KeyError::PassphraseNeeded))? {
+        KeyFile::Private(keys) => Ok(keys.iter().map(PrivateKey::to_public).collect()),
+        KeyFile::Public(keys) => Ok(keys),
     }
 }
 

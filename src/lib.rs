@@ -42,6 +42,9 @@ pub mod pipeline;
 // Whole trees: walk, plan, run every file on one pool.
 pub mod batch;
 
+// What a sealed file says about itself, without a key.
+pub mod inspect;
+
 // Input mapping: the crate's only `unsafe`.
 #[allow(unsafe_code)]
 pub mod mmap;

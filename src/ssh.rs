@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use base64::Engine;
 use sha2::{Digest, Sha256};
 use ssh_key::private::{Ed25519Keypair, Ed25519PrivateKey, KeypairData, RsaKeypair};
 use ssh_key::public::{Ed25519PublicKey, KeyData, RsaPublicKey};
@@ -43,6 +44,9 @@ enum Key {
 impl PublicKey {
     /// Parses one `authorized_keys`-style line: `ssh-rsa AAAA... comment` or `ssh-ed25519 ...`.
     pub fn from_openssh(line: &str) -> Result<PublicKey, KeyError> {
+        if let Some(e) = unsupported_line(line) {
+            return Err(e);
+        }
         let invalid = || KeyError::InvalidRecipient(shown(line));
         let parsed = ssh_key::PublicKey::from_openssh(line).map_err(|_| invalid())?;
         let key = match parsed.key_data() {
@@ -62,6 +66,19 @@ impl PublicKey {
             key,
             comment: parsed.comment().to_string(),
         })
+    }
+
+    /// The public half of an OpenSSH private key file, stored there in the clear (even when
+    /// the private half is passphrase-protected).
+    pub fn of_openssh_private(pem: &str) -> Result<PublicKey, KeyError> {
+        let parsed = ssh_key::PrivateKey::from_openssh(pem)
+            .map_err(|_| KeyError::Unusable("not a valid OpenSSH private key".into()))?;
+        let mut public = parsed.public_key().clone();
+        public.set_comment(parsed.comment());
+        let line = public
+            .to_openssh()
+            .map_err(|_| KeyError::Unusable("not a valid OpenSSH private key".into()))?;
+        PublicKey::from_openssh(&line)
     }
 
     pub(crate) fn rsa(key: ssh_rsa::Recipient, comment: &str) -> PublicKey {
@@ -142,7 +159,15 @@ impl PrivateKey {
     /// if it is protected.
     pub fn from_openssh(pem: &str, passphrase: Passphrase<'_>) -> Result<PrivateKey, KeyError> {
         let invalid = || KeyError::Unusable("not a valid OpenSSH private key".into());
-        let mut parsed = ssh_key::PrivateKey::from_openssh(pem).map_err(|_| invalid())?;
+        let mut parsed = ssh_key::PrivateKey::from_openssh(pem).map_err(|_| {
+            // This build decodes RSA and Ed25519 keys only: name any other type it holds.
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let decoded = base64::engine::general_purpose::STANDARD.decode(body.trim());
+            match decoded.ok().and_then(|d| other_type(&d)) {
+                Some(name) => unsupported(name),
+                None => invalid(),
+            }
+        })?;
         if parsed.is_encrypted() {
             let algorithm = parsed.algorithm();
             if !matches!(
@@ -228,8 +253,9 @@ impl PrivateKey {
         }
     }
 
-    /// The key in the OpenSSH private key format, unencrypted. Handle with care.
-    pub fn to_openssh(&self) -> Zeroizing<String> {
+    /// The key in the OpenSSH private key format, protected by `passphrase` if given (as
+    /// `ssh-keygen` does: bcrypt-pbkdf and AES-256-CTR), else unencrypted. Handle with care.
+    pub fn to_openssh(&self, passphrase: Option<&str>) -> Zeroizing<String> {
         let data = match &self.key {
             Secret::Rsa(id) => {
                 let [d, iqmp, p, q] = id.key().secret_components();
@@ -249,8 +275,15 @@ impl PrivateKey {
                 private: Ed25519PrivateKey::from_bytes(id.seed()),
             }),
         };
-        ssh_key::PrivateKey::new(data, self.comment.clone())
-            .and_then(|k| k.to_openssh(LineEnding::LF))
+        let key = ssh_key::PrivateKey::new(data, self.comment.clone())
+            .expect("a valid key pair always encodes");
+        let key = match passphrase {
+            Some(pass) => key
+                .encrypt(&mut rand_core::OsRng, pass)
+                .expect("an unencrypted key always encrypts"),
+            None => key,
+        };
+        key.to_openssh(LineEnding::LF)
             .expect("a valid key pair always encodes")
     }
 }
@@ -296,6 +329,30 @@ fn rsa_error(e: RsaKeyError, otherwise: KeyError) -> KeyError {
 
 pub(crate) fn rsa_key_error(e: RsaKeyError, what: &str) -> KeyError {
     rsa_error(e, KeyError::Unusable(format!("not a valid {what}")))
+}
+
+/// SSH key types that can be neither recipients nor identities in age.
+const OTHER_TYPES: &[&str] = &[
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+    "sk-ssh-ed25519@openssh.com",
+    "ssh-dss",
+];
+
+/// The unsupported key type named in a key's bytes, if any.
+fn other_type(bytes: &[u8]) -> Option<&'static str> {
+    OTHER_TYPES
+        .iter()
+        .find(|t| bytes.windows(t.len()).any(|w| w == t.as_bytes()))
+        .copied()
+}
+
+/// The error for a public key line of a type age cannot seal to; `None` for other lines.
+pub(crate) fn unsupported_line(line: &str) -> Option<KeyError> {
+    let kind = line.split_whitespace().next()?;
+    OTHER_TYPES.contains(&kind).then(|| unsupported(kind))
 }
 
 fn unsupported(algorithm: &str) -> KeyError {

@@ -21,7 +21,8 @@ Examples:
   unseal upload.age -k server.key -o /srv/inbox/upload.bin
   unseal --key server.key < docs.tar.age | tar x
   unseal big.iso.age --key old.key --key server.key --threads 8
-  unseal /srv/upload -k server.key -o /srv/inbox --json    a whole tree, in batch mode";
+  unseal /srv/upload -k server.key -o /srv/inbox --json    a whole tree, in batch mode
+  unseal --inspect upload.age [--json] [--key server.key]   what it holds, without opening it";
 
 /// Open files sealed to this server, in the age v1 format, on every core.
 #[derive(Parser, Debug)]
@@ -44,6 +45,16 @@ pub struct Args {
 
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub passphrase: keyargs::PassphraseFlags,
+
+    /// Show what a sealed file holds instead of opening it: format, armor, each stanza's type
+    /// and the recipient it names where knowable, header and payload sizes, chunk count. Needs
+    /// no key; with --key, also says which key opens which stanza. Writes no plaintext.
+    #[arg(long)]
+    pub inspect: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub shared: Shared,
 
     #[command(flatten)]
@@ -59,7 +70,10 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs `unseal` with parsed arguments.
 pub fn unseal(args: Args) -> Result<(), Failure> {
-    let identities = keyargs::identities("unseal", &args.key)?;
+    if args.inspect {
+        return super::inspect::run(&args.input, &args.key, &args.passphrase, args.batch.json);
+    }
+    let identities = keyargs::identities("unseal", &args.key, &args.passphrase)?;
     let identities: Vec<&dyn Identity> = identities.iter().map(|i| i.as_ref()).collect();
     if batch::wanted(&args.input) {
         let command = batch::Command {
