@@ -1132,7 +1132,7 @@ fn usage_errors_are_exit_2_with_one_message_and_leave_nothing_behind() {
         ),
         (
             "unseal sealed.age --key plain.txt",
-            "error: plain.txt: line 1: not a valid identity",
+            "error: plain.txt: unknown key format; accepted: age identity files",
             None,
         ),
         (
@@ -1383,3 +1383,9 @@ fn go_age_keygen_and_seal_keygen_read_each_others_keys() {
     let opened = unseal_via(&dir, Io::Pipes, &sealed, &["--key", "theirs.key"]);
     assert!(opened == plaintext);
 }
+
+// ---------------------------------------------------------------------------------------------
+// SSH and PEM keys, seal-keygen --type and --fingerprint, unseal --inspect (issue 4)
+
+#[path = "cli/ssh_keys.rs"]
+mod ssh_keys;
