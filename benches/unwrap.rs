@@ -22,12 +22,14 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// (label, identity, recipient) for each key type.
-fn key_types() -> Vec<(&'static str, Box<dyn Identity>, Box<dyn Recipient>)> {
+/// A key type: its label, an identity and its recipient.
+type KeyType = (&'static str, Box<dyn Identity>, Box<dyn Recipient>);
+
+/// Each key type measured.
+fn key_types() -> Vec<KeyType> {
     let x25519 = seal::x25519::Identity::generate();
     let x25519_public = Box::new(x25519.to_public());
-    let mut out: Vec<(&'static str, Box<dyn Identity>, Box<dyn Recipient>)> =
-        vec![("x25519", Box::new(x25519), x25519_public)];
+    let mut out: Vec<KeyType> = vec![("x25519", Box::new(x25519), x25519_public)];
     for (label, name) in [
         ("ssh-ed25519", "ed25519"),
         ("ssh-rsa-2048", "rsa2048"),

@@ -84,8 +84,8 @@ impl fmt::Display for PublicKey {
 pub enum PrivateKey {
     /// An age X25519 identity, `AGE-SECRET-KEY-1...`.
     X25519(x25519::Identity),
-    /// An RSA or Ed25519 key from an OpenSSH or PEM file.
-    Ssh(ssh::PrivateKey),
+    /// An RSA or Ed25519 key from an OpenSSH or PEM file (boxed: an RSA key is large).
+    Ssh(Box<ssh::PrivateKey>),
 }
 
 impl PrivateKey {
@@ -163,7 +163,7 @@ fn parse_pem(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile, KeyError
         .unwrap_or("");
     if label == "OPENSSH PRIVATE KEY" {
         let key = ssh::PrivateKey::from_openssh(text, passphrase)?;
-        return Ok(KeyFile::Private(vec![PrivateKey::Ssh(key)]));
+        return Ok(KeyFile::Private(vec![PrivateKey::Ssh(Box::new(key))]));
     }
     let unusable = |m: &str| KeyError::Unusable(m.to_string());
     if text.contains("Proc-Type: 4,ENCRYPTED") || label == "ENCRYPTED PRIVATE KEY" {
@@ -201,9 +201,9 @@ or an SPKI RSA public key",
                 rsa::PrivateKey::from_pkcs1_der(&der)
             }
             .map_err(error)?;
-            Ok(KeyFile::Private(vec![PrivateKey::Ssh(
+            Ok(KeyFile::Private(vec![PrivateKey::Ssh(Box::new(
                 ssh::PrivateKey::rsa(key),
-            )]))
+            ))]))
         }
         _ => {
             let key = rsa::PublicKey::from_der(&der).map_err(error)?;
