@@ -18,6 +18,7 @@ const EXAMPLES: &str = "\
 Examples:
   seal-keygen -o server.key       writes server.key (0600) and server.pub
   seal-keygen --type rsa --bits 4096 -o server.key    an RSA key, in OpenSSH formats
+  seal-keygen --type ed25519 -o server.key --key-passphrase-file pass    passphrase-protected
   seal-keygen -y server.key       prints the public key (of any supported key file)
   seal-keygen --fingerprint ~/.ssh/id_ed25519.pub    prints its SHA-256 fingerprint
   seal-keygen > key.txt           prints a new key (public key on stderr)";
