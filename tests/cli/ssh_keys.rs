@@ -648,3 +648,32 @@ fn fresh_openssl_keys_work_and_small_ones_are_refused() {
         .says("seal", &["small.pub.pem: the RSA key has 1024 bits"], None);
     assert_eq!(dir.listing(), before);
 }
+
+#[test]
+fn without_a_flag_the_passphrase_is_asked_on_the_terminal() {
+    // `script` (util-linux) runs unseal on a pseudo-terminal and types what it reads.
+    let script = required_tool("script");
+    let dir = with_keys();
+    let plaintext = data(3000, 6);
+    let sealed = seal_ssh(&dir, &plaintext, &["--to", "ed25519-pass.pub"]);
+    dir.write("in.age", &sealed);
+    let unseal = format!("{} --key ed25519-pass in.age -o out", bin("unseal"));
+    let run = dir
+        .cmd(&script)
+        .args(["-qec", &unseal, "/dev/null"])
+        .stdin("correct horse\n")
+        .run()
+        .ok();
+    assert!(String::from_utf8_lossy(&run.stdout).contains("Passphrase for ed25519-pass: "));
+    assert!(dir.read("out") == plaintext);
+    dir.remove("out");
+    let before = dir.listing();
+    let run = dir
+        .cmd(&script)
+        .args(["-qec", &unseal, "/dev/null"])
+        .stdin("incorrect horse\n")
+        .run()
+        .fails(EXIT_USAGE);
+    assert!(String::from_utf8_lossy(&run.stdout).contains("wrong passphrase"));
+    assert_eq!(dir.listing(), before);
+}
