@@ -4,12 +4,14 @@
 //! README on RUSTSEC-2023-0071). The private-key operation, the per-file cost of an `ssh-rsa`
 //! server, runs on the build's backend: `rsa` by default, AWS-LC with the `aws-lc` feature
 //! (about five times faster, and the implementation we recommend for servers that decrypt
-//! whatever arrives). Encryption always goes through `rsa`: it is cheap and public.
+//! whatever arrives). Encryption, the cheap public operation, runs there too.
 
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
-use rsa::{BoxedUint, Oaep};
+use rsa::BoxedUint;
+#[cfg(any(not(feature = "aws-lc"), test))]
+use rsa::Oaep;
 use zeroize::Zeroizing;
 
 /// Smallest modulus accepted, in bits, as recipient or as key.
@@ -17,6 +19,7 @@ pub const MIN_BITS: usize = 2048;
 /// Largest modulus accepted, in bits: bounds the work a hostile key can ask for.
 pub const MAX_BITS: usize = 8192;
 
+#[cfg(any(not(feature = "aws-lc"), test))]
 type Sha256 = rsa::sha2::Sha256;
 
 /// Why an RSA key was refused. Never carries key material.
@@ -31,8 +34,20 @@ pub enum RsaKeyError {
 }
 
 /// An RSA public key, at least [`MIN_BITS`] long.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublicKey(rsa::PublicKey);
+#[derive(Clone)]
+pub struct PublicKey {
+    key: rsa::PublicKey,
+    #[cfg(feature = "aws-lc")]
+    fast: std::sync::Arc<aws_lc_rs::rsa::OaepPublicEncryptingKey>,
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &PublicKey) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for PublicKey {}
 
 /// An RSA private key, at least [`MIN_BITS`] long. No `Debug`; zeroized on drop by `rsa`.
 pub struct PrivateKey {
@@ -65,8 +80,8 @@ impl PublicKey {
         let n = BoxedUint::from_be_slice_vartime(n);
         let e = BoxedUint::from_be_slice_vartime(e);
         rsa::PublicKey::new_with_size_limits(n, e, MIN_BITS..=MAX_BITS)
-            .map(PublicKey)
             .map_err(|_| RsaKeyError::Invalid)
+            .and_then(PublicKey::new)
     }
 
     /// From DER: SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`).
@@ -74,36 +89,51 @@ impl PublicKey {
         let key = rsa::PublicKey::from_public_key_der(der)
             .or_else(|_| rsa::PublicKey::from_pkcs1_der(der))
             .map_err(|e| size_or_invalid(&e.to_string()))?;
+        PublicKey::new(key)
+    }
+
+    fn new(key: rsa::PublicKey) -> Result<PublicKey, RsaKeyError> {
         checked_size(key.n().bit_width_vartime() as usize)?;
-        Ok(PublicKey(key))
+        Ok(PublicKey {
+            #[cfg(feature = "aws-lc")]
+            fast: std::sync::Arc::new(awslc::public_key(&key)?),
+            key,
+        })
     }
 
     /// The modulus size in bits.
     pub fn bits(&self) -> usize {
-        self.0.n().bit_width_vartime() as usize
+        self.key.n().bit_width_vartime() as usize
     }
 
     /// The modulus, big-endian, without leading zeros.
     pub fn n(&self) -> Vec<u8> {
-        self.0.n().to_be_bytes_trimmed_vartime().into_vec()
+        self.key.n().to_be_bytes_trimmed_vartime().into_vec()
     }
 
     /// The public exponent, big-endian, without leading zeros.
     pub fn e(&self) -> Vec<u8> {
-        self.0.e().to_be_bytes_trimmed_vartime().into_vec()
+        self.key.e().to_be_bytes_trimmed_vartime().into_vec()
     }
 
     /// The ciphertext size: the modulus size in bytes.
     pub fn size(&self) -> usize {
-        self.0.size()
+        self.key.size()
     }
 
     /// RSAES-OAEP-SHA256 of `message` under `label`, with fresh randomness.
     pub fn encrypt(&self, label: &[u8], message: &[u8]) -> Vec<u8> {
-        let padding = Oaep::<Sha256>::new_with_label(label);
-        self.0
-            .encrypt(&mut getrandom::SysRng, padding, message)
-            .expect("a short message always fits a key of 2048 bits or more")
+        #[cfg(feature = "aws-lc")]
+        {
+            awslc::encrypt(&self.fast, label, message)
+        }
+        #[cfg(not(feature = "aws-lc"))]
+        {
+            let padding = Oaep::<Sha256>::new_with_label(label);
+            self.key
+                .encrypt(&mut getrandom::SysRng, padding, message)
+                .expect("a short message always fits a key of 2048 bits or more")
+        }
     }
 }
 
@@ -168,7 +198,7 @@ impl PrivateKey {
 
     /// The matching public key.
     pub fn public(&self) -> PublicKey {
-        PublicKey(self.key.to_public_key())
+        PublicKey::new(self.key.to_public_key()).expect("checked with the private key")
     }
 
     /// The components OpenSSH stores, big-endian: `(d, iqmp, p, q)`. Handle with care.
@@ -214,8 +244,11 @@ pub const BACKEND: &str = if cfg!(feature = "aws-lc") {
 
 #[cfg(feature = "aws-lc")]
 mod awslc {
-    use aws_lc_rs::rsa::{OaepPrivateDecryptingKey, PrivateDecryptingKey, OAEP_SHA256_MGF1SHA256};
-    use rsa::pkcs8::EncodePrivateKey;
+    use aws_lc_rs::rsa::{
+        OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
+        PublicEncryptingKey, OAEP_SHA256_MGF1SHA256,
+    };
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
     use zeroize::Zeroizing;
 
     use super::RsaKeyError;
@@ -226,6 +259,24 @@ mod awslc {
         let key =
             PrivateDecryptingKey::from_pkcs8(der.as_bytes()).map_err(|_| RsaKeyError::Invalid)?;
         OaepPrivateDecryptingKey::new(key).map_err(|_| RsaKeyError::Invalid)
+    }
+
+    /// The same public key, handed to AWS-LC through SubjectPublicKeyInfo.
+    pub fn public_key(key: &rsa::PublicKey) -> Result<OaepPublicEncryptingKey, RsaKeyError> {
+        let der = key.to_public_key_der().map_err(|_| RsaKeyError::Invalid)?;
+        let key =
+            PublicEncryptingKey::from_der(der.as_bytes()).map_err(|_| RsaKeyError::Invalid)?;
+        OaepPublicEncryptingKey::new(key).map_err(|_| RsaKeyError::Invalid)
+    }
+
+    pub fn encrypt(key: &OaepPublicEncryptingKey, label: &[u8], message: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; key.ciphertext_size()];
+        let len = key
+            .encrypt(&OAEP_SHA256_MGF1SHA256, message, &mut out, Some(label))
+            .expect("a short message always fits a key of 2048 bits or more")
+            .len();
+        out.truncate(len);
+        out
     }
 
     pub fn decrypt(
@@ -280,6 +331,31 @@ mod tests {
             b"sixteen byte key"
         );
         assert!(PublicKey::from_components(&public.n(), &public.e()).unwrap() == public);
+    }
+
+    /// Whichever backend this build uses must agree with the `rsa` crate both ways.
+    #[test]
+    fn backend_agrees_with_the_rsa_crate() {
+        let key = PrivateKey::generate(2048).unwrap();
+        let public = key.public();
+        let by_rsa = public
+            .key
+            .encrypt(
+                &mut getrandom::SysRng,
+                Oaep::<Sha256>::new_with_label(&b"age"[..]),
+                b"sixteen byte key",
+            )
+            .unwrap();
+        assert_eq!(
+            &key.decrypt(b"age", &by_rsa).unwrap()[..],
+            b"sixteen byte key"
+        );
+        let ours = public.encrypt(b"age", b"sixteen byte key");
+        let opened = key
+            .key
+            .decrypt(Oaep::<Sha256>::new_with_label(&b"age"[..]), &ours)
+            .unwrap();
+        assert_eq!(opened, b"sixteen byte key", "{BACKEND}");
     }
 
     #[test]
