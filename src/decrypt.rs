@@ -6,9 +6,10 @@ use std::io::BufRead;
 
 use crate::error::{DecryptError, StreamError};
 use crate::format::Header;
+use crate::mmap::MappedOutput;
 use crate::primitives::{hkdf, hmac_verify};
 use crate::recipient::{FileKey, Identity};
-use crate::stream::{PayloadCipher, StreamReader, NONCE_SIZE};
+use crate::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
 use crate::{parallel, pipeline};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
@@ -177,6 +178,12 @@ impl OpenPayload<'_> {
         file: &File,
         progress: parallel::Progress<'_>,
     ) -> Result<u64, DecryptError> {
+        if self.plaintext_len > CHUNK_SIZE as u64
+            && parallel::maps_output(rayon::current_num_threads())
+        {
+            let mut out = MappedOutput::new(file, self.plaintext_len)?;
+            return parallel::open_to_map(&self.cipher, self.encrypted, &mut out, progress);
+        }
         file.set_len(self.plaintext_len)?;
         parallel::open_to_file(&self.cipher, self.encrypted, file, 0, progress)
     }

@@ -112,26 +112,46 @@ fn parallel_equals_sequential_at_any_thread_count() {
     }
 }
 
+/// At 3 threads the file paths use positioned writes, from 8 a writable mapping of the output
+/// (`parallel::maps_output`): both must write the bytes the memory paths give, and a corrupt
+/// chunk must fail either way.
 #[test]
 fn file_paths_write_the_same_bytes_as_memory_paths() {
     let (id, to) = key();
-    for &len in &[0, 1, K, 3 * 1024 * 1024 + 11] {
-        let plaintext = data(len);
-        let sealed_file = tempfile::tempfile().unwrap();
-        let written = Encryptor::new(&[&to])
-            .unwrap()
-            .seal_to_file(&plaintext, &sealed_file)
-            .unwrap();
-        let sealed = std::fs::read(format!("/proc/self/fd/{}", fd(&sealed_file))).unwrap();
-        assert_eq!(written, sealed.len() as u64);
+    for threads in [3, 8] {
+        assert_eq!(seal::parallel::maps_output(threads), threads >= 8);
+        for &len in &[0, 1, K, 3 * 1024 * 1024 + 11] {
+            let plaintext = data(len);
+            let sealed_file = tempfile::tempfile().unwrap();
+            let encryptor = Encryptor::new(&[&to]).unwrap();
+            let written = in_pool(threads, || encryptor.seal_to_file(&plaintext, &sealed_file));
+            let mut sealed = std::fs::read(format!("/proc/self/fd/{}", fd(&sealed_file))).unwrap();
+            assert_eq!(written.unwrap(), sealed.len() as u64);
+            assert_eq!(open_sequential(&id, &sealed).unwrap(), plaintext);
 
-        let slice = SealedSlice::new(&sealed).unwrap();
-        let payload = slice.unwrap(&[&id]).unwrap();
-        assert_eq!(payload.plaintext_len(), len as u64);
-        let out = tempfile::tempfile().unwrap();
-        in_pool(3, || payload.decrypt_to_file(&out)).unwrap();
-        let opened = std::fs::read(format!("/proc/self/fd/{}", fd(&out))).unwrap();
-        assert_eq!(opened, plaintext, "len {len}");
+            let slice = SealedSlice::new(&sealed).unwrap();
+            let payload = slice.unwrap(&[&id]).unwrap();
+            assert_eq!(payload.plaintext_len(), len as u64);
+            let out = tempfile::tempfile().unwrap();
+            in_pool(threads, || payload.decrypt_to_file(&out)).unwrap();
+            let opened = std::fs::read(format!("/proc/self/fd/{}", fd(&out))).unwrap();
+            assert_eq!(opened, plaintext, "len {len}, {threads} threads");
+
+            // A flipped byte in the second chunk: the file path fails and names it.
+            if len > 2 * K {
+                let prefix = sealed.len() - seal::stream::encrypted_len(len as u64) as usize;
+                let at = prefix + seal::stream::ENCRYPTED_CHUNK_SIZE + 100;
+                sealed[at] ^= 1;
+                let slice = SealedSlice::new(&sealed).unwrap();
+                let payload = slice.unwrap(&[&id]).unwrap();
+                let out = tempfile::tempfile().unwrap();
+                let err = in_pool(threads, || payload.decrypt_to_file(&out)).unwrap_err();
+                assert!(
+                    matches!(err, DecryptError::PayloadCorrupt { chunk: 1 }),
+                    "{err:?}, {threads} threads"
+                );
+            }
+        }
     }
 }
 
