@@ -22,11 +22,14 @@
 
 // The format, bottom up.
 pub mod format;
+mod hpke;
 pub mod primitives;
 pub mod stream;
+mod xwing;
 
 // Key types, each behind the two traits of `recipient`.
 pub mod keys;
+pub mod pq;
 pub mod recipient;
 pub mod x25519;
 
