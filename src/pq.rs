@@ -13,6 +13,17 @@
 //!
 //! Sealing one file to this type and to a classical one would leave the file only as strong as
 //! the classical key, so such a mix is refused ([`POST_QUANTUM`]), as age does.
+//!
+//! ```
+//! let server = seal::pq::Identity::generate();
+//! let sealed = seal::encrypt(&[&server.to_public()], b"report")?;
+//! assert_eq!(seal::decrypt(&[&server], &sealed)?, b"report");
+//!
+//! let classic = seal::x25519::Identity::generate().to_public();
+//! let mixed = seal::encrypt(&[&server.to_public(), &classic], b"report");
+//! assert!(matches!(mixed, Err(seal::EncryptError::IncompatibleRecipients)));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeSet;
 use std::fmt;
