@@ -564,3 +564,26 @@ fn the_age_crate_does_not_know_post_quantum_recipients_yet() {
             .unwrap_or(true)
     );
 }
+
+#[test]
+fn the_batch_api_refuses_mixed_recipients_per_file_and_writes_nothing() {
+    use seal::batch::{self, Direction, FileError, Keys, Options, Outcome};
+    struct Quiet;
+    impl batch::Observer for Quiet {}
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), b"a").unwrap();
+    let (_, pq) = pq_key();
+    let (_, classic) = key();
+    let recipients = [&pq as &dyn Recipient, &classic];
+    let options = Options::new(Direction::Seal);
+    let plan = batch::plan(&[dir.path().to_path_buf()], &options);
+    let reports = batch::run(plan, Keys::Recipients(&recipients), &options, &Quiet);
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(
+        &reports[0].outcome,
+        Outcome::Failed(FileError::IncompatibleRecipients(_))
+    ));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "only the input is there");
+}
