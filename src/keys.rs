@@ -47,48 +47,38 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Box<dyn Recipient>>, KeyE
 /// Parses an identity file: one secret key per line, `AGE-SECRET-KEY-1...` or
 /// `AGE-SECRET-KEY-PQ-1...` (post-quantum).
 pub fn parse_identity_file(text: &str) -> Result<Vec<Box<dyn Identity>>, KeyError> {
-    let identities = key_lines(text)
-        .map(|(line, value)| parse_identity(value).map_err(|_| KeyError::InvalidIdentity { line }))
-        .collect::<Result<Vec<_>, _>>()?;
-    if identities.is_empty() {
-        return Err(KeyError::Empty);
-    }
-    Ok(identities)
-}
-
-fn parse_identity(s: &str) -> Result<Box<dyn Identity>, KeyError> {
-    if s.starts_with(PQ_IDENTITY_PREFIX) {
-        return Ok(Box::new(s.parse::<pq::Identity>()?));
-    }
-    Ok(Box::new(s.parse::<x25519::Identity>()?))
+    identity_lines(text, |value| {
+        if value.starts_with(PQ_IDENTITY_PREFIX) {
+            return Ok(Box::new(value.parse::<pq::Identity>()?) as Box<dyn Identity>);
+        }
+        Ok(Box::new(value.parse::<x25519::Identity>()?))
+    })
 }
 
 /// The public key of each secret key in an identity file, as text (what `seal-keygen -y`
 /// prints), for every key type `seal-keygen` makes.
 pub fn public_keys_of_identity_file(text: &str) -> Result<Vec<String>, KeyError> {
-    let public = |value: &str| -> Result<String, KeyError> {
+    identity_lines(text, |value| {
         if value.starts_with(PQ_IDENTITY_PREFIX) {
             return Ok(value.parse::<pq::Identity>()?.to_public().to_string());
         }
         Ok(value.parse::<x25519::Identity>()?.to_public().to_string())
-    };
-    let keys = key_lines(text)
-        .map(|(line, value)| public(value).map_err(|_| KeyError::InvalidIdentity { line }))
-        .collect::<Result<Vec<_>, _>>()?;
-    if keys.is_empty() {
-        return Err(KeyError::Empty);
-    }
-    Ok(keys)
+    })
 }
 
 /// Parses an identity file that holds X25519 keys only (what `seal-keygen` writes).
 pub fn parse_x25519_identities(text: &str) -> Result<Vec<x25519::Identity>, KeyError> {
+    identity_lines(text, |value| value.parse::<x25519::Identity>())
+}
+
+/// Each key line of an identity file through `parse`; a line that fails is named by its
+/// number only (it may be a secret), and a file without keys is an error.
+fn identity_lines<T>(
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, KeyError>,
+) -> Result<Vec<T>, KeyError> {
     let identities = key_lines(text)
-        .map(|(line, value)| {
-            value
-                .parse::<x25519::Identity>()
-                .map_err(|_| KeyError::InvalidIdentity { line })
-        })
+        .map(|(line, value)| parse(value).map_err(|_| KeyError::InvalidIdentity { line }))
         .collect::<Result<Vec<_>, _>>()?;
     if identities.is_empty() {
         return Err(KeyError::Empty);

@@ -29,6 +29,7 @@ pub mod stream;
 // Key types, each behind the two traits of `recipient`; `xwing` and `hpke` serve `pq`.
 mod hpke;
 pub mod keys;
+mod keytext;
 pub mod pq;
 pub mod recipient;
 pub mod x25519;

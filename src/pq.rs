@@ -29,15 +29,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use bech32::primitives::checksum::Checksum;
-use bech32::primitives::decode::CheckedHrpstring;
-use bech32::{Bech32, Hrp};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::error::{shown, DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::hpke::Suite;
+use crate::keytext;
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
 use crate::xwing::{self, DecapsulationKey, EncapsulationKey};
 
@@ -83,7 +81,7 @@ impl Identity {
 
     /// The `AGE-SECRET-KEY-PQ-1...` form. Handle with care: it is the secret.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        let encoded = Zeroizing::new(encode_bech32(IDENTITY_HRP, self.0.seed()));
+        let encoded = Zeroizing::new(keytext::encode(IDENTITY_HRP, self.0.seed()));
         Zeroizing::new(encoded.to_uppercase())
     }
 
@@ -151,7 +149,7 @@ impl FromStr for Recipient {
     /// Parses `age1pq1...` (lowercase Bech32, as age writes it).
     fn from_str(s: &str) -> Result<Self, KeyError> {
         let invalid = || KeyError::InvalidRecipient(shown(s));
-        let bytes = decode_bech32(s, RECIPIENT_HRP).ok_or_else(invalid)?;
+        let bytes = keytext::decode(s, RECIPIENT_HRP).ok_or_else(invalid)?;
         let bytes: &[u8; PUBLIC_KEY_SIZE] = bytes.as_slice().try_into().map_err(|_| invalid())?;
         // The ML-KEM half must pass FIPS 203's encapsulation key check, and the X25519 half
         // must not be a low-order point, which would contribute nothing.
@@ -163,7 +161,7 @@ impl FromStr for Recipient {
 
 impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&encode_bech32(RECIPIENT_HRP, &self.0.to_bytes()))
+        f.write_str(&keytext::encode(RECIPIENT_HRP, &self.0.to_bytes()))
     }
 }
 
@@ -179,35 +177,10 @@ impl FromStr for Identity {
     /// Parses `AGE-SECRET-KEY-PQ-1...` (uppercase Bech32, as age writes it).
     fn from_str(s: &str) -> Result<Self, KeyError> {
         let invalid = || KeyError::InvalidIdentity { line: 1 };
-        let bytes = Zeroizing::new(decode_bech32(s, IDENTITY_HRP).ok_or_else(invalid)?);
+        let bytes = Zeroizing::new(keytext::decode(s, IDENTITY_HRP).ok_or_else(invalid)?);
         let seed: &[u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
         Ok(Identity::from_seed(seed))
     }
-}
-
-/// Bech32 as age uses it: BIP 173's checksum without its length limit. A recipient is 1959
-/// characters, past the 1023 that the `bech32` crate's `Bech32` allows.
-enum Bech32Unlimited {}
-
-impl Checksum for Bech32Unlimited {
-    type MidstateRepr = <Bech32 as Checksum>::MidstateRepr;
-    const CODE_LENGTH: usize = usize::MAX;
-    const CHECKSUM_LENGTH: usize = <Bech32 as Checksum>::CHECKSUM_LENGTH;
-    const GENERATOR_SH: [u32; 5] = <Bech32 as Checksum>::GENERATOR_SH;
-    const TARGET_RESIDUE: u32 = <Bech32 as Checksum>::TARGET_RESIDUE;
-}
-
-fn encode_bech32(hrp: &str, bytes: &[u8]) -> String {
-    bech32::encode::<Bech32Unlimited>(Hrp::parse_unchecked(hrp), bytes)
-        .expect("no length limit, and our HRPs are valid")
-}
-
-/// Decodes unlimited Bech32 with exactly the human-readable part `hrp`, case included.
-fn decode_bech32(s: &str, hrp: &str) -> Option<Vec<u8>> {
-    let checked = CheckedHrpstring::new::<Bech32Unlimited>(s).ok()?;
-    let (found, _) = s.rsplit_once('1')?;
-    (found == hrp && checked.hrp().as_str().eq_ignore_ascii_case(hrp))
-        .then(|| checked.byte_iter().collect())
 }
 
 #[cfg(test)]
@@ -274,9 +247,9 @@ mod tests {
             assert!(typo.parse::<Recipient>().is_err(), "typo at {at}");
         }
         // A valid checksum over the wrong length is still not a key.
-        let short = encode_bech32(RECIPIENT_HRP, &[7u8; PUBLIC_KEY_SIZE - 1]);
+        let short = keytext::encode(RECIPIENT_HRP, &[7u8; PUBLIC_KEY_SIZE - 1]);
         assert!(short.parse::<Recipient>().is_err());
-        let short = encode_bech32(IDENTITY_HRP, &[7u8; 31]).to_uppercase();
+        let short = keytext::encode(IDENTITY_HRP, &[7u8; 31]).to_uppercase();
         assert!(short.parse::<Identity>().is_err());
     }
 
@@ -284,7 +257,7 @@ mod tests {
     fn a_low_order_x25519_half_is_not_a_recipient() {
         let mut bytes = Identity::generate().to_public().0.to_bytes();
         bytes[PUBLIC_KEY_SIZE - 32..].fill(0);
-        let text = encode_bech32(RECIPIENT_HRP, &bytes);
+        let text = keytext::encode(RECIPIENT_HRP, &bytes);
         assert!(text.parse::<Recipient>().is_err());
     }
 
@@ -294,7 +267,7 @@ mod tests {
         let mut bytes = Identity::generate().to_public().0.to_bytes();
         bytes[0] = 0xff;
         bytes[1] |= 0x0f;
-        let text = encode_bech32(RECIPIENT_HRP, &bytes);
+        let text = keytext::encode(RECIPIENT_HRP, &bytes);
         assert!(text.parse::<Recipient>().is_err());
     }
 
