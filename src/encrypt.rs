@@ -36,11 +36,13 @@ pub struct Encryptor {
 }
 
 impl Encryptor {
-    /// Chooses a file key and wraps it to each recipient.
+    /// Chooses a file key and wraps it to each recipient. Refuses recipients that may not share
+    /// a file ([`EncryptError::IncompatibleRecipients`]).
     pub fn new(recipients: &[&dyn Recipient]) -> Result<Encryptor, EncryptError> {
         if recipients.is_empty() {
             return Err(EncryptError::NoRecipients);
         }
+        crate::recipient::check_compatible(recipients)?;
         let file_key = FileKey::generate();
         let stanzas = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
         let mac_key = hkdf(&[], file_key.expose_secret(), b"header");

@@ -53,6 +53,10 @@ pub enum EncryptError {
     /// No recipients were given.
     #[error("no recipients given")]
     NoRecipients,
+    /// Recipients that may not share a file: a post-quantum key with a classical one (their
+    /// [labels](crate::Recipient::labels) differ).
+    #[error("incompatible recipients: post-quantum keys cannot be mixed with classical keys")]
+    IncompatibleRecipients,
     /// Reading the input or writing the output failed.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -12,10 +12,16 @@ use zeroize::Zeroizing;
 
 use crate::error::{shown, KeyError};
 use crate::recipient::{Identity, Recipient};
-use crate::x25519;
+use crate::{pq, x25519};
 
-/// Parses one recipient: `age1...`.
+const PQ_RECIPIENT_PREFIX: &str = "age1pq1";
+const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-1";
+
+/// Parses one recipient: `age1...`, or `age1pq1...` (post-quantum).
 pub fn parse_recipient(s: &str) -> Result<Box<dyn Recipient>, KeyError> {
+    if s.starts_with(PQ_RECIPIENT_PREFIX) {
+        return Ok(Box::new(s.parse::<pq::Recipient>()?));
+    }
     if s.starts_with("age1") {
         return Ok(Box::new(s.parse::<x25519::Recipient>()?));
     }
@@ -38,22 +44,41 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Box<dyn Recipient>>, KeyE
     Ok(recipients)
 }
 
-/// Parses an identity file: one secret key per line.
+/// Parses an identity file: one secret key per line, `AGE-SECRET-KEY-1...` or
+/// `AGE-SECRET-KEY-PQ-1...` (post-quantum).
 pub fn parse_identity_file(text: &str) -> Result<Vec<Box<dyn Identity>>, KeyError> {
-    Ok(parse_x25519_identities(text)?
-        .into_iter()
-        .map(|id| Box::new(id) as Box<dyn Identity>)
-        .collect())
+    identity_lines(text, |value| {
+        if value.starts_with(PQ_IDENTITY_PREFIX) {
+            return Ok(Box::new(value.parse::<pq::Identity>()?) as Box<dyn Identity>);
+        }
+        Ok(Box::new(value.parse::<x25519::Identity>()?))
+    })
+}
+
+/// The public key of each secret key in an identity file, as text (what `seal-keygen -y`
+/// prints), for every key type `seal-keygen` makes.
+pub fn public_keys_of_identity_file(text: &str) -> Result<Vec<String>, KeyError> {
+    identity_lines(text, |value| {
+        if value.starts_with(PQ_IDENTITY_PREFIX) {
+            return Ok(value.parse::<pq::Identity>()?.to_public().to_string());
+        }
+        Ok(value.parse::<x25519::Identity>()?.to_public().to_string())
+    })
 }
 
 /// Parses an identity file that holds X25519 keys only (what `seal-keygen` writes).
 pub fn parse_x25519_identities(text: &str) -> Result<Vec<x25519::Identity>, KeyError> {
+    identity_lines(text, |value| value.parse::<x25519::Identity>())
+}
+
+/// Each key line of an identity file through `parse`; a line that fails is named by its
+/// number only (it may be a secret), and a file without keys is an error.
+fn identity_lines<T>(
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, KeyError>,
+) -> Result<Vec<T>, KeyError> {
     let identities = key_lines(text)
-        .map(|(line, value)| {
-            value
-                .parse::<x25519::Identity>()
-                .map_err(|_| KeyError::InvalidIdentity { line })
-        })
+        .map(|(line, value)| parse(value).map_err(|_| KeyError::InvalidIdentity { line }))
         .collect::<Result<Vec<_>, _>>()?;
     if identities.is_empty() {
         return Err(KeyError::Empty);
@@ -72,10 +97,18 @@ fn key_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 /// The text of an identity file for `identity`, in the layout `age-keygen` writes.
 pub fn identity_file_text(identity: &x25519::Identity, created: &str) -> Zeroizing<String> {
+    key_file_text(
+        &identity.to_public().to_string(),
+        &identity.to_secret_string(),
+        created,
+    )
+}
+
+/// The text of an identity file holding `secret`, whose public key is `public`, in the layout
+/// `age-keygen` writes (any key type).
+pub fn key_file_text(public: &str, secret: &str, created: &str) -> Zeroizing<String> {
     Zeroizing::new(format!(
-        "# created: {created}\n# public key: {}\n{}\n",
-        identity.to_public(),
-        identity.to_secret_string().as_str()
+        "# created: {created}\n# public key: {public}\n{secret}\n"
     ))
 }
 
@@ -116,6 +149,64 @@ mod tests {
             parse_identity_file("# only comments\n"),
             Err(KeyError::Empty)
         ));
+    }
+
+    #[test]
+    fn identity_files_mix_classical_and_post_quantum_keys() {
+        let classic = x25519::Identity::generate();
+        let pq = pq::Identity::generate();
+        let text = format!(
+            "{}{}",
+            identity_file_text(&classic, "2026-01-01T00:00:00Z").as_str(),
+            key_file_text(
+                &pq.to_public().to_string(),
+                &pq.to_secret_string(),
+                "2026-01-01T00:00:00Z"
+            )
+            .as_str()
+        );
+        assert_eq!(parse_identity_file(&text).unwrap().len(), 2);
+        assert_eq!(
+            public_keys_of_identity_file(&text).unwrap(),
+            [classic.to_public().to_string(), pq.to_public().to_string()]
+        );
+        // A damaged post-quantum key is named by its line, and never shown.
+        let bad = format!(
+            "{}\n{}X\n",
+            classic.to_secret_string().as_str(),
+            pq.to_secret_string().as_str()
+        );
+        let err = parse_identity_file(&bad).err().unwrap().to_string();
+        assert_eq!(err, "line 2: not a valid identity");
+        assert_eq!(
+            public_keys_of_identity_file(&bad)
+                .err()
+                .unwrap()
+                .to_string(),
+            err
+        );
+        assert!(matches!(
+            public_keys_of_identity_file("# nothing\n"),
+            Err(KeyError::Empty)
+        ));
+    }
+
+    #[test]
+    fn post_quantum_recipients_parse_and_are_never_echoed_whole() {
+        let pq = pq::Identity::generate().to_public().to_string();
+        assert_eq!(parse_recipients_file(&format!("{pq}\n")).unwrap().len(), 1);
+        assert!(parse_recipient(&pq).is_ok());
+        let broken = format!("{}x", &pq[..pq.len() - 1]);
+        let err = parse_recipient(&broken).err().unwrap().to_string();
+        assert!(
+            err.starts_with("invalid recipient \"age1pq1") && err.len() < 120,
+            "{err}"
+        );
+        let err = parse_recipient(&pq::Identity::generate().to_secret_string().to_lowercase())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.to_uppercase().contains("SECRET-KEY-PQ"), "{err}");
     }
 
     #[test]

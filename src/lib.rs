@@ -1,8 +1,9 @@
 //! Offline file encryption to a server's public key, byte-compatible with
 //! [age v1](https://age-encryption.org/v1), decrypting on every core.
 //!
-//! A server operator makes a key pair ([`x25519::Identity`]); users seal files to its public
-//! half ([`x25519::Recipient`]); the server opens them, one file on all cores at once.
+//! A server operator makes a key pair ([`x25519::Identity`], or the post-quantum
+//! [`pq::Identity`]); users seal files to its public half ([`x25519::Recipient`],
+//! [`pq::Recipient`]); the server opens them, one file on all cores at once.
 //!
 //! - [`encrypt`] / [`decrypt`]: whole messages in memory, parallel.
 //! - [`Encryptor`] / [`Decryptor`]: streaming `Write` and `Read`.
@@ -25,10 +26,14 @@ pub mod format;
 pub mod primitives;
 pub mod stream;
 
-// Key types, each behind the two traits of `recipient`.
+// Key types, each behind the two traits of `recipient`; `xwing` and `hpke` serve `pq`.
+mod hpke;
 pub mod keys;
+mod keytext;
+pub mod pq;
 pub mod recipient;
 pub mod x25519;
+mod xwing;
 
 // Sealing and opening, sequential and parallel.
 mod decrypt;

@@ -20,6 +20,20 @@ pub fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
     okm
 }
 
+/// HKDF-SHA256's extract step alone (RFC 5869, section 2.2): the pseudorandom key.
+pub fn hkdf_extract(salt: &[u8], ikm: &[u8]) -> Zeroizing<[u8; 32]> {
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), ikm);
+    Zeroizing::new(prk.into())
+}
+
+/// HKDF-SHA256's expand step alone (RFC 5869, section 2.3), filling `out` (at most 8160 bytes).
+pub fn hkdf_expand(prk: &[u8; 32], info: &[u8], out: &mut [u8]) {
+    Hkdf::<Sha256>::from_prk(prk)
+        .expect("a 32-byte PRK is long enough")
+        .expand(info, out)
+        .expect("callers ask for short outputs");
+}
+
 /// HMAC-SHA256 of `data` under `key`.
 pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac =
@@ -201,19 +215,34 @@ pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
 ///
 /// A zero nonce is safe because every key passed here is derived fresh for one message only.
 pub fn seal_once(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
-    let mut out = plaintext.to_vec();
-    let tag = Aead::new(key).seal_in_place(&[0; 12], &mut out);
-    out.extend_from_slice(&tag);
-    out
+    seal_with_nonce(key, &[0; 12], plaintext)
 }
 
 /// Decrypts a message made by [`seal_once`]; `None` if it does not authenticate.
 pub fn open_once(key: &[u8; 32], ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    open_with_nonce(key, &[0; 12], ciphertext)
+}
+
+/// Encrypts one short message, no associated data, the tag appended. The caller answers for
+/// the nonce never repeating under `key` (HPKE derives both per message).
+pub fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; 12], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = plaintext.to_vec();
+    let tag = Aead::new(key).seal_in_place(nonce, &mut out);
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Decrypts a message made by [`seal_with_nonce`]; `None` if it does not authenticate.
+pub fn open_with_nonce(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
     let split = ciphertext.len().checked_sub(TAG_SIZE)?;
     let (body, tag) = ciphertext.split_at(split);
     let mut out = Zeroizing::new(vec![0; body.len()]);
     Aead::new(key)
-        .open(&[0; 12], body, tag, &mut out)
+        .open(nonce, body, tag, &mut out)
         .then_some(out)
 }
 

@@ -438,3 +438,172 @@ fn property_parallel_and_sequential_agree_for_random_lengths_and_threads() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Post-quantum recipients (issue 7): age's mlkem768x25519 type, `age1pq1...`.
+
+fn pq_key() -> (seal::pq::Identity, seal::pq::Recipient) {
+    let id = seal::pq::Identity::generate();
+    let public = id.to_public();
+    (id, public)
+}
+
+fn open_with(ids: &[&dyn Identity], sealed: &[u8]) -> [Result<Vec<u8>, DecryptError>; 2] {
+    let sequential = Decryptor::new(sealed).and_then(|d| {
+        let mut out = Vec::new();
+        d.unwrap(ids)?.read_to_end(&mut out)?;
+        Ok(out)
+    });
+    [sequential, seal::decrypt(ids, sealed)]
+}
+
+#[test]
+fn post_quantum_keys_round_trip_on_every_path() {
+    let (id, to) = pq_key();
+    for &len in &[0, 1, K, 2 * K + 500] {
+        let plaintext = data(len);
+        let in_memory = seal::encrypt(&[&to], &plaintext).unwrap();
+        let mut streamed = Vec::new();
+        let mut w = Encryptor::new(&[&to])
+            .unwrap()
+            .stream(&mut streamed)
+            .unwrap();
+        w.write_all(&plaintext).unwrap();
+        w.finish().unwrap();
+        for sealed in [in_memory, streamed] {
+            let header = seal::format::Header::parse(&sealed).unwrap().0;
+            assert_eq!(header.stanzas.len(), 1);
+            assert_eq!(header.stanzas[0].kind, "mlkem768x25519");
+            for result in open_with(&[&id], &sealed) {
+                assert_eq!(result.unwrap(), plaintext, "len {len}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_post_quantum_file_opens_only_with_its_key() {
+    let (id, to) = pq_key();
+    let (other, _) = pq_key();
+    let (classic, _) = key();
+    let sealed = seal::encrypt(&[&to], b"for the server only").unwrap();
+    for wrong in [&other as &dyn Identity, &classic] {
+        for result in open_with(&[wrong], &sealed) {
+            assert!(matches!(result, Err(DecryptError::NoMatch { tried: 1 })));
+        }
+    }
+    // A key file holding a classical key and the right post-quantum key opens it.
+    for result in open_with(&[&classic, &other, &id], &sealed) {
+        assert_eq!(result.unwrap(), b"for the server only");
+    }
+}
+
+#[test]
+fn every_post_quantum_recipient_of_a_file_can_open_it() {
+    let keys: Vec<_> = (0..3).map(|_| pq_key()).collect();
+    let to: Vec<&dyn Recipient> = keys.iter().map(|(_, r)| r as &dyn Recipient).collect();
+    let sealed = seal::encrypt(&to, b"shared").unwrap();
+    for (id, _) in &keys {
+        for result in open_with(&[id], &sealed) {
+            assert_eq!(result.unwrap(), b"shared");
+        }
+    }
+}
+
+#[test]
+fn post_quantum_and_classical_recipients_are_never_mixed() {
+    let (_, pq) = pq_key();
+    let (_, classic) = key();
+    for recipients in [
+        [&pq as &dyn Recipient, &classic],
+        [&classic as &dyn Recipient, &pq],
+    ] {
+        assert!(matches!(
+            seal::encrypt(&recipients, b"x"),
+            Err(seal::EncryptError::IncompatibleRecipients)
+        ));
+        assert!(matches!(
+            Encryptor::new(&recipients),
+            Err(seal::EncryptError::IncompatibleRecipients)
+        ));
+    }
+}
+
+/// Replaces the `mlkem768x25519` share of a sealed file's only stanza, keeping the rest.
+fn with_share(sealed: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let (header, len) = seal::format::Header::parse(sealed).unwrap();
+    let mut stanzas = header.stanzas.clone();
+    let mut share = base64_decode(&stanzas[0].args[0]);
+    change(&mut share);
+    stanzas[0].args[0] = seal::format::encode_arg(&share);
+    let forged = seal::format::Header::new(stanzas, |_| header.mac);
+    [forged.to_bytes(), &sealed[len..]].concat()
+}
+
+fn base64_decode(arg: &str) -> Vec<u8> {
+    seal::format::decode_arg::<1120>(arg).unwrap().to_vec()
+}
+
+#[test]
+fn a_tampered_or_low_order_encapsulation_never_opens() {
+    let (id, to) = pq_key();
+    let sealed = seal::encrypt(&[&to], &data(1000)).unwrap();
+    // Damage to the ML-KEM ciphertext or to the X25519 share: the key does not match.
+    for at in [0, 700, 1087, 1088, 1119] {
+        let tampered = with_share(&sealed, |s| s[at] ^= 0x10);
+        for result in open_with(&[&id], &tampered) {
+            assert!(
+                matches!(result, Err(DecryptError::NoMatch { .. })),
+                "byte {at}: {:?}",
+                result.map(|p| p.len())
+            );
+        }
+    }
+    // A low-order X25519 share is a broken stanza, not someone else's.
+    let low_order = with_share(&sealed, |s| s[1088..].fill(0));
+    for result in open_with(&[&id], &low_order) {
+        assert!(
+            matches!(&result, Err(DecryptError::InvalidHeader(m)) if m.contains("low-order")),
+            "{:?}",
+            result.map(|p| p.len())
+        );
+    }
+}
+
+/// The `age` crate (0.12) has no mlkem768x25519 recipients, so there is no library interop
+/// to test; the C2SP hybrid vectors (tests/conformance.rs) are the interop check. When this
+/// test fails, the crate has gained them: add interop both ways.
+#[test]
+fn the_age_crate_does_not_know_post_quantum_recipients_yet() {
+    let (id, to) = pq_key();
+    assert!(age::x25519::Recipient::from_str(&to.to_string()).is_err());
+    assert!(age::x25519::Identity::from_str(id.to_secret_string().as_str()).is_err());
+    assert!(
+        age::IdentityFile::from_buffer(id.to_secret_string().as_bytes())
+            .map(|f| f.into_identities().is_err())
+            .unwrap_or(true)
+    );
+}
+
+#[test]
+fn the_batch_api_refuses_mixed_recipients_per_file_and_writes_nothing() {
+    use seal::batch::{self, Direction, FileError, Keys, Options, Outcome};
+    struct Quiet;
+    impl batch::Observer for Quiet {}
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), b"a").unwrap();
+    let (_, pq) = pq_key();
+    let (_, classic) = key();
+    let recipients = [&pq as &dyn Recipient, &classic];
+    let options = Options::new(Direction::Seal);
+    let plan = batch::plan(&[dir.path().to_path_buf()], &options);
+    let reports = batch::run(plan, Keys::Recipients(&recipients), &options, &Quiet);
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(
+        &reports[0].outcome,
+        Outcome::Failed(FileError::IncompatibleRecipients(_))
+    ));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "only the input is there");
+}

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::staging::{self, Staged};
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, Plan, Report};
-use crate::error::{DecryptError, StreamError};
+use crate::error::{DecryptError, EncryptError, StreamError};
 use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
 use crate::{Decryptor, Encryptor, SealedSlice};
@@ -170,7 +170,10 @@ fn seal(
     tick: Tick<'_>,
 ) -> Result<u64, FileError> {
     let (file, meta) = open_input(job)?;
-    let encryptor = Encryptor::new(recipients).map_err(|_| FileError::NoRecipients)?;
+    let encryptor = Encryptor::new(recipients).map_err(|e| match e {
+        EncryptError::IncompatibleRecipients => FileError::IncompatibleRecipients(e),
+        _ => FileError::NoRecipients,
+    })?;
     let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
     if meta.len() <= IN_MEMORY {
         let plaintext = Zeroizing::new(read_all(file, meta.len())?);

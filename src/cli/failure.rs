@@ -129,6 +129,8 @@ impl From<EncryptError> for Failure {
     fn from(e: EncryptError) -> Failure {
         match e {
             EncryptError::NoRecipients => Failure::usage(e.to_string()),
+            EncryptError::IncompatibleRecipients => Failure::usage(e.to_string())
+                .hint("seal to the age1pq1... keys only, or to the classical keys only"),
             EncryptError::Io(e) => Failure::new(ExitCode::Io, describe_io(&e)),
         }
     }

@@ -34,6 +34,9 @@ pub fn recipients(
     if out.is_empty() {
         return Err(Failure::usage("no recipients given").hint("use --to server.pub"));
     }
+    // Refused here, before any output exists (the library refuses it too).
+    let refs: Vec<&dyn Recipient> = out.iter().map(|r| r.as_ref()).collect();
+    crate::recipient::check_compatible(&refs)?;
     Ok(out)
 }
 

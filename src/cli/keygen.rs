@@ -9,15 +9,16 @@ use zeroize::Zeroizing;
 use super::failure::{ExitCode, Failure};
 use super::run;
 use crate::keys;
-use crate::x25519;
+use crate::{pq, x25519};
 
 const EXAMPLES: &str = "\
 Examples:
   seal-keygen -o server.key       writes server.key (0600) and server.pub
+  seal-keygen --pq -o server.key  the same, a post-quantum key (age1pq1...)
   seal-keygen -y server.key       prints the public key
   seal-keygen > key.txt           prints a new key (public key on stderr)";
 
-/// Make server key pairs for seal and unseal (age X25519 keys).
+/// Make server key pairs for seal and unseal (age X25519 keys, or post-quantum hybrid keys).
 #[derive(Parser, Debug)]
 #[command(name = "seal-keygen", version, after_help = EXAMPLES)]
 pub struct Args {
@@ -29,6 +30,11 @@ pub struct Args {
     /// Print the public key of each private key in this identity file (`-` for standard input).
     #[arg(short = 'y', value_name = "KEY")]
     pub public: Option<PathBuf>,
+
+    /// Make a post-quantum key: ML-KEM-768 + X25519 hybrid (age's `age1pq1...` keys, which Go
+    /// age 1.3 and later reads). Files sealed to it stay safe from a future quantum computer.
+    #[arg(long, conflicts_with = "public")]
+    pub pq: bool,
 }
 
 /// The `seal-keygen` binary.
@@ -42,10 +48,21 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
     if let Some(path) = args.public {
         return print_public(&path);
     }
-    let identity = x25519::Identity::generate();
     let created = now_rfc3339();
-    let text = keys::identity_file_text(&identity, &created);
-    let public = identity.to_public().to_string();
+    let (public, secret) = if args.pq {
+        let identity = pq::Identity::generate();
+        (
+            identity.to_public().to_string(),
+            identity.to_secret_string(),
+        )
+    } else {
+        let identity = x25519::Identity::generate();
+        (
+            identity.to_public().to_string(),
+            identity.to_secret_string(),
+        )
+    };
+    let text = keys::key_file_text(&public, &secret, &created);
     match args.output {
         Some(path) => {
             let public_path = public_path(&path);
@@ -89,10 +106,10 @@ fn print_public(path: &Path) -> Result<(), Failure> {
         std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
     };
     read.map_err(|e| Failure::io(path, &e))?;
-    let identities =
-        keys::parse_x25519_identities(&text).map_err(|e| Failure::from(e).about(path))?;
-    for identity in identities {
-        println!("{}", identity.to_public());
+    let public_keys =
+        keys::public_keys_of_identity_file(&text).map_err(|e| Failure::from(e).about(path))?;
+    for public in public_keys {
+        println!("{public}");
     }
     Ok(())
 }
