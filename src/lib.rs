@@ -28,7 +28,11 @@ pub mod stream;
 // Key types, each behind the two traits of `recipient`.
 pub mod keys;
 pub mod recipient;
+pub mod scrypt;
 pub mod x25519;
+
+// ASCII armor around the binary format.
+pub mod armor;
 
 // Sealing and opening, sequential and parallel.
 mod decrypt;
@@ -49,7 +53,7 @@ pub mod error;
 #[cfg(feature = "cli")]
 pub mod cli;
 
-pub use decrypt::{decrypt, unwrap_file_key, Decryptor, OpenPayload, SealedSlice};
+pub use decrypt::{decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, SealedSlice};
 pub use encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
 pub use recipient::{FileKey, Identity, Recipient};
