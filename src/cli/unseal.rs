@@ -7,13 +7,14 @@ use clap::Parser;
 
 use super::batch;
 use super::failure::Failure;
+use super::passphrase::{self, Passphrase};
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::{label, Progress};
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::mmap::MappedFile;
-use crate::{DecryptError, Decryptor, Identity, SealedSlice};
+use crate::{armor, DecryptError, Decryptor, Identity, SealedSlice};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -21,7 +22,11 @@ Examples:
   unseal upload.age -k server.key -o /srv/inbox/upload.bin
   unseal --key server.key < docs.tar.age | tar x
   unseal big.iso.age --key old.key --key server.key --threads 8
-  unseal /srv/upload -k server.key -o /srv/inbox --json    a whole tree, in batch mode";
+  unseal /srv/upload -k server.key -o /srv/inbox --json    a whole tree, in batch mode
+  unseal notes.txt.age                      asks for the passphrase if it was sealed with one
+  unseal notes.txt.age --passphrase-file pass.txt
+
+ASCII-armored input (seal -a, age -a) is detected and decoded by itself.";
 
 /// Open files sealed to this server, in the age v1 format, on every core.
 #[derive(Parser, Debug)]
@@ -42,6 +47,11 @@ pub struct Args {
     )]
     pub key: Vec<PathBuf>,
 
+    /// Read the passphrase of a file sealed with one from FILE (its contents, without a final
+    /// newline). Without it and without --key, unseal asks on the terminal if the file needs it.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub shared: Shared,
@@ -59,8 +69,28 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs `unseal` with parsed arguments.
 pub fn unseal(args: Args) -> Result<(), Failure> {
-    let identities = keyargs::identities("unseal", &args.key)?;
-    let identities: Vec<&dyn Identity> = identities.iter().map(|i| i.as_ref()).collect();
+    let keys = keyargs::identities("unseal", &args.key)?;
+    let passphrase = match &args.passphrase_file {
+        Some(path) => Some(Passphrase::given(passphrase::from_file("unseal", path)?)),
+        None if keys.is_empty() => Some(Passphrase::prompt()),
+        None => None,
+    };
+    let mut identities: Vec<&dyn Identity> = keys.iter().map(|i| i.as_ref()).collect();
+    identities.extend(passphrase.as_ref().map(|p| p as &dyn Identity));
+    let input_name = match args.input.as_slice() {
+        [path] if path.as_os_str() != "-" => path.clone(),
+        _ => PathBuf::from(STDIN),
+    };
+    let single = !batch::wanted(&args.input);
+    let result = open(args, &identities);
+    match (result, &passphrase) {
+        (Err(failure), Some(passphrase)) if single => Err(passphrase.explain(failure, &input_name)),
+        (result, _) => result,
+    }
+}
+
+fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
+    let identities = identities.to_vec();
     if batch::wanted(&args.input) {
         let command = batch::Command {
             program: "unseal",
@@ -88,6 +118,13 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
             let output = pending.target();
             if meta.is_file() && !args.shared.no_mmap {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
+                if armor::is_armored(&map) {
+                    // Armor is decoded as it streams: from the map, in bounded memory.
+                    stream(&map[..], &identities, threads, pending.file(), path, output)?;
+                    let output = pending.target().to_path_buf();
+                    pending.commit()?;
+                    return batch::remove_single(&args.batch, path, &output);
+                }
                 let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
                 let payload = sealed
                     .unwrap(&identities)
