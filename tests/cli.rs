@@ -1712,3 +1712,23 @@ fn armor_is_refused_in_batch_mode() {
         .says("seal", &["--armor seals one file at a time"], None);
     assert_eq!(dir.listing(), before);
 }
+
+#[test]
+fn a_key_given_for_a_passphrase_file_gets_a_hint() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write_private("pass", "p");
+    let flags = ["--passphrase-file", "pass", "--work-factor", "2"];
+    let sealed = transform(&dir, "seal", Io::Pipes, b"x", &flags);
+    dir.write("sealed.age", &sealed);
+    let before = dir.listing();
+    dir.line("unseal sealed.age --key server.key")
+        .run()
+        .fails(EXIT_NO_MATCH)
+        .says(
+            "unseal",
+            &["sealed.age: the file is sealed with a passphrase, not to a key"],
+            Some("leave out --key"),
+        );
+    assert_eq!(dir.listing(), before);
+}

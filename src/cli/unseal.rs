@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 use super::batch;
-use super::failure::Failure;
+use super::failure::{ExitCode, Failure};
 use super::passphrase::{self, Passphrase};
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::{label, Progress};
@@ -85,7 +85,31 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
     let result = open(args, &identities);
     match (result, &passphrase) {
         (Err(failure), Some(passphrase)) if single => Err(passphrase.explain(failure, &input_name)),
+        (Err(failure), None) if single && failure.code == ExitCode::NoMatch => {
+            Err(explain_passphrase_file(failure, &input_name))
+        }
         (result, _) => result,
+    }
+}
+
+/// Keys were given but none matched: if the file (not standard input, which is gone) is
+/// sealed with a passphrase, say so.
+fn explain_passphrase_file(failure: Failure, input: &Path) -> Failure {
+    let header = std::fs::File::open(input)
+        .ok()
+        .and_then(|file| Decryptor::new(BufReader::new(file)).ok());
+    let passphrase = header.is_some_and(|d| {
+        let stanzas = &d.header().stanzas;
+        stanzas.iter().any(|s| s.kind == crate::scrypt::STANZA_KIND)
+    });
+    match passphrase {
+        true => Failure::new(
+            ExitCode::NoMatch,
+            "the file is sealed with a passphrase, not to a key",
+        )
+        .about(input)
+        .hint("leave out --key to be asked for the passphrase, or use --passphrase-file FILE"),
+        false => failure,
     }
 }
 
