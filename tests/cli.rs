@@ -1300,6 +1300,11 @@ fn a_mapped_input_truncated_while_read_fails_cleanly_without_sigbus() {
 
 /// The path of a Go age tool. Fails the test when it is missing: never skips it.
 fn go_tool(name: &str) -> PathBuf {
+    tool(name, "the Go age CLI is required (apt-get install age)")
+}
+
+/// The path of a program on `PATH`; fails the test, saying `why`, when it is missing.
+fn tool(name: &str, why: &str) -> PathBuf {
     let executable = |path: &PathBuf| {
         let meta = path.metadata();
         meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -1310,9 +1315,7 @@ fn go_tool(name: &str) -> PathBuf {
                 .map(|d| d.join(name))
                 .find(executable)
         })
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH: the Go age CLI is required (apt-get install age)")
-        })
+        .unwrap_or_else(|| panic!("`{name}` is not on PATH: {why}"))
 }
 
 const INTEROP_SIZES: &[usize] = &[0, 1, CHUNK, CHUNK + 1, 300 * 1024];
@@ -1403,7 +1406,7 @@ fn assert_armor_shape(armored: &[u8]) {
         assert_eq!(line.len(), 64, "{line:?}");
     }
     let last = body[body.len() - 1];
-    assert!(!last.is_empty() && last.len() <= 64 && last.len() % 4 == 0);
+    assert!(!last.is_empty() && last.len() <= 64 && last.len().is_multiple_of(4));
 }
 
 #[test]
@@ -1730,5 +1733,57 @@ fn a_key_given_for_a_passphrase_file_gets_a_hint() {
             &["sealed.age: the file is sealed with a passphrase, not to a key"],
             Some("leave out --key"),
         );
+    assert_eq!(dir.listing(), before);
+}
+
+/// Runs `command` (a shell line) on a fresh pseudo-terminal, typing `typed` at it, as a
+/// person would answer passphrase prompts. Needs `script` (util-linux); fails loudly without.
+fn on_terminal(dir: &Dir, command: &str, typed: &str) -> Run {
+    let script = tool("script", "util-linux's script runs commands on a terminal");
+    dir.cmd(script)
+        .args(["-qec", command, "/dev/null"])
+        .stdin(typed)
+        .run()
+}
+
+#[test]
+fn passphrases_typed_on_a_terminal_interoperate_with_go_age_both_ways() {
+    let age = go_tool("age");
+    let age = age.to_str().unwrap();
+    let dir = Dir::new();
+    let plaintext = data(CHUNK + 100, 31);
+    dir.write("plain", &plaintext);
+    let (seal, unseal) = (bin("seal"), bin("unseal"));
+
+    // seal asks twice; age -d asks once.
+    let line = format!("{seal} plain --passphrase --work-factor 12 -o ours.age");
+    on_terminal(&dir, &line, "hunter2\nhunter2\n").ok();
+    on_terminal(&dir, &format!("{age} -d -o opened ours.age"), "hunter2\n").ok();
+    assert!(dir.read("opened") == plaintext);
+    dir.remove("opened");
+
+    // age -p asks twice; unseal asks once, and only because the file needs it.
+    on_terminal(
+        &dir,
+        &format!("{age} -p -o theirs.age plain"),
+        "hunter2\nhunter2\n",
+    )
+    .ok();
+    on_terminal(&dir, &format!("{unseal} theirs.age -o opened"), "hunter2\n").ok();
+    assert!(dir.read("opened") == plaintext);
+    dir.remove("opened");
+
+    // A wrong passphrase, and two that differ when sealing: nothing is written.
+    let before = dir.listing();
+    let run = on_terminal(&dir, &format!("{unseal} theirs.age -o opened"), "hunter3\n");
+    let run = run.fails(EXIT_NO_MATCH);
+    assert!(run
+        .stdout_string()
+        .contains("unseal: error: theirs.age: wrong passphrase"));
+    let line = format!("{seal} plain --passphrase -o again.age");
+    let run = on_terminal(&dir, &line, "hunter2\nhunter3\n").fails(EXIT_USAGE);
+    assert!(run
+        .stdout_string()
+        .contains("seal: error: the passphrases do not match"));
     assert_eq!(dir.listing(), before);
 }
