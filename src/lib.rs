@@ -9,6 +9,8 @@
 //! - [`SealedSlice`]: random access to a sealed file in memory or mapped, for parallel
 //!   decryption straight into an output file.
 //! - [`batch`]: whole directory trees, every file on one pool, one report per file.
+//! - [`scrypt`]: passphrases instead of keys; [`armor`]: the ASCII armor, which
+//!   [`Decryptor`] and [`decrypt`] detect by themselves.
 //!
 //! ```
 //! let server = seal::x25519::Identity::generate();
