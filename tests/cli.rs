@@ -882,9 +882,19 @@ fn files_that_are_not_age_files_are_exit_4() {
         ("empty", Vec::new()),
         ("text", b"hello world\n".to_vec()),
         ("PNG", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()),
-        ("armored", b"-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec()),
+        (
+            "garbage before armor",
+            b"x\n-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec(),
+        ),
     ];
     let expected = (EXIT_HEADER, "not an age file");
+    check_refused(&dir, WITH_KEY, READS, expected, &cases);
+    // The begin line alone is armor (issue 6), cut short.
+    let cases = [(
+        "armor cut short",
+        b"-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec(),
+    )];
+    let expected = (EXIT_HEADER, "invalid armor: the armor has no end line");
     check_refused(&dir, WITH_KEY, READS, expected, &cases);
 }
 
