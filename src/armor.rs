@@ -84,53 +84,60 @@ fn armor_error(reason: &'static str) -> io::Error {
 
 /// A `Write` adapter that armors what it is given. Call [`ArmoredWriter::finish`] at the end:
 /// it writes the last line and the end line.
+///
+/// Encoded lines are collected and handed to the output in blocks of about
+/// [`ArmoredWriter::BLOCK`] bytes, so an unbuffered output (a file, a pipe) is not written
+/// one 65-byte line at a time.
 pub struct ArmoredWriter<W: Write> {
     out: W,
     /// Binary bytes of the current line not yet encoded.
     pending: [u8; BYTES_PER_LINE],
     filled: usize,
-    started: bool,
+    /// Encoded text not yet written to `out`, the begin line first.
+    encoded: Vec<u8>,
 }
 
 impl<W: Write> ArmoredWriter<W> {
-    /// Wraps `out`; the begin line is written with the first bytes (or by `finish`).
+    /// How much encoded text is collected before it is written out.
+    pub const BLOCK: usize = 64 * 1024;
+
+    /// Wraps `out`.
     pub fn new(out: W) -> Self {
+        let mut encoded = Vec::with_capacity(Self::BLOCK + COLUMNS + 1);
+        encoded.extend_from_slice(BEGIN.as_bytes());
+        encoded.push(b'\n');
         ArmoredWriter {
             out,
             pending: [0; BYTES_PER_LINE],
             filled: 0,
-            started: false,
+            encoded,
         }
     }
 
-    fn start(&mut self) -> io::Result<()> {
-        if !self.started {
-            self.out.write_all(BEGIN.as_bytes())?;
-            self.out.write_all(b"\n")?;
-            self.started = true;
-        }
-        Ok(())
-    }
-
-    fn write_line(&mut self) -> io::Result<()> {
-        let mut line = [0u8; COLUMNS + 1];
+    fn encode_pending(&mut self) {
+        let mut line = [0u8; COLUMNS];
         let n = STANDARD
             .encode_slice(&self.pending[..self.filled], &mut line)
             .expect("48 bytes fit in 64 columns");
-        line[n] = b'\n';
-        self.out.write_all(&line[..=n])?;
+        self.encoded.extend_from_slice(&line[..n]);
+        self.encoded.push(b'\n');
         self.filled = 0;
+    }
+
+    fn write_encoded(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.encoded)?;
+        self.encoded.clear();
         Ok(())
     }
 
     /// Writes the last (possibly short) line and the end line; returns the output.
     pub fn finish(mut self) -> io::Result<W> {
-        self.start()?;
         if self.filled > 0 {
-            self.write_line()?;
+            self.encode_pending();
         }
-        self.out.write_all(END.as_bytes())?;
-        self.out.write_all(b"\n")?;
+        self.encoded.extend_from_slice(END.as_bytes());
+        self.encoded.push(b'\n');
+        self.write_encoded()?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -138,19 +145,28 @@ impl<W: Write> ArmoredWriter<W> {
 
 impl<W: Write> Write for ArmoredWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.start()?;
-        // A full line is written only when more bytes follow, so that `finish` never has to
-        // decide whether a line it already wrote was the last one.
-        if self.filled == BYTES_PER_LINE && !buf.is_empty() {
-            self.write_line()?;
+        // Output first, so that an error means none of `buf` was taken.
+        if self.encoded.len() >= Self::BLOCK {
+            self.write_encoded()?;
         }
-        let n = buf.len().min(BYTES_PER_LINE - self.filled);
-        self.pending[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
-        self.filled += n;
-        Ok(n)
+        let mut rest = buf;
+        // A full line is encoded only when more bytes follow, so that `finish` never has to
+        // decide whether a line already written was the last one.
+        while !rest.is_empty() && self.encoded.len() < Self::BLOCK {
+            if self.filled == BYTES_PER_LINE {
+                self.encode_pending();
+            }
+            let n = rest.len().min(BYTES_PER_LINE - self.filled);
+            self.pending[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
+            self.filled += n;
+            rest = &rest[n..];
+        }
+        Ok(buf.len() - rest.len())
     }
 
+    /// Writes out the complete lines so far (not the current, unfinished one).
     fn flush(&mut self) -> io::Result<()> {
+        self.write_encoded()?;
         self.out.flush()
     }
 }
@@ -165,6 +181,8 @@ enum State {
     AfterShortLine,
     /// After the end line, which was followed by whitespace only.
     Done,
+    /// After an error, which every later read repeats.
+    Failed(&'static str),
 }
 
 /// A streaming armor decoder: a `Read` (and `BufRead`) of the binary file inside the armor.
@@ -232,13 +250,29 @@ impl<R: BufRead> ArmoredReader<R> {
         }
     }
 
-    /// Decodes the next line into `self.decoded`; leaves `len == 0` at the end.
+    /// Decodes the next line into `self.decoded`; leaves `len == 0` at the end. A malformed
+    /// armor error is sticky: the reader never resumes past it.
     fn next_line(&mut self) -> io::Result<()> {
         self.pos = 0;
         self.len = 0;
+        if let State::Failed(reason) = self.state {
+            return Err(armor_error(reason));
+        }
+        let result = self.decode_line();
+        if let Err(e) = &result {
+            let armor = e.get_ref().and_then(|e| e.downcast_ref::<ArmorError>());
+            if let Some(ArmorError(reason)) = armor {
+                self.state = State::Failed(reason);
+            }
+        }
+        result
+    }
+
+    fn decode_line(&mut self) -> io::Result<()> {
         loop {
             match self.state {
                 State::Done => return Ok(()),
+                State::Failed(reason) => return Err(armor_error(reason)),
                 State::Start => {
                     self.skip_whitespace()?;
                     if !self.read_line()? || self.line != BEGIN.as_bytes() {
@@ -281,12 +315,25 @@ impl<R: BufRead> ArmoredReader<R> {
 }
 
 impl<R: BufRead> Read for ArmoredReader<R> {
+    /// Fills `buf` with as many lines as fit. An error after some bytes were copied comes out
+    /// of the next call (armor errors are sticky), so no decoded byte is lost.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let n = available.len().min(buf.len());
-        buf[..n].copy_from_slice(&available[..n]);
-        self.consume(n);
-        Ok(n)
+        let mut copied = 0;
+        while copied < buf.len() {
+            let available = match self.fill_buf() {
+                Ok(available) => available,
+                Err(_) if copied > 0 => break,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            let n = available.len().min(buf.len() - copied);
+            buf[copied..copied + n].copy_from_slice(&available[..n]);
+            self.consume(n);
+            copied += n;
+        }
+        Ok(copied)
     }
 }
 
@@ -390,6 +437,51 @@ mod tests {
         for (input, why) in cases {
             let message = armor_error_of(&input);
             assert!(message.contains(why), "{input:?}: {message} (wanted {why})");
+        }
+    }
+
+    #[test]
+    fn the_writer_collects_lines_into_blocks_whatever_the_write_sizes() {
+        /// Counts the writes it gets.
+        struct Counting(Vec<u8>, usize);
+        impl Write for Counting {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.1 += 1;
+                self.0.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();
+        for piece in [1, 47, 48, 49, 4096, 1 << 20] {
+            let mut writer = ArmoredWriter::new(Counting(Vec::new(), 0));
+            for part in data.chunks(piece) {
+                writer.write_all(part).unwrap();
+            }
+            let Counting(out, writes) = writer.finish().unwrap();
+            assert_eq!(out, encode(&data).into_bytes(), "{piece}");
+            assert!(
+                writes <= out.len() / ArmoredWriter::<Vec<u8>>::BLOCK + 2,
+                "{writes}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_is_never_skipped_by_a_later_read() {
+        let good = encode(&[9u8; 500]);
+        let mut lines: Vec<&str> = good.lines().collect();
+        lines.insert(3, "");
+        let bad = lines.join("\n");
+        let mut reader = ArmoredReader::new(bad.as_bytes());
+        let mut buf = [0u8; 1000];
+        // The first read returns the two good lines, the next ones the error, for ever.
+        assert_eq!(reader.read(&mut buf).unwrap(), 2 * BYTES_PER_LINE);
+        for _ in 0..3 {
+            let err = reader.read(&mut buf).unwrap_err();
+            assert!(err.to_string().contains("empty line"), "{err}");
         }
     }
 
