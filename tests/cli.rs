@@ -1797,3 +1797,29 @@ fn passphrases_typed_on_a_terminal_interoperate_with_go_age_both_ways() {
         .contains("seal: error: the passphrases do not match"));
     assert_eq!(dir.listing(), before);
 }
+
+#[test]
+fn batch_mode_opens_armored_files_small_and_large_mapped_or_not() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    fs::create_dir(dir.path("up")).unwrap();
+    let small = data(100, 41);
+    let large = data(2 * (1 << 20) + 7, 42);
+    for (name, plaintext) in [("small", &small), ("large", &large)] {
+        let armored = transform(
+            &dir,
+            "seal",
+            Io::Pipes,
+            plaintext,
+            &["-a", "--to", "server.pub"],
+        );
+        dir.write(&format!("up/{name}.age"), armored);
+    }
+    for flags in [&[][..], &["--no-mmap"]] {
+        let out = format!("out{}", flags.len());
+        let args = [&["up", "-q", "-k", "server.key", "-o", &out][..], flags].concat();
+        dir.bin("unseal").args(args).run().ok();
+        assert!(dir.read(&format!("{out}/up/small")) == small, "{flags:?}");
+        assert!(dir.read(&format!("{out}/up/large")) == large, "{flags:?}");
+    }
+}
