@@ -114,7 +114,6 @@ fn explain_passphrase_file(failure: Failure, input: &Path) -> Failure {
 }
 
 fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
-    let identities = identities.to_vec();
     if batch::wanted(&args.input) {
         let command = batch::Command {
             program: "unseal",
