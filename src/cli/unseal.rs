@@ -121,7 +121,7 @@ fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
             shared: args.shared,
             flags: &args.batch,
         };
-        return batch::run(command, Keys::Identities(&identities));
+        return batch::run(command, Keys::Identities(identities));
     }
     batch::check_single(&args.batch)?;
     let source = Source::from_arg(args.input.into_iter().next());
@@ -143,14 +143,14 @@ fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
                 if armor::is_armored(&map) {
                     // Armor is decoded as it streams: from the map, in bounded memory.
-                    stream(&map[..], &identities, threads, pending.file(), path, output)?;
+                    stream(&map[..], identities, threads, pending.file(), path, output)?;
                     let output = pending.target().to_path_buf();
                     pending.commit()?;
                     return batch::remove_single(&args.batch, path, &output);
                 }
                 let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
                 let payload = sealed
-                    .unwrap(&identities)
+                    .unwrap(identities)
                     .map_err(|e| blame(e, path, output))?;
                 let total = Some(payload.plaintext_len());
                 let progress = Progress::new(quiet, total, &label(path));
@@ -160,7 +160,7 @@ fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
             } else {
                 let progress = Progress::for_file(quiet, &meta, path);
                 let input = BufReader::new(progress.reader(file));
-                stream(input, &identities, threads, pending.file(), path, output)?;
+                stream(input, identities, threads, pending.file(), path, output)?;
             }
             let output = pending.target().to_path_buf();
             pending.commit()?;
@@ -171,7 +171,7 @@ fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
             let progress = Progress::for_file(quiet, &meta, path);
             to_stdout(
                 BufReader::new(progress.reader(file)),
-                &identities,
+                identities,
                 threads,
                 path,
             )
@@ -181,7 +181,7 @@ fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
             let input = BufReader::new(progress.reader(io::stdin()));
             stream(
                 input,
-                &identities,
+                identities,
                 threads,
                 pending.file(),
                 STDIN.as_ref(),
@@ -193,7 +193,7 @@ fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
         (Source::Stdin, Destination::Stdout) => {
             let progress = Progress::new(quiet, None, STDIN);
             let input = BufReader::new(progress.reader(io::stdin()));
-            to_stdout(input, &identities, threads, STDIN.as_ref())
+            to_stdout(input, identities, threads, STDIN.as_ref())
         }
     }
 }
