@@ -1823,3 +1823,27 @@ fn batch_mode_opens_armored_files_small_and_large_mapped_or_not() {
         assert!(dir.read(&format!("{out}/up/large")) == large, "{flags:?}");
     }
 }
+
+#[test]
+fn a_batch_without_keys_is_a_usage_error_but_a_passphrase_file_opens_one() {
+    let dir = Dir::new();
+    fs::create_dir(dir.path("up")).unwrap();
+    dir.write_private("pass", "p");
+    let flags = ["--passphrase-file", "pass", "--work-factor", "2"];
+    for name in ["a", "b"] {
+        let sealed = transform(&dir, "seal", Io::Pipes, name.as_bytes(), &flags);
+        dir.write(&format!("up/{name}.age"), sealed);
+    }
+    let before = dir.listing();
+    dir.line("unseal up -o out").run().fails(EXIT_USAGE).says(
+        "unseal",
+        &["no key given"],
+        Some("--passphrase-file FILE"),
+    );
+    assert_eq!(dir.listing(), before);
+    dir.line("unseal up -q -o out --passphrase-file pass")
+        .run()
+        .ok();
+    assert_eq!(dir.read("out/up/a"), b"a");
+    assert_eq!(dir.read("out/up/b"), b"b");
+}

@@ -70,6 +70,13 @@ pub fn main() -> std::process::ExitCode {
 /// Runs `unseal` with parsed arguments.
 pub fn unseal(args: Args) -> Result<(), Failure> {
     let keys = keyargs::identities("unseal", &args.key)?;
+    let single = !batch::wanted(&args.input);
+    if !single && keys.is_empty() && args.passphrase_file.is_none() {
+        // A batch does not stop to ask: the passphrase comes from a file, if at all.
+        return Err(Failure::usage("no key given").hint(
+            "use --key server.key, or --passphrase-file FILE for files sealed with a passphrase",
+        ));
+    }
     let passphrase = match &args.passphrase_file {
         Some(path) => Some(Passphrase::given(passphrase::from_file("unseal", path)?)),
         None if keys.is_empty() => Some(Passphrase::prompt()),
@@ -81,7 +88,6 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
         [path] if path.as_os_str() != "-" => path.clone(),
         _ => PathBuf::from(STDIN),
     };
-    let single = !batch::wanted(&args.input);
     let result = open(args, &identities);
     match (result, &passphrase) {
         (Err(failure), Some(passphrase)) if single => Err(passphrase.explain(failure, &input_name)),
