@@ -37,14 +37,18 @@ pub struct Encryptor {
 
 impl Encryptor {
     /// Chooses a file key and wraps it to each recipient. Refuses recipients that may not share
-    /// a file ([`EncryptError::IncompatibleRecipients`]).
+    /// a file ([`EncryptError::IncompatibleRecipients`]); a passphrase must be the only one.
     pub fn new(recipients: &[&dyn Recipient]) -> Result<Encryptor, EncryptError> {
         if recipients.is_empty() {
             return Err(EncryptError::NoRecipients);
         }
         crate::recipient::check_compatible(recipients)?;
         let file_key = FileKey::generate();
-        let stanzas = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
+        let stanzas: Vec<_> = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
+        let passphrase = stanzas.iter().any(|s| s.kind == crate::scrypt::STANZA_KIND);
+        if passphrase && stanzas.len() > 1 {
+            return Err(EncryptError::PassphraseNotAlone);
+        }
         let mac_key = hkdf(&[], file_key.expose_secret(), b"header");
         let header = Header::new(stanzas, |bytes| hmac(mac_key.as_ref(), bytes));
         let nonce = PayloadCipher::random_nonce();

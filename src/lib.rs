@@ -10,6 +10,8 @@
 //! - [`SealedSlice`]: random access to a sealed file in memory or mapped, for parallel
 //!   decryption straight into an output file.
 //! - [`batch`]: whole directory trees, every file on one pool, one report per file.
+//! - [`scrypt`]: passphrases instead of keys; [`armor`]: the ASCII armor, which
+//!   [`Decryptor`] and [`decrypt`] detect by themselves.
 //!
 //! ```
 //! let server = seal::x25519::Identity::generate();
@@ -32,8 +34,12 @@ pub mod keys;
 mod keytext;
 pub mod pq;
 pub mod recipient;
+pub mod scrypt;
 pub mod x25519;
 mod xwing;
+
+// ASCII armor around the binary format.
+pub mod armor;
 
 // Sealing and opening, sequential and parallel.
 mod decrypt;
@@ -54,7 +60,7 @@ pub mod error;
 #[cfg(feature = "cli")]
 pub mod cli;
 
-pub use decrypt::{decrypt, unwrap_file_key, Decryptor, OpenPayload, SealedSlice};
+pub use decrypt::{decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, SealedSlice};
 pub use encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
 pub use recipient::{FileKey, Identity, Recipient};

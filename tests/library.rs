@@ -607,3 +607,158 @@ fn the_batch_api_refuses_mixed_recipients_per_file_and_writes_nothing() {
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 1, "only the input is there");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Passphrases and armor (issue 6), against the age crate
+
+fn passphrase(s: &str) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(s.to_string())
+}
+
+#[test]
+fn the_age_crate_opens_our_passphrase_files_and_we_open_its() {
+    let secret = || age::secrecy::SecretString::from("correct horse".to_string());
+    for len in [0, 1, K, K + 1] {
+        let plaintext: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+
+        let ours = seal::scrypt::Recipient::new(passphrase("correct horse")).with_work_factor(10);
+        let sealed = seal::encrypt(&[&ours], &plaintext).unwrap();
+        let mut theirs_id = age::scrypt::Identity::new(secret());
+        theirs_id.set_max_work_factor(10);
+        assert_eq!(
+            age::decrypt(&theirs_id, &sealed).unwrap(),
+            plaintext,
+            "{len}"
+        );
+        let armored = seal::armor::encode(&sealed);
+        assert_eq!(
+            seal::decrypt(
+                &[&seal::scrypt::Identity::new(passphrase("correct horse"))],
+                armored.as_bytes()
+            )
+            .unwrap(),
+            plaintext
+        );
+
+        let mut theirs = age::scrypt::Recipient::new(secret());
+        theirs.set_work_factor(10);
+        let sealed = age::encrypt(&theirs, &plaintext).unwrap();
+        let right = seal::scrypt::Identity::new(passphrase("correct horse"));
+        let wrong = seal::scrypt::Identity::new(passphrase("correct horse "));
+        assert_eq!(
+            seal::decrypt(&[&right], &sealed).unwrap(),
+            plaintext,
+            "{len}"
+        );
+        assert!(matches!(
+            seal::decrypt(&[&wrong], &sealed),
+            Err(DecryptError::NoMatch { .. })
+        ));
+        let limited =
+            seal::scrypt::Identity::new(passphrase("correct horse")).with_max_work_factor(9);
+        assert!(matches!(
+            seal::decrypt(&[&limited], &sealed),
+            Err(DecryptError::InvalidHeader(m)) if m.contains("above the limit")
+        ));
+    }
+}
+
+#[test]
+fn a_passphrase_must_be_the_only_recipient() {
+    let server = x25519::Identity::generate();
+    let pass = seal::scrypt::Recipient::new(passphrase("p")).with_work_factor(2);
+    let to = server.to_public();
+    assert!(matches!(
+        seal::encrypt(&[&pass, &to], b"x"),
+        Err(seal::EncryptError::PassphraseNotAlone)
+    ));
+    assert!(seal::encrypt(&[&pass], b"x").is_ok());
+}
+
+#[test]
+fn the_decryptor_reads_armor_itself_and_the_slice_api_says_to_decode_it() {
+    let server = x25519::Identity::generate();
+    let plaintext: Vec<u8> = (0..3 * K + 5).map(|i| (i * 3) as u8).collect();
+    let sealed = seal::encrypt(&[&server.to_public()], &plaintext).unwrap();
+    let armored = seal::armor::encode(&sealed);
+    let decryptor = Decryptor::new(armored.as_bytes()).unwrap();
+    assert!(decryptor.is_armored());
+    let mut opened = Vec::new();
+    decryptor
+        .unwrap(&[&server])
+        .unwrap()
+        .read_to_end(&mut opened)
+        .unwrap();
+    assert!(opened == plaintext);
+    let mut streamed = Vec::new();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let d = Decryptor::new(armored.as_bytes()).unwrap();
+        d.decrypt_stream(&[&server], &mut streamed).unwrap()
+    });
+    assert!(streamed == plaintext);
+    assert!(matches!(
+        seal::SealedSlice::new(armored.as_bytes()),
+        Err(DecryptError::InvalidArmor(m)) if m.contains("armor::decode")
+    ));
+    // Malformed armor in the middle of a long stream is an armor error on every path.
+    let mut lines: Vec<&str> = armored.lines().collect();
+    lines.insert(2000, "");
+    let broken = lines.join("\n");
+    assert!(matches!(
+        seal::decrypt(&[&server], broken.as_bytes()),
+        Err(DecryptError::InvalidArmor(_))
+    ));
+    let streamed = pool.install(|| {
+        Decryptor::new(broken.as_bytes())
+            .unwrap()
+            .decrypt_stream(&[&server], std::io::sink())
+    });
+    assert!(
+        matches!(
+            streamed,
+            Err(seal::StreamError::Decrypt(DecryptError::InvalidArmor(_)))
+        ),
+        "{streamed:?}"
+    );
+}
+
+#[test]
+fn debug_output_never_shows_key_material() {
+    // x25519::Identity and FileKey have no `Debug` at all: this fails to compile if one is
+    // added (the call is ambiguous exactly when `T: Debug`).
+    trait AmbiguousIfDebug<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfDebug<()> for T {}
+    impl<T: ?Sized + std::fmt::Debug> AmbiguousIfDebug<u8> for T {}
+    <x25519::Identity as AmbiguousIfDebug<_>>::check();
+    <seal::FileKey as AmbiguousIfDebug<_>>::check();
+
+    // Types that do print: stanzas (wrapped keys), recipients, passphrase types.
+    let pass = seal::scrypt::Recipient::new(passphrase("hunter2hunter2")).with_work_factor(2);
+    let stanzas = seal::Recipient::wrap(&pass, &seal::FileKey::generate());
+    let body = base64_of(&stanzas[0].body);
+    let shown = format!(
+        "{:?} {:?} {:?}",
+        stanzas,
+        pass,
+        seal::scrypt::Identity::new(passphrase("hunter2hunter2"))
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains(&body[..8]),
+        "{shown}"
+    );
+    let error = seal::decrypt(
+        &[&seal::scrypt::Identity::new(passphrase("hunter2hunter2"))],
+        b"junk",
+    );
+    assert!(!format!("{error:?}").contains("hunter2"));
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    seal::format::encode_arg(bytes)
+}

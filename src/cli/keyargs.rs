@@ -53,14 +53,12 @@ fn recipients_file(path: &Path) -> Result<Vec<Box<dyn Recipient>>, Failure> {
     Ok(recipients)
 }
 
-/// Identities from every `--key` file. Warns (on stderr) about key files others can read.
+/// Identities from every `--key` file (none is fine: a passphrase may open the file). Warns
+/// (on stderr) about key files others can read.
 pub fn identities(
     program: &str,
     paths: &[std::path::PathBuf],
 ) -> Result<Vec<Box<dyn Identity>>, Failure> {
-    if paths.is_empty() {
-        return Err(Failure::usage("no key given").hint("use --key server.key"));
-    }
     let mut out = Vec::new();
     for path in paths {
         let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| Failure::io(path, &e))?);
@@ -72,17 +70,19 @@ pub fn identities(
                 failure
             }
         })?;
-        warn_if_exposed(program, path);
+        warn_if_exposed(program, path, "private key");
         out.extend(parsed);
     }
     Ok(out)
 }
 
-fn warn_if_exposed(program: &str, path: &Path) {
+/// Warns (on stderr) when a secret file (`what`: "private key", "passphrase file") is readable
+/// by group or others.
+pub fn warn_if_exposed(program: &str, path: &Path, what: &str) {
     if let Ok(meta) = fs::metadata(path) {
         if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
             eprintln!(
-                "{program}: warning: {}: private key is readable by group or others; run chmod 600",
+                "{program}: warning: {}: {what} is readable by group or others; run chmod 600",
                 path.display()
             );
         }

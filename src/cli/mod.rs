@@ -10,6 +10,7 @@ mod batch;
 mod failure;
 mod keyargs;
 mod output;
+mod passphrase;
 mod paths;
 mod progress;
 
