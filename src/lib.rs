@@ -50,7 +50,7 @@ pub mod pipeline;
 // Whole trees: walk, plan, run every file on one pool.
 pub mod batch;
 
-// Input mapping: the crate's only `unsafe`.
+// Memory maps of inputs and outputs: the crate's only `unsafe`.
 #[allow(unsafe_code)]
 pub mod mmap;
 
