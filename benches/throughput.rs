@@ -6,6 +6,9 @@
 //!   `available_parallelism()` (`mem-Nt`), this crate's sequential streaming path (`stream`),
 //!   and the `age` crate (`age-crate`). Every `unseal` bench opens the same sealed input,
 //!   made by this crate.
+//! - `aead`: the ceiling: ChaCha20-Poly1305 alone over 64 KiB chunks, out of place into a
+//!   warm output buffer, on the same pools (no header, no STREAM bookkeeping, no I/O). The
+//!   whole-process `unseal > /dev/null` rate is compared against its 2-thread figure.
 //! - `unwrap`: the per-file floor in batch mode: unwrapping the file key from a one-stanza
 //!   X25519 header, and opening a whole empty file (parse, unwrap, MAC, last chunk), here and
 //!   with the `age` crate.
@@ -27,6 +30,8 @@ use criterion::{
 use rand_core::{OsRng, RngCore};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+use rayon::prelude::*;
+use seal::primitives::{Aead, ChunkAead, TAG_SIZE};
 use seal::{x25519, Decryptor, Encryptor, Identity, Recipient, SealedSlice};
 
 const KIB: usize = 1024;
@@ -273,6 +278,49 @@ fn bench_unseal(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_aead(c: &mut Criterion) {
+    const CHUNK: usize = 64 * KIB;
+    let aead = Aead::new(&[0x5a; 32]);
+    let nonce = |i: usize| {
+        let mut n = [0u8; 12];
+        n[3..11].copy_from_slice(&(i as u64).to_be_bytes());
+        n
+    };
+    let pools = pools();
+    let mut group = c.benchmark_group("aead");
+    for size in sizes().into_iter().filter(|&s| s >= MIB) {
+        let label = size_label(size);
+        let plaintext = random_bytes(size);
+        let mut sealed = Vec::with_capacity(size + size / CHUNK * TAG_SIZE);
+        for (i, chunk) in plaintext.chunks(CHUNK).enumerate() {
+            let mut ct = chunk.to_vec();
+            let tag = aead.seal_in_place(&nonce(i), &mut ct);
+            sealed.extend_from_slice(&ct);
+            sealed.extend_from_slice(&tag);
+        }
+        let mut out = vec![0u8; size];
+        let open_all = |out: &mut [u8]| {
+            sealed
+                .par_chunks(CHUNK + TAG_SIZE)
+                .zip(out.par_chunks_mut(CHUNK))
+                .enumerate()
+                .all(|(i, (ct, pt))| {
+                    let (body, tag) = ct.split_at(ct.len() - TAG_SIZE);
+                    aead.open(&nonce(i), body, tag, pt)
+                })
+        };
+        assert!(open_all(&mut out) && out == plaintext, "AEAD round trip");
+
+        configure(&mut group, size);
+        for (threads, pool) in &pools {
+            group.bench_function(BenchmarkId::new(format!("open-{threads}t"), &label), |b| {
+                b.iter(|| pool.install(|| assert!(open_all(black_box(&mut out)))))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn bench_unwrap(c: &mut Criterion) {
     let keys = Keys::new();
     let sealed = seal::encrypt(&keys.recipients(), b"").expect("seal empty");
@@ -301,5 +349,5 @@ fn bench_unwrap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_seal, bench_unseal, bench_unwrap);
+criterion_group!(benches, bench_seal, bench_unseal, bench_aead, bench_unwrap);
 criterion_main!(benches);

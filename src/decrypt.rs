@@ -2,21 +2,30 @@
 //! MAC, then decrypt the payload, as a stream or on every core.
 
 use std::fs::File;
-use std::io::BufRead;
+use std::io::{self, BufRead, Chain, Cursor, Read};
 
+use crate::armor::{self, ArmoredReader};
 use crate::error::{DecryptError, StreamError};
 use crate::format::Header;
+use crate::mmap::MappedOutput;
 use crate::primitives::{hkdf, hmac_verify};
 use crate::recipient::{FileKey, Identity};
-use crate::stream::{PayloadCipher, StreamReader, NONCE_SIZE};
+use crate::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
 use crate::{parallel, pipeline};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
-/// the header MAC must then verify under that key.
+/// the header MAC must then verify under that key. A passphrase (`scrypt`) stanza must be the
+/// only one in its header.
 pub fn unwrap_file_key(
     header: &Header,
     identities: &[&dyn Identity],
 ) -> Result<FileKey, DecryptError> {
+    let passphrase = |s: &&crate::format::Stanza| s.kind == crate::scrypt::STANZA_KIND;
+    if header.stanzas.len() > 1 && header.stanzas.iter().any(|s| passphrase(&s)) {
+        return Err(DecryptError::header(
+            "a passphrase (scrypt) stanza must be the only stanza",
+        ));
+    }
     for identity in identities {
         for stanza in &header.stanzas {
             if let Some(file_key) = identity.unwrap_stanza(stanza) {
@@ -39,15 +48,95 @@ fn short_nonce() -> DecryptError {
     DecryptError::header("the file ends before the 16-byte payload nonce")
 }
 
-/// A sealed stream whose header has been read.
+/// A sealed stream whose header has been read. Binary and ASCII-armored input are both
+/// accepted: armor is detected from the first bytes and decoded as the stream is read.
 pub struct Decryptor<R: BufRead> {
     header: Header,
-    input: R,
+    input: Input<R>,
+}
+
+/// The rest of a [`Decryptor`]'s input after its header: the payload as it is, or with its
+/// armor removed line by line.
+pub struct Input<R: BufRead>(Source<R>);
+
+/// The bytes read to detect armor, then the rest of the input.
+type Peeked<R> = Chain<Cursor<Vec<u8>>, R>;
+
+enum Source<R: BufRead> {
+    Binary(Peeked<R>),
+    Armored(ArmoredReader<Peeked<R>>),
+}
+
+impl<R: BufRead> Input<R> {
+    /// Reads enough of `input` to tell armor from binary: leading whitespace (at most a few
+    /// KiB of it) and then as many bytes as the begin line has.
+    fn detect(mut input: R) -> io::Result<Input<R>> {
+        const MAX_LEADING_WHITESPACE: usize = 4096;
+        let mut peeked = Vec::new();
+        while peeked.len() < MAX_LEADING_WHITESPACE {
+            let buf = input.fill_buf()?;
+            let n = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            let done = buf.is_empty() || n < buf.len();
+            peeked.extend_from_slice(&buf[..n]);
+            input.consume(n);
+            if done {
+                break;
+            }
+        }
+        (&mut input)
+            .take(armor::BEGIN.len() as u64)
+            .read_to_end(&mut peeked)?;
+        let armored = armor::is_armored(&peeked);
+        let chained = Cursor::new(peeked).chain(input);
+        Ok(Input(match armored {
+            true => Source::Armored(ArmoredReader::new(chained)),
+            false => Source::Binary(chained),
+        }))
+    }
+
+    /// Whether the input is ASCII-armored.
+    pub fn is_armored(&self) -> bool {
+        matches!(self.0, Source::Armored(_))
+    }
+}
+
+impl<R: BufRead> Read for Input<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Source::Binary(r) => r.read(buf),
+            Source::Armored(r) => r.read(buf),
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for Input<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match &mut self.0 {
+            Source::Binary(r) => r.fill_buf(),
+            Source::Armored(r) => r.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        match &mut self.0 {
+            Source::Binary(r) => r.consume(amt),
+            Source::Armored(r) => r.consume(amt),
+        }
+    }
+}
+
+/// A read error of a stream, or the armor decoder reporting malformed armor.
+fn read_side(e: DecryptError) -> StreamError {
+    match e {
+        DecryptError::Io(e) => StreamError::Read(e),
+        other => StreamError::Decrypt(other),
+    }
 }
 
 impl<R: BufRead> Decryptor<R> {
-    /// Reads and parses the header.
-    pub fn new(mut input: R) -> Result<Self, DecryptError> {
+    /// Detects armor, then reads and parses the header.
+    pub fn new(input: R) -> Result<Self, DecryptError> {
+        let mut input = Input::detect(input)?;
         let header = Header::read(&mut input)?;
         Ok(Decryptor { header, input })
     }
@@ -57,8 +146,16 @@ impl<R: BufRead> Decryptor<R> {
         &self.header
     }
 
+    /// Whether the input is ASCII-armored.
+    pub fn is_armored(&self) -> bool {
+        self.input.is_armored()
+    }
+
     /// Unwraps the file key and returns a reader of the authenticated plaintext.
-    pub fn unwrap(mut self, identities: &[&dyn Identity]) -> Result<StreamReader<R>, DecryptError> {
+    pub fn unwrap(
+        mut self,
+        identities: &[&dyn Identity],
+    ) -> Result<StreamReader<Input<R>>, DecryptError> {
         let cipher = self.payload_cipher(identities)?;
         Ok(StreamReader::new(self.input, cipher))
     }
@@ -75,13 +172,12 @@ impl<R: BufRead> Decryptor<R> {
     where
         R: Send,
     {
-        let read_side = |e| match e {
-            DecryptError::Io(e) => StreamError::Read(e),
-            other => StreamError::Decrypt(other),
-        };
         let cipher = self.payload_cipher(identities).map_err(read_side)?;
         if rayon::current_num_threads() > 1 {
-            return pipeline::open(&cipher, self.input, output);
+            return pipeline::open(&cipher, self.input, output).map_err(|e| match e {
+                StreamError::Read(e) => read_side(DecryptError::from(e)),
+                other => other,
+            });
         }
         let mut reader = StreamReader::new(self.input, cipher);
         while let Some(chunk) = reader.next_chunk().map_err(read_side)? {
@@ -100,13 +196,16 @@ impl<R: BufRead> Decryptor<R> {
             .read_exact(&mut nonce)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => short_nonce(),
-                _ => DecryptError::Io(e),
+                _ => DecryptError::from(e),
             })?;
         Ok(PayloadCipher::new(&file_key, &nonce))
     }
 }
 
 /// A whole sealed file in memory (or mapped), opened with random access to its chunks.
+///
+/// Binary only: armored input is refused with [`DecryptError::InvalidArmor`]; decode it with
+/// [`armor::decode`] first, or read it through [`Decryptor`] (as [`decrypt`] does).
 pub struct SealedSlice<'a> {
     header: Header,
     payload: &'a [u8],
@@ -115,6 +214,11 @@ pub struct SealedSlice<'a> {
 impl<'a> SealedSlice<'a> {
     /// Parses the header at the start of `sealed`.
     pub fn new(sealed: &'a [u8]) -> Result<Self, DecryptError> {
+        if armor::is_armored(sealed) {
+            return Err(DecryptError::InvalidArmor(
+                "armored input needs decoding first (armor::decode)".into(),
+            ));
+        }
         let (header, len) = Header::parse(sealed)?;
         Ok(SealedSlice {
             header,
@@ -177,12 +281,19 @@ impl OpenPayload<'_> {
         file: &File,
         progress: parallel::Progress<'_>,
     ) -> Result<u64, DecryptError> {
+        if self.plaintext_len > CHUNK_SIZE as u64
+            && parallel::maps_output(rayon::current_num_threads())
+        {
+            let mut out = MappedOutput::new(file, self.plaintext_len)?;
+            return parallel::open_to_map(&self.cipher, self.encrypted, &mut out, progress);
+        }
         file.set_len(self.plaintext_len)?;
         parallel::open_to_file(&self.cipher, self.encrypted, file, 0, progress)
     }
 }
 
-/// Opens a sealed file held in memory, on every core of the current rayon pool.
+/// Opens a sealed file held in memory, binary or armored, on every core of the current rayon
+/// pool.
 ///
 /// ```
 /// let server = seal::x25519::Identity::generate();
@@ -191,6 +302,12 @@ impl OpenPayload<'_> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn decrypt(identities: &[&dyn Identity], sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    if armor::is_armored(sealed) {
+        let binary = armor::decode(sealed)?;
+        return SealedSlice::new(&binary)?
+            .unwrap(identities)?
+            .decrypt_to_vec();
+    }
     SealedSlice::new(sealed)?
         .unwrap(identities)?
         .decrypt_to_vec()

@@ -6,9 +6,10 @@ use std::os::unix::fs::FileExt;
 
 use crate::error::{EncryptError, StreamError};
 use crate::format::Header;
+use crate::mmap::MappedOutput;
 use crate::primitives::{hkdf, hmac};
 use crate::recipient::{FileKey, Recipient};
-use crate::stream::{self, PayloadCipher, StreamWriter, NONCE_SIZE};
+use crate::stream::{self, PayloadCipher, StreamWriter, CHUNK_SIZE, NONCE_SIZE};
 use crate::{parallel, pipeline};
 
 /// A file about to be sealed: its file key and header are chosen, its payload not yet written.
@@ -35,13 +36,19 @@ pub struct Encryptor {
 }
 
 impl Encryptor {
-    /// Chooses a file key and wraps it to each recipient.
+    /// Chooses a file key and wraps it to each recipient. Refuses recipients that may not share
+    /// a file ([`EncryptError::IncompatibleRecipients`]); a passphrase must be the only one.
     pub fn new(recipients: &[&dyn Recipient]) -> Result<Encryptor, EncryptError> {
         if recipients.is_empty() {
             return Err(EncryptError::NoRecipients);
         }
+        crate::recipient::check_compatible(recipients)?;
         let file_key = FileKey::generate();
-        let stanzas = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
+        let stanzas: Vec<_> = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
+        let passphrase = stanzas.iter().any(|s| s.kind == crate::scrypt::STANZA_KIND);
+        if passphrase && stanzas.len() > 1 {
+            return Err(EncryptError::PassphraseNotAlone);
+        }
         let mac_key = hkdf(&[], file_key.expose_secret(), b"header");
         let header = Header::new(stanzas, |bytes| hmac(mac_key.as_ref(), bytes));
         let nonce = PayloadCipher::random_nonce();
@@ -127,6 +134,15 @@ impl Encryptor {
         progress: parallel::Progress<'_>,
     ) -> io::Result<u64> {
         let total = self.sealed_len(plaintext.len() as u64);
+        if plaintext.len() > CHUNK_SIZE && parallel::maps_output(rayon::current_num_threads()) {
+            let mut out = MappedOutput::new(file, total)?;
+            let header = self.header.to_bytes();
+            let (head, chunks) = out.split_at_mut(self.prefix_len() as usize);
+            head[..header.len()].copy_from_slice(header);
+            head[header.len()..].copy_from_slice(&self.nonce);
+            parallel::seal_to_map(&self.cipher, plaintext, chunks, progress);
+            return Ok(total);
+        }
         file.set_len(total)?;
         file.write_all_at(self.header.to_bytes(), 0)?;
         file.write_all_at(&self.nonce, self.header.to_bytes().len() as u64)?;

@@ -9,6 +9,9 @@ pub enum DecryptError {
     /// The input does not start like an age file at all.
     #[error("not an age file")]
     NotAgeFile,
+    /// The input is ASCII-armored, but the armor is malformed (see [`crate::armor`]).
+    #[error("invalid armor: {0}")]
+    InvalidArmor(String),
     /// An age file of a version this crate does not know.
     #[error("unsupported age format version {0:?}")]
     UnsupportedVersion(String),
@@ -38,7 +41,20 @@ pub enum DecryptError {
     TrailingData,
     /// Reading the input (or writing the output) failed.
     #[error(transparent)]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+/// An I/O error, unless it is the armor decoder reporting malformed armor.
+impl From<io::Error> for DecryptError {
+    fn from(e: io::Error) -> Self {
+        let armor = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<crate::armor::ArmorError>());
+        match armor {
+            Some(armor) => DecryptError::InvalidArmor(armor.to_string()),
+            None => DecryptError::Io(e),
+        }
+    }
 }
 
 impl DecryptError {
@@ -53,6 +69,13 @@ pub enum EncryptError {
     /// No recipients were given.
     #[error("no recipients given")]
     NoRecipients,
+    /// Recipients that may not share a file: a post-quantum key with a classical one (their
+    /// [labels](crate::Recipient::labels) differ).
+    #[error("incompatible recipients: post-quantum keys cannot be mixed with classical keys")]
+    IncompatibleRecipients,
+    /// A passphrase was mixed with other recipients; it must be the only one.
+    #[error("a passphrase cannot be combined with other recipients")]
+    PassphraseNotAlone,
     /// Reading the input or writing the output failed.
     #[error(transparent)]
     Io(#[from] io::Error),

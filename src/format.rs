@@ -108,6 +108,11 @@ impl Header {
             let line = lines
                 .next()
                 .ok_or_else(|| DecryptError::header("the header ends before its MAC line"))?;
+            // The same cap as `read`: a mapped file is not buffered, but a header this large
+            // would still be decoded into memory, stanza by stanza.
+            if lines.pos > MAX_HEADER_SIZE {
+                return Err(too_large());
+            }
             if line.starts_with(STANZA_PREFIX) {
                 if stanzas.len() == MAX_STANZAS {
                     return Err(DecryptError::header(format!(
@@ -146,9 +151,7 @@ impl Header {
             }
             if n == 0 || !line.ends_with(b"\n") {
                 if buf.len() >= MAX_HEADER_SIZE {
-                    return Err(DecryptError::header(format!(
-                        "the header is larger than {MAX_HEADER_SIZE} bytes"
-                    )));
+                    return Err(too_large());
                 }
                 // End of input inside the header: let the parser name what is missing.
                 return Header::parse(&buf).map(|(header, _)| header);
@@ -158,6 +161,10 @@ impl Header {
             }
         }
     }
+}
+
+fn too_large() -> DecryptError {
+    DecryptError::header(format!("the header is larger than {MAX_HEADER_SIZE} bytes"))
 }
 
 fn not_age_or_truncated(input: &[u8]) -> DecryptError {
@@ -389,6 +396,23 @@ mod tests {
             Header::read(&mut &input[..]),
             Err(DecryptError::InvalidHeader(m)) if m.contains("larger")
         ));
+    }
+
+    #[test]
+    fn parse_refuses_an_oversized_header_too_and_both_ways_agree_at_the_edge() {
+        // One stanza whose argument makes the header exactly the cap, then one byte more:
+        // the version line, "-> a ARG\n", an empty body line, "--- MAC\n".
+        let fixed = 22 + 5 + 1 + 1 + 48;
+        for extra in [0, 1] {
+            let arg = "x".repeat(MAX_HEADER_SIZE + extra - fixed);
+            let header = Header::new(vec![stanza("a", &[&arg], 0)], |_| [0; 32]);
+            let input = header.to_bytes();
+            assert_eq!(input.len(), MAX_HEADER_SIZE + extra);
+            let parsed = Header::parse(input);
+            let read = Header::read(&mut &input[..]);
+            assert_eq!(parsed.is_ok(), extra == 0, "parse, {extra} over");
+            assert_eq!(read.is_ok(), extra == 0, "read, {extra} over");
+        }
     }
 
     #[test]

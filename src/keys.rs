@@ -6,8 +6,8 @@
 //!
 //! | first line                            | what                                  |
 //! |---------------------------------------|---------------------------------------|
-//! | `AGE-SECRET-KEY-1...` lines           | age X25519 identities                 |
-//! | `age1...`, `ssh-rsa`, `ssh-ed25519`   | recipients, one per line              |
+//! | `AGE-SECRET-KEY-1...` lines           | age identities (X25519, `-PQ-1` too)  |
+//! | `age1...`, `ssh-rsa`, `ssh-ed25519`   | recipients, one per line (`age1pq1`)  |
 //! | `-----BEGIN OPENSSH PRIVATE KEY-----` | OpenSSH RSA or Ed25519 key            |
 //! | `-----BEGIN RSA PRIVATE KEY-----`     | PKCS#1 RSA key                        |
 //! | `-----BEGIN PRIVATE KEY-----`         | PKCS#8 RSA key                        |
@@ -24,7 +24,10 @@ use crate::error::{shown, KeyError};
 use crate::primitives::rsa;
 use crate::recipient::{Identity, Recipient};
 pub use crate::ssh::Passphrase;
-use crate::{ssh, ssh_rsa, x25519};
+use crate::{pq, ssh, ssh_rsa, x25519};
+
+const PQ_RECIPIENT_PREFIX: &str = "age1pq1";
+const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-1";
 
 /// The key formats `--key` reads, for the error about a file in none of them.
 pub const IDENTITY_FORMATS: &str = "age identity files (AGE-SECRET-KEY-1...), OpenSSH private \
@@ -38,6 +41,8 @@ key lines, SPKI PEM RSA public keys";
 pub enum PublicKey {
     /// An age X25519 recipient, `age1...`.
     X25519(x25519::Recipient),
+    /// A post-quantum recipient, `age1pq1...` (boxed: it is large).
+    Pq(Box<pq::Recipient>),
     /// An `ssh-rsa` or `ssh-ed25519` key (from a line, a PEM file or a private key).
     Ssh(ssh::PublicKey),
 }
@@ -47,6 +52,7 @@ impl PublicKey {
     pub fn to_recipient(&self) -> Box<dyn Recipient> {
         match self {
             PublicKey::X25519(r) => Box::new(r.clone()),
+            PublicKey::Pq(r) => Box::new(pq::Recipient::clone(r)),
             PublicKey::Ssh(k) => k.to_recipient(),
         }
     }
@@ -54,17 +60,24 @@ impl PublicKey {
     /// The fingerprint line. For SSH keys, exactly what `ssh-keygen -l` prints:
     /// `256 SHA256:... comment (ED25519)`. For age keys, in the same shape:
     /// `SHA256:` and the unpadded base64 of SHA-256 of the recipient string (`age1...`, as
-    /// ASCII, no newline), then the recipient and the type: `SHA256:... age1... (X25519)`.
+    /// ASCII, no newline), then the recipient and the type: `SHA256:... age1... (X25519)`;
+    /// post-quantum keys the same, with the type `(MLKEM768-X25519)` and the recipient cut
+    /// to its first 20 characters and `...` (it is some 2,000 characters long).
     pub fn fingerprint_line(&self) -> String {
+        let age = |text: String, kind: &str| {
+            use base64::Engine;
+            use sha2::Digest;
+            let hash = sha2::Sha256::digest(text.as_bytes());
+            let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash);
+            let shown = match text.get(..20) {
+                Some(start) if text.len() > 80 => format!("{start}..."),
+                _ => text.clone(),
+            };
+            format!("SHA256:{b64} {shown} ({kind})")
+        };
         match self {
-            PublicKey::X25519(r) => {
-                use base64::Engine;
-                use sha2::Digest;
-                let text = r.to_string();
-                let hash = sha2::Sha256::digest(text.as_bytes());
-                let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash);
-                format!("SHA256:{b64} {text} (X25519)")
-            }
+            PublicKey::X25519(r) => age(r.to_string(), "X25519"),
+            PublicKey::Pq(r) => age(r.to_string(), "MLKEM768-X25519"),
             PublicKey::Ssh(k) => k.fingerprint_line(),
         }
     }
@@ -75,6 +88,7 @@ impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PublicKey::X25519(r) => r.fmt(f),
+            PublicKey::Pq(r) => r.fmt(f),
             PublicKey::Ssh(k) => k.fmt(f),
         }
     }
@@ -84,6 +98,8 @@ impl fmt::Display for PublicKey {
 pub enum PrivateKey {
     /// An age X25519 identity, `AGE-SECRET-KEY-1...`.
     X25519(x25519::Identity),
+    /// A post-quantum identity, `AGE-SECRET-KEY-PQ-1...` (boxed: it is large).
+    Pq(Box<pq::Identity>),
     /// An RSA or Ed25519 key from an OpenSSH or PEM file (boxed: an RSA key is large).
     Ssh(Box<ssh::PrivateKey>),
 }
@@ -93,6 +109,7 @@ impl PrivateKey {
     pub fn to_public(&self) -> PublicKey {
         match self {
             PrivateKey::X25519(id) => PublicKey::X25519(id.to_public()),
+            PrivateKey::Pq(id) => PublicKey::Pq(Box::new(id.to_public())),
             PrivateKey::Ssh(k) => PublicKey::Ssh(k.to_public()),
         }
     }
@@ -101,6 +118,7 @@ impl PrivateKey {
     pub fn into_identity(self) -> Box<dyn Identity> {
         match self {
             PrivateKey::X25519(id) => Box::new(id),
+            PrivateKey::Pq(id) => id,
             PrivateKey::Ssh(k) => k.into_identity(),
         }
     }
@@ -124,10 +142,13 @@ pub fn parse_key_file(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile,
     match key_lines(text).next() {
         None => Err(KeyError::Empty),
         Some((_, first)) if first.starts_with("AGE-SECRET-KEY-") => {
-            let ids = parse_x25519_identities(text)?;
-            Ok(KeyFile::Private(
-                ids.into_iter().map(PrivateKey::X25519).collect(),
-            ))
+            let keys = identity_lines(text, |value| {
+                if value.starts_with(PQ_IDENTITY_PREFIX) {
+                    return Ok(PrivateKey::Pq(Box::new(value.parse()?)));
+                }
+                Ok(PrivateKey::X25519(value.parse()?))
+            })?;
+            Ok(KeyFile::Private(keys))
         }
         Some((_, first)) if looks_public(first) => {
             let keys = key_lines(text)
@@ -214,6 +235,9 @@ or an SPKI RSA public key",
 }
 
 fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
+    if s.starts_with(PQ_RECIPIENT_PREFIX) {
+        return Ok(PublicKey::Pq(Box::new(s.parse()?)));
+    }
     if s.starts_with("age1") {
         return Ok(PublicKey::X25519(s.parse()?));
     }
@@ -298,14 +322,30 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<PublicKey>, KeyError> {
     }
 }
 
+/// The public key of each secret key in an identity file, as text (what `seal-keygen -y`
+/// prints), for every key type `seal-keygen` makes.
+pub fn public_keys_of_identity_file(text: &str) -> Result<Vec<String>, KeyError> {
+    identity_lines(text, |value| {
+        if value.starts_with(PQ_IDENTITY_PREFIX) {
+            return Ok(value.parse::<pq::Identity>()?.to_public().to_string());
+        }
+        Ok(value.parse::<x25519::Identity>()?.to_public().to_string())
+    })
+}
+
 /// Parses an identity file that holds X25519 keys only (what `seal-keygen` writes).
 pub fn parse_x25519_identities(text: &str) -> Result<Vec<x25519::Identity>, KeyError> {
+    identity_lines(text, |value| value.parse::<x25519::Identity>())
+}
+
+/// Each key line of an identity file through `parse`; a line that fails is named by its
+/// number only (it may be a secret), and a file without keys is an error.
+fn identity_lines<T>(
+    text: &str,
+    parse: impl Fn(&str) -> Result<T, KeyError>,
+) -> Result<Vec<T>, KeyError> {
     let identities = key_lines(text)
-        .map(|(line, value)| {
-            value
-                .parse::<x25519::Identity>()
-                .map_err(|_| KeyError::InvalidIdentity { line })
-        })
+        .map(|(line, value)| parse(value).map_err(|_| KeyError::InvalidIdentity { line }))
         .collect::<Result<Vec<_>, _>>()?;
     if identities.is_empty() {
         return Err(KeyError::Empty);
@@ -324,10 +364,18 @@ fn key_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
 
 /// The text of an identity file for `identity`, in the layout `age-keygen` writes.
 pub fn identity_file_text(identity: &x25519::Identity, created: &str) -> Zeroizing<String> {
+    key_file_text(
+        &identity.to_public().to_string(),
+        &identity.to_secret_string(),
+        created,
+    )
+}
+
+/// The text of an identity file holding `secret`, whose public key is `public`, in the layout
+/// `age-keygen` writes (any key type).
+pub fn key_file_text(public: &str, secret: &str, created: &str) -> Zeroizing<String> {
     Zeroizing::new(format!(
-        "# created: {created}\n# public key: {}\n{}\n",
-        identity.to_public(),
-        identity.to_secret_string().as_str()
+        "# created: {created}\n# public key: {public}\n{secret}\n"
     ))
 }
 
@@ -368,6 +416,64 @@ mod tests {
             parse_identity_file("# only comments\n"),
             Err(KeyError::Empty)
         ));
+    }
+
+    #[test]
+    fn identity_files_mix_classical_and_post_quantum_keys() {
+        let classic = x25519::Identity::generate();
+        let pq = pq::Identity::generate();
+        let text = format!(
+            "{}{}",
+            identity_file_text(&classic, "2026-01-01T00:00:00Z").as_str(),
+            key_file_text(
+                &pq.to_public().to_string(),
+                &pq.to_secret_string(),
+                "2026-01-01T00:00:00Z"
+            )
+            .as_str()
+        );
+        assert_eq!(parse_identity_file(&text).unwrap().len(), 2);
+        assert_eq!(
+            public_keys_of_identity_file(&text).unwrap(),
+            [classic.to_public().to_string(), pq.to_public().to_string()]
+        );
+        // A damaged post-quantum key is named by its line, and never shown.
+        let bad = format!(
+            "{}\n{}X\n",
+            classic.to_secret_string().as_str(),
+            pq.to_secret_string().as_str()
+        );
+        let err = parse_identity_file(&bad).err().unwrap().to_string();
+        assert_eq!(err, "line 2: not a valid identity");
+        assert_eq!(
+            public_keys_of_identity_file(&bad)
+                .err()
+                .unwrap()
+                .to_string(),
+            err
+        );
+        assert!(matches!(
+            public_keys_of_identity_file("# nothing\n"),
+            Err(KeyError::Empty)
+        ));
+    }
+
+    #[test]
+    fn post_quantum_recipients_parse_and_are_never_echoed_whole() {
+        let pq = pq::Identity::generate().to_public().to_string();
+        assert_eq!(parse_recipients_file(&format!("{pq}\n")).unwrap().len(), 1);
+        assert!(parse_recipient(&pq).is_ok());
+        let broken = format!("{}x", &pq[..pq.len() - 1]);
+        let err = parse_recipient(&broken).err().unwrap().to_string();
+        assert!(
+            err.starts_with("invalid recipient \"age1pq1") && err.len() < 120,
+            "{err}"
+        );
+        let err = parse_recipient(&pq::Identity::generate().to_secret_string().to_lowercase())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(!err.to_uppercase().contains("SECRET-KEY-PQ"), "{err}");
     }
 
     #[test]

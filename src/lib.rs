@@ -1,14 +1,17 @@
 //! Offline file encryption to a server's public key, byte-compatible with
 //! [age v1](https://age-encryption.org/v1), decrypting on every core.
 //!
-//! A server operator makes a key pair ([`x25519::Identity`]); users seal files to its public
-//! half ([`x25519::Recipient`]); the server opens them, one file on all cores at once.
+//! A server operator makes a key pair ([`x25519::Identity`], or the post-quantum
+//! [`pq::Identity`]); users seal files to its public half ([`x25519::Recipient`],
+//! [`pq::Recipient`]); the server opens them, one file on all cores at once.
 //!
 //! - [`encrypt`] / [`decrypt`]: whole messages in memory, parallel.
 //! - [`Encryptor`] / [`Decryptor`]: streaming `Write` and `Read`.
 //! - [`SealedSlice`]: random access to a sealed file in memory or mapped, for parallel
 //!   decryption straight into an output file.
 //! - [`batch`]: whole directory trees, every file on one pool, one report per file.
+//! - [`scrypt`]: passphrases instead of keys; [`armor`]: the ASCII armor, which
+//!   [`Decryptor`] and [`decrypt`] detect by themselves.
 //!
 //! ```
 //! let server = seal::x25519::Identity::generate();
@@ -25,13 +28,21 @@ pub mod format;
 pub mod primitives;
 pub mod stream;
 
-// Key types, each behind the two traits of `recipient`.
+// Key types, each behind the two traits of `recipient`; `xwing` and `hpke` serve `pq`.
+mod hpke;
 pub mod keys;
+mod keytext;
+pub mod pq;
 pub mod recipient;
+pub mod scrypt;
 pub mod ssh;
 pub mod ssh_ed25519;
 pub mod ssh_rsa;
 pub mod x25519;
+mod xwing;
+
+// ASCII armor around the binary format.
+pub mod armor;
 
 // Sealing and opening, sequential and parallel.
 mod decrypt;
@@ -45,7 +56,7 @@ pub mod batch;
 // What a sealed file says about itself, without a key.
 pub mod inspect;
 
-// Input mapping: the crate's only `unsafe`.
+// Memory maps of inputs and outputs: the crate's only `unsafe`.
 #[allow(unsafe_code)]
 pub mod mmap;
 
@@ -55,7 +66,7 @@ pub mod error;
 #[cfg(feature = "cli")]
 pub mod cli;
 
-pub use decrypt::{decrypt, unwrap_file_key, Decryptor, OpenPayload, SealedSlice};
+pub use decrypt::{decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, SealedSlice};
 pub use encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
 pub use recipient::{FileKey, Identity, Recipient};

@@ -1,8 +1,9 @@
-//! Read-only memory maps of input files: the one place with `unsafe`.
+//! Memory maps of input files (read-only) and of new output files (writable): the one place
+//! with `unsafe`.
 //!
 //! # Safety
 //!
-//! A mapping is sound only while nobody changes the file underneath it:
+//! An input mapping is sound only while nobody changes the file underneath it:
 //!
 //! - **Rewritten bytes** are harmless here. Every byte read from a map is authenticated before
 //!   any plaintext is released, so a changed chunk fails like any corrupt one.
@@ -15,6 +16,11 @@
 //!      partial output survives), writes one clear line to standard error and exits with code 1.
 //!      A fault anywhere else gets the default action (a crash with a core dump), as a bug
 //!      should.
+//!
+//! An output mapping ([`MappedOutput`]) is of a temporary file this process just created and
+//! sized, which nobody else knows about yet. Its one hazard is the file system running out of
+//! space when a page is first written (tmpfs, sparse files): that also raises SIGBUS, and the
+//! same handler removes the temporary outputs and exits with the same one line.
 //!
 //! The handler uses only async-signal-safe calls (`write`, `unlink`, `_exit`) and lock-free
 //! tables of fixed size, filled before the maps are read. Inputs that may change while read
@@ -30,7 +36,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Once;
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapMut};
 
 /// How many maps, and how many paths to remove, the fault handler can know at once.
 const SLOTS: usize = 256;
@@ -76,6 +82,53 @@ impl Deref for MappedFile {
 }
 
 impl Drop for MappedFile {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            MAPS.release(slot);
+        }
+    }
+}
+
+/// A new output file's bytes, mapped writable, so that many threads fill it without taking
+/// the file's lock (positioned writes to one file serialize on it in the kernel).
+pub struct MappedOutput {
+    map: MmapMut,
+    slot: Option<usize>,
+}
+
+impl MappedOutput {
+    /// Sets `file`'s length to `len` (not zero) and maps it writable.
+    ///
+    /// `file` must be a temporary output of this process, registered with [`remove_on_fault`]
+    /// by the caller so that a fault (no space left) leaves nothing behind.
+    pub fn new(file: &File, len: u64) -> io::Result<MappedOutput> {
+        assert!(len > 0, "an empty file cannot be mapped");
+        file.set_len(len)?;
+        install_handler();
+        // SAFETY: the file is a new temporary output that only this process writes, sized just
+        // above; the map lives no longer than `self`. A page that cannot be allocated faults,
+        // and the handler deals with that as the module docs describe.
+        let map = unsafe { MmapMut::map_mut(file)? };
+        let slot = MAPS.claim(map.as_ptr() as usize, map.len());
+        Ok(MappedOutput { map, slot })
+    }
+}
+
+impl std::ops::DerefMut for MappedOutput {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+}
+
+impl Deref for MappedOutput {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl Drop for MappedOutput {
     fn drop(&mut self) {
         if let Some(slot) = self.slot {
             MAPS.release(slot);
@@ -149,8 +202,9 @@ impl Ranges {
 static MAPS: Ranges = Ranges([const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; SLOTS]);
 static PATHS: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
 
-const MESSAGE: &[u8] = b"error: the input file shrank while being read (truncated by another \
-process); no partial output was left behind\n";
+const MESSAGE: &[u8] = b"error: a mapped file failed: the input shrank while being read \
+(truncated by another process), or the output's file system is full; no partial output was \
+left behind\n";
 
 fn install_handler() {
     static ONCE: Once = Once::new();

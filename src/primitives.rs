@@ -22,6 +22,20 @@ pub fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
     okm
 }
 
+/// HKDF-SHA256's extract step alone (RFC 5869, section 2.2): the pseudorandom key.
+pub fn hkdf_extract(salt: &[u8], ikm: &[u8]) -> Zeroizing<[u8; 32]> {
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), ikm);
+    Zeroizing::new(prk.into())
+}
+
+/// HKDF-SHA256's expand step alone (RFC 5869, section 2.3), filling `out` (at most 8160 bytes).
+pub fn hkdf_expand(prk: &[u8; 32], info: &[u8], out: &mut [u8]) {
+    Hkdf::<Sha256>::from_prk(prk)
+        .expect("a 32-byte PRK is long enough")
+        .expand(info, out)
+        .expect("callers ask for short outputs");
+}
+
 /// HMAC-SHA256 of `data` under `key`.
 pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac =
@@ -72,8 +86,8 @@ pub const BACKEND: &str = if cfg!(feature = "aws-lc") {
 
 #[cfg(not(feature = "aws-lc"))]
 mod rustcrypto {
-    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-    use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce, Tag};
+    use chacha20poly1305::aead::inout::InOutBuf;
+    use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, Key, KeyInit, Nonce, Tag};
 
     use super::{ChunkAead, TAG_SIZE};
 
@@ -82,27 +96,31 @@ mod rustcrypto {
 
     impl ChunkAead for Aead {
         fn new(key: &[u8; 32]) -> Self {
-            Aead(ChaCha20Poly1305::new(Key::from_slice(key)))
+            Aead(ChaCha20Poly1305::new(&Key::from(*key)))
         }
 
         fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE] {
             self.0
-                .encrypt_in_place_detached(Nonce::from_slice(nonce), &[], buf)
+                .encrypt_inout_detached(&Nonce::from(*nonce), &[], buf.into())
                 .expect("chunks are far below the ChaCha20 length limit")
                 .into()
         }
 
         fn open(&self, nonce: &[u8; 12], ciphertext: &[u8], tag: &[u8], out: &mut [u8]) -> bool {
-            // This generation of the crate decrypts in place only: copy, then decrypt.
-            out.copy_from_slice(ciphertext);
-            let tag = Tag::from_slice(tag);
+            let Ok(tag) = <&Tag>::try_from(tag) else {
+                return false;
+            };
+            // Out of place: the (often mapped) ciphertext is read once and the plaintext
+            // written once, with no copy in between.
+            let buf = InOutBuf::new(ciphertext, out).expect("ciphertext and output of one length");
             let ok = self
                 .0
-                .decrypt_in_place_detached(Nonce::from_slice(nonce), &[], out, tag);
-            if ok.is_err() {
+                .decrypt_inout_detached(&Nonce::from(*nonce), &[], buf, tag)
+                .is_ok();
+            if !ok {
                 out.fill(0);
             }
-            ok.is_ok()
+            ok
         }
     }
 }
@@ -199,19 +217,34 @@ pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
 ///
 /// A zero nonce is safe because every key passed here is derived fresh for one message only.
 pub fn seal_once(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
-    let mut out = plaintext.to_vec();
-    let tag = Aead::new(key).seal_in_place(&[0; 12], &mut out);
-    out.extend_from_slice(&tag);
-    out
+    seal_with_nonce(key, &[0; 12], plaintext)
 }
 
 /// Decrypts a message made by [`seal_once`]; `None` if it does not authenticate.
 pub fn open_once(key: &[u8; 32], ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    open_with_nonce(key, &[0; 12], ciphertext)
+}
+
+/// Encrypts one short message, no associated data, the tag appended. The caller answers for
+/// the nonce never repeating under `key` (HPKE derives both per message).
+pub fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; 12], plaintext: &[u8]) -> Vec<u8> {
+    let mut out = plaintext.to_vec();
+    let tag = Aead::new(key).seal_in_place(nonce, &mut out);
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Decrypts a message made by [`seal_with_nonce`]; `None` if it does not authenticate.
+pub fn open_with_nonce(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    ciphertext: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
     let split = ciphertext.len().checked_sub(TAG_SIZE)?;
     let (body, tag) = ciphertext.split_at(split);
     let mut out = Zeroizing::new(vec![0; body.len()]);
     Aead::new(key)
-        .open(&[0; 12], body, tag, &mut out)
+        .open(nonce, body, tag, &mut out)
         .then_some(out)
 }
 
@@ -295,8 +328,9 @@ mod x25519_tests {
 #[cfg(test)]
 mod backend_tests {
     use super::*;
-    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-    use chacha20poly1305::ChaCha20Poly1305;
+    // The previous generation of the RustCrypto crate, as an independent reference.
+    use chacha20poly1305_ref::aead::{AeadInPlace, KeyInit};
+    use chacha20poly1305_ref::ChaCha20Poly1305;
 
     /// Whichever backend this build uses must agree byte for byte with RustCrypto's reference
     /// implementation, across lengths around the SIMD block sizes.

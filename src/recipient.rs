@@ -4,10 +4,12 @@
 //! "This stanza is not mine" (`None`) is an expected outcome, distinct from "this stanza is
 //! mine and it is broken" (`Some(Err(..))`), which stops decryption.
 
+use std::collections::BTreeSet;
+
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::error::DecryptError;
+use crate::error::{DecryptError, EncryptError};
 use crate::format::Stanza;
 
 /// Size of an age file key.
@@ -40,6 +42,25 @@ impl FileKey {
 pub trait Recipient: Send + Sync {
     /// Wraps `file_key` into one or more stanzas for the header.
     fn wrap(&self, file_key: &FileKey) -> Vec<Stanza>;
+
+    /// Labels that every recipient of one file must share, as age's `RecipientWithLabels`:
+    /// sealing refuses recipients whose label sets differ. Post-quantum recipients carry
+    /// [`crate::pq::POST_QUANTUM`], so no file is sealed to one of them and to a classical key
+    /// (which would leave it only as strong as the classical key). None by default.
+    fn labels(&self) -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+}
+
+/// Checks that `recipients` may share one file: they all carry the same labels.
+pub fn check_compatible(recipients: &[&dyn Recipient]) -> Result<(), EncryptError> {
+    let mut labels = recipients.iter().map(|r| r.labels());
+    match labels.next() {
+        Some(first) if labels.any(|other| other != first) => {
+            Err(EncryptError::IncompatibleRecipients)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A private key that can open files sealed to its recipient.

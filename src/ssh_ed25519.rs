@@ -89,7 +89,7 @@ impl Identity {
 
     /// The identity for a 32-byte Ed25519 seed (the private key as OpenSSH stores it).
     pub fn from_seed(seed: Zeroizing<[u8; 32]>) -> Identity {
-        let hash = Zeroizing::new(<[u8; 64]>::from(Sha512::digest(seed.as_ref())));
+        let hash = Zeroizing::new(<[u8; 64]>::from(Sha512::digest(&seed[..])));
         let mut scalar = Zeroizing::new([0u8; 32]);
         scalar.copy_from_slice(&hash[..32]);
         let public = EdwardsPoint::mul_base_clamped(*scalar)

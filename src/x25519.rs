@@ -7,13 +7,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use bech32::primitives::decode::CheckedHrpstring;
-use bech32::{Bech32, Hrp};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::error::{shown, DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
+use crate::keytext;
 use crate::primitives::{hkdf, open_once, seal_once, x25519, x25519_base};
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
 
@@ -53,11 +52,7 @@ impl Identity {
 
     /// The `AGE-SECRET-KEY-1...` form. Handle with care: it is the secret.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        let hrp = Hrp::parse_unchecked(IDENTITY_HRP);
-        let bytes = &self.secret;
-        let encoded = Zeroizing::new(
-            bech32::encode::<Bech32>(hrp, bytes.as_ref()).expect("32 bytes always encode"),
-        );
+        let encoded = Zeroizing::new(keytext::encode(IDENTITY_HRP, self.secret.as_ref()));
         Zeroizing::new(encoded.to_uppercase())
     }
 
@@ -126,7 +121,7 @@ impl FromStr for Recipient {
     /// Parses `age1...` (lowercase Bech32, as age writes it).
     fn from_str(s: &str) -> Result<Self, KeyError> {
         let invalid = || KeyError::InvalidRecipient(shown(s));
-        let bytes = decode_bech32(s, RECIPIENT_HRP).ok_or_else(invalid)?;
+        let bytes = keytext::decode(s, RECIPIENT_HRP).ok_or_else(invalid)?;
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
         // A low-order point would make every shared secret zero: not a usable recipient.
         if x25519(&[0x5a; 32], &bytes).is_none() {
@@ -138,8 +133,7 @@ impl FromStr for Recipient {
 
 impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hrp = Hrp::parse_unchecked(RECIPIENT_HRP);
-        f.write_str(&bech32::encode::<Bech32>(hrp, &self.0).map_err(|_| fmt::Error)?)
+        f.write_str(&keytext::encode(RECIPIENT_HRP, &self.0))
     }
 }
 
@@ -155,24 +149,17 @@ impl FromStr for Identity {
     /// Parses `AGE-SECRET-KEY-1...` (uppercase Bech32, as age writes it).
     fn from_str(s: &str) -> Result<Self, KeyError> {
         let invalid = || KeyError::InvalidIdentity { line: 1 };
-        let bytes = Zeroizing::new(decode_bech32(s, IDENTITY_HRP).ok_or_else(invalid)?);
+        let bytes = Zeroizing::new(keytext::decode(s, IDENTITY_HRP).ok_or_else(invalid)?);
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
         Ok(Identity::from_secret(Zeroizing::new(bytes)))
     }
-}
-
-/// Decodes Bech32 (not Bech32m) with exactly the human-readable part `hrp`, case included.
-fn decode_bech32(s: &str, hrp: &str) -> Option<Vec<u8>> {
-    let checked = CheckedHrpstring::new::<Bech32>(s).ok()?;
-    let (found, _) = s.rsplit_once('1')?;
-    (found == hrp && checked.hrp().as_str().eq_ignore_ascii_case(hrp))
-        .then(|| checked.byte_iter().collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::recipient::{Identity as _, Recipient as _};
+    use bech32::{Bech32, Hrp};
 
     #[test]
     fn keys_round_trip_through_their_text_forms() {

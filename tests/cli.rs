@@ -882,9 +882,19 @@ fn files_that_are_not_age_files_are_exit_4() {
         ("empty", Vec::new()),
         ("text", b"hello world\n".to_vec()),
         ("PNG", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec()),
-        ("armored", b"-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec()),
+        (
+            "garbage before armor",
+            b"x\n-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec(),
+        ),
     ];
     let expected = (EXIT_HEADER, "not an age file");
+    check_refused(&dir, WITH_KEY, READS, expected, &cases);
+    // The begin line alone is armor (issue 6), cut short.
+    let cases = [(
+        "armor cut short",
+        b"-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec(),
+    )];
+    let expected = (EXIT_HEADER, "invalid armor: the armor has no end line");
     check_refused(&dir, WITH_KEY, READS, expected, &cases);
 }
 
@@ -1300,6 +1310,11 @@ fn a_mapped_input_truncated_while_read_fails_cleanly_without_sigbus() {
 
 /// The path of a Go age tool. Fails the test when it is missing: never skips it.
 fn go_tool(name: &str) -> PathBuf {
+    tool(name, "the Go age CLI is required (apt-get install age)")
+}
+
+/// The path of a program on `PATH`; fails the test, saying `why`, when it is missing.
+fn tool(name: &str, why: &str) -> PathBuf {
     let executable = |path: &PathBuf| {
         let meta = path.metadata();
         meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -1310,9 +1325,7 @@ fn go_tool(name: &str) -> PathBuf {
                 .map(|d| d.join(name))
                 .find(executable)
         })
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH: the Go age CLI is required (apt-get install age)")
-        })
+        .unwrap_or_else(|| panic!("`{name}` is not on PATH: {why}"))
 }
 
 const INTEROP_SIZES: &[usize] = &[0, 1, CHUNK, CHUNK + 1, 300 * 1024];
@@ -1382,6 +1395,631 @@ fn go_age_keygen_and_seal_keygen_read_each_others_keys() {
     let sealed = seal_via(&dir, Io::Pipes, &plaintext, &["-r", theirs]);
     let opened = unseal_via(&dir, Io::Pipes, &sealed, &["--key", "theirs.key"]);
     assert!(opened == plaintext);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ASCII armor and passphrases (issue 6)
+
+const BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
+const END: &str = "-----END AGE ENCRYPTED FILE-----";
+
+/// Checks the shape age's spec gives armor: the begin line, full 64-column lines, a last line
+/// that may be shorter but not empty, the end line, a final newline.
+fn assert_armor_shape(armored: &[u8]) {
+    let text = std::str::from_utf8(armored).expect("armor is text");
+    assert!(text.ends_with(&format!("\n{END}\n")), "{text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], BEGIN);
+    let body = &lines[1..lines.len() - 1];
+    assert!(!body.is_empty());
+    for line in &body[..body.len() - 1] {
+        assert_eq!(line.len(), 64, "{line:?}");
+    }
+    let last = body[body.len() - 1];
+    assert!(!last.is_empty() && last.len() <= 64 && last.len().is_multiple_of(4));
+}
+
+#[test]
+fn armor_round_trips_every_size_by_every_way_in_and_out() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    for (seed, &len) in SIZES.iter().enumerate() {
+        let plaintext = data(len, 300 + seed as u64);
+        for io in [Io::OutputFlag, Io::Pipes] {
+            let armored = transform(&dir, "seal", io, &plaintext, &["-a", "--to", "server.pub"]);
+            assert_armor_shape(&armored);
+            for flags in [&[][..], &["--no-mmap"], &["--threads", "1"]] {
+                let keys = [WITH_KEY, flags].concat();
+                for unseal_io in [Io::DefaultNames, Io::Pipes] {
+                    let opened = unseal_via(&dir, unseal_io, &armored, &keys);
+                    assert!(
+                        opened == plaintext,
+                        "{len} bytes, {io:?} {flags:?} {unseal_io:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn armored_output_may_go_to_standard_output_and_crlf_armor_opens() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("notes.txt", "meet at noon\n");
+    let run = dir
+        .line("seal -a notes.txt --to server.pub -o -")
+        .run()
+        .ok();
+    let crlf = run.stdout_string().replace('\n', "\r\n");
+    let opened = unseal_via(&dir, Io::Pipes, crlf.as_bytes(), WITH_KEY);
+    assert_eq!(opened, b"meet at noon\n");
+}
+
+#[test]
+fn bad_armor_is_refused_with_exit_4_and_nothing_left_behind() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    let plaintext = data(3 * CHUNK + 10, 9);
+    let armored = transform(
+        &dir,
+        "seal",
+        Io::Pipes,
+        &plaintext,
+        &["-a", "--to", "server.pub"],
+    );
+    let text = String::from_utf8(armored).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let with_line = |at: usize, line: &str| {
+        let mut ls = lines.clone();
+        ls[at] = line;
+        (ls.join("\n") + "\n").into_bytes()
+    };
+    let long = format!("{} ", lines[2]);
+    let cases = [
+        ("trailing garbage", format!("{text}garbage\n").into_bytes()),
+        ("a space at a line end", with_line(2, &long)),
+        ("an empty line", with_line(5, "")),
+        (
+            "a lowercase end line",
+            with_line(lines.len() - 1, &END.to_lowercase()),
+        ),
+        ("no end line", text.replace(END, "").into_bytes()),
+        ("a short line in the middle", with_line(3, &lines[3][..60])),
+    ];
+    check_refused(
+        &dir,
+        WITH_KEY,
+        READS,
+        (EXIT_HEADER, "invalid armor"),
+        &cases,
+    );
+}
+
+#[test]
+fn go_age_opens_what_seal_armors() {
+    let age = go_tool("age");
+    let dir = Dir::new();
+    dir.new_key("server");
+    for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
+        let plaintext = data(len, 400 + seed as u64);
+        let armored = transform(
+            &dir,
+            "seal",
+            Io::Pipes,
+            &plaintext,
+            &["-a", "--to", "server.pub"],
+        );
+        dir.write("sealed.age", armored);
+        let opened = dir.cmd(&age).args(["-d", "-i", "server.key", "sealed.age"]);
+        assert!(opened.run().ok().stdout == plaintext, "age -d: {len} bytes");
+    }
+}
+
+#[test]
+fn unseal_opens_what_go_age_armors() {
+    let age = go_tool("age");
+    let dir = Dir::new();
+    dir.new_key("server");
+    for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
+        let plaintext = data(len, 500 + seed as u64);
+        dir.write("plain", &plaintext);
+        let age_encrypt = dir
+            .cmd(&age)
+            .args(["-a", "-R", "server.pub", "-o", "sealed.age"]);
+        age_encrypt.arg("plain").run().ok();
+        let armored = dir.read("sealed.age");
+        assert!(armored.starts_with(BEGIN.as_bytes()));
+        dir.remove("sealed.age");
+        dir.remove("plain");
+        for flags in [&[][..], &["--no-mmap"]] {
+            let keys = [WITH_KEY, flags].concat();
+            for io in [Io::DefaultNames, Io::Pipes] {
+                let opened = unseal_via(&dir, io, &armored, &keys);
+                assert!(opened == plaintext, "age -a: {len} bytes, {flags:?} {io:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn passphrase_files_round_trip_at_the_default_and_a_small_work_factor() {
+    let dir = Dir::new();
+    dir.write_private("pass", "correct horse battery staple\n");
+    let plaintext = data(CHUNK + 3, 21);
+    for work in [&[][..], &["--work-factor", "10"]] {
+        for armor in [&[][..], &["-a"]] {
+            let flags = [&["--passphrase-file", "pass"][..], work, armor].concat();
+            let sealed = transform(&dir, "seal", Io::Pipes, &plaintext, &flags);
+            let header = match armor.is_empty() {
+                true => sealed.clone(),
+                false => seal::armor::decode(&sealed).unwrap(),
+            };
+            let factor = if work.is_empty() { "18" } else { "10" };
+            let (header, _) = seal::format::Header::parse(&header).unwrap();
+            assert_eq!(header.stanzas.len(), 1);
+            assert_eq!(header.stanzas[0].kind, "scrypt");
+            assert_eq!(header.stanzas[0].args[1], factor);
+            // The passphrase file's final newline is not part of the passphrase: the same
+            // text without it opens the file too.
+            dir.write_private("pass2", "correct horse battery staple");
+            for file in ["pass", "pass2"] {
+                let opened =
+                    unseal_via(&dir, Io::OutputFlag, &sealed, &["--passphrase-file", file]);
+                assert!(opened == plaintext, "{flags:?} {file}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_wrong_passphrase_exits_3_and_leaves_nothing_behind() {
+    let dir = Dir::new();
+    dir.write_private("pass", "right");
+    dir.write_private("wrong", "wrong");
+    let plaintext = data(2 * CHUNK, 22);
+    let flags = ["--passphrase-file", "pass", "--work-factor", "10"];
+    let sealed = transform(&dir, "seal", Io::Pipes, &plaintext, &flags);
+    let armored = transform(
+        &dir,
+        "seal",
+        Io::Pipes,
+        &plaintext,
+        &[&flags[..], &["-a"]].concat(),
+    );
+    let cases = [("binary", sealed), ("armored", armored)];
+    let keys = ["--passphrase-file", "wrong"];
+    check_refused(
+        &dir,
+        &keys,
+        READS,
+        (EXIT_NO_MATCH, "wrong passphrase"),
+        &cases,
+    );
+}
+
+#[test]
+fn a_passphrase_is_never_mixed_with_keys() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write_private("pass", "p");
+    dir.write("plain", "x");
+    let before = dir.listing();
+    dir.line("seal plain --passphrase-file pass --to server.pub")
+        .run()
+        .fails(EXIT_USAGE)
+        .says("seal", &["passphrase cannot be combined"], Some("not both"));
+    assert_eq!(dir.listing(), before);
+
+    // A header with a passphrase stanza and a key stanza is refused, even by the key.
+    let sealed = transform(&dir, "seal", Io::Pipes, b"x", &["--to", "server.pub"]);
+    let scrypt = transform(
+        &dir,
+        "seal",
+        Io::Pipes,
+        b"x",
+        &["--passphrase-file", "pass", "--work-factor", "2"],
+    );
+    let text = String::from_utf8_lossy(&scrypt);
+    let stanza_end = text.find("\n---").unwrap();
+    let stanza = &scrypt[b"age-encryption.org/v1\n".len()..stanza_end + 1];
+    let at = b"age-encryption.org/v1\n".len();
+    let mixed = [&sealed[..at], stanza, &sealed[at..]].concat();
+    let cases = [("scrypt and X25519", mixed)];
+    check_refused(
+        &dir,
+        WITH_KEY,
+        READS,
+        (EXIT_HEADER, "must be the only stanza"),
+        &cases,
+    );
+}
+
+#[test]
+fn a_hostile_work_factor_is_refused_before_any_work() {
+    let dir = Dir::new();
+    dir.write_private("pass", "p");
+    let sealed = transform(
+        &dir,
+        "seal",
+        Io::Pipes,
+        b"x",
+        &["--passphrase-file", "pass", "--work-factor", "2"],
+    );
+    let text = String::from_utf8_lossy(&sealed).into_owned();
+    let line_end = text.find(" 2\n").unwrap();
+    for factor in ["23", "40", "63"] {
+        let hostile = [
+            &sealed[..line_end + 1],
+            factor.as_bytes(),
+            &sealed[line_end + 2..],
+        ]
+        .concat();
+        let started = Instant::now();
+        let cases = [(factor, hostile)];
+        let keys = ["--passphrase-file", "pass"];
+        check_refused(
+            &dir,
+            &keys,
+            READS,
+            (EXIT_HEADER, "above the limit of 2^22"),
+            &cases,
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{factor}: took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn passphrase_files_readable_by_others_are_warned_about() {
+    let dir = Dir::new();
+    dir.write("pass", "p");
+    dir.chmod("pass", 0o644);
+    dir.write("plain", "x");
+    let run = dir
+        .line("seal plain --passphrase-file pass --work-factor 2 -o sealed.age")
+        .run()
+        .ok();
+    assert_eq!(
+        run.stderr,
+        "seal: warning: pass: passphrase file is readable by group or others; run chmod 600\n"
+    );
+    let run = dir
+        .line("unseal sealed.age --passphrase-file pass -o -")
+        .run()
+        .ok();
+    assert!(run
+        .stderr
+        .contains("unseal: warning: pass: passphrase file is readable"));
+    assert_eq!(run.stdout, b"x");
+}
+
+#[test]
+fn unseal_without_a_key_names_the_missing_key_when_the_file_needs_one() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    let sealed = transform(&dir, "seal", Io::Pipes, b"x", &["--to", "server.pub"]);
+    dir.write("sealed.age", &sealed);
+    let before = dir.listing();
+    dir.line("unseal sealed.age").run().fails(EXIT_USAGE).says(
+        "unseal",
+        &["sealed.age: no key given"],
+        Some("use --key server.key"),
+    );
+    assert_eq!(dir.listing(), before);
+}
+
+#[test]
+fn armor_is_refused_in_batch_mode() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("a", "1");
+    dir.write("b", "2");
+    let before = dir.listing();
+    dir.line("seal -a a b --to server.pub")
+        .run()
+        .fails(EXIT_USAGE)
+        .says("seal", &["--armor seals one file at a time"], None);
+    assert_eq!(dir.listing(), before);
+}
+
+#[test]
+fn a_key_given_for_a_passphrase_file_gets_a_hint() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write_private("pass", "p");
+    let flags = ["--passphrase-file", "pass", "--work-factor", "2"];
+    let sealed = transform(&dir, "seal", Io::Pipes, b"x", &flags);
+    dir.write("sealed.age", &sealed);
+    let before = dir.listing();
+    dir.line("unseal sealed.age --key server.key")
+        .run()
+        .fails(EXIT_NO_MATCH)
+        .says(
+            "unseal",
+            &["sealed.age: the file is sealed with a passphrase, not to a key"],
+            Some("leave out --key"),
+        );
+    assert_eq!(dir.listing(), before);
+}
+
+/// Runs `command` (a shell line) on a fresh pseudo-terminal, typing `typed` at it, as a
+/// person would answer passphrase prompts. Needs `script` (util-linux); fails loudly without.
+fn on_terminal(dir: &Dir, command: &str, typed: &str) -> Run {
+    let script = tool("script", "util-linux's script runs commands on a terminal");
+    dir.cmd(script)
+        .args(["-qec", command, "/dev/null"])
+        .stdin(typed)
+        .run()
+}
+
+#[test]
+fn passphrases_typed_on_a_terminal_interoperate_with_go_age_both_ways() {
+    let age = go_tool("age");
+    let age = age.to_str().unwrap();
+    let dir = Dir::new();
+    let plaintext = data(CHUNK + 100, 31);
+    dir.write("plain", &plaintext);
+    let (seal, unseal) = (bin("seal"), bin("unseal"));
+
+    // seal asks twice; age -d asks once.
+    let line = format!("{seal} plain --passphrase --work-factor 12 -o ours.age");
+    on_terminal(&dir, &line, "hunter2\nhunter2\n").ok();
+    on_terminal(&dir, &format!("{age} -d -o opened ours.age"), "hunter2\n").ok();
+    assert!(dir.read("opened") == plaintext);
+    dir.remove("opened");
+
+    // age -p asks twice; unseal asks once, and only because the file needs it.
+    on_terminal(
+        &dir,
+        &format!("{age} -p -o theirs.age plain"),
+        "hunter2\nhunter2\n",
+    )
+    .ok();
+    on_terminal(&dir, &format!("{unseal} theirs.age -o opened"), "hunter2\n").ok();
+    assert!(dir.read("opened") == plaintext);
+    dir.remove("opened");
+
+    // A wrong passphrase, and two that differ when sealing: nothing is written.
+    let before = dir.listing();
+    let run = on_terminal(&dir, &format!("{unseal} theirs.age -o opened"), "hunter3\n");
+    let run = run.fails(EXIT_NO_MATCH);
+    assert!(run
+        .stdout_string()
+        .contains("unseal: error: theirs.age: wrong passphrase"));
+    let line = format!("{seal} plain --passphrase -o again.age");
+    let run = on_terminal(&dir, &line, "hunter2\nhunter3\n").fails(EXIT_USAGE);
+    assert!(run
+        .stdout_string()
+        .contains("seal: error: the passphrases do not match"));
+    assert_eq!(dir.listing(), before);
+}
+
+#[test]
+fn batch_mode_opens_armored_files_small_and_large_mapped_or_not() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    fs::create_dir(dir.path("up")).unwrap();
+    let small = data(100, 41);
+    let large = data(2 * (1 << 20) + 7, 42);
+    for (name, plaintext) in [("small", &small), ("large", &large)] {
+        let armored = transform(
+            &dir,
+            "seal",
+            Io::Pipes,
+            plaintext,
+            &["-a", "--to", "server.pub"],
+        );
+        dir.write(&format!("up/{name}.age"), armored);
+    }
+    for flags in [&[][..], &["--no-mmap"]] {
+        let out = format!("out{}", flags.len());
+        let args = [&["up", "-q", "-k", "server.key", "-o", &out][..], flags].concat();
+        dir.bin("unseal").args(args).run().ok();
+        assert!(dir.read(&format!("{out}/up/small")) == small, "{flags:?}");
+        assert!(dir.read(&format!("{out}/up/large")) == large, "{flags:?}");
+    }
+}
+
+#[test]
+fn a_batch_without_keys_is_a_usage_error_but_a_passphrase_file_opens_one() {
+    let dir = Dir::new();
+    fs::create_dir(dir.path("up")).unwrap();
+    dir.write_private("pass", "p");
+    let flags = ["--passphrase-file", "pass", "--work-factor", "2"];
+    for name in ["a", "b"] {
+        let sealed = transform(&dir, "seal", Io::Pipes, name.as_bytes(), &flags);
+        dir.write(&format!("up/{name}.age"), sealed);
+    }
+    let before = dir.listing();
+    dir.line("unseal up -o out").run().fails(EXIT_USAGE).says(
+        "unseal",
+        &["no key given"],
+        Some("--passphrase-file FILE"),
+    );
+    assert_eq!(dir.listing(), before);
+    dir.line("unseal up -q -o out --passphrase-file pass")
+        .run()
+        .ok();
+    assert_eq!(dir.read("out/up/a"), b"a");
+    assert_eq!(dir.read("out/up/b"), b"b");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Post-quantum keys (issue 7): `seal-keygen --pq`, `age1pq1...` recipients.
+//
+// The Go age on this machine (1.1.x, Debian's) predates post-quantum keys (age 1.3), and the
+// `age` crate has none either: the C2SP hybrid vectors are the interop check
+// (tests/conformance.rs, and .ci/run through the real binary).
+
+/// Makes `NAME.key` and `NAME.pub` with `seal-keygen --pq`; returns the `age1pq1...` recipient.
+fn new_pq_key(dir: &Dir, name: &str) -> String {
+    let private = format!("{name}.key");
+    dir.bin("seal-keygen")
+        .args(["--pq", "-o", &private])
+        .run()
+        .ok();
+    dir.read_string(&format!("{name}.pub"))
+        .trim_end()
+        .to_string()
+}
+
+#[test]
+fn keygen_pq_writes_a_post_quantum_key_pair_that_y_reads_back() {
+    let dir = Dir::new();
+    let run = dir
+        .bin("seal-keygen")
+        .args(["--pq", "-o", "server.key"])
+        .run()
+        .ok();
+    assert_eq!(dir.listing(), listing(&["server.key", "server.pub"]));
+    assert_eq!(dir.mode("server.key"), 0o600);
+    let text = dir.read_string("server.key");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.len() == 3 && lines[0].starts_with("# created: "),
+        "{text}"
+    );
+    let public = lines[1]
+        .strip_prefix("# public key: ")
+        .expect("# public key:");
+    assert!(
+        public.starts_with("age1pq1") && public.len() == 1959,
+        "{public}"
+    );
+    assert!(lines[2].starts_with("AGE-SECRET-KEY-PQ-1") && lines[2].len() == 77);
+    assert_eq!(dir.read_string("server.pub"), format!("{public}\n"));
+    assert!(run.stderr.contains(&format!("Public key: {public}")));
+
+    let from_file = dir.bin("seal-keygen").args(["-y", "server.key"]).run().ok();
+    assert_eq!(from_file.stdout_string(), format!("{public}\n"));
+    let from_stdin = dir.bin("seal-keygen").args(["-y", "-"]);
+    let from_stdin = from_stdin.stdin(dir.read("server.key")).run().ok();
+    assert_eq!(from_stdin.stdout_string(), format!("{public}\n"));
+
+    // Two runs make two different keys.
+    assert_ne!(new_pq_key(&dir, "other"), public);
+}
+
+#[test]
+fn keygen_y_derives_the_public_key_of_the_spec_example() {
+    let dir = Dir::new();
+    let example = include_str!("../testdata/pq/spec-example.key");
+    dir.write_private("example.key", example);
+    let run = dir
+        .bin("seal-keygen")
+        .args(["-y", "example.key"])
+        .run()
+        .ok();
+    let public = example
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap();
+    assert_eq!(run.stdout_string(), format!("{public}\n"));
+}
+
+#[test]
+fn keygen_pq_and_y_do_not_go_together() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    let run = dir
+        .bin("seal-keygen")
+        .args(["--pq", "-y", "server.key"])
+        .run();
+    let run = run.fails(EXIT_USAGE);
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn post_quantum_keys_round_trip_through_the_binaries() {
+    let dir = Dir::new();
+    let recipient = new_pq_key(&dir, "server");
+    for (seed, &len) in [0, 1, CHUNK, 2 * CHUNK + 500].iter().enumerate() {
+        let plaintext = data(len, 300 + seed as u64);
+        let ways: [(&[&str], Io); 3] = [
+            (&["--to", "server.pub"], Io::DefaultNames),
+            (&["-r", &recipient], Io::Pipes),
+            (&["-R", "server.pub", "--threads", "1"], Io::OutputFlag),
+        ];
+        for (to, io) in ways {
+            let sealed = transform(&dir, "seal", io, &plaintext, to);
+            assert!(sealed.starts_with(b"age-encryption.org/v1\n-> mlkem768x25519 "));
+            assert_eq!(
+                sealed_len(Layout::of(&sealed).header_len, len),
+                sealed.len()
+            );
+            for io in [Io::DefaultNames, Io::Pipes] {
+                let opened = unseal_via(&dir, io, &sealed, WITH_KEY);
+                assert!(opened == plaintext, "{len} bytes, sealed {to:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_post_quantum_file_with_another_key_is_exit_3() {
+    let dir = Dir::new();
+    new_pq_key(&dir, "server");
+    new_pq_key(&dir, "other");
+    dir.new_key("classic");
+    let sealed = transform(
+        &dir,
+        "seal",
+        Io::Pipes,
+        &data(5000, 4),
+        &["--to", "server.pub"],
+    );
+    for keys in [&["--key", "other.key"][..], &["--key", "classic.key"]] {
+        let cases = [("sealed to another key", sealed.clone())];
+        let needle = (EXIT_NO_MATCH, "no key matches (tried 1)");
+        check_refused(&dir, keys, READS, needle, &cases);
+    }
+    // A key file with a classical key and the right post-quantum key opens it.
+    let both = [dir.read("classic.key"), dir.read("server.key")].concat();
+    dir.write_private("both.key", both);
+    let opened = unseal_via(&dir, Io::Pipes, &sealed, &["--key", "both.key"]);
+    assert_eq!(opened, data(5000, 4));
+}
+
+#[test]
+fn mixing_post_quantum_and_classical_keys_is_refused_and_writes_nothing() {
+    let dir = Dir::new();
+    let pq = new_pq_key(&dir, "pq");
+    let classic = dir.new_key("classic");
+    dir.write("both.pub", format!("{classic}\n{pq}\n"));
+    dir.write("plain", data(100, 5));
+    std::fs::create_dir(dir.path("tree")).unwrap();
+    dir.write("tree/a", data(10, 6));
+    let before = dir.listing();
+    let command_lines: [&[&str]; 5] = [
+        &["plain", "--to", "pq.pub", "--to", "classic.pub"],
+        &["plain", "-r", &classic, "-r", &pq],
+        &["plain", "-R", "both.pub"],
+        &["plain", "--to", "pq.pub", "-r", &classic, "-o", "out.age"],
+        &["tree", "--to", "both.pub"],
+    ];
+    for args in command_lines {
+        dir.bin("seal").args(args).run().fails(EXIT_USAGE).says(
+            "seal",
+            &["incompatible recipients", "post-quantum"],
+            Some("age1pq1"),
+        );
+        assert_eq!(dir.listing(), before, "seal {args:?} left files");
+    }
+    // Several post-quantum keys may share a file.
+    new_pq_key(&dir, "pq2");
+    let to = ["--to", "pq.pub", "--to", "pq2.pub"];
+    let sealed = transform(&dir, "seal", Io::Pipes, b"both", &to);
+    for key in ["pq.key", "pq2.key"] {
+        assert_eq!(
+            unseal_via(&dir, Io::Pipes, &sealed, &["--key", key]),
+            b"both"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -112,26 +112,46 @@ fn parallel_equals_sequential_at_any_thread_count() {
     }
 }
 
+/// At 3 threads the file paths use positioned writes, from 8 a writable mapping of the output
+/// (`parallel::maps_output`): both must write the bytes the memory paths give, and a corrupt
+/// chunk must fail either way.
 #[test]
 fn file_paths_write_the_same_bytes_as_memory_paths() {
     let (id, to) = key();
-    for &len in &[0, 1, K, 3 * 1024 * 1024 + 11] {
-        let plaintext = data(len);
-        let sealed_file = tempfile::tempfile().unwrap();
-        let written = Encryptor::new(&[&to])
-            .unwrap()
-            .seal_to_file(&plaintext, &sealed_file)
-            .unwrap();
-        let sealed = std::fs::read(format!("/proc/self/fd/{}", fd(&sealed_file))).unwrap();
-        assert_eq!(written, sealed.len() as u64);
+    for threads in [3, 8] {
+        assert_eq!(seal::parallel::maps_output(threads), threads >= 8);
+        for &len in &[0, 1, K, 3 * 1024 * 1024 + 11] {
+            let plaintext = data(len);
+            let sealed_file = tempfile::tempfile().unwrap();
+            let encryptor = Encryptor::new(&[&to]).unwrap();
+            let written = in_pool(threads, || encryptor.seal_to_file(&plaintext, &sealed_file));
+            let mut sealed = std::fs::read(format!("/proc/self/fd/{}", fd(&sealed_file))).unwrap();
+            assert_eq!(written.unwrap(), sealed.len() as u64);
+            assert_eq!(open_sequential(&id, &sealed).unwrap(), plaintext);
 
-        let slice = SealedSlice::new(&sealed).unwrap();
-        let payload = slice.unwrap(&[&id]).unwrap();
-        assert_eq!(payload.plaintext_len(), len as u64);
-        let out = tempfile::tempfile().unwrap();
-        in_pool(3, || payload.decrypt_to_file(&out)).unwrap();
-        let opened = std::fs::read(format!("/proc/self/fd/{}", fd(&out))).unwrap();
-        assert_eq!(opened, plaintext, "len {len}");
+            let slice = SealedSlice::new(&sealed).unwrap();
+            let payload = slice.unwrap(&[&id]).unwrap();
+            assert_eq!(payload.plaintext_len(), len as u64);
+            let out = tempfile::tempfile().unwrap();
+            in_pool(threads, || payload.decrypt_to_file(&out)).unwrap();
+            let opened = std::fs::read(format!("/proc/self/fd/{}", fd(&out))).unwrap();
+            assert_eq!(opened, plaintext, "len {len}, {threads} threads");
+
+            // A flipped byte in the second chunk: the file path fails and names it.
+            if len > 2 * K {
+                let prefix = sealed.len() - seal::stream::encrypted_len(len as u64) as usize;
+                let at = prefix + seal::stream::ENCRYPTED_CHUNK_SIZE + 100;
+                sealed[at] ^= 1;
+                let slice = SealedSlice::new(&sealed).unwrap();
+                let payload = slice.unwrap(&[&id]).unwrap();
+                let out = tempfile::tempfile().unwrap();
+                let err = in_pool(threads, || payload.decrypt_to_file(&out)).unwrap_err();
+                assert!(
+                    matches!(err, DecryptError::PayloadCorrupt { chunk: 1 }),
+                    "{err:?}, {threads} threads"
+                );
+            }
+        }
     }
 }
 
@@ -417,4 +437,328 @@ fn property_parallel_and_sequential_agree_for_random_lengths_and_threads() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Post-quantum recipients (issue 7): age's mlkem768x25519 type, `age1pq1...`.
+
+fn pq_key() -> (seal::pq::Identity, seal::pq::Recipient) {
+    let id = seal::pq::Identity::generate();
+    let public = id.to_public();
+    (id, public)
+}
+
+fn open_with(ids: &[&dyn Identity], sealed: &[u8]) -> [Result<Vec<u8>, DecryptError>; 2] {
+    let sequential = Decryptor::new(sealed).and_then(|d| {
+        let mut out = Vec::new();
+        d.unwrap(ids)?.read_to_end(&mut out)?;
+        Ok(out)
+    });
+    [sequential, seal::decrypt(ids, sealed)]
+}
+
+#[test]
+fn post_quantum_keys_round_trip_on_every_path() {
+    let (id, to) = pq_key();
+    for &len in &[0, 1, K, 2 * K + 500] {
+        let plaintext = data(len);
+        let in_memory = seal::encrypt(&[&to], &plaintext).unwrap();
+        let mut streamed = Vec::new();
+        let mut w = Encryptor::new(&[&to])
+            .unwrap()
+            .stream(&mut streamed)
+            .unwrap();
+        w.write_all(&plaintext).unwrap();
+        w.finish().unwrap();
+        for sealed in [in_memory, streamed] {
+            let header = seal::format::Header::parse(&sealed).unwrap().0;
+            assert_eq!(header.stanzas.len(), 1);
+            assert_eq!(header.stanzas[0].kind, "mlkem768x25519");
+            for result in open_with(&[&id], &sealed) {
+                assert_eq!(result.unwrap(), plaintext, "len {len}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_post_quantum_file_opens_only_with_its_key() {
+    let (id, to) = pq_key();
+    let (other, _) = pq_key();
+    let (classic, _) = key();
+    let sealed = seal::encrypt(&[&to], b"for the server only").unwrap();
+    for wrong in [&other as &dyn Identity, &classic] {
+        for result in open_with(&[wrong], &sealed) {
+            assert!(matches!(result, Err(DecryptError::NoMatch { tried: 1 })));
+        }
+    }
+    // A key file holding a classical key and the right post-quantum key opens it.
+    for result in open_with(&[&classic, &other, &id], &sealed) {
+        assert_eq!(result.unwrap(), b"for the server only");
+    }
+}
+
+#[test]
+fn every_post_quantum_recipient_of_a_file_can_open_it() {
+    let keys: Vec<_> = (0..3).map(|_| pq_key()).collect();
+    let to: Vec<&dyn Recipient> = keys.iter().map(|(_, r)| r as &dyn Recipient).collect();
+    let sealed = seal::encrypt(&to, b"shared").unwrap();
+    for (id, _) in &keys {
+        for result in open_with(&[id], &sealed) {
+            assert_eq!(result.unwrap(), b"shared");
+        }
+    }
+}
+
+#[test]
+fn post_quantum_and_classical_recipients_are_never_mixed() {
+    let (_, pq) = pq_key();
+    let (_, classic) = key();
+    for recipients in [
+        [&pq as &dyn Recipient, &classic],
+        [&classic as &dyn Recipient, &pq],
+    ] {
+        assert!(matches!(
+            seal::encrypt(&recipients, b"x"),
+            Err(seal::EncryptError::IncompatibleRecipients)
+        ));
+        assert!(matches!(
+            Encryptor::new(&recipients),
+            Err(seal::EncryptError::IncompatibleRecipients)
+        ));
+    }
+}
+
+/// Replaces the `mlkem768x25519` share of a sealed file's only stanza, keeping the rest.
+fn with_share(sealed: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let (header, len) = seal::format::Header::parse(sealed).unwrap();
+    let mut stanzas = header.stanzas.clone();
+    let mut share = base64_decode(&stanzas[0].args[0]);
+    change(&mut share);
+    stanzas[0].args[0] = seal::format::encode_arg(&share);
+    let forged = seal::format::Header::new(stanzas, |_| header.mac);
+    [forged.to_bytes(), &sealed[len..]].concat()
+}
+
+fn base64_decode(arg: &str) -> Vec<u8> {
+    seal::format::decode_arg::<1120>(arg).unwrap().to_vec()
+}
+
+#[test]
+fn a_tampered_or_low_order_encapsulation_never_opens() {
+    let (id, to) = pq_key();
+    let sealed = seal::encrypt(&[&to], &data(1000)).unwrap();
+    // Damage to the ML-KEM ciphertext or to the X25519 share: the key does not match.
+    for at in [0, 700, 1087, 1088, 1119] {
+        let tampered = with_share(&sealed, |s| s[at] ^= 0x10);
+        for result in open_with(&[&id], &tampered) {
+            assert!(
+                matches!(result, Err(DecryptError::NoMatch { .. })),
+                "byte {at}: {:?}",
+                result.map(|p| p.len())
+            );
+        }
+    }
+    // A low-order X25519 share is a broken stanza, not someone else's.
+    let low_order = with_share(&sealed, |s| s[1088..].fill(0));
+    for result in open_with(&[&id], &low_order) {
+        assert!(
+            matches!(&result, Err(DecryptError::InvalidHeader(m)) if m.contains("low-order")),
+            "{:?}",
+            result.map(|p| p.len())
+        );
+    }
+}
+
+/// The `age` crate (0.12) has no mlkem768x25519 recipients, so there is no library interop
+/// to test; the C2SP hybrid vectors (tests/conformance.rs) are the interop check. When this
+/// test fails, the crate has gained them: add interop both ways.
+#[test]
+fn the_age_crate_does_not_know_post_quantum_recipients_yet() {
+    let (id, to) = pq_key();
+    assert!(age::x25519::Recipient::from_str(&to.to_string()).is_err());
+    assert!(age::x25519::Identity::from_str(id.to_secret_string().as_str()).is_err());
+    assert!(
+        age::IdentityFile::from_buffer(id.to_secret_string().as_bytes())
+            .map(|f| f.into_identities().is_err())
+            .unwrap_or(true)
+    );
+}
+
+#[test]
+fn the_batch_api_refuses_mixed_recipients_per_file_and_writes_nothing() {
+    use seal::batch::{self, Direction, FileError, Keys, Options, Outcome};
+    struct Quiet;
+    impl batch::Observer for Quiet {}
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a"), b"a").unwrap();
+    let (_, pq) = pq_key();
+    let (_, classic) = key();
+    let recipients = [&pq as &dyn Recipient, &classic];
+    let options = Options::new(Direction::Seal);
+    let plan = batch::plan(&[dir.path().to_path_buf()], &options);
+    let reports = batch::run(plan, Keys::Recipients(&recipients), &options, &Quiet);
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(
+        &reports[0].outcome,
+        Outcome::Failed(FileError::IncompatibleRecipients(_))
+    ));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "only the input is there");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Passphrases and armor (issue 6), against the age crate
+
+fn passphrase(s: &str) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(s.to_string())
+}
+
+#[test]
+fn the_age_crate_opens_our_passphrase_files_and_we_open_its() {
+    let secret = || age::secrecy::SecretString::from("correct horse".to_string());
+    for len in [0, 1, K, K + 1] {
+        let plaintext: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+
+        let ours = seal::scrypt::Recipient::new(passphrase("correct horse")).with_work_factor(10);
+        let sealed = seal::encrypt(&[&ours], &plaintext).unwrap();
+        let mut theirs_id = age::scrypt::Identity::new(secret());
+        theirs_id.set_max_work_factor(10);
+        assert_eq!(
+            age::decrypt(&theirs_id, &sealed).unwrap(),
+            plaintext,
+            "{len}"
+        );
+        let armored = seal::armor::encode(&sealed);
+        assert_eq!(
+            seal::decrypt(
+                &[&seal::scrypt::Identity::new(passphrase("correct horse"))],
+                armored.as_bytes()
+            )
+            .unwrap(),
+            plaintext
+        );
+
+        let mut theirs = age::scrypt::Recipient::new(secret());
+        theirs.set_work_factor(10);
+        let sealed = age::encrypt(&theirs, &plaintext).unwrap();
+        let right = seal::scrypt::Identity::new(passphrase("correct horse"));
+        let wrong = seal::scrypt::Identity::new(passphrase("correct horse "));
+        assert_eq!(
+            seal::decrypt(&[&right], &sealed).unwrap(),
+            plaintext,
+            "{len}"
+        );
+        assert!(matches!(
+            seal::decrypt(&[&wrong], &sealed),
+            Err(DecryptError::NoMatch { .. })
+        ));
+        let limited =
+            seal::scrypt::Identity::new(passphrase("correct horse")).with_max_work_factor(9);
+        assert!(matches!(
+            seal::decrypt(&[&limited], &sealed),
+            Err(DecryptError::InvalidHeader(m)) if m.contains("above the limit")
+        ));
+    }
+}
+
+#[test]
+fn a_passphrase_must_be_the_only_recipient() {
+    let server = x25519::Identity::generate();
+    let pass = seal::scrypt::Recipient::new(passphrase("p")).with_work_factor(2);
+    let to = server.to_public();
+    assert!(matches!(
+        seal::encrypt(&[&pass, &to], b"x"),
+        Err(seal::EncryptError::PassphraseNotAlone)
+    ));
+    assert!(seal::encrypt(&[&pass], b"x").is_ok());
+}
+
+#[test]
+fn the_decryptor_reads_armor_itself_and_the_slice_api_says_to_decode_it() {
+    let server = x25519::Identity::generate();
+    let plaintext: Vec<u8> = (0..3 * K + 5).map(|i| (i * 3) as u8).collect();
+    let sealed = seal::encrypt(&[&server.to_public()], &plaintext).unwrap();
+    let armored = seal::armor::encode(&sealed);
+    let decryptor = Decryptor::new(armored.as_bytes()).unwrap();
+    assert!(decryptor.is_armored());
+    let mut opened = Vec::new();
+    decryptor
+        .unwrap(&[&server])
+        .unwrap()
+        .read_to_end(&mut opened)
+        .unwrap();
+    assert!(opened == plaintext);
+    let mut streamed = Vec::new();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let d = Decryptor::new(armored.as_bytes()).unwrap();
+        d.decrypt_stream(&[&server], &mut streamed).unwrap()
+    });
+    assert!(streamed == plaintext);
+    assert!(matches!(
+        seal::SealedSlice::new(armored.as_bytes()),
+        Err(DecryptError::InvalidArmor(m)) if m.contains("armor::decode")
+    ));
+    // Malformed armor in the middle of a long stream is an armor error on every path.
+    let mut lines: Vec<&str> = armored.lines().collect();
+    lines.insert(2000, "");
+    let broken = lines.join("\n");
+    assert!(matches!(
+        seal::decrypt(&[&server], broken.as_bytes()),
+        Err(DecryptError::InvalidArmor(_))
+    ));
+    let streamed = pool.install(|| {
+        Decryptor::new(broken.as_bytes())
+            .unwrap()
+            .decrypt_stream(&[&server], std::io::sink())
+    });
+    assert!(
+        matches!(
+            streamed,
+            Err(seal::StreamError::Decrypt(DecryptError::InvalidArmor(_)))
+        ),
+        "{streamed:?}"
+    );
+}
+
+#[test]
+fn debug_output_never_shows_key_material() {
+    // x25519::Identity and FileKey have no `Debug` at all: this fails to compile if one is
+    // added (the call is ambiguous exactly when `T: Debug`).
+    trait AmbiguousIfDebug<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfDebug<()> for T {}
+    impl<T: ?Sized + std::fmt::Debug> AmbiguousIfDebug<u8> for T {}
+    <x25519::Identity as AmbiguousIfDebug<_>>::check();
+    <seal::FileKey as AmbiguousIfDebug<_>>::check();
+
+    // Types that do print: stanzas (wrapped keys), recipients, passphrase types.
+    let pass = seal::scrypt::Recipient::new(passphrase("hunter2hunter2")).with_work_factor(2);
+    let stanzas = seal::Recipient::wrap(&pass, &seal::FileKey::generate());
+    let body = base64_of(&stanzas[0].body);
+    let shown = format!(
+        "{:?} {:?} {:?}",
+        stanzas,
+        pass,
+        seal::scrypt::Identity::new(passphrase("hunter2hunter2"))
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains(&body[..8]),
+        "{shown}"
+    );
+    let error = seal::decrypt(
+        &[&seal::scrypt::Identity::new(passphrase("hunter2hunter2"))],
+        b"junk",
+    );
+    assert!(!format!("{error:?}").contains("hunter2"));
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    seal::format::encode_arg(bytes)
 }

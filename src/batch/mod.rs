@@ -250,6 +250,9 @@ pub enum FileError {
     /// There were no recipients to seal to.
     #[error("no recipients given")]
     NoRecipients,
+    /// The recipients may not share a file (post-quantum mixed with classical).
+    #[error(transparent)]
+    IncompatibleRecipients(crate::EncryptError),
     /// The keys given do not fit the direction of the batch.
     #[error("recipients given to open files, or identities to seal them")]
     WrongKeys,

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::staging::{self, Staged};
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, Plan, Report};
-use crate::error::{DecryptError, StreamError};
+use crate::error::{DecryptError, EncryptError, StreamError};
 use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
 use crate::{Decryptor, Encryptor, SealedSlice};
@@ -170,7 +170,10 @@ fn seal(
     tick: Tick<'_>,
 ) -> Result<u64, FileError> {
     let (file, meta) = open_input(job)?;
-    let encryptor = Encryptor::new(recipients).map_err(|_| FileError::NoRecipients)?;
+    let encryptor = Encryptor::new(recipients).map_err(|e| match e {
+        EncryptError::IncompatibleRecipients => FileError::IncompatibleRecipients(e),
+        _ => FileError::NoRecipients,
+    })?;
     let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
     if meta.len() <= IN_MEMORY {
         let plaintext = Zeroizing::new(read_all(file, meta.len())?);
@@ -209,7 +212,10 @@ fn open(
     // The key is unwrapped before the output is created: a file for another key leaves no
     // trace at all.
     if meta.len() <= IN_MEMORY {
-        let sealed = read_all(file, meta.len())?;
+        let mut sealed = read_all(file, meta.len())?;
+        if crate::armor::is_armored(&sealed) {
+            sealed = crate::armor::decode(&sealed).map_err(read_error)?;
+        }
         let payload = SealedSlice::new(&sealed)
             .and_then(|slice| slice.unwrap(identities))
             .map_err(read_error)?;
@@ -222,6 +228,16 @@ fn open(
         staged.commit(options.force).map_err(write_error(job))?;
     } else if options.mmap {
         let map = MappedFile::new(file).map_err(FileError::Read)?;
+        if crate::armor::is_armored(&map) {
+            // Large and armored: decoded as it streams, from the map.
+            let decryptor = Decryptor::new(&map[..]).map_err(read_error)?;
+            let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
+            let result = decryptor.decrypt_stream(identities, staged.file());
+            stream_result(job, result)?;
+            staged.commit(options.force).map_err(write_error(job))?;
+            tick(meta.len());
+            return Ok(meta.len());
+        }
         let payload = SealedSlice::new(&map)
             .and_then(|slice| slice.unwrap(identities))
             .map_err(read_error)?;

@@ -510,7 +510,9 @@ fn message(error: &FileError) -> String {
 fn code(error: &FileError) -> ExitCode {
     match error {
         FileError::Decrypt(e) => Failure::from(e).code,
-        FileError::NoRecipients | FileError::WrongKeys => ExitCode::Usage,
+        FileError::NoRecipients | FileError::IncompatibleRecipients(_) | FileError::WrongKeys => {
+            ExitCode::Usage
+        }
         _ => ExitCode::Io,
     }
 }

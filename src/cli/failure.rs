@@ -12,9 +12,10 @@ pub enum ExitCode {
     Io = 1,
     /// 2: bad command line, or a key or recipient that does not parse.
     Usage = 2,
-    /// 3: none of the keys opens the file.
+    /// 3: none of the keys opens the file, or the passphrase is wrong.
     NoMatch = 3,
-    /// 4: not an age file, or its header is malformed or of an unsupported version.
+    /// 4: not an age file, bad ASCII armor, or a header that is malformed, of an unsupported
+    /// version, or asks for a passphrase work factor above the limit.
     Header = 4,
     /// 5: the header MAC is wrong: the header was modified.
     HeaderMac = 5,
@@ -112,6 +113,7 @@ impl From<&DecryptError> for Failure {
     fn from(e: &DecryptError) -> Failure {
         let code = match e {
             DecryptError::NotAgeFile
+            | DecryptError::InvalidArmor(_)
             | DecryptError::UnsupportedVersion(_)
             | DecryptError::InvalidHeader(_) => ExitCode::Header,
             DecryptError::NoMatch { .. } => ExitCode::NoMatch,
@@ -128,7 +130,11 @@ impl From<&DecryptError> for Failure {
 impl From<EncryptError> for Failure {
     fn from(e: EncryptError) -> Failure {
         match e {
-            EncryptError::NoRecipients => Failure::usage(e.to_string()),
+            EncryptError::NoRecipients | EncryptError::PassphraseNotAlone => {
+                Failure::usage(e.to_string())
+            }
+            EncryptError::IncompatibleRecipients => Failure::usage(e.to_string())
+                .hint("seal to the age1pq1... keys only, or to the classical keys only"),
             EncryptError::Io(e) => Failure::new(ExitCode::Io, describe_io(&e)),
         }
     }

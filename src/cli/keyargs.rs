@@ -88,6 +88,9 @@ pub fn recipients(
     if out.is_empty() {
         return Err(Failure::usage("no recipients given").hint("use --to server.pub"));
     }
+    // Refused here, before any output exists (the library refuses it too).
+    let refs: Vec<&dyn Recipient> = out.iter().map(|r| r.as_ref()).collect();
+    crate::recipient::check_compatible(&refs)?;
     Ok(out)
 }
 
@@ -114,15 +117,13 @@ fn recipients_file(path: &Path) -> Result<Vec<Box<dyn Recipient>>, Failure> {
     Ok(recipients)
 }
 
-/// Identities from every `--key` file. Warns (on stderr) about key files others can read.
+/// Identities from every `--key` file (none is fine: a passphrase may open the file). Warns
+/// (on stderr) about key files others can read.
 pub fn identities(
     program: &str,
     paths: &[PathBuf],
     passphrase: &PassphraseFlags,
 ) -> Result<Vec<Box<dyn Identity>>, Failure> {
-    if paths.is_empty() {
-        return Err(Failure::usage("no key given").hint("use --key server.key"));
-    }
     let mut out = Vec::new();
     for path in paths {
         out.extend(identity_file(program, path, passphrase)?);
@@ -152,15 +153,17 @@ pub fn identity_file(
             failure
         }
     })?;
-    warn_if_exposed(program, path);
+    warn_if_exposed(program, path, "private key");
     Ok(parsed)
 }
 
-fn warn_if_exposed(program: &str, path: &Path) {
+/// Warns (on stderr) when a secret file (`what`: "private key", "passphrase file") is readable
+/// by group or others.
+pub fn warn_if_exposed(program: &str, path: &Path, what: &str) {
     if let Ok(meta) = fs::metadata(path) {
         if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
             eprintln!(
-                "{program}: warning: {}: private key is readable by group or others; run chmod 600",
+                "{program}: warning: {}: {what} is readable by group or others; run chmod 600",
                 path.display()
             );
         }

@@ -11,6 +11,7 @@ mod failure;
 mod inspect;
 mod keyargs;
 mod output;
+mod passphrase;
 mod paths;
 mod progress;
 

@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 use super::batch;
-use super::failure::Failure;
+use super::failure::{ExitCode, Failure};
+use super::passphrase::{self, Passphrase};
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::{label, Progress};
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::mmap::MappedFile;
-use crate::{DecryptError, Decryptor, Identity, SealedSlice};
+use crate::{armor, DecryptError, Decryptor, Identity, SealedSlice};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -22,7 +23,11 @@ Examples:
   unseal --key server.key < docs.tar.age | tar x
   unseal big.iso.age --key old.key --key server.key --threads 8
   unseal /srv/upload -k server.key -o /srv/inbox --json    a whole tree, in batch mode
-  unseal --inspect upload.age [--json] [--key server.key]   what it holds, without opening it";
+  unseal notes.txt.age                      asks for the passphrase if it was sealed with one
+  unseal notes.txt.age --passphrase-file pass.txt
+  unseal --inspect upload.age [--json] [--key server.key]   what it holds, without opening it
+
+ASCII-armored input (seal -a, age -a) is detected and decoded by itself.";
 
 /// Open files sealed to this server, in the age v1 format, on every core.
 #[derive(Parser, Debug)]
@@ -42,6 +47,11 @@ pub struct Args {
         value_name = "FILE"
     )]
     pub key: Vec<PathBuf>,
+
+    /// Read the passphrase of a file sealed with one from FILE (its contents, without a final
+    /// newline). Without it and without --key, unseal asks on the terminal if the file needs it.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -73,8 +83,57 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
     if args.inspect {
         return super::inspect::run(&args.input, &args.key, &args.passphrase, args.batch.json);
     }
-    let identities = keyargs::identities("unseal", &args.key, &args.passphrase)?;
-    let identities: Vec<&dyn Identity> = identities.iter().map(|i| i.as_ref()).collect();
+    let keys = keyargs::identities("unseal", &args.key, &args.passphrase)?;
+    let single = !batch::wanted(&args.input);
+    if !single && keys.is_empty() && args.passphrase_file.is_none() {
+        // A batch does not stop to ask: the passphrase comes from a file, if at all.
+        return Err(Failure::usage("no key given").hint(
+            "use --key server.key, or --passphrase-file FILE for files sealed with a passphrase",
+        ));
+    }
+    let passphrase = match &args.passphrase_file {
+        Some(path) => Some(Passphrase::given(passphrase::from_file("unseal", path)?)),
+        None if keys.is_empty() => Some(Passphrase::prompt()),
+        None => None,
+    };
+    let mut identities: Vec<&dyn Identity> = keys.iter().map(|i| i.as_ref()).collect();
+    identities.extend(passphrase.as_ref().map(|p| p as &dyn Identity));
+    let input_name = match args.input.as_slice() {
+        [path] if path.as_os_str() != "-" => path.clone(),
+        _ => PathBuf::from(STDIN),
+    };
+    let result = open(args, &identities);
+    match (result, &passphrase) {
+        (Err(failure), Some(passphrase)) if single => Err(passphrase.explain(failure, &input_name)),
+        (Err(failure), None) if single && failure.code == ExitCode::NoMatch => {
+            Err(explain_passphrase_file(failure, &input_name))
+        }
+        (result, _) => result,
+    }
+}
+
+/// Keys were given but none matched: if the file (not standard input, which is gone) is
+/// sealed with a passphrase, say so.
+fn explain_passphrase_file(failure: Failure, input: &Path) -> Failure {
+    let header = std::fs::File::open(input)
+        .ok()
+        .and_then(|file| Decryptor::new(BufReader::new(file)).ok());
+    let passphrase = header.is_some_and(|d| {
+        let stanzas = &d.header().stanzas;
+        stanzas.iter().any(|s| s.kind == crate::scrypt::STANZA_KIND)
+    });
+    match passphrase {
+        true => Failure::new(
+            ExitCode::NoMatch,
+            "the file is sealed with a passphrase, not to a key",
+        )
+        .about(input)
+        .hint("leave out --key to be asked for the passphrase, or use --passphrase-file FILE"),
+        false => failure,
+    }
+}
+
+fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
     if batch::wanted(&args.input) {
         let command = batch::Command {
             program: "unseal",
@@ -82,7 +141,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
             shared: args.shared,
             flags: &args.batch,
         };
-        return batch::run(command, Keys::Identities(&identities));
+        return batch::run(command, Keys::Identities(identities));
     }
     batch::check_single(&args.batch)?;
     let source = Source::from_arg(args.input.into_iter().next());
@@ -102,9 +161,16 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
             let output = pending.target();
             if meta.is_file() && !args.shared.no_mmap {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
+                if armor::is_armored(&map) {
+                    // Armor is decoded as it streams: from the map, in bounded memory.
+                    stream(&map[..], identities, threads, pending.file(), path, output)?;
+                    let output = pending.target().to_path_buf();
+                    pending.commit()?;
+                    return batch::remove_single(&args.batch, path, &output);
+                }
                 let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
                 let payload = sealed
-                    .unwrap(&identities)
+                    .unwrap(identities)
                     .map_err(|e| blame(e, path, output))?;
                 let total = Some(payload.plaintext_len());
                 let progress = Progress::new(quiet, total, &label(path));
@@ -114,7 +180,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
             } else {
                 let progress = Progress::for_file(quiet, &meta, path);
                 let input = BufReader::new(progress.reader(file));
-                stream(input, &identities, threads, pending.file(), path, output)?;
+                stream(input, identities, threads, pending.file(), path, output)?;
             }
             let output = pending.target().to_path_buf();
             pending.commit()?;
@@ -125,7 +191,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
             let progress = Progress::for_file(quiet, &meta, path);
             to_stdout(
                 BufReader::new(progress.reader(file)),
-                &identities,
+                identities,
                 threads,
                 path,
             )
@@ -135,7 +201,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
             let input = BufReader::new(progress.reader(io::stdin()));
             stream(
                 input,
-                &identities,
+                identities,
                 threads,
                 pending.file(),
                 STDIN.as_ref(),
@@ -147,7 +213,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
         (Source::Stdin, Destination::Stdout) => {
             let progress = Progress::new(quiet, None, STDIN);
             let input = BufReader::new(progress.reader(io::stdin()));
-            to_stdout(input, &identities, threads, STDIN.as_ref())
+            to_stdout(input, identities, threads, STDIN.as_ref())
         }
     }
 }

@@ -370,7 +370,7 @@ fn keygen_protects_a_new_key_with_a_passphrase_when_asked() {
         .fails(EXIT_USAGE)
         .says(
             "seal-keygen",
-            &["age X25519 keys have no passphrase"],
+            &["age keys have no passphrase"],
             Some("--type"),
         );
 }
