@@ -4,16 +4,10 @@
 //! `ssh-ed25519`: the first four bytes of SHA-256 of the SSH public key). An X25519 stanza
 //! holds an ephemeral share only: which key it is for cannot be known without trying it.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-
+use crate::armor;
 use crate::error::DecryptError;
 use crate::format::{Header, VERSION_LINE};
 use crate::stream::{chunk_count, plaintext_len, NONCE_SIZE};
-
-/// The first line of an ASCII-armored age file.
-pub const ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
-const ARMOR_END: &str = "-----END AGE ENCRYPTED FILE-----";
 
 /// One stanza, as far as it can be read without a key.
 #[derive(Debug, Clone)]
@@ -95,9 +89,7 @@ impl Inspection {
     /// Inspects a whole file in memory, armored or not; returns the header too.
     pub fn of_bytes(file: &[u8]) -> Result<(Inspection, Header), DecryptError> {
         if is_armored(file) {
-            let decoded = decode_armor(file).ok_or_else(|| {
-                DecryptError::header("ASCII-armored, but the armor does not decode")
-            })?;
+            let decoded = armor::decode(file)?;
             let (header, len) = Header::parse(&decoded)?;
             let info = Inspection::new(&header, len as u64, decoded.len() as u64, true);
             return Ok((info, header));
@@ -110,18 +102,7 @@ impl Inspection {
 
 /// Whether `start` (the first bytes of a file) begins like an ASCII-armored age file.
 pub fn is_armored(start: &[u8]) -> bool {
-    let text = start.trim_ascii_start();
-    text.starts_with(ARMOR_BEGIN.as_bytes())
-}
-
-/// Decodes ASCII armor leniently, for inspection only: the base64 lines between the markers.
-/// (Opening armored files, strictly, is the job of the armor module.)
-fn decode_armor(file: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(file).ok()?;
-    let body = text.trim().strip_prefix(ARMOR_BEGIN)?;
-    let body = body.trim_end().strip_suffix(ARMOR_END)?;
-    let joined: String = body.split_whitespace().collect();
-    STANDARD.decode(joined).ok()
+    armor::is_armored(start)
 }
 
 #[cfg(test)]
@@ -155,17 +136,14 @@ mod tests {
     fn armor_is_seen_and_decoded() {
         let id = x25519::Identity::generate();
         let sealed = crate::encrypt(&[&id.to_public()], b"hi").unwrap();
-        let body = STANDARD.encode(&sealed);
-        let lines: Vec<&str> = body
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        let armored = format!("{ARMOR_BEGIN}\n{}\n{ARMOR_END}\n", lines.join("\n"));
+        let armored = armor::encode(&sealed);
         let (info, _) = Inspection::of_bytes(armored.as_bytes()).unwrap();
         assert!(info.armored);
         assert_eq!(info.plaintext.unwrap(), (2, 1));
-        let broken = armored.replace(&lines[0][..4], "!!!!");
-        assert!(Inspection::of_bytes(broken.as_bytes()).is_err());
+        let broken = armored.replacen("\n", "\n!!!!", 1);
+        assert!(matches!(
+            Inspection::of_bytes(broken.as_bytes()),
+            Err(DecryptError::InvalidArmor(_))
+        ));
     }
 }
