@@ -120,6 +120,22 @@ pub enum KeyError {
     /// A file with no keys in it.
     #[error("no keys found")]
     Empty,
+    /// A key in a format this crate knows, that cannot be used: too small, of an unsupported
+    /// type, damaged. Never repeats key material.
+    #[error("{0}")]
+    Unusable(String),
+    /// A file in none of the key formats this crate reads; names the accepted ones.
+    #[error("unknown key format; accepted: {0}")]
+    UnknownFormat(&'static str),
+    /// A passphrase-protected key that the passphrase does not open.
+    #[error("wrong passphrase (or a damaged key file)")]
+    WrongPassphrase,
+    /// A passphrase-protected key, and no passphrase to open it with.
+    #[error("the key is passphrase-protected, and no passphrase was given")]
+    PassphraseNeeded,
+    /// The passphrase could not be read from where it was to come from.
+    #[error("cannot read the key passphrase: {0}")]
+    PassphraseUnavailable(String),
     /// Reading the key file failed.
     #[error(transparent)]
     Io(#[from] io::Error),

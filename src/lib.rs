@@ -35,6 +35,9 @@ mod keytext;
 pub mod pq;
 pub mod recipient;
 pub mod scrypt;
+pub mod ssh;
+pub mod ssh_ed25519;
+pub mod ssh_rsa;
 pub mod x25519;
 mod xwing;
 
@@ -49,6 +52,9 @@ pub mod pipeline;
 
 // Whole trees: walk, plan, run every file on one pool.
 pub mod batch;
+
+// What a sealed file says about itself, without a key.
+pub mod inspect;
 
 // Memory maps of inputs and outputs: the crate's only `unsafe`.
 #[allow(unsafe_code)]

@@ -3,6 +3,8 @@
 //! Everything the format needs from HKDF, HMAC and ChaCha20-Poly1305 goes through this module,
 //! so a second backend is one file, not a rewrite.
 
+pub mod rsa;
+
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -1142,7 +1142,7 @@ fn usage_errors_are_exit_2_with_one_message_and_leave_nothing_behind() {
         ),
         (
             "unseal sealed.age --key plain.txt",
-            "error: plain.txt: line 1: not a valid identity",
+            "error: plain.txt: unknown key format; accepted: age identity files",
             None,
         ),
         (
@@ -2021,3 +2021,9 @@ fn mixing_post_quantum_and_classical_keys_is_refused_and_writes_nothing() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// SSH and PEM keys, seal-keygen --type and --fingerprint, unseal --inspect (issue 4)
+
+#[path = "cli/ssh_keys.rs"]
+mod ssh_keys;

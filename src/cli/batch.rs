@@ -547,7 +547,7 @@ fn json_record(report: &Report, done_word: &str) -> String {
 
 /// `,"key":"path"`: the path as UTF-8 (invalid bytes replaced by U+FFFD); a path that is
 /// not UTF-8 also gets `,"key_base64":"..."` with its exact bytes.
-fn json_path(line: &mut String, key: &str, path: Option<&Path>) {
+pub(super) fn json_path(line: &mut String, key: &str, path: Option<&Path>) {
     let _ = write!(line, ",\"{key}\":");
     let Some(path) = path else {
         line.push_str("null");
@@ -562,7 +562,7 @@ fn json_path(line: &mut String, key: &str, path: Option<&Path>) {
 }
 
 /// A JSON string literal.
-fn json_string(line: &mut String, text: &str) {
+pub(super) fn json_string(line: &mut String, text: &str) {
     line.push('"');
     for c in text.chars() {
         match c {

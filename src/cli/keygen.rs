@@ -3,38 +3,89 @@
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use zeroize::Zeroizing;
 
 use super::failure::{ExitCode, Failure};
+use super::keyargs::PassphraseFlags;
 use super::run;
+use crate::error::KeyError;
 use crate::keys;
+use crate::ssh;
 use crate::{pq, x25519};
 
 const EXAMPLES: &str = "\
 Examples:
   seal-keygen -o server.key       writes server.key (0600) and server.pub
   seal-keygen --pq -o server.key  the same, a post-quantum key (age1pq1...)
-  seal-keygen -y server.key       prints the public key
+  seal-keygen --type rsa --bits 4096 -o server.key    an RSA key, in OpenSSH formats
+  seal-keygen --type ed25519 -o server.key --key-passphrase-file pass    passphrase-protected
+  seal-keygen -y server.key       prints the public key (of any supported key file)
+  seal-keygen --fingerprint ~/.ssh/id_ed25519.pub    prints its SHA-256 fingerprint
   seal-keygen > key.txt           prints a new key (public key on stderr)";
 
-/// Make server key pairs for seal and unseal (age X25519 keys, or post-quantum hybrid keys).
+/// The kinds of key pair seal-keygen makes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    /// age X25519 (`age1...`, `AGE-SECRET-KEY-1...`): the default, and the fastest to open.
+    X25519,
+    /// RSA, as an OpenSSH key pair (ssh-rsa): for servers whose keys must be RSA.
+    Rsa,
+    /// Ed25519, as an OpenSSH key pair (ssh-ed25519).
+    Ed25519,
+    /// Post-quantum ML-KEM-768 + X25519 hybrid (`age1pq1...`), the same as --pq.
+    Pq,
+}
+
+/// Make server key pairs for seal and unseal, or show the public key or fingerprint of one.
 #[derive(Parser, Debug)]
 #[command(name = "seal-keygen", version, after_help = EXAMPLES)]
 pub struct Args {
     /// Write the private key here (created 0600, never over an existing file) and the public
     /// key beside it (NAME.pub for NAME.key, else OUTPUT.pub).
-    #[arg(short, long, value_name = "OUTPUT", conflicts_with = "public")]
+    #[arg(short, long, value_name = "OUTPUT", conflicts_with_all = ["public", "fingerprint"])]
     pub output: Option<PathBuf>,
 
-    /// Print the public key of each private key in this identity file (`-` for standard input).
-    #[arg(short = 'y', value_name = "KEY")]
-    pub public: Option<PathBuf>,
+    /// The kind of key pair to make. RSA and Ed25519 keys are written in the OpenSSH formats,
+    /// so ssh-keygen, age and rage read them too.
+    #[arg(
+        short = 't',
+        long = "type",
+        value_name = "TYPE",
+        default_value = "x25519"
+    )]
+    pub key_type: KeyType,
+
+    /// RSA modulus size in bits.
+    #[arg(short, long, value_name = "BITS", default_value = "3072",
+          value_parser = [clap::builder::PossibleValue::new("2048"), "3072".into(), "4096".into()])]
+    pub bits: String,
+
+    /// Comment for a new OpenSSH key (shown after the public key).
+    #[arg(short = 'C', long, value_name = "COMMENT", default_value = "")]
+    pub comment: String,
 
     /// Make a post-quantum key: ML-KEM-768 + X25519 hybrid (age's `age1pq1...` keys, which Go
     /// age 1.3 and later reads). Files sealed to it stay safe from a future quantum computer.
-    #[arg(long, conflicts_with = "public")]
+    /// The same as --type pq.
+    #[arg(long, conflicts_with_all = ["public", "fingerprint"])]
     pub pq: bool,
+
+    /// Print the public key of each private key in this key file (`-` for standard input):
+    /// age identity files, OpenSSH, PKCS#1 and PKCS#8 private keys.
+    #[arg(short = 'y', value_name = "KEY", conflicts_with = "fingerprint")]
+    pub public: Option<PathBuf>,
+
+    /// Print the SHA-256 fingerprint of each key in this key file, private or public: for SSH
+    /// keys exactly as `ssh-keygen -l` does; for age keys `SHA256:` and the base64 of SHA-256
+    /// of the `age1...` recipient.
+    #[arg(long, value_name = "FILE")]
+    pub fingerprint: Option<PathBuf>,
+
+    /// With --type rsa or ed25519: protect the new private key with the passphrase read from
+    /// --key-passphrase-file or --key-passphrase-env.
+    #[command(flatten)]
+    pub passphrase: PassphraseFlags,
 }
 
 /// The `seal-keygen` binary.
@@ -45,24 +96,60 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs `seal-keygen` with parsed arguments.
 pub fn keygen(args: Args) -> Result<(), Failure> {
-    if let Some(path) = args.public {
-        return print_public(&path);
+    if let Some(path) = &args.public {
+        return print_public(path);
     }
-    let created = now_rfc3339();
-    let (public, secret) = if args.pq {
-        let identity = pq::Identity::generate();
-        (
-            identity.to_public().to_string(),
-            identity.to_secret_string(),
-        )
-    } else {
-        let identity = x25519::Identity::generate();
-        (
-            identity.to_public().to_string(),
-            identity.to_secret_string(),
-        )
+    if let Some(path) = &args.fingerprint {
+        return print_fingerprints(path);
+    }
+    let key_type = if args.pq { KeyType::Pq } else { args.key_type };
+    let (text, public) = match key_type {
+        KeyType::X25519 | KeyType::Pq => {
+            if args.passphrase.given() {
+                return Err(Failure::usage("age keys have no passphrase")
+                    .hint("use --type rsa or --type ed25519 for a passphrase-protected key"));
+            }
+            let (public, secret) = match key_type {
+                KeyType::Pq => {
+                    let identity = pq::Identity::generate();
+                    (
+                        identity.to_public().to_string(),
+                        identity.to_secret_string(),
+                    )
+                }
+                _ => {
+                    let identity = x25519::Identity::generate();
+                    (
+                        identity.to_public().to_string(),
+                        identity.to_secret_string(),
+                    )
+                }
+            };
+            (
+                keys::key_file_text(&public, &secret, &now_rfc3339()),
+                public,
+            )
+        }
+        KeyType::Rsa | KeyType::Ed25519 => {
+            let passphrase = match args.passphrase.given() {
+                true => Some(
+                    args.passphrase
+                        .get("the new key".as_ref())
+                        .map_err(Failure::from)?,
+                ),
+                false => None,
+            };
+            let key = match key_type {
+                KeyType::Rsa => {
+                    let bits = args.bits.parse().expect("clap allows numbers only");
+                    ssh::PrivateKey::generate_rsa(bits, &args.comment)?
+                }
+                _ => ssh::PrivateKey::generate_ed25519(&args.comment),
+            };
+            let text = key.to_openssh(passphrase.as_ref().map(|p| p.as_str()));
+            (text, key.to_public().to_string())
+        }
     };
-    let text = keys::key_file_text(&public, &secret, &created);
     match args.output {
         Some(path) => {
             let public_path = public_path(&path);
@@ -98,18 +185,44 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-fn print_public(path: &Path) -> Result<(), Failure> {
-    let mut text = Zeroizing::new(String::new());
+fn read_text(path: &Path) -> Result<Zeroizing<String>, Failure> {
+    let mut bytes = Zeroizing::new(Vec::new());
     let read = if path.as_os_str() == "-" {
-        io::stdin().read_to_string(&mut text)
+        io::stdin().read_to_end(&mut bytes)
     } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
     };
     read.map_err(|e| Failure::io(path, &e))?;
-    let public_keys =
-        keys::public_keys_of_identity_file(&text).map_err(|e| Failure::from(e).about(path))?;
-    for public in public_keys {
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Zeroizing::new(text.to_string())),
+        Err(_) => Err(Failure::from(KeyError::UnknownFormat(keys::IDENTITY_FORMATS)).about(path)),
+    }
+}
+
+fn print_public(path: &Path) -> Result<(), Failure> {
+    let text = read_text(path)?;
+    let is_openssh = text
+        .trim_start()
+        .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----");
+    let publics = if is_openssh {
+        // Stored in the clear: no passphrase needed to show it.
+        keys::parse_public_keys(&text)
+    } else {
+        let mut no_passphrase = || Err(KeyError::PassphraseNeeded);
+        keys::parse_private_keys(&text, &mut no_passphrase)
+            .map(|keys| keys.iter().map(keys::PrivateKey::to_public).collect())
+    };
+    for public in publics.map_err(|e| Failure::from(e).about(path))? {
         println!("{public}");
+    }
+    Ok(())
+}
+
+fn print_fingerprints(path: &Path) -> Result<(), Failure> {
+    let text = read_text(path)?;
+    let publics = keys::parse_public_keys(&text).map_err(|e| Failure::from(e).about(path))?;
+    for public in publics {
+        println!("{}", public.fingerprint_line());
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod batch;
 mod failure;
+mod inspect;
 mod keyargs;
 mod output;
 mod passphrase;

@@ -25,6 +25,7 @@ Examples:
   unseal /srv/upload -k server.key -o /srv/inbox --json    a whole tree, in batch mode
   unseal notes.txt.age                      asks for the passphrase if it was sealed with one
   unseal notes.txt.age --passphrase-file pass.txt
+  unseal --inspect upload.age [--json] [--key server.key]   what it holds, without opening it
 
 ASCII-armored input (seal -a, age -a) is detected and decoded by itself.";
 
@@ -54,6 +55,16 @@ pub struct Args {
 
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub passphrase: keyargs::PassphraseFlags,
+
+    /// Show what a sealed file holds instead of opening it: format, armor, each stanza's type
+    /// and the recipient it names where knowable, header and payload sizes, chunk count. Needs
+    /// no key; with --key, also says which key opens which stanza. Writes no plaintext.
+    #[arg(long)]
+    pub inspect: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub shared: Shared,
 
     #[command(flatten)]
@@ -69,7 +80,10 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs `unseal` with parsed arguments.
 pub fn unseal(args: Args) -> Result<(), Failure> {
-    let keys = keyargs::identities("unseal", &args.key)?;
+    if args.inspect {
+        return super::inspect::run(&args.input, &args.key, &args.passphrase, args.batch.json);
+    }
+    let keys = keyargs::identities("unseal", &args.key, &args.passphrase)?;
     let single = !batch::wanted(&args.input);
     if !single && keys.is_empty() && args.passphrase_file.is_none() {
         // A batch does not stop to ask: the passphrase comes from a file, if at all.

@@ -1,0 +1,210 @@
+//! `unseal --inspect`: what a sealed file holds, as text or JSON, without opening it.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek};
+use std::path::{Path, PathBuf};
+
+use super::batch::{json_path, json_string};
+use super::failure::Failure;
+use super::keyargs::{self, PassphraseFlags};
+use crate::format::Header;
+use crate::inspect::{is_armored, Inspection};
+
+/// Inspects one file (or standard input) and prints the report on standard output.
+pub fn run(
+    inputs: &[PathBuf],
+    keys: &[PathBuf],
+    passphrase: &PassphraseFlags,
+    json: bool,
+) -> Result<(), Failure> {
+    let input = match inputs {
+        [] => None,
+        [one] if one.as_os_str() == "-" => None,
+        [one] => Some(one.as_path()),
+        _ => return Err(Failure::usage("--inspect takes one file")),
+    };
+    let name: &Path = input.unwrap_or("standard input".as_ref());
+    let (info, header) = match input {
+        Some(path) => inspect_file(path)?,
+        None => {
+            let mut all = Vec::new();
+            io::stdin()
+                .read_to_end(&mut all)
+                .map_err(|e| Failure::io(name, &e))?;
+            inspect_bytes(&all, name)?
+        }
+    };
+    let mut identities = Vec::new();
+    for path in keys {
+        identities.push((path, keyargs::identity_file("unseal", path, passphrase)?));
+    }
+    // For each stanza, the key files that open it, or say it is theirs but broken.
+    let matches: Vec<Vec<String>> = header
+        .stanzas
+        .iter()
+        .map(|stanza| {
+            let mut found = Vec::new();
+            for (path, ids) in &identities {
+                for id in ids {
+                    match id.unwrap_stanza(stanza) {
+                        Some(Ok(_)) => found.push(path.display().to_string()),
+                        Some(Err(e)) => found.push(format!("{} (but: {e})", path.display())),
+                        None => continue,
+                    }
+                    break;
+                }
+            }
+            found
+        })
+        .collect();
+    let report = if json {
+        to_json(&info, name, &matches, !keys.is_empty())
+    } else {
+        to_text(&info, name, &matches, !keys.is_empty())
+    };
+    print!("{report}");
+    Ok(())
+}
+
+/// A file: the header read from its start, the sizes from its length (it is not read whole
+/// unless it is armored).
+fn inspect_file(path: &Path) -> Result<(Inspection, Header), Failure> {
+    let mut file = File::open(path).map_err(|e| Failure::io(path, &e))?;
+    let mut start = [0u8; 64];
+    let n = read_up_to(&mut file, &mut start).map_err(|e| Failure::io(path, &e))?;
+    if is_armored(&start[..n]) {
+        let mut all = start[..n].to_vec();
+        file.read_to_end(&mut all)
+            .map_err(|e| Failure::io(path, &e))?;
+        return inspect_bytes(&all, path);
+    }
+    file.rewind().map_err(|e| Failure::io(path, &e))?;
+    let len = file.metadata().map_err(|e| Failure::io(path, &e))?.len();
+    let header =
+        Header::read(&mut BufReader::new(file)).map_err(|e| Failure::from(e).about(path))?;
+    let header_len = header.to_bytes().len() as u64;
+    Ok((Inspection::new(&header, header_len, len, false), header))
+}
+
+fn inspect_bytes(all: &[u8], name: &Path) -> Result<(Inspection, Header), Failure> {
+    Inspection::of_bytes(all).map_err(|e| Failure::from(e).about(name))
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            m => n += m,
+        }
+    }
+    Ok(n)
+}
+
+fn to_text(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "file: {}", name.display());
+    let _ = writeln!(out, "format: {}", info.version);
+    let armor = if info.armored {
+        "yes (sizes below are of the decoded file)"
+    } else {
+        "no"
+    };
+    let _ = writeln!(out, "armored: {armor}");
+    let _ = writeln!(out, "header: {} bytes", info.header_len);
+    match &info.plaintext {
+        Ok((plain, chunks)) => {
+            let _ = writeln!(
+                out,
+                "payload: {} bytes (16-byte nonce, {chunks} chunk{}, {plain} bytes of plaintext)",
+                info.payload_len,
+                if *chunks == 1 { "" } else { "s" }
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(out, "payload: {} bytes, invalid: {e}", info.payload_len);
+        }
+    }
+    let _ = writeln!(out, "stanzas: {}", info.stanzas.len());
+    for (i, (stanza, found)) in info.stanzas.iter().zip(matches).enumerate() {
+        let _ = writeln!(
+            out,
+            "  {}. {}, recipient: {}",
+            i + 1,
+            stanza.kind,
+            stanza.target()
+        );
+        if keyed {
+            match found.as_slice() {
+                [] => {
+                    let _ = writeln!(out, "     opens with: none of the keys given");
+                }
+                found => {
+                    let _ = writeln!(out, "     opens with: {}", found.join(", "));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn to_json(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool) -> String {
+    let mut out = String::from("{");
+    json_path(&mut out, "file", Some(name));
+    out.remove(1); // json_path writes a leading comma
+    out.push_str(",\"format\":");
+    json_string(&mut out, info.version);
+    let _ = write!(
+        out,
+        ",\"armored\":{},\"header_bytes\":{},\"payload_bytes\":{}",
+        info.armored, info.header_len, info.payload_len
+    );
+    match &info.plaintext {
+        Ok((plain, chunks)) => {
+            let _ = write!(
+                out,
+                ",\"plaintext_bytes\":{plain},\"chunks\":{chunks},\"payload_error\":null"
+            );
+        }
+        Err(e) => {
+            out.push_str(",\"plaintext_bytes\":null,\"chunks\":null,\"payload_error\":");
+            json_string(&mut out, &e.to_string());
+        }
+    }
+    out.push_str(",\"stanzas\":[");
+    for (i, (stanza, found)) in info.stanzas.iter().zip(matches).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"type\":");
+        json_string(&mut out, &stanza.kind);
+        out.push_str(",\"args\":[");
+        for (j, arg) in stanza.args.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            json_string(&mut out, arg);
+        }
+        let _ = write!(out, "],\"body_bytes\":{},\"tag\":", stanza.body_len);
+        match &stanza.tag {
+            Some(tag) => json_string(&mut out, tag),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"recipient\":");
+        json_string(&mut out, &stanza.target());
+        if keyed {
+            out.push_str(",\"opens_with\":[");
+            for (j, key) in found.iter().enumerate() {
+                if j > 0 {
+                    out.push(',');
+                }
+                json_string(&mut out, key);
+            }
+            out.push(']');
+        }
+        out.push('}');
+    }
+    out.push_str("]}\n");
+    out
+}
