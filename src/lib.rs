@@ -38,6 +38,7 @@ pub mod scrypt;
 pub mod ssh;
 pub mod ssh_ed25519;
 pub mod ssh_rsa;
+pub mod sshsig;
 pub mod x25519;
 mod xwing;
 

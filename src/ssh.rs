@@ -159,15 +159,8 @@ impl PrivateKey {
     /// if it is protected.
     pub fn from_openssh(pem: &str, passphrase: Passphrase<'_>) -> Result<PrivateKey, KeyError> {
         let invalid = || KeyError::Unusable("not a valid OpenSSH private key".into());
-        let mut parsed = ssh_key::PrivateKey::from_openssh(pem).map_err(|_| {
-            // This build decodes RSA and Ed25519 keys only: name any other type it holds.
-            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-            let decoded = base64::engine::general_purpose::STANDARD.decode(body.trim());
-            match decoded.ok().and_then(|d| other_type(&d)) {
-                Some(name) => unsupported(name),
-                None => invalid(),
-            }
-        })?;
+        let mut parsed =
+            ssh_key::PrivateKey::from_openssh(pem).map_err(|_| unparsed_private_key(pem))?;
         if parsed.is_encrypted() {
             let algorithm = parsed.algorithm();
             if !matches!(
@@ -342,6 +335,17 @@ const OTHER_TYPES: &[&str] = &[
 ];
 
 /// The unsupported key type named in a key's bytes, if any.
+/// Why an OpenSSH private key file did not parse. This build decodes RSA and Ed25519 keys
+/// only: name any other type the file holds.
+pub(crate) fn unparsed_private_key(pem: &str) -> KeyError {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let decoded = base64::engine::general_purpose::STANDARD.decode(body.trim());
+    match decoded.ok().and_then(|d| other_type(&d)) {
+        Some(name) => unsupported(name),
+        None => KeyError::Unusable("not a valid OpenSSH private key".into()),
+    }
+}
+
 fn other_type(bytes: &[u8]) -> Option<&'static str> {
     OTHER_TYPES
         .iter()

@@ -2027,3 +2027,6 @@ fn mixing_post_quantum_and_classical_keys_is_refused_and_writes_nothing() {
 
 #[path = "cli/ssh_keys.rs"]
 mod ssh_keys;
+
+#[path = "cli/signing.rs"]
+mod signing;

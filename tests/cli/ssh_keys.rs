@@ -10,7 +10,7 @@ use super::*;
 
 /// A tool these tests need (`ssh-keygen`, from openssh-client). Fails the test when it is
 /// missing: never skips it.
-fn required_tool(name: &str) -> PathBuf {
+pub(crate) fn required_tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
             .map(|d| d.join(name))
@@ -21,7 +21,7 @@ fn required_tool(name: &str) -> PathBuf {
 
 /// The fixture keys, copied into the test directory readable by their owner only (git does
 /// not keep the 0600 mode, and unseal warns about keys others can read).
-fn with_keys() -> Dir {
+pub(crate) fn with_keys() -> Dir {
     let dir = Dir::new();
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/keys");
     for entry in fs::read_dir(&fixtures).unwrap() {

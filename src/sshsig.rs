@@ -1,0 +1,446 @@
+//! Who sent a file: detached signatures over sealed files, in OpenSSH's SSHSIG format.
+//!
+//! A client signs the sealed bytes (the whole `.age` file, header and payload) with its SSH
+//! key; the signature travels beside the file as `FILE.age.sig`, the PEM armor that
+//! `ssh-keygen -Y sign` writes, so that `ssh-keygen -Y verify -n seal` checks it too. The
+//! format is PROTOCOL.sshsig from OpenSSH:
+//!
+//! ```text
+//! signed data = "SSHSIG" || string namespace || string reserved || string hash_algorithm
+//!               || string H(message)
+//! blob        = "SSHSIG" || uint32 1 || string publickey || string namespace
+//!               || string reserved || string hash_algorithm || string signature
+//! ```
+//!
+//! The namespace is always [`NAMESPACE`], so a signature made for another purpose with the
+//! same key (a git commit, a file signed with `-n file`) can never pass for one of ours, and
+//! ours never for theirs. The hash is always SHA-512, `ssh-keygen`'s default.
+//!
+//! Signing and checking take a [`Digest`] of the sealed bytes rather than the bytes
+//! themselves, so the caller can hash while it does something else with them (decrypt).
+//!
+//! Which signer is *allowed* is not this module's business: see
+//! [`crate::allowed_signers`]. This module only answers "did the holder of this key sign
+//! exactly these bytes, for seal?".
+
+use std::fmt;
+
+use sha2::{Digest as _, Sha512};
+use ssh_key::public::KeyData;
+use ssh_key::{HashAlg, LineEnding, SshSig};
+use zeroize::Zeroizing;
+
+use crate::error::KeyError;
+use crate::ssh::Passphrase;
+
+/// The SSHSIG namespace of every seal signature: `ssh-keygen -Y verify -n seal`.
+pub const NAMESPACE: &str = "seal";
+
+/// The hash algorithm name in the signed data: SHA-512, as `ssh-keygen -Y sign` uses by default.
+const HASH_ALG: &str = "sha512";
+
+/// The SSHSIG magic preamble, which keeps these signatures apart from SSH authentication.
+const MAGIC: &[u8] = b"SSHSIG";
+
+/// SHA-512 of the sealed bytes: what a signature covers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Digest([u8; 64]);
+
+impl Digest {
+    /// The digest of `sealed`, in one go.
+    pub fn of(sealed: &[u8]) -> Digest {
+        let mut hasher = Hasher::new();
+        hasher.update(sealed);
+        hasher.finish()
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest(sha512:")?;
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "...)")
+    }
+}
+
+/// The digest of sealed bytes that arrive in pieces (a stream, chunks of a map).
+#[derive(Clone, Default)]
+pub struct Hasher(Sha512);
+
+impl Hasher {
+    /// An empty hasher.
+    pub fn new() -> Hasher {
+        Hasher::default()
+    }
+
+    /// Feeds the next bytes of the sealed file, in order.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The digest of everything fed.
+    pub fn finish(self) -> Digest {
+        Digest(self.0.finalize().into())
+    }
+}
+
+/// Why a signature does not vouch for a file, or could not be made.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    /// Not an SSHSIG PEM block, or a damaged one.
+    #[error("not a valid SSH signature (expected -----BEGIN SSH SIGNATURE-----)")]
+    Malformed,
+    /// A well-formed signature made for another purpose than seal.
+    #[error("signature made for namespace {0:?}, not {NAMESPACE:?}")]
+    Namespace(String),
+    /// A well-formed signature over a hash this crate does not accept.
+    #[error("signature uses hash {0:?}; seal signatures use sha512")]
+    HashAlgorithm(String),
+    /// A signature by (or a signing key of) a type this crate does not sign or check with.
+    #[error("{0} keys are not supported for signatures (use ssh-ed25519)")]
+    UnsupportedKey(String),
+    /// The signature does not match the file: the file or the signature was changed, or the
+    /// signature belongs to another file.
+    #[error(
+        "bad signature: the file or its signature was altered, or they do not belong together"
+    )]
+    Invalid,
+}
+
+/// The public key of a signer, as it appears in a signature and in an allowed-signers list.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignerKey(KeyData);
+
+impl SignerKey {
+    /// Parses a public key as OpenSSH writes it: `ssh-ed25519 AAAA...`, with or without a
+    /// comment.
+    pub fn from_openssh(text: &str) -> Result<SignerKey, KeyError> {
+        ssh_key::PublicKey::from_openssh(text.trim())
+            .map(|k| SignerKey(k.key_data().clone()))
+            .map_err(|_| KeyError::InvalidRecipient(crate::error::shown(text)))
+    }
+
+    /// `SHA256:` and the unpadded base64 of SHA-256 of the key's wire encoding, as
+    /// `ssh-keygen -l` shows it.
+    pub fn fingerprint(&self) -> String {
+        self.0.fingerprint(HashAlg::Sha256).to_string()
+    }
+
+    /// The key type, as OpenSSH names it: `ssh-ed25519`, `ssh-rsa`.
+    pub fn algorithm(&self) -> String {
+        self.0.algorithm().as_str().to_string()
+    }
+
+    /// The key as one OpenSSH line without a comment: `ssh-ed25519 AAAA...`.
+    pub fn to_openssh(&self) -> String {
+        ssh_key::PublicKey::new(self.0.clone(), "")
+            .to_openssh()
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for SignerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SignerKey({} {})", self.algorithm(), self.fingerprint())
+    }
+}
+
+impl fmt::Display for SignerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_openssh())
+    }
+}
+
+/// A client's private key, which signs sealed files. Never printed.
+pub struct SigningKey {
+    key: ssh_key::PrivateKey,
+}
+
+impl SigningKey {
+    /// Reads an OpenSSH private key file (`BEGIN OPENSSH PRIVATE KEY`), asking `passphrase`
+    /// if it is protected. Ed25519 keys only, for now.
+    pub fn from_openssh(pem: &str, passphrase: Passphrase<'_>) -> Result<SigningKey, KeyError> {
+        let mut key = ssh_key::PrivateKey::from_openssh(pem)
+            .map_err(|_| crate::ssh::unparsed_private_key(pem))?;
+        if key.algorithm() != ssh_key::Algorithm::Ed25519 {
+            return Err(KeyError::Unusable(format!(
+                "{} keys cannot sign yet; use an ssh-ed25519 key",
+                key.algorithm().as_str()
+            )));
+        }
+        if key.is_encrypted() {
+            let pass = passphrase()?;
+            key = key
+                .decrypt(pass.as_bytes())
+                .map_err(|_| KeyError::WrongPassphrase)?;
+        }
+        let signer = SigningKey { key };
+        // ssh-key keeps both halves as the file gives them: refuse a file whose halves differ,
+        // which would sign with one key and name another.
+        match signer.key.key_data() {
+            ssh_key::private::KeypairData::Ed25519(k) => {
+                let derived = ed25519_dalek::SigningKey::from_bytes(&k.private.to_bytes());
+                if derived.verifying_key().as_bytes() != &k.public.0 {
+                    return Err(KeyError::Unusable("not a valid OpenSSH private key".into()));
+                }
+            }
+            _ => return Err(KeyError::Unusable("not a valid OpenSSH private key".into())),
+        }
+        Ok(signer)
+    }
+
+    /// A new Ed25519 signing key with `comment`.
+    pub fn generate_ed25519(comment: &str) -> SigningKey {
+        let keypair = ssh_key::private::Ed25519Keypair::random(&mut rand_core::OsRng);
+        let mut key = ssh_key::PrivateKey::from(keypair);
+        key.set_comment(comment);
+        SigningKey { key }
+    }
+
+    /// The key as an OpenSSH private key file, unprotected.
+    pub fn to_openssh(&self) -> Result<Zeroizing<String>, KeyError> {
+        self.key
+            .to_openssh(LineEnding::LF)
+            .map(|s| Zeroizing::new(s.to_string()))
+            .map_err(|e| KeyError::Unusable(format!("cannot encode the key: {e}")))
+    }
+
+    /// The comment stored with the key (possibly empty).
+    pub fn comment(&self) -> &str {
+        self.key.comment()
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> SignerKey {
+        SignerKey(self.key.public_key().key_data().clone())
+    }
+
+    /// Signs the sealed file whose digest is `digest`.
+    pub fn sign(&self, digest: &Digest) -> Result<Signature, SignatureError> {
+        let ssh_key::private::KeypairData::Ed25519(pair) = self.key.key_data() else {
+            return Err(SignatureError::UnsupportedKey(
+                self.key.algorithm().to_string(),
+            ));
+        };
+        let secret = ed25519_dalek::SigningKey::from_bytes(&pair.private.to_bytes());
+        let data = signed_data(&[], digest);
+        let bytes = ed25519_dalek::Signer::sign(&secret, &data).to_bytes();
+        let raw = ssh_key::Signature::new(ssh_key::Algorithm::Ed25519, bytes.to_vec())
+            .map_err(|_| SignatureError::Malformed)?;
+        let sig = SshSig::new(
+            self.key.public_key().key_data().clone(),
+            NAMESPACE,
+            HashAlg::Sha512,
+            raw,
+        )
+        .map_err(|_| SignatureError::Malformed)?;
+        Ok(Signature(sig))
+    }
+}
+
+/// A detached signature over a sealed file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature(SshSig);
+
+impl Signature {
+    /// Parses the PEM armor `-----BEGIN SSH SIGNATURE-----` that `ssh-keygen -Y sign` writes.
+    /// Checks the form only: see [`Signature::verify`].
+    pub fn from_pem(text: &[u8]) -> Result<Signature, SignatureError> {
+        // ssh-key's PEM reader is strict about the trailing newline; OpenSSH is not.
+        let text = std::str::from_utf8(text).map_err(|_| SignatureError::Malformed)?;
+        let sig = SshSig::from_pem(text.trim_end().to_string() + "\n")
+            .map_err(|_| SignatureError::Malformed)?;
+        // ssh-key accepts any version up to 1, 0 included: only 1 exists, so only 1 parses
+        // (otherwise one signature would have two valid encodings).
+        if sig.version() != SshSig::VERSION {
+            return Err(SignatureError::Malformed);
+        }
+        // And the blob must be exactly what the parsed fields encode to: no length field
+        // the decoder was lenient about, nothing left over.
+        let sig = Signature(sig);
+        if pem_body(text) != pem_body(&sig.to_pem()) {
+            return Err(SignatureError::Malformed);
+        }
+        Ok(sig)
+    }
+
+    /// The PEM armor, as `ssh-keygen -Y sign` writes it, with a final newline.
+    pub fn to_pem(&self) -> String {
+        let mut pem = self.0.to_pem(LineEnding::LF).unwrap_or_default();
+        if !pem.ends_with('\n') {
+            pem.push('\n');
+        }
+        pem
+    }
+
+    /// The key the signature claims to be made with. Means nothing until
+    /// [`Signature::verify`] succeeds.
+    pub fn signer(&self) -> SignerKey {
+        SignerKey(self.0.public_key().clone())
+    }
+
+    /// Checks that this is a seal signature (namespace, hash) by [`Signature::signer`] over
+    /// the sealed file whose digest is `digest`.
+    pub fn verify(&self, digest: &Digest) -> Result<(), SignatureError> {
+        if self.0.namespace() != NAMESPACE {
+            return Err(SignatureError::Namespace(self.0.namespace().to_string()));
+        }
+        if self.0.hash_alg() != HashAlg::Sha512 {
+            return Err(SignatureError::HashAlgorithm(
+                self.0.hash_alg().as_str().to_string(),
+            ));
+        }
+        let data = signed_data(self.0.reserved(), digest);
+        match self.0.public_key() {
+            KeyData::Ed25519(key) => {
+                if self.0.signature().algorithm() != ssh_key::Algorithm::Ed25519 {
+                    return Err(SignatureError::Invalid);
+                }
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+                    .map_err(|_| SignatureError::Invalid)?;
+                let sig = ed25519_dalek::Signature::from_slice(self.0.signature_bytes())
+                    .map_err(|_| SignatureError::Invalid)?;
+                // Strict: no small-order keys, no non-canonical encodings, so one signature
+                // has exactly one valid form.
+                key.verify_strict(&data, &sig)
+                    .map_err(|_| SignatureError::Invalid)
+            }
+            other => Err(SignatureError::UnsupportedKey(
+                other.algorithm().as_str().to_string(),
+            )),
+        }
+    }
+}
+
+/// The bytes inside PEM armor, `None` if they are not base64.
+fn pem_body(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// The bytes a signer signs (PROTOCOL.sshsig): the preamble, then namespace, reserved field,
+/// hash name and hash, each as an SSH `string` (a 32-bit big-endian length, then the bytes).
+fn signed_data(reserved: &[u8], digest: &Digest) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &[u8]) {
+        let len = u32::try_from(s.len()).expect("SSHSIG fields are short");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(s);
+    }
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 * 4 + NAMESPACE.len() + 6 + 64);
+    out.extend_from_slice(MAGIC);
+    string(&mut out, NAMESPACE.as_bytes());
+    string(&mut out, reserved);
+    string(&mut out, HASH_ALG.as_bytes());
+    string(&mut out, &digest.0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_passphrase() -> Result<Zeroizing<String>, KeyError> {
+        Err(KeyError::PassphraseNeeded)
+    }
+
+    #[test]
+    fn signs_and_verifies() {
+        let key = SigningKey::generate_ed25519("alice");
+        let digest = Digest::of(b"sealed bytes");
+        let sig = key.sign(&digest).unwrap();
+        assert_eq!(sig.signer(), key.public_key());
+        sig.verify(&digest).unwrap();
+        let again = Signature::from_pem(sig.to_pem().as_bytes()).unwrap();
+        assert_eq!(again, sig);
+        again.verify(&digest).unwrap();
+    }
+
+    #[test]
+    fn signed_data_agrees_with_ssh_key() {
+        let digest = Digest::of(b"message");
+        let theirs = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, b"message").unwrap();
+        assert_eq!(signed_data(&[], &digest), theirs);
+    }
+
+    #[test]
+    fn another_file_fails() {
+        let key = SigningKey::generate_ed25519("alice");
+        let sig = key.sign(&Digest::of(b"one")).unwrap();
+        assert_eq!(
+            sig.verify(&Digest::of(b"two")),
+            Err(SignatureError::Invalid)
+        );
+    }
+
+    #[test]
+    fn every_flipped_byte_of_the_blob_fails() {
+        use base64::Engine;
+        let key = SigningKey::generate_ed25519("alice");
+        let digest = Digest::of(b"sealed");
+        let sig = key.sign(&digest).unwrap();
+        let blob = pem_body(&sig.to_pem()).unwrap();
+        for i in 0..blob.len() {
+            let mut bad = blob.clone();
+            bad[i] ^= 0x01;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bad);
+            let pem = format!(
+                "-----BEGIN SSH SIGNATURE-----\n{}\n-----END SSH SIGNATURE-----\n",
+                b64.as_bytes()
+                    .chunks(70)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            let verdict = Signature::from_pem(pem.as_bytes()).and_then(|s| {
+                // A flipped key byte makes another (claimed) signer: still no valid signature.
+                s.verify(&digest)
+            });
+            assert!(
+                verdict.is_err(),
+                "byte {i} flipped and still accepted: {:02x?}",
+                &bad[..20]
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_namespace_is_refused() {
+        let key = SigningKey::generate_ed25519("alice");
+        let digest = Digest::of(b"sealed");
+        let sig = key.key.sign("file", HashAlg::Sha512, b"sealed").unwrap();
+        assert_eq!(
+            Signature(sig).verify(&digest),
+            Err(SignatureError::Namespace("file".into()))
+        );
+        let sig = key.key.sign(NAMESPACE, HashAlg::Sha256, b"sealed").unwrap();
+        assert_eq!(
+            Signature(sig).verify(&digest),
+            Err(SignatureError::HashAlgorithm("sha256".into()))
+        );
+    }
+
+    #[test]
+    fn key_file_round_trip() {
+        let key = SigningKey::generate_ed25519("alice@example");
+        let text = key.to_openssh().unwrap();
+        let again = SigningKey::from_openssh(&text, &mut no_passphrase).unwrap();
+        assert_eq!(again.public_key(), key.public_key());
+        assert_eq!(again.comment(), "alice@example");
+        assert!(key.public_key().fingerprint().starts_with("SHA256:"));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        assert_eq!(
+            Signature::from_pem(b"hello"),
+            Err(SignatureError::Malformed)
+        );
+    }
+}

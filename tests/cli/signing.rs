@@ -1,0 +1,134 @@
+//! Issue 5: sender signatures. SSHSIG signatures over sealed files, checked against
+//! `ssh-keygen -Y sign` and `ssh-keygen -Y verify` in both directions (which fail loudly
+//! when `ssh-keygen` is missing, as the other interop tests do).
+
+use seal::sshsig::{Digest, Signature, SignatureError, SignerKey, SigningKey, NAMESPACE};
+
+use super::ssh_keys::{required_tool, with_keys};
+use super::*;
+
+fn no_passphrase() -> Result<zeroize::Zeroizing<String>, seal::KeyError> {
+    Err(seal::KeyError::PassphraseNeeded)
+}
+
+/// A directory with the fixture keys, a `server` key and `upload.age`, sealed to it.
+fn with_sealed_upload() -> (Dir, Vec<u8>) {
+    let dir = with_keys();
+    dir.new_key("server");
+    let sealed = seal_to_server(&dir, &data(3 * CHUNK + 17, 5));
+    dir.write("upload.age", &sealed);
+    (dir, sealed)
+}
+
+#[test]
+fn signatures_made_here_pass_ssh_keygen_verify_and_altered_files_do_not() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let (dir, sealed) = with_sealed_upload();
+    let alice = SigningKey::generate_ed25519("alice");
+    let sig = alice.sign(&Digest::of(&sealed)).unwrap();
+    dir.write("upload.age.sig", sig.to_pem());
+    dir.write("allowed_signers", format!("alice {}\n", alice.public_key()));
+    let verify = |input: &[u8], namespace: &str| {
+        dir.cmd(&ssh_keygen)
+            .args(["-Y", "verify", "-f", "allowed_signers", "-I", "alice"])
+            .args(["-n", namespace, "-s", "upload.age.sig"])
+            .stdin(input.to_vec())
+            .run()
+    };
+    let run = verify(&sealed, NAMESPACE).ok();
+    assert!(run
+        .stdout_string()
+        .contains("Good \"seal\" signature for alice"));
+    verify(&flipped(&sealed, sealed.len() / 2), NAMESPACE).fails(255);
+    verify(&sealed, "file").fails(255);
+}
+
+#[test]
+fn ssh_keygen_signatures_verify_here_and_altered_ones_do_not() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let (dir, sealed) = with_sealed_upload();
+    dir.cmd(&ssh_keygen)
+        .args([
+            "-q",
+            "-Y",
+            "sign",
+            "-f",
+            "ed25519",
+            "-n",
+            NAMESPACE,
+            "upload.age",
+        ])
+        .run()
+        .ok();
+    let pem = dir.read("upload.age.sig");
+    let sig = Signature::from_pem(&pem).unwrap();
+    let expected = SignerKey::from_openssh(&dir.read_string("ed25519.pub")).unwrap();
+    assert_eq!(sig.signer(), expected);
+    sig.verify(&Digest::of(&sealed)).unwrap();
+
+    // The file changed: one flipped byte anywhere, or another file.
+    for at in [0, 40, sealed.len() / 2, sealed.len() - 1] {
+        let digest = Digest::of(&flipped(&sealed, at));
+        assert_eq!(
+            sig.verify(&digest),
+            Err(SignatureError::Invalid),
+            "byte {at}"
+        );
+    }
+    let other = seal_to_server(&dir, b"another upload");
+    assert_eq!(
+        sig.verify(&Digest::of(&other)),
+        Err(SignatureError::Invalid)
+    );
+
+    // The signature changed: any flipped character of its base64 body fails to parse or
+    // to verify (never verifies).
+    let text = String::from_utf8(pem).unwrap();
+    let body_start = text.find('\n').unwrap() + 1;
+    let body_end = text.rfind("-----END").unwrap();
+    for at in body_start..body_end {
+        if text.as_bytes()[at] == b'\n' {
+            continue;
+        }
+        let bad = other_base64(text.as_bytes(), at);
+        let verdict = Signature::from_pem(&bad).and_then(|s| s.verify(&Digest::of(&sealed)));
+        assert!(
+            verdict.is_err(),
+            "signature character {at} altered, still accepted"
+        );
+    }
+
+    // Signed for another namespace: refused by name.
+    let run = dir
+        .cmd(&ssh_keygen)
+        .args(["-q", "-Y", "sign", "-f", "ed25519", "-n", "file"])
+        .stdin(sealed.clone())
+        .run()
+        .ok();
+    let sig = Signature::from_pem(&run.stdout).unwrap();
+    assert_eq!(
+        sig.verify(&Digest::of(&sealed)),
+        Err(SignatureError::Namespace("file".into()))
+    );
+}
+
+#[test]
+fn existing_ed25519_ssh_keys_sign_and_other_types_are_refused_for_now() {
+    let dir = with_keys();
+    let key = SigningKey::from_openssh(&dir.read_string("ed25519"), &mut no_passphrase).unwrap();
+    let public = SignerKey::from_openssh(&dir.read_string("ed25519.pub")).unwrap();
+    assert_eq!(key.public_key(), public);
+
+    let passphrase = dir.read_string("passphrase.txt").trim_end().to_string();
+    let mut ask = || Ok(zeroize::Zeroizing::new(passphrase.clone()));
+    let key = SigningKey::from_openssh(&dir.read_string("ed25519-pass"), &mut ask).unwrap();
+    let public = SignerKey::from_openssh(&dir.read_string("ed25519-pass.pub")).unwrap();
+    assert_eq!(key.public_key(), public);
+
+    for name in ["rsa2048", "ecdsa"] {
+        let err = SigningKey::from_openssh(&dir.read_string(name), &mut no_passphrase)
+            .err()
+            .unwrap_or_else(|| panic!("{name} was accepted as a signing key"));
+        assert!(err.to_string().contains("ssh-ed25519 key"), "{name}: {err}");
+    }
+}
