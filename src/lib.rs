@@ -38,9 +38,12 @@ pub mod scrypt;
 pub mod ssh;
 pub mod ssh_ed25519;
 pub mod ssh_rsa;
-pub mod sshsig;
 pub mod x25519;
 mod xwing;
+
+// Who sent a file: SSHSIG signatures by client keys, and the list of allowed signers.
+pub mod allowed_signers;
+pub mod sshsig;
 
 // ASCII armor around the binary format.
 pub mod armor;

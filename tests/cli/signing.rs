@@ -132,3 +132,79 @@ fn existing_ed25519_ssh_keys_sign_and_other_types_are_refused_for_now() {
         assert!(err.to_string().contains("ssh-ed25519 key"), "{name}: {err}");
     }
 }
+
+#[test]
+fn allowed_signers_lists_are_read_as_ssh_keygen_reads_them() {
+    use seal::allowed_signers::{AllowedSigners, Refusal};
+    let ssh_keygen = required_tool("ssh-keygen");
+    let (dir, sealed) = with_sealed_upload();
+    let alice = SigningKey::generate_ed25519("alice");
+    dir.write(
+        "upload.age.sig",
+        alice.sign(&Digest::of(&sealed)).unwrap().to_pem(),
+    );
+    let now = std::time::SystemTime::now();
+    let key = alice.public_key();
+
+    // What seal says of a list: these principals, or a refusal of this kind.
+    type Verdict = Result<&'static [&'static str], fn(&Refusal) -> bool>;
+    // (list, whether ssh-keygen -Y verify -I alice accepts, what seal says)
+    let cases: Vec<(String, bool, Verdict)> = vec![
+        (
+            format!("alice,alice@example.com {key} laptop"),
+            true,
+            Ok(&["alice", "alice@example.com"]),
+        ),
+        (
+            format!("alice namespaces=\"file,se?l\",valid-after=\"20200101Z\" {key}"),
+            true,
+            Ok(&["alice"]),
+        ),
+        (
+            format!("alice valid-before=\"20200101Z\" {key}"),
+            false,
+            Err(|r| matches!(r, Refusal::Expired { .. })),
+        ),
+        (
+            format!("alice valid-after=\"29990101Z\" {key}"),
+            false,
+            Err(|r| matches!(r, Refusal::NotYetValid { .. })),
+        ),
+        (
+            format!("alice namespaces=\"file,git\" {key}"),
+            false,
+            Err(|r| matches!(r, Refusal::Namespace { .. })),
+        ),
+        (
+            format!("alice cert-authority {key}"),
+            false,
+            Err(|r| matches!(r, Refusal::UnknownSigner(_))),
+        ),
+        (
+            format!("bob {}", SigningKey::generate_ed25519("").public_key()),
+            false,
+            Err(|r| matches!(r, Refusal::UnknownSigner(_))),
+        ),
+    ];
+    for (list, openssh_accepts, ours) in cases {
+        dir.write("allowed_signers", format!("{list}\n"));
+        let run = dir
+            .cmd(&ssh_keygen)
+            .args(["-Y", "verify", "-f", "allowed_signers", "-I", "alice"])
+            .args(["-n", NAMESPACE, "-s", "upload.age.sig"])
+            .stdin(sealed.clone())
+            .run();
+        assert_eq!(
+            run.code == 0,
+            openssh_accepts,
+            "ssh-keygen on {list}: {}",
+            run.stderr
+        );
+        let verdict = AllowedSigners::parse(&list).unwrap().check(&key, now);
+        match (ours, verdict) {
+            (Ok(principals), Ok(allowed)) => assert_eq!(allowed.principals, principals),
+            (Err(expected), Err(refusal)) => assert!(expected(&refusal), "{list}: {refusal}"),
+            (_, verdict) => panic!("{list}: {verdict:?}"),
+        }
+    }
+}
