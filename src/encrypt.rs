@@ -39,12 +39,31 @@ impl Encryptor {
     /// Chooses a file key and wraps it to each recipient. Refuses recipients that may not share
     /// a file ([`EncryptError::IncompatibleRecipients`]); a passphrase must be the only one.
     pub fn new(recipients: &[&dyn Recipient]) -> Result<Encryptor, EncryptError> {
+        Encryptor::with_stanzas(recipients, Vec::new())
+    }
+
+    /// As [`Encryptor::new`], and names `signer` in the header (a
+    /// [`crate::sshsig::SIGNER_STANZA`] stanza, under the header MAC), so that a signature by
+    /// any other key is refused: see [`crate::sshsig::Signature::verify_bound`]. Not with a
+    /// passphrase, which must be alone in its header.
+    pub fn new_signed_by(
+        recipients: &[&dyn Recipient],
+        signer: &crate::sshsig::SignerKey,
+    ) -> Result<Encryptor, EncryptError> {
+        Encryptor::with_stanzas(recipients, vec![crate::sshsig::binding_stanza(signer)])
+    }
+
+    fn with_stanzas(
+        recipients: &[&dyn Recipient],
+        extra: Vec<crate::format::Stanza>,
+    ) -> Result<Encryptor, EncryptError> {
         if recipients.is_empty() {
             return Err(EncryptError::NoRecipients);
         }
         crate::recipient::check_compatible(recipients)?;
         let file_key = FileKey::generate();
-        let stanzas: Vec<_> = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
+        let mut stanzas: Vec<_> = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
+        stanzas.extend(extra);
         let passphrase = stanzas.iter().any(|s| s.kind == crate::scrypt::STANZA_KIND);
         if passphrase && stanzas.len() > 1 {
             return Err(EncryptError::PassphraseNotAlone);

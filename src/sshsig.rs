@@ -19,6 +19,25 @@
 //! Signing and checking take a [`Digest`] of the sealed bytes rather than the bytes
 //! themselves, so the caller can hash while it does something else with them (decrypt).
 //!
+//! # Binding the signer to the file
+//!
+//! A signature alone proves who signed the bytes, not who sealed them: Mallory, another
+//! allowed client, could take Alice's sealed upload, drop her signature and sign it himself.
+//! So a signed file names its signer inside the header, in one extra stanza
+//!
+//! ```text
+//! -> seal-signer SHA256:<fingerprint of the signer's key>
+//! ```
+//!
+//! with an empty body, covered by the header MAC. Only someone who knows the file key can
+//! write a valid header, and Mallory cannot unwrap it (the file is sealed to the server), so
+//! he can neither remove Alice's name nor put in his own. [`Signature::verify_bound`] accepts
+//! a signature only when its key is the one the (MAC-checked) header names. age identities
+//! skip stanza types they do not know, so age and rage still open signed files.
+//!
+//! The server key does not help a forger either: it can open the file and write a new header
+//! naming anyone, but a signature still needs the client's private key.
+//!
 //! Which signer is *allowed* is not this module's business: see
 //! [`crate::allowed_signers`]. This module only answers "did the holder of this key sign
 //! exactly these bytes, for seal?".
@@ -31,10 +50,14 @@ use ssh_key::{HashAlg, LineEnding, SshSig};
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
+use crate::format::Stanza;
 use crate::ssh::Passphrase;
 
 /// The SSHSIG namespace of every seal signature: `ssh-keygen -Y verify -n seal`.
 pub const NAMESPACE: &str = "seal";
+
+/// The type of the header stanza that names a file's signer.
+pub const SIGNER_STANZA: &str = "seal-signer";
 
 /// The hash algorithm name in the signed data: SHA-512, as `ssh-keygen -Y sign` uses by default.
 const HASH_ALG: &str = "sha512";
@@ -101,6 +124,21 @@ pub enum SignatureError {
     /// A signature by (or a signing key of) a type this crate does not sign or check with.
     #[error("{0} keys are not supported for signatures (use ssh-ed25519)")]
     UnsupportedKey(String),
+    /// The signature is good, but the file names no signer in its header: anyone could have
+    /// signed it after the fact.
+    #[error("the file does not name a signer in its header, so its signature proves nothing")]
+    Unbound,
+    /// The signature is good, but by another key than the one the header names: re-signed.
+    #[error("signed by {signed}, but the file names {named} as its signer (re-signed)")]
+    WrongSigner {
+        /// Fingerprint of the key that signed.
+        signed: String,
+        /// Fingerprint the header names.
+        named: String,
+    },
+    /// More than one signer stanza, or one not of the form `seal-signer FINGERPRINT`.
+    #[error("malformed {SIGNER_STANZA} stanza in the header")]
+    MalformedBinding,
     /// The signature does not match the file: the file or the signature was changed, or the
     /// signature belongs to another file.
     #[error(
@@ -241,6 +279,22 @@ impl SigningKey {
 }
 
 /// A detached signature over a sealed file.
+///
+/// ```
+/// use seal::sshsig::{Digest, SigningKey};
+/// let server = seal::x25519::Identity::generate();
+/// let alice = SigningKey::generate_ed25519("alice");
+/// let sealed = seal::Encryptor::new_signed_by(&[&server.to_public()], &alice.public_key())?
+///     .seal_slice(b"upload");
+/// let signature = alice.sign(&Digest::of(&sealed))?;
+///
+/// // On the server: open the file (which checks the header MAC), then the signature.
+/// let slice = seal::SealedSlice::new(&sealed)?;
+/// let payload = slice.unwrap(&[&server])?;
+/// signature.verify_bound(&Digest::of(&sealed), &slice.header().stanzas)?;
+/// assert_eq!(payload.decrypt_to_vec()?, b"upload");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signature(SshSig);
 
@@ -311,6 +365,49 @@ impl Signature {
                 other.algorithm().as_str().to_string(),
             )),
         }
+    }
+
+    /// [`Signature::verify`], and the signer is the one the file's header names.
+    /// `stanzas` must come from a header whose MAC has been checked: that is, of a file
+    /// whose key has been unwrapped ([`crate::SealedSlice::unwrap`],
+    /// [`crate::Decryptor::unwrap`]), or the name in it proves nothing.
+    pub fn verify_bound(&self, digest: &Digest, stanzas: &[Stanza]) -> Result<(), SignatureError> {
+        self.verify(digest)?;
+        let signed = self.signer().fingerprint();
+        match bound_signer(stanzas)? {
+            None => Err(SignatureError::Unbound),
+            Some(named) if named == signed => Ok(()),
+            Some(named) => Err(SignatureError::WrongSigner {
+                signed,
+                named: named.to_string(),
+            }),
+        }
+    }
+}
+
+/// The header stanza that names `signer` as the signer of the file.
+pub fn binding_stanza(signer: &SignerKey) -> Stanza {
+    Stanza {
+        kind: SIGNER_STANZA.to_string(),
+        args: vec![signer.fingerprint()],
+        body: Vec::new(),
+    }
+}
+
+/// The fingerprint a header names as its signer, `None` if it names none. Means something
+/// only once the header MAC has been checked (the file key unwrapped).
+pub fn bound_signer(stanzas: &[Stanza]) -> Result<Option<&str>, SignatureError> {
+    let mut found = stanzas.iter().filter(|s| s.kind == SIGNER_STANZA);
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(SignatureError::MalformedBinding);
+    }
+    match first {
+        None => Ok(None),
+        Some(s) if s.args.len() == 1 && s.body.is_empty() && s.args[0].starts_with("SHA256:") => {
+            Ok(Some(&s.args[0]))
+        }
+        Some(_) => Err(SignatureError::MalformedBinding),
     }
 }
 
@@ -434,6 +531,29 @@ mod tests {
         assert_eq!(again.public_key(), key.public_key());
         assert_eq!(again.comment(), "alice@example");
         assert!(key.public_key().fingerprint().starts_with("SHA256:"));
+    }
+
+    #[test]
+    fn the_signer_stanza_must_be_single_and_well_formed() {
+        let key = SigningKey::generate_ed25519("alice").public_key();
+        let good = binding_stanza(&key);
+        let fp = key.fingerprint();
+        assert_eq!(
+            bound_signer(std::slice::from_ref(&good)),
+            Ok(Some(fp.as_str()))
+        );
+        assert_eq!(bound_signer(&[]), Ok(None));
+        let twice = [good.clone(), good.clone()];
+        assert_eq!(bound_signer(&twice), Err(SignatureError::MalformedBinding));
+        let mut with_body = good.clone();
+        with_body.body = vec![0];
+        let mut two_args = good.clone();
+        two_args.args.push("x".into());
+        let mut not_sha256 = good.clone();
+        not_sha256.args = vec!["MD5:xx".into()];
+        for bad in [with_body, two_args, not_sha256] {
+            assert_eq!(bound_signer(&[bad]), Err(SignatureError::MalformedBinding));
+        }
     }
 
     #[test]

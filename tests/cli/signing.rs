@@ -4,7 +4,7 @@
 
 use seal::sshsig::{Digest, Signature, SignatureError, SignerKey, SigningKey, NAMESPACE};
 
-use super::ssh_keys::{required_tool, with_keys};
+use super::ssh_keys::{required_tool, unseal_ssh, with_keys};
 use super::*;
 
 fn no_passphrase() -> Result<zeroize::Zeroizing<String>, seal::KeyError> {
@@ -207,4 +207,111 @@ fn allowed_signers_lists_are_read_as_ssh_keygen_reads_them() {
             (_, verdict) => panic!("{list}: {verdict:?}"),
         }
     }
+}
+
+/// `plaintext` sealed to `server.pub` and the fixture `ed25519.pub`, naming `signer` in the
+/// header.
+fn seal_signed(dir: &Dir, signer: &SignerKey, plaintext: &[u8]) -> Vec<u8> {
+    let server = seal::keys::parse_recipient(dir.read_string("server.pub").trim()).unwrap();
+    let ssh = seal::keys::parse_recipient(dir.read_string("ed25519.pub").trim()).unwrap();
+    seal::Encryptor::new_signed_by(&[server.as_ref(), ssh.as_ref()], signer)
+        .unwrap()
+        .seal_slice(plaintext)
+}
+
+#[test]
+fn signed_files_name_their_signer_and_go_age_rage_and_unseal_still_open_them() {
+    let age = go_tool("age");
+    let (dir, _) = with_sealed_upload();
+    let alice = SigningKey::generate_ed25519("alice");
+    let plaintext = data(2 * CHUNK + 9, 8);
+    let sealed = seal_signed(&dir, &alice.public_key(), &plaintext);
+    dir.write("signed.age", &sealed);
+
+    let slice = seal::SealedSlice::new(&sealed).unwrap();
+    let stanza = slice.header().stanzas.last().unwrap();
+    assert_eq!(stanza.kind, "seal-signer");
+    assert_eq!(stanza.args, [alice.public_key().fingerprint()]);
+    assert!(stanza.body.is_empty());
+
+    for key in ["server.key", "ed25519"] {
+        let run = dir
+            .cmd(&age)
+            .args(["-d", "-i", key, "signed.age"])
+            .run()
+            .ok();
+        assert!(run.stdout == plaintext, "age -d -i {key}");
+        let opened = unseal_ssh(&dir, &sealed, &["--key", key]);
+        assert!(opened == plaintext, "unseal --key {key}");
+    }
+    let identity: age::x25519::Identity = dir
+        .read_string("server.key")
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let opened = age::decrypt(&identity, &sealed).unwrap();
+    assert!(opened == plaintext, "the age crate");
+}
+
+#[test]
+fn a_re_signed_file_is_refused_and_so_is_a_signature_over_an_unbound_file() {
+    let (dir, _) = with_sealed_upload();
+    let server = seal::keys::parse_identity_file(&dir.read_string("server.key")).unwrap();
+    let (alice, mallory) = (
+        SigningKey::generate_ed25519("alice"),
+        SigningKey::generate_ed25519("mallory"),
+    );
+    let sealed = seal_signed(&dir, &alice.public_key(), b"alice's upload");
+    let digest = Digest::of(&sealed);
+    let slice = seal::SealedSlice::new(&sealed).unwrap();
+    slice.unwrap(&[server[0].as_ref()]).unwrap();
+    let stanzas = &slice.header().stanzas;
+
+    alice
+        .sign(&digest)
+        .unwrap()
+        .verify_bound(&digest, stanzas)
+        .unwrap();
+    // Mallory strips Alice's signature and signs the same bytes: a good signature, by the
+    // wrong key.
+    let resigned = mallory.sign(&digest).unwrap();
+    resigned.verify(&digest).unwrap();
+    assert_eq!(
+        resigned.verify_bound(&digest, stanzas),
+        Err(SignatureError::WrongSigner {
+            signed: mallory.public_key().fingerprint(),
+            named: alice.public_key().fingerprint(),
+        })
+    );
+
+    // A file sealed without naming a signer: whoever signs it later proves nothing.
+    let unbound = seal_to_server(&dir, b"anonymous upload");
+    let digest = Digest::of(&unbound);
+    let slice = seal::SealedSlice::new(&unbound).unwrap();
+    slice.unwrap(&[server[0].as_ref()]).unwrap();
+    assert_eq!(
+        mallory
+            .sign(&digest)
+            .unwrap()
+            .verify_bound(&digest, &slice.header().stanzas),
+        Err(SignatureError::Unbound)
+    );
+
+    // Mallory rewrites the header to name himself: the header MAC, which he cannot compute
+    // without the file key, no longer verifies, so the file does not open at all.
+    let text = String::from_utf8_lossy(&sealed).into_owned();
+    let (alice_fp, mallory_fp) = (
+        alice.public_key().fingerprint(),
+        mallory.public_key().fingerprint(),
+    );
+    let at = text.find(&alice_fp).unwrap();
+    let mut forged = sealed.clone();
+    forged[at..at + alice_fp.len()].copy_from_slice(mallory_fp.as_bytes());
+    let slice = seal::SealedSlice::new(&forged).unwrap();
+    assert!(matches!(
+        slice.unwrap(&[server[0].as_ref()]),
+        Err(seal::DecryptError::HeaderMac)
+    ));
 }

@@ -45,7 +45,7 @@ fn seal_ssh(dir: &Dir, plaintext: &[u8], args: &[&str]) -> Vec<u8> {
     transform(dir, "seal", Io::Pipes, plaintext, args)
 }
 
-fn unseal_ssh(dir: &Dir, sealed: &[u8], args: &[&str]) -> Vec<u8> {
+pub(crate) fn unseal_ssh(dir: &Dir, sealed: &[u8], args: &[&str]) -> Vec<u8> {
     transform(dir, "unseal", Io::OutputFlag, sealed, args)
 }
 
