@@ -22,7 +22,10 @@ Examples:
   seal-keygen --type ed25519 -o server.key --key-passphrase-file pass    passphrase-protected
   seal-keygen -y server.key       prints the public key (of any supported key file)
   seal-keygen --fingerprint ~/.ssh/id_ed25519.pub    prints its SHA-256 fingerprint
-  seal-keygen > key.txt           prints a new key (public key on stderr)";
+  seal-keygen > key.txt           prints a new key (public key on stderr)
+  seal-keygen --client alice >> allowed_signers
+                                  a client key alice.key (0600, for the user) and alice.pub,
+                                  and the server's allowed-signers line on stdout";
 
 /// The kinds of key pair seal-keygen makes.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +85,13 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub fingerprint: Option<PathBuf>,
 
+    /// Make a client key for NAME, who signs what they seal (seal --sign-with): an Ed25519
+    /// OpenSSH key pair, NAME.key (0600, to hand to the user; or -o PATH) and the public key
+    /// beside it, and print the line for the server's allowed-signers list
+    /// (unseal --allowed-signers).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["public", "fingerprint", "pq", "key_type"])]
+    pub client: Option<String>,
+
     /// With --type rsa or ed25519: protect the new private key with the passphrase read from
     /// --key-passphrase-file or --key-passphrase-env.
     #[command(flatten)]
@@ -101,6 +111,9 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
     }
     if let Some(path) = &args.fingerprint {
         return print_fingerprints(path);
+    }
+    if let Some(name) = &args.client {
+        return make_client_key(&args, name);
     }
     let key_type = if args.pq { KeyType::Pq } else { args.key_type };
     let (text, public) = match key_type {
@@ -152,23 +165,11 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
     };
     match args.output {
         Some(path) => {
-            let public_path = public_path(&path);
-            for p in [&path, &public_path] {
-                if p.symlink_metadata().is_ok() {
-                    return Err(Failure::new(
-                        ExitCode::Io,
-                        "already exists; keys are never overwritten",
-                    )
-                    .about(p));
-                }
-            }
-            keys::write_new_private_file(&path, &text).map_err(|e| Failure::io(&path, &e))?;
-            std::fs::write(&public_path, format!("{public}\n"))
-                .map_err(|e| Failure::io(&public_path, &e))?;
+            write_pair(&path, &text, &public)?;
             eprintln!(
                 "seal-keygen: wrote {} (private: keep it on the server) and {} (public: give it to users)",
                 path.display(),
-                public_path.display()
+                public_path(&path).display()
             );
             eprintln!("Public key: {public}");
         }
@@ -182,6 +183,64 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
                 .map_err(|e| Failure::io("standard output".as_ref(), &e))?;
         }
     }
+    Ok(())
+}
+
+/// Writes a new private key file (0600) and its public key beside it, never over anything.
+fn write_pair(path: &Path, text: &str, public: &str) -> Result<(), Failure> {
+    let public_path = public_path(path);
+    for p in [path, &public_path] {
+        if p.symlink_metadata().is_ok() {
+            return Err(
+                Failure::new(ExitCode::Io, "already exists; keys are never overwritten").about(p),
+            );
+        }
+    }
+    keys::write_new_private_file(path, text).map_err(|e| Failure::io(path, &e))?;
+    std::fs::write(&public_path, format!("{public}\n")).map_err(|e| Failure::io(&public_path, &e))
+}
+
+/// `--client NAME`: an Ed25519 client key pair, and the allowed-signers line for it, limited
+/// to the `seal` namespace, on standard output.
+fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
+    // The name becomes the principal of an allowed-signers line: one plain word.
+    let plain = |c: char| c.is_ascii_graphic() && !matches!(c, ',' | '"' | '#' | '*' | '?' | '!');
+    if name.is_empty() || !name.chars().all(plain) {
+        return Err(
+            Failure::usage(format!("client name {name:?} cannot be a signer name")).hint(
+                "use letters, digits and punctuation such as . _ - @, without spaces or commas",
+            ),
+        );
+    }
+    let passphrase = match args.passphrase.given() {
+        true => Some(
+            args.passphrase
+                .get("the new key".as_ref())
+                .map_err(Failure::from)?,
+        ),
+        false => None,
+    };
+    let comment = match args.comment.as_str() {
+        "" => name,
+        c => c,
+    };
+    let key = ssh::PrivateKey::generate_ed25519(comment);
+    let text = key.to_openssh(passphrase.as_ref().map(|p| p.as_str()));
+    let public = key.to_public().to_string();
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.key")));
+    write_pair(&path, &text, &public)?;
+    eprintln!(
+        "seal-keygen: wrote {} (private: give it to {name}) and {} (public); add the line below to the server's allowed signers list",
+        path.display(),
+        public_path(&path).display()
+    );
+    println!(
+        "{name} namespaces=\"{}\" {public}",
+        crate::sshsig::NAMESPACE
+    );
     Ok(())
 }
 

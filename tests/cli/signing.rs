@@ -315,3 +315,67 @@ fn a_re_signed_file_is_refused_and_so_is_a_signature_over_an_unbound_file() {
         Err(seal::DecryptError::HeaderMac)
     ));
 }
+
+#[test]
+fn keygen_client_makes_a_signing_key_pair_and_the_allowed_signers_line() {
+    use seal::allowed_signers::AllowedSigners;
+    let ssh_keygen = required_tool("ssh-keygen");
+    let (dir, sealed) = with_sealed_upload();
+    let run = dir.line("seal-keygen --client alice").run().ok();
+    assert_eq!(dir.mode("alice.key"), 0o600);
+    let line = run.stdout_string();
+    let public = dir.read_string("alice.pub");
+    assert_eq!(line, format!("alice namespaces=\"seal\" {public}"));
+    assert!(public.starts_with("ssh-ed25519 ") && public.ends_with(" alice\n"));
+    dir.write("allowed_signers", &line);
+
+    // ssh-keygen signs with the key, and accepts the signature under the printed line.
+    dir.cmd(&ssh_keygen)
+        .args([
+            "-q",
+            "-Y",
+            "sign",
+            "-f",
+            "alice.key",
+            "-n",
+            NAMESPACE,
+            "upload.age",
+        ])
+        .run()
+        .ok();
+    dir.cmd(&ssh_keygen)
+        .args(["-Y", "verify", "-f", "allowed_signers", "-I", "alice"])
+        .args(["-n", NAMESPACE, "-s", "upload.age.sig"])
+        .stdin(sealed.clone())
+        .run()
+        .ok();
+    // And so does seal, with the key read as a signing key.
+    let key = SigningKey::from_openssh(&dir.read_string("alice.key"), &mut no_passphrase).unwrap();
+    let sig = Signature::from_pem(&dir.read("upload.age.sig")).unwrap();
+    sig.verify(&Digest::of(&sealed)).unwrap();
+    assert_eq!(sig.signer(), key.public_key());
+    let signers = AllowedSigners::parse(&line).unwrap();
+    let allowed = signers.check(&key.public_key(), std::time::SystemTime::now());
+    assert_eq!(allowed.unwrap().principals, ["alice"]);
+
+    // -o names the files; nothing is overwritten; a name that cannot be a principal is refused.
+    dir.line("seal-keygen --client bob -o keys.bob").run().ok();
+    assert!(dir.path("keys.bob").is_file() && dir.path("keys.bob.pub").is_file());
+    let before = dir.listing();
+    dir.line("seal-keygen --client alice").run().fails(EXIT_IO);
+    for bad in ["a,b", "a\"b", "*"] {
+        dir.bin("seal-keygen")
+            .args(["--client", bad])
+            .run()
+            .fails(EXIT_USAGE)
+            .says(
+                "seal-keygen",
+                &["cannot be a signer name"],
+                Some("without spaces"),
+            );
+    }
+    dir.line("seal-keygen --client carol --pq")
+        .run()
+        .fails(EXIT_USAGE);
+    assert_eq!(dir.listing(), before);
+}
