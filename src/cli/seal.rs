@@ -7,6 +7,7 @@ use clap::Parser;
 
 use super::batch;
 use super::failure::Failure;
+use super::output::PendingFile;
 use super::passphrase;
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::Progress;
@@ -15,7 +16,9 @@ use super::{in_pool, keyargs, run, Shared};
 use crate::armor::ArmoredWriter;
 use crate::batch::Keys;
 use crate::mmap::MappedFile;
+use crate::sshsig::{Hasher, SigningKey};
 use crate::{scrypt, Encryptor, Recipient};
+use std::os::unix::fs::FileExt;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -25,7 +28,9 @@ Examples:
   seal big.iso --to server.pub -o /upload/big.iso.age --threads 4
   seal outbox --to server.pub -o /upload    a whole tree, in batch mode
   seal notes.txt --passphrase               asks for a passphrase, twice
-  seal notes.txt -a --to server.pub -o -    ASCII armor, for email or a terminal";
+  seal notes.txt -a --to server.pub -o -    ASCII armor, for email or a terminal
+  seal report.pdf --to server.pub --sign-with alice.key
+                                            also writes report.pdf.age.sig, signed by alice";
 
 /// Seal files to a server's public key, in the age v1 format.
 #[derive(Parser, Debug)]
@@ -69,6 +74,17 @@ pub struct Args {
     #[arg(short = 'a', long)]
     pub armor: bool,
 
+    /// Sign the sealed file with this client key (an OpenSSH Ed25519 private key, such as
+    /// `seal-keygen --client` makes): writes the detached signature OUTPUT.sig (SSHSIG,
+    /// namespace `seal`, which `ssh-keygen -Y verify -n seal` checks too) and names the
+    /// signer in the file's header. One file to one output file.
+    #[arg(long, value_name = "KEY")]
+    pub sign_with: Option<PathBuf>,
+
+    /// Where the passphrase of a protected --sign-with key comes from.
+    #[command(flatten)]
+    pub key_passphrase: keyargs::PassphraseFlags,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub shared: Shared,
@@ -86,9 +102,20 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs `seal` with parsed arguments.
 pub fn seal(args: Args) -> Result<(), Failure> {
+    if args.sign_with.is_some() && (args.passphrase || args.passphrase_file.is_some()) {
+        return Err(
+            Failure::usage("--sign-with cannot be combined with a passphrase")
+                .hint("a passphrase stanza must be alone in its header, and the signer's is another; seal to keys (--to)"),
+        );
+    }
     let recipients = recipients(&args)?;
     let recipients: Vec<&dyn Recipient> = recipients.iter().map(|r| r.as_ref()).collect();
     if batch::wanted(&args.input) {
+        if args.sign_with.is_some() {
+            return Err(Failure::usage(
+                "--sign-with signs one file at a time, not a batch (yet)",
+            ));
+        }
         if args.armor {
             return Err(Failure::usage(
                 "--armor seals one file at a time, not a batch",
@@ -123,7 +150,17 @@ pub fn seal(args: Args) -> Result<(), Failure> {
         );
     }
     batch::check_remove_source(&args.batch, &source, &destination)?;
-    let encryptor = Encryptor::new(&recipients)?;
+    let signing = match &args.sign_with {
+        None => None,
+        Some(key) => {
+            let flags = (&args.key_passphrase, args.armor, args.shared.force);
+            Some(Signing::new(key, flags, &destination)?)
+        }
+    };
+    let encryptor = match &signing {
+        None => Encryptor::new(&recipients)?,
+        Some(s) => Encryptor::new_signed_by(&recipients, &s.key.public_key())?,
+    };
 
     let (threads, quiet, armor) = (args.shared.threads, args.shared.quiet, args.armor);
     let how = How { threads, armor };
@@ -149,7 +186,10 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             }
             drop(progress);
             let output = pending.target().to_path_buf();
-            pending.commit()?;
+            match signing {
+                Some(signing) => signing.sign_and_commit(pending)?,
+                None => pending.commit()?,
+            }
             batch::remove_single(&args.batch, path, &output)
         }
         (Source::File(path), Destination::Stdout) => {
@@ -170,7 +210,10 @@ pub fn seal(args: Args) -> Result<(), Failure> {
                 pending.target(),
             )?;
             drop(progress);
-            pending.commit()
+            match signing {
+                Some(signing) => signing.sign_and_commit(pending),
+                None => pending.commit(),
+            }
         }
         (Source::Stdin, Destination::Stdout) => {
             let progress = Progress::new(quiet, None, STDIN);
@@ -184,6 +227,66 @@ pub fn seal(args: Args) -> Result<(), Failure> {
                 STDOUT.as_ref(),
             )
         }
+    }
+}
+
+/// A signature to make over the sealed output: the client key, and the `.sig` file, created
+/// (under a temporary name) before sealing starts, so that an existing one stops everything.
+struct Signing {
+    key: SigningKey,
+    sig: PendingFile,
+}
+
+impl Signing {
+    fn new(
+        key_path: &Path,
+        (passphrase_flags, armor, force): (&keyargs::PassphraseFlags, bool, bool),
+        destination: &Destination,
+    ) -> Result<Signing, Failure> {
+        if armor {
+            return Err(Failure::usage(
+                "--sign-with cannot be combined with --armor (yet)",
+            ));
+        }
+        let Destination::File(pending) = destination else {
+            return Err(Failure::usage("--sign-with needs an output file")
+                .hint("name one with -o FILE, or seal a file rather than standard input"));
+        };
+        let text = std::fs::read_to_string(key_path).map_err(|e| Failure::io(key_path, &e))?;
+        let mut passphrase = || passphrase_flags.get(key_path);
+        let key = SigningKey::from_openssh(&text, &mut passphrase)
+            .map_err(|e| Failure::from(e).about(key_path))?;
+        let mut name = pending.target().as_os_str().to_owned();
+        name.push(".sig");
+        let sig = PendingFile::create(Path::new(&name), force)?;
+        Ok(Signing { key, sig })
+    }
+
+    /// Hashes the sealed file as written, signs it, and renames both files into place.
+    fn sign_and_commit(self, sealed: PendingFile) -> Result<(), Failure> {
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        loop {
+            let n = sealed
+                .file()
+                .read_at(&mut buf, at)
+                .map_err(|e| Failure::io(sealed.target(), &e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        let signature = self
+            .key
+            .sign(&hasher.finish())
+            .map_err(|e| Failure::new(super::failure::ExitCode::Io, e.to_string()))?;
+        let mut out = self.sig.file();
+        out.write_all(signature.to_pem().as_bytes())
+            .map_err(|e| Failure::io(self.sig.target(), &e))?;
+        sealed.commit()?;
+        self.sig.commit()
     }
 }
 

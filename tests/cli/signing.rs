@@ -379,3 +379,90 @@ fn keygen_client_makes_a_signing_key_pair_and_the_allowed_signers_line() {
         .fails(EXIT_USAGE);
     assert_eq!(dir.listing(), before);
 }
+
+#[test]
+fn seal_sign_with_writes_a_signature_ssh_keygen_accepts_and_a_bound_header() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let dir = with_keys();
+    dir.new_key("server");
+    let allowed = dir.line("seal-keygen --client alice").run().ok().stdout;
+    dir.write("allowed_signers", allowed);
+    let plaintext = data(2 * CHUNK + 1, 9);
+    dir.write("report", &plaintext);
+
+    for (flags, sealed_name) in [
+        ("", "report.age"),
+        (" --no-mmap", "report.age"),
+        (" -o out.age", "out.age"),
+    ] {
+        let line = format!("seal report --to server.pub --sign-with alice.key{flags}");
+        dir.line(&line).run().ok();
+        let sig_name = format!("{sealed_name}.sig");
+        let sealed = dir.read(sealed_name);
+        dir.cmd(&ssh_keygen)
+            .args([
+                "-Y",
+                "verify",
+                "-f",
+                "allowed_signers",
+                "-I",
+                "alice",
+                "-n",
+                NAMESPACE,
+            ])
+            .args(["-s", &sig_name])
+            .stdin(sealed.clone())
+            .run()
+            .ok();
+        let sig = Signature::from_pem(&dir.read(&sig_name)).unwrap();
+        let server = seal::keys::parse_identity_file(&dir.read_string("server.key")).unwrap();
+        let slice = seal::SealedSlice::new(&sealed).unwrap();
+        let payload = slice.unwrap(&[server[0].as_ref()]).unwrap();
+        sig.verify_bound(&Digest::of(&sealed), &slice.header().stanzas)
+            .unwrap();
+        assert!(payload.decrypt_to_vec().unwrap() == plaintext, "{line}");
+        dir.remove(sealed_name);
+        dir.remove(&sig_name);
+    }
+
+    // Refused, with nothing written: an existing signature file, standard output, a batch,
+    // armor, a passphrase, a key that cannot sign.
+    dir.write("report.age.sig", "old");
+    let before = dir.listing();
+    let refused = [
+        ("seal report --to server.pub --sign-with alice.key", EXIT_IO),
+        (
+            "seal report --to server.pub --sign-with alice.key -o -",
+            EXIT_USAGE,
+        ),
+        (
+            "seal report report --to server.pub --sign-with alice.key",
+            EXIT_USAGE,
+        ),
+        (
+            "seal report -a --to server.pub --sign-with alice.key -o r.txt",
+            EXIT_USAGE,
+        ),
+        (
+            "seal report --to server.pub --sign-with rsa2048 -o r.age",
+            EXIT_USAGE,
+        ),
+        (
+            "seal report --to server.pub --sign-with nonexistent.key -o r.age",
+            EXIT_IO,
+        ),
+        (
+            "seal report --passphrase-file report --sign-with alice.key -o r.age",
+            EXIT_USAGE,
+        ),
+    ];
+    for (line, code) in refused {
+        let run = dir.line(line).run().fails(code);
+        assert!(
+            run.stderr.starts_with("seal: error: "),
+            "{line}: {}",
+            run.stderr
+        );
+        assert_eq!(dir.listing(), before, "{line}");
+    }
+}
