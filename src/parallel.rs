@@ -10,12 +10,12 @@
 //! thread with the number of plaintext bytes each finished group held.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 
-use crate::error::DecryptError;
+use crate::error::{DecryptError, StreamError};
 use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
@@ -159,6 +159,63 @@ pub fn open_to_map(
     // The first failing group in file order, whatever order the threads met them in.
     results.into_iter().collect::<Result<(), _>>()?;
     Ok(len)
+}
+
+/// Chunks per window of [`open_to_writer`]: 4 MiB of plaintext.
+const WINDOW: usize = 64;
+
+/// Decrypts `encrypted` to `out` in file order, a window of chunks at a time: each window on
+/// every core, written while the next one decrypts. Memory: two windows (8 MiB). The payload
+/// is checked first (size, last chunk), and only authenticated windows are written: on a
+/// corrupt chunk, `out` has received the plaintext of the windows before it.
+pub fn open_to_writer<W: Write + Send>(
+    cipher: &PayloadCipher,
+    encrypted: &[u8],
+    mut out: W,
+    progress: Progress<'_>,
+) -> Result<u64, StreamError> {
+    let len = check_payload(cipher, encrypted).map_err(StreamError::Decrypt)?;
+    let windows = encrypted.len().div_ceil(WINDOW * ENCRYPTED_CHUNK_SIZE);
+    let mut buffers = [
+        vec![0u8; WINDOW * CHUNK_SIZE],
+        vec![0u8; WINDOW * CHUNK_SIZE],
+    ];
+    let mut ready_len = 0;
+    let mut result = Ok(());
+    for (w, sealed) in encrypted.chunks(WINDOW * ENCRYPTED_CHUNK_SIZE).enumerate() {
+        let plain_len = sealed.len() - sealed.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
+        let [ready, next] = &mut buffers;
+        let first = (w * WINDOW) as u64;
+        let (written, opened) = rayon::join(
+            || out.write_all(&ready[..ready_len]),
+            || {
+                open_chunks(
+                    cipher,
+                    first,
+                    w + 1 == windows,
+                    sealed,
+                    &mut next[..plain_len],
+                )
+            },
+        );
+        result = written
+            .map_err(StreamError::Write)
+            .and_then(|()| opened.map_err(StreamError::Decrypt));
+        if result.is_err() {
+            break;
+        }
+        progress(ready_len as u64);
+        buffers.swap(0, 1);
+        ready_len = plain_len;
+    }
+    let result = result.and_then(|()| {
+        out.write_all(&buffers[0][..ready_len])
+            .and_then(|()| out.flush())
+            .map_err(StreamError::Write)
+    });
+    progress(ready_len as u64);
+    buffers.iter_mut().for_each(|b| b.fill(0));
+    result.map(|()| len)
 }
 
 /// Decrypts `encrypted` into `file` at `offset`, with positioned writes from every thread.
