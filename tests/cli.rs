@@ -1675,6 +1675,22 @@ fn a_passphrase_is_never_mixed_with_keys() {
     );
 }
 
+/// `--work-factor` means nothing without a passphrase: it is a usage error, not ignored.
+#[test]
+fn a_work_factor_without_a_passphrase_is_a_usage_error() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("plain.txt", "hello\n");
+    let before = dir.listing();
+    let run = dir
+        .bin("seal")
+        .args(["plain.txt", "--to", "server.pub", "--work-factor", "10"])
+        .run()
+        .fails(2);
+    assert!(run.stderr.contains("--work-factor"), "{}", run.stderr);
+    assert_eq!(dir.listing(), before, "nothing written");
+}
+
 #[test]
 fn a_hostile_work_factor_is_refused_before_any_work() {
     let dir = Dir::new();
