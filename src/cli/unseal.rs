@@ -236,8 +236,8 @@ fn mapped_to_stdout(
         return to_stdout(&map[..], identities, threads, path);
     }
     let blame = |e| Failure::from(e).about(path);
-    let payload_of = SealedSlice::new(&map).map_err(blame)?;
-    let payload = payload_of.unwrap(identities).map_err(blame)?;
+    let sealed = SealedSlice::new(&map).map_err(blame)?;
+    let payload = sealed.unwrap(identities).map_err(blame)?;
     // A duplicate of descriptor 1 as a file: written directly, without the line buffering
     // of `io::Stdout`, and movable to whichever thread writes.
     let stdout = io::stdout()
