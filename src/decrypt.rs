@@ -290,6 +290,23 @@ impl OpenPayload<'_> {
         file.set_len(self.plaintext_len)?;
         parallel::open_to_file(&self.cipher, self.encrypted, file, 0, progress)
     }
+
+    /// Decrypts to `out` (standard output, a pipe) in order, on every core of the current
+    /// rayon pool, a 4 MiB window at a time, with no copy of the sealed bytes. Plaintext
+    /// reaches `out` only once its window has authenticated; on a corrupt chunk, `out` has
+    /// received the windows before it, as with any stream.
+    pub fn decrypt_to_writer<W: io::Write + Send>(&self, out: W) -> Result<u64, StreamError> {
+        self.decrypt_to_writer_with_progress(out, &|_| {})
+    }
+
+    /// [`OpenPayload::decrypt_to_writer`], calling `progress` with each written run of bytes.
+    pub fn decrypt_to_writer_with_progress<W: io::Write + Send>(
+        &self,
+        out: W,
+        progress: parallel::Progress<'_>,
+    ) -> Result<u64, StreamError> {
+        parallel::open_to_writer(&self.cipher, self.encrypted, out, progress)
+    }
 }
 
 /// Opens a sealed file held in memory, binary or armored, on every core of the current rayon

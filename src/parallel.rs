@@ -10,12 +10,12 @@
 //! thread with the number of plaintext bytes each finished group held.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 
-use crate::error::DecryptError;
+use crate::error::{DecryptError, StreamError};
 use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
@@ -74,13 +74,7 @@ pub fn open_to_slice(
     encrypted: &[u8],
     out: &mut [u8],
 ) -> Result<(), DecryptError> {
-    let len = check_payload(cipher, encrypted)?;
-    assert_eq!(
-        out.len() as u64,
-        len,
-        "output must be exactly the plaintext size"
-    );
-    open_chunks(cipher, 0, true, encrypted, out)
+    open_to_map(cipher, encrypted, out, &|_| {}).map(drop)
 }
 
 /// Opens a run of consecutive chunks on every core: the parallel twin of
@@ -93,10 +87,24 @@ pub fn open_chunks(
     encrypted: &[u8],
     out: &mut [u8],
 ) -> Result<(), DecryptError> {
+    open_chunks_reporting(cipher, first, ends, encrypted, out, &|_| {})
+}
+
+/// [`open_chunks`], calling `progress` with the plaintext size of each finished group.
+fn open_chunks_reporting(
+    cipher: &PayloadCipher,
+    first: u64,
+    ends: bool,
+    encrypted: &[u8],
+    out: &mut [u8],
+    progress: Progress<'_>,
+) -> Result<(), DecryptError> {
     let result = if encrypted.len() <= SEALED_GROUP {
         // One group (an empty payload included): nothing to share out, so no trip through
         // the pool. Small files in a batch are all like this.
-        cipher.open_chunks(first, ends, encrypted, out)
+        let result = cipher.open_chunks(first, ends, encrypted, out);
+        progress(out.len() as u64);
+        result
     } else {
         let groups = encrypted.len().div_ceil(SEALED_GROUP);
         let results: Vec<_> = encrypted
@@ -105,7 +113,9 @@ pub fn open_chunks(
             .enumerate()
             .map(|(g, (sealed, plain))| {
                 let index = first + (g * GROUP) as u64;
-                cipher.open_chunks(index, ends && g + 1 == groups, sealed, plain)
+                let result = cipher.open_chunks(index, ends && g + 1 == groups, sealed, plain);
+                progress(plain.len() as u64);
+                result
             })
             .collect();
         // The first failing group in file order, whatever order the threads met them in.
@@ -145,20 +155,65 @@ pub fn open_to_map(
         len,
         "output must be exactly the plaintext size"
     );
-    let groups = encrypted.len().div_ceil(SEALED_GROUP);
-    let results: Vec<_> = encrypted
-        .par_chunks(SEALED_GROUP)
-        .zip(out.par_chunks_mut(PLAIN_GROUP))
-        .enumerate()
-        .map(|(g, (sealed, plain))| {
-            let result = cipher.open_chunks((g * GROUP) as u64, g + 1 == groups, sealed, plain);
-            progress(plain.len() as u64);
-            result
-        })
-        .collect();
-    // The first failing group in file order, whatever order the threads met them in.
-    results.into_iter().collect::<Result<(), _>>()?;
+    open_chunks_reporting(cipher, 0, true, encrypted, out, progress)?;
     Ok(len)
+}
+
+/// Chunks per window of [`open_to_writer`]: 4 MiB of plaintext.
+const WINDOW: usize = 64;
+
+/// Decrypts `encrypted` to `out` in file order, a window of chunks at a time: each window on
+/// every core, written while the next one decrypts. Memory: two windows (8 MiB). The payload
+/// is checked first (size, last chunk), and only authenticated windows are written: on a
+/// corrupt chunk, `out` has received the plaintext of the windows before it.
+pub fn open_to_writer<W: Write + Send>(
+    cipher: &PayloadCipher,
+    encrypted: &[u8],
+    mut out: W,
+    progress: Progress<'_>,
+) -> Result<u64, StreamError> {
+    let len = check_payload(cipher, encrypted).map_err(StreamError::Decrypt)?;
+    let windows = encrypted.len().div_ceil(WINDOW * ENCRYPTED_CHUNK_SIZE);
+    let mut buffers = [
+        vec![0u8; WINDOW * CHUNK_SIZE],
+        vec![0u8; WINDOW * CHUNK_SIZE],
+    ];
+    let mut ready_len = 0;
+    let mut result = Ok(());
+    for (w, sealed) in encrypted.chunks(WINDOW * ENCRYPTED_CHUNK_SIZE).enumerate() {
+        let plain_len = sealed.len() - sealed.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
+        let [ready, next] = &mut buffers;
+        let first = (w * WINDOW) as u64;
+        let (written, opened) = rayon::join(
+            || out.write_all(&ready[..ready_len]),
+            || {
+                open_chunks(
+                    cipher,
+                    first,
+                    w + 1 == windows,
+                    sealed,
+                    &mut next[..plain_len],
+                )
+            },
+        );
+        result = written
+            .map_err(StreamError::Write)
+            .and_then(|()| opened.map_err(StreamError::Decrypt));
+        if result.is_err() {
+            break;
+        }
+        progress(ready_len as u64);
+        buffers.swap(0, 1);
+        ready_len = plain_len;
+    }
+    let result = result.and_then(|()| {
+        out.write_all(&buffers[0][..ready_len])
+            .and_then(|()| out.flush())
+            .map_err(StreamError::Write)
+    });
+    progress(ready_len as u64);
+    buffers.iter_mut().for_each(|b| b.fill(0));
+    result.map(|()| len)
 }
 
 /// Decrypts `encrypted` into `file` at `offset`, with positioned writes from every thread.
@@ -217,9 +272,22 @@ pub fn seal_chunks(
     plaintext: &[u8],
     out: &mut [u8],
 ) {
+    seal_chunks_reporting(cipher, first, ends, plaintext, out, &|_| {})
+}
+
+/// [`seal_chunks`], calling `progress` with the plaintext size of each finished group.
+fn seal_chunks_reporting(
+    cipher: &PayloadCipher,
+    first: u64,
+    ends: bool,
+    plaintext: &[u8],
+    out: &mut [u8],
+    progress: Progress<'_>,
+) {
     if plaintext.len() <= PLAIN_GROUP {
         // One group (or an empty plaintext): no trip through the pool.
-        return cipher.seal_chunks(first, ends, plaintext, out);
+        cipher.seal_chunks(first, ends, plaintext, out);
+        return progress(plaintext.len() as u64);
     }
     let groups = plaintext.len().div_ceil(PLAIN_GROUP);
     plaintext
@@ -228,7 +296,8 @@ pub fn seal_chunks(
         .enumerate()
         .for_each(|(g, (plain, sealed))| {
             let index = first + (g * GROUP) as u64;
-            cipher.seal_chunks(index, ends && g + 1 == groups, plain, sealed)
+            cipher.seal_chunks(index, ends && g + 1 == groups, plain, sealed);
+            progress(plain.len() as u64);
         });
 }
 
@@ -244,15 +313,7 @@ pub fn seal_to_map(
         out.len() as u64,
         stream::encrypted_len(plaintext.len() as u64)
     );
-    let groups = plaintext.len().div_ceil(PLAIN_GROUP);
-    plaintext
-        .par_chunks(PLAIN_GROUP)
-        .zip(out.par_chunks_mut(SEALED_GROUP))
-        .enumerate()
-        .for_each(|(g, (plain, sealed))| {
-            cipher.seal_chunks((g * GROUP) as u64, g + 1 == groups, plain, sealed);
-            progress(plain.len() as u64);
-        });
+    seal_chunks_reporting(cipher, 0, true, plaintext, out, progress);
 }
 
 /// Encrypts `plaintext` into `file` at `offset`, with positioned writes from every thread.

@@ -707,6 +707,46 @@ fn the_streaming_and_mapped_paths_read_each_other() {
     check_round_trips(Io::OutputFlag, &["--threads", "3"], &["--no-mmap"]);
 }
 
+/// A mapped file to standard output goes a 4 MiB window (64 chunks) at a time: a corrupt chunk
+/// in the third window stops it after exactly the first two, and exits 6; a truncated file
+/// releases nothing. With `--no-mmap` the same file goes through the stream pipeline.
+#[test]
+fn a_file_to_stdout_releases_only_authenticated_windows() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    let plaintext = data(150 * CHUNK + 77, 21);
+    let sealed = seal_to_server(&dir, &plaintext);
+    dir.write("f.age", &sealed);
+    for flags in [&["--threads", "1"][..], &["--threads", "3"], &["--no-mmap"]] {
+        let run = dir
+            .bin("unseal")
+            .args(["f.age", "--key", "server.key", "-o", "-"])
+            .args(flags)
+            .run()
+            .ok();
+        assert!(run.stdout == plaintext, "{flags:?}");
+    }
+
+    let at = Layout::of(&sealed);
+    dir.write("bad.age", flipped(&sealed, at.chunk(130) + 5));
+    let run = dir
+        .bin("unseal")
+        .args(["bad.age", "--key", "server.key", "-o", "-"])
+        .run()
+        .fails(EXIT_PAYLOAD)
+        .says("unseal", &["bad.age", "payload corrupt at chunk 130"], None);
+    assert_eq!(run.stdout.len(), 128 * CHUNK, "two whole windows, no more");
+    assert!(run.stdout == plaintext[..128 * CHUNK]);
+
+    dir.write("cut.age", truncated(&sealed, at.chunk(149)));
+    let run = dir
+        .bin("unseal")
+        .args(["cut.age", "--key", "server.key", "-o", "-"])
+        .run()
+        .fails(EXIT_PAYLOAD);
+    assert!(run.stdout.is_empty(), "a truncated file releases nothing");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Recipients and identities
 
@@ -1633,6 +1673,22 @@ fn a_passphrase_is_never_mixed_with_keys() {
         (EXIT_HEADER, "must be the only stanza"),
         &cases,
     );
+}
+
+/// `--work-factor` means nothing without a passphrase: it is a usage error, not ignored.
+#[test]
+fn a_work_factor_without_a_passphrase_is_a_usage_error() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("plain.txt", "hello\n");
+    let before = dir.listing();
+    let run = dir
+        .bin("seal")
+        .args(["plain.txt", "--to", "server.pub", "--work-factor", "10"])
+        .run()
+        .fails(2);
+    assert!(run.stderr.contains("--work-factor"), "{}", run.stderr);
+    assert_eq!(dir.listing(), before, "nothing written");
 }
 
 #[test]

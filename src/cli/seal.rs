@@ -35,6 +35,7 @@ Examples:
 /// Seal files to a server's public key, in the age v1 format.
 #[derive(Parser, Debug)]
 #[command(name = "seal", version, after_help = EXAMPLES)]
+#[command(group(clap::ArgGroup::new("passphrase_source").args(["passphrase", "passphrase_file"])))]
 pub struct Args {
     /// File to seal; `-` or none reads standard input. Directories, or several inputs, are
     /// sealed in batch mode: each file to FILE.age, mirrored under `-o DIRECTORY` if given.
@@ -66,7 +67,7 @@ pub struct Args {
     /// it takes to try a passphrase. 18 (age's choice: about a second, 256 MiB) by default;
     /// unseal and age refuse more than 22.
     #[arg(long, value_name = "LOG2N", default_value_t = scrypt::DEFAULT_WORK_FACTOR,
-          value_parser = clap::value_parser!(u8).range(1..=22))]
+          value_parser = clap::value_parser!(u8).range(1..=22), requires = "passphrase_source")]
     pub work_factor: u8,
 
     /// Write ASCII armor (PEM-like text, `-----BEGIN AGE ENCRYPTED FILE-----`) instead of
