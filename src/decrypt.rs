@@ -151,39 +151,36 @@ impl<R: BufRead> Decryptor<R> {
         self.input.is_armored()
     }
 
-    /// Unwraps the file key and returns a reader of the authenticated plaintext.
-    pub fn unwrap(
-        mut self,
-        identities: &[&dyn Identity],
-    ) -> Result<StreamReader<Input<R>>, DecryptError> {
+    /// Unwraps the file key (which checks the header MAC) and reads the payload nonce: the
+    /// header is now known to be the sealer's, and the payload is ready to decrypt.
+    pub fn open(mut self, identities: &[&dyn Identity]) -> Result<OpenStream<R>, DecryptError> {
         let cipher = self.payload_cipher(identities)?;
-        Ok(StreamReader::new(self.input, cipher))
+        Ok(OpenStream {
+            header: self.header,
+            input: self.input,
+            cipher,
+        })
     }
 
-    /// Unwraps the file key and decrypts the rest of the stream into `output` on every core
-    /// of the current rayon pool, a window of chunks at a time, in bounded memory (see
-    /// [`pipeline`]); in a pool of one thread, chunk by chunk. Only authenticated plaintext
-    /// reaches `output`.
-    pub fn decrypt_stream<W: std::io::Write + Send>(
-        mut self,
+    /// Unwraps the file key and returns a reader of the authenticated plaintext.
+    pub fn unwrap(
+        self,
         identities: &[&dyn Identity],
-        mut output: W,
+    ) -> Result<StreamReader<Input<R>>, DecryptError> {
+        Ok(self.open(identities)?.into_reader())
+    }
+
+    /// Unwraps the file key and decrypts the rest of the stream into `output`: see
+    /// [`OpenStream::decrypt_to`].
+    pub fn decrypt_stream<W: std::io::Write + Send>(
+        self,
+        identities: &[&dyn Identity],
+        output: W,
     ) -> Result<(), StreamError>
     where
         R: Send,
     {
-        let cipher = self.payload_cipher(identities).map_err(read_side)?;
-        if rayon::current_num_threads() > 1 {
-            return pipeline::open(&cipher, self.input, output).map_err(|e| match e {
-                StreamError::Read(e) => read_side(DecryptError::from(e)),
-                other => other,
-            });
-        }
-        let mut reader = StreamReader::new(self.input, cipher);
-        while let Some(chunk) = reader.next_chunk().map_err(read_side)? {
-            output.write_all(chunk).map_err(StreamError::Write)?;
-        }
-        output.flush().map_err(StreamError::Write)
+        self.open(identities).map_err(read_side)?.decrypt_to(output)
     }
 
     fn payload_cipher(
@@ -199,6 +196,45 @@ impl<R: BufRead> Decryptor<R> {
                 _ => DecryptError::from(e),
             })?;
         Ok(PayloadCipher::new(&file_key, &nonce))
+    }
+}
+
+/// A sealed stream whose file key is unwrapped and header MAC checked ([`Decryptor::open`]).
+pub struct OpenStream<R: BufRead> {
+    header: Header,
+    input: Input<R>,
+    cipher: PayloadCipher,
+}
+
+impl<R: BufRead> OpenStream<R> {
+    /// The header, authenticated.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// A reader of the authenticated plaintext, chunk by chunk.
+    pub fn into_reader(self) -> StreamReader<Input<R>> {
+        StreamReader::new(self.input, self.cipher)
+    }
+
+    /// Decrypts the rest of the stream into `output` on every core of the current rayon
+    /// pool, a window of chunks at a time, in bounded memory (see [`pipeline`]); in a pool of
+    /// one thread, chunk by chunk. Only authenticated plaintext reaches `output`.
+    pub fn decrypt_to<W: std::io::Write + Send>(self, mut output: W) -> Result<(), StreamError>
+    where
+        R: Send,
+    {
+        if rayon::current_num_threads() > 1 {
+            return pipeline::open(&self.cipher, self.input, output).map_err(|e| match e {
+                StreamError::Read(e) => read_side(DecryptError::from(e)),
+                other => other,
+            });
+        }
+        let mut reader = self.into_reader();
+        while let Some(chunk) = reader.next_chunk().map_err(read_side)? {
+            output.write_all(chunk).map_err(StreamError::Write)?;
+        }
+        output.flush().map_err(StreamError::Write)
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`SealedSlice`]: random access to a sealed file in memory or mapped, for parallel
 //!   decryption straight into an output file.
 //! - [`batch`]: whole directory trees, every file on one pool, one report per file.
+//! - [`sshsig`], [`allowed_signers`], [`sender`]: who sent a file, by client-key signatures.
 //! - [`scrypt`]: passphrases instead of keys; [`armor`]: the ASCII armor, which
 //!   [`Decryptor`] and [`decrypt`] detect by themselves.
 //!
@@ -41,8 +42,10 @@ pub mod ssh_rsa;
 pub mod x25519;
 mod xwing;
 
-// Who sent a file: SSHSIG signatures by client keys, and the list of allowed signers.
+// Who sent a file: SSHSIG signatures by client keys, the list of allowed signers, and the
+// check of both while a file decrypts.
 pub mod allowed_signers;
+pub mod sender;
 pub mod sshsig;
 
 // ASCII armor around the binary format.
@@ -70,7 +73,9 @@ pub mod error;
 #[cfg(feature = "cli")]
 pub mod cli;
 
-pub use decrypt::{decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, SealedSlice};
+pub use decrypt::{
+    decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, OpenStream, SealedSlice,
+};
 pub use encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
 pub use recipient::{FileKey, Identity, Recipient};

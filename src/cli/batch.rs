@@ -57,6 +57,8 @@ pub struct Command<'a> {
     pub shared: super::Shared,
     /// The batch flags.
     pub flags: &'a Flags,
+    /// `unseal --allowed-signers`: whose signatures to accept, per file.
+    pub senders: Option<&'a crate::sender::Policy>,
 }
 
 /// Whether a command line asks for batch mode: several inputs, or a directory.

@@ -24,6 +24,10 @@ pub enum ExitCode {
     /// 7: batch mode: some files failed (each named on stderr and in `--json`); the
     /// others were processed.
     Batch = 7,
+    /// 8: `--require-signature`: the file is unsigned, its signer is not in the allowed
+    /// signers list (or not now, or not for seal), or its signature is bad or re-signed; no
+    /// plaintext was left.
+    Signature = 8,
     /// 130: interrupted by a signal; nothing partial was left behind.
     Interrupted = 130,
 }

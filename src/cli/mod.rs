@@ -14,6 +14,7 @@ mod output;
 mod passphrase;
 mod paths;
 mod progress;
+mod senders;
 
 pub mod keygen;
 pub mod seal;

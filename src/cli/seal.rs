@@ -127,6 +127,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             inputs: &args.input,
             shared: args.shared,
             flags: &args.batch,
+            senders: None,
         };
         return batch::run(command, Keys::Recipients(&recipients));
     }

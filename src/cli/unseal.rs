@@ -11,10 +11,13 @@ use super::failure::{ExitCode, Failure};
 use super::passphrase::{self, Passphrase};
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::{label, Progress};
+use super::senders::{self, FileCheck, Senders};
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::mmap::MappedFile;
+use crate::sender::{hash_alongside, HashingReader};
+use crate::sshsig::Hasher;
 use crate::{armor, DecryptError, Decryptor, Identity, SealedSlice};
 
 const EXAMPLES: &str = "\
@@ -27,6 +30,8 @@ Examples:
   unseal notes.txt.age                      asks for the passphrase if it was sealed with one
   unseal notes.txt.age --passphrase-file pass.txt
   unseal --inspect upload.age [--json] [--key server.key]   what it holds, without opening it
+  unseal upload.age -k server.key --allowed-signers clients --require-signature
+                                            only if upload.age.sig is by a listed client
 
 ASCII-armored input (seal -a, age -a) is detected and decoded by itself.";
 
@@ -70,6 +75,10 @@ pub struct Args {
 
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub senders: senders::SignatureFlags,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub batch: BatchFlags,
 }
 
@@ -84,8 +93,12 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
     if args.inspect {
         return super::inspect::run(&args.input, &args.key, &args.passphrase, args.batch.json);
     }
-    let keys = keyargs::identities("unseal", &args.key, &args.passphrase)?;
     let single = !batch::wanted(&args.input);
+    let senders = Senders::from_flags(&args.senders, args.shared.quiet)?;
+    if let Some(senders) = &senders {
+        senders.check_single(single)?;
+    }
+    let keys = keyargs::identities("unseal", &args.key, &args.passphrase)?;
     if !single && keys.is_empty() && args.passphrase_file.is_none() {
         // A batch does not stop to ask: the passphrase comes from a file, if at all.
         return Err(Failure::usage("no key given").hint(
@@ -103,7 +116,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
         [path] if path.as_os_str() != "-" => path.clone(),
         _ => PathBuf::from(STDIN),
     };
-    let result = open(args, &identities);
+    let result = open(args, &identities, senders.as_ref());
     match (result, &passphrase) {
         (Err(failure), Some(passphrase)) if single => Err(passphrase.explain(failure, &input_name)),
         (Err(failure), None) if single && failure.code == ExitCode::NoMatch => {
@@ -134,13 +147,18 @@ fn explain_passphrase_file(failure: Failure, input: &Path) -> Failure {
     }
 }
 
-fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
+fn open(
+    args: Args,
+    identities: &[&dyn Identity],
+    senders: Option<&Senders>,
+) -> Result<(), Failure> {
     if batch::wanted(&args.input) {
         let command = batch::Command {
             program: "unseal",
             inputs: &args.input,
             shared: args.shared,
             flags: &args.batch,
+            senders: senders.map(|s| &s.policy),
         };
         return batch::run(command, Keys::Identities(identities));
     }
@@ -156,88 +174,175 @@ fn open(args: Args, identities: &[&dyn Identity]) -> Result<(), Failure> {
     )?;
     batch::check_remove_source(&args.batch, &source, &destination)?;
     let (threads, quiet) = (args.shared.threads, args.shared.quiet);
+    let (input_path, input_name) = match &source {
+        Source::File(path) => (Some(path.as_path()), path.as_path()),
+        Source::Stdin => (None, Path::new(STDIN)),
+    };
+    // The signature is found and looked up before the input is read: an unsigned or
+    // unknown sender is refused before any decryption.
+    let (mut signed, mut hasher) = FileCheck::start(senders, input_path, input_name)?;
     match (&source, destination) {
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
             let output = pending.target();
             if meta.is_file() && !args.shared.no_mmap {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
+                let names = (path.as_path(), output);
                 if armor::is_armored(&map) {
                     // Armor is decoded as it streams: from the map, in bounded memory.
-                    stream(&map[..], identities, threads, pending.file(), path, output)?;
-                    let output = pending.target().to_path_buf();
-                    pending.commit()?;
-                    return batch::remove_single(&args.batch, path, &output);
+                    let alongside = hasher.as_mut().map(|h| (h, &map[..]));
+                    let out = pending.file();
+                    stream(
+                        &map[..],
+                        identities,
+                        threads,
+                        out,
+                        names,
+                        &mut signed,
+                        alongside,
+                    )?;
+                } else {
+                    let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
+                    let payload = sealed
+                        .unwrap(identities)
+                        .map_err(|e| blame(e, path, output))?;
+                    signed.bind(&sealed.header().stanzas)?;
+                    let total = Some(payload.plaintext_len());
+                    let progress = Progress::new(quiet, total, &label(path));
+                    let tick = |n| progress.add(n);
+                    let decrypt = || payload.decrypt_to_file_with_progress(pending.file(), &tick);
+                    let open = || hash_alongside(hasher.as_mut(), &map, decrypt);
+                    in_pool(threads, open)?.map_err(|e| blame(e, path, output))?;
                 }
-                let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
-                let payload = sealed
-                    .unwrap(identities)
-                    .map_err(|e| blame(e, path, output))?;
-                let total = Some(payload.plaintext_len());
-                let progress = Progress::new(quiet, total, &label(path));
-                let tick = |n| progress.add(n);
-                let open = || payload.decrypt_to_file_with_progress(pending.file(), &tick);
-                in_pool(threads, open)?.map_err(|e| blame(e, path, output))?;
             } else {
                 let progress = Progress::for_file(quiet, &meta, path);
-                let input = BufReader::new(progress.reader(file));
-                stream(input, identities, threads, pending.file(), path, output)?;
+                let input =
+                    BufReader::new(HashingReader::new(progress.reader(file), hasher.as_mut()));
+                let names = (path.as_path(), output);
+                stream(
+                    input,
+                    identities,
+                    threads,
+                    pending.file(),
+                    names,
+                    &mut signed,
+                    None,
+                )?;
             }
+            // The output stays a temporary file until the signature checks out.
+            signed.finish(hasher)?;
             let output = pending.target().to_path_buf();
             pending.commit()?;
             batch::remove_single(&args.batch, path, &output)
         }
         (Source::File(path), Destination::Stdout) => {
             let (file, meta) = open_input(path)?;
-            if meta.is_file() && !args.shared.no_mmap && !io::stdout().is_terminal() {
-                return mapped_to_stdout(file, path, identities, threads, quiet);
+            let mappable = meta.is_file() && !args.shared.no_mmap;
+            if mappable && !io::stdout().is_terminal() {
+                let check = (signed, hasher);
+                return mapped_to_stdout(file, path, identities, threads, quiet, check);
             }
+            refuse_unchecked_stream(&signed)?;
             let progress = Progress::for_file(quiet, &meta, path);
-            to_stdout(
-                BufReader::new(progress.reader(file)),
-                identities,
-                threads,
-                path,
-            )
+            let input = BufReader::new(HashingReader::new(progress.reader(file), hasher.as_mut()));
+            to_stdout(input, identities, threads, path, &mut signed)?;
+            signed.finish(hasher)
         }
         (Source::Stdin, Destination::File(pending)) => {
             let progress = Progress::new(quiet, None, STDIN);
-            let input = BufReader::new(progress.reader(io::stdin()));
+            let input = BufReader::new(HashingReader::new(
+                progress.reader(io::stdin()),
+                hasher.as_mut(),
+            ));
+            let names = (STDIN.as_ref(), pending.target());
             stream(
                 input,
                 identities,
                 threads,
                 pending.file(),
-                STDIN.as_ref(),
-                pending.target(),
+                names,
+                &mut signed,
+                None,
             )?;
             drop(progress);
+            signed.finish(hasher)?;
             pending.commit()
         }
         (Source::Stdin, Destination::Stdout) => {
+            refuse_unchecked_stream(&signed)?;
             let progress = Progress::new(quiet, None, STDIN);
-            let input = BufReader::new(progress.reader(io::stdin()));
-            to_stdout(input, identities, threads, STDIN.as_ref())
+            let input = BufReader::new(HashingReader::new(
+                progress.reader(io::stdin()),
+                hasher.as_mut(),
+            ));
+            to_stdout(input, identities, threads, STDIN.as_ref(), &mut signed)?;
+            drop(progress);
+            signed.finish(hasher)
         }
     }
 }
 
+/// A stream to standard output is written as it decrypts, before its last byte is hashed:
+/// with `--require-signature` it would release plaintext of a sender not yet checked.
+fn refuse_unchecked_stream(signed: &FileCheck<'_>) -> Result<(), Failure> {
+    match signed.required() {
+        true => Err(Failure::usage(
+            "--require-signature cannot hold back plaintext streamed to standard output",
+        )
+        .hint("write to a file with -o FILE (renamed into place once the signature checks out), or name a regular file as the input")),
+        false => Ok(()),
+    }
+}
+
 /// Opens a regular file to standard output (not a terminal) straight from its mapping: each
-/// window of chunks decrypted on every core, written while the next one decrypts.
+/// window of chunks decrypted on every core, written while the next one decrypts. A
+/// required signature is checked over the whole file first; one only reported is checked
+/// alongside.
 fn mapped_to_stdout(
     file: std::fs::File,
     path: &Path,
     identities: &[&dyn Identity],
     threads: usize,
     quiet: bool,
+    (mut signed, mut hasher): (FileCheck<'_>, Option<Hasher>),
 ) -> Result<(), Failure> {
     let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
     if armor::is_armored(&map) {
-        return to_stdout(&map[..], identities, threads, path);
+        if signed.required() {
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&map);
+            }
+            let check = Decryptor::new(&map[..])
+                .and_then(|d| d.open(identities))
+                .map_err(|e| Failure::from(e).about(path))?;
+            signed.bind(&check.header().stanzas)?;
+            signed.finish(hasher)?;
+            return to_stdout(&map[..], identities, threads, path, &mut FileCheck::none());
+        }
+        let names = (path, STDOUT.as_ref());
+        let alongside = hasher.as_mut().map(|h| (h, &map[..]));
+        let out = io::stdout();
+        stream(
+            &map[..],
+            identities,
+            threads,
+            out,
+            names,
+            &mut signed,
+            alongside,
+        )?;
+        return signed.finish(hasher);
     }
     let blame = |e| Failure::from(e).about(path);
     let sealed = SealedSlice::new(&map).map_err(blame)?;
     let payload = sealed.unwrap(identities).map_err(blame)?;
+    signed.bind(&sealed.header().stanzas)?;
+    if signed.required() {
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(&map);
+        }
+        std::mem::replace(&mut signed, FileCheck::none()).finish(hasher.take())?;
+    }
     // A duplicate of descriptor 1 as a file: written directly, without the line buffering
     // of `io::Stdout`, and movable to whichever thread writes.
     let stdout = io::stdout()
@@ -247,10 +352,11 @@ fn mapped_to_stdout(
         .map_err(|e| Failure::io(STDOUT.as_ref(), &e))?;
     let progress = Progress::new(quiet, Some(payload.plaintext_len()), &label(path));
     let tick = |n| progress.add(n);
-    let result = in_pool(threads, || {
-        payload.decrypt_to_writer_with_progress(stdout, &tick)
-    })?;
-    stream_outcome(result.map(drop), path, STDOUT.as_ref())
+    let decrypt = || payload.decrypt_to_writer_with_progress(stdout, &tick);
+    let result = in_pool(threads, || hash_alongside(hasher.as_mut(), &map, decrypt))?;
+    drop(progress);
+    stream_outcome(result.map(drop), path, STDOUT.as_ref())?;
+    signed.finish(hasher)
 }
 
 /// `report.pdf.age` becomes `report.pdf`; anything else needs `-o`.
@@ -275,17 +381,26 @@ fn blame(e: DecryptError, input: &Path, output: &Path) -> Failure {
     }
 }
 
-/// Opens a stream on `threads` threads; only authenticated plaintext reaches `output`.
+/// Opens a stream on `threads` threads; only authenticated plaintext reaches `output`. The
+/// header must name the signer `signed` expects; `alongside`, bytes to hash while the
+/// stream decrypts.
 fn stream(
     input: impl BufRead + Send,
     identities: &[&dyn Identity],
     threads: usize,
     output: impl Write + Send,
-    input_name: &Path,
-    output_name: &Path,
+    (input_name, output_name): (&Path, &Path),
+    signed: &mut FileCheck<'_>,
+    alongside: Option<(&mut Hasher, &[u8])>,
 ) -> Result<(), Failure> {
-    let decryptor = Decryptor::new(input).map_err(|e| Failure::from(e).about(input_name))?;
-    let result = in_pool(threads, || decryptor.decrypt_stream(identities, output))?;
+    let opened = Decryptor::new(input)
+        .and_then(|d| d.open(identities))
+        .map_err(|e| Failure::from(e).about(input_name))?;
+    signed.bind(&opened.header().stanzas)?;
+    let result = in_pool(threads, || match alongside {
+        Some((hasher, bytes)) => hash_alongside(Some(hasher), bytes, || opened.decrypt_to(output)),
+        None => opened.decrypt_to(output),
+    })?;
     stream_outcome(result, input_name, output_name)
 }
 
@@ -296,23 +411,27 @@ fn to_stdout(
     identities: &[&dyn Identity],
     threads: usize,
     input_name: &Path,
+    signed: &mut FileCheck<'_>,
 ) -> Result<(), Failure> {
     let output_name = STDOUT.as_ref();
     if !io::stdout().is_terminal() {
+        let names = (input_name, output_name);
         return stream(
             input,
             identities,
             threads,
             io::stdout(),
-            input_name,
-            output_name,
+            names,
+            signed,
+            None,
         );
     }
     let blame = |e| Failure::from(e).about(input_name);
-    let mut reader = Decryptor::new(input)
-        .map_err(blame)?
-        .unwrap(identities)
+    let opened = Decryptor::new(input)
+        .and_then(|d| d.open(identities))
         .map_err(blame)?;
+    signed.bind(&opened.header().stanzas)?;
+    let mut reader = opened.into_reader();
     let mut out = io::stdout().lock();
     let mut first = true;
     while let Some(chunk) = reader.next_chunk().map_err(blame)? {

@@ -1,0 +1,227 @@
+//! `unseal --allowed-signers`: who sent each file, and whether that is enough to open it.
+//!
+//! The checks are [`crate::sender`]'s; this module turns the flags into a policy, finds each
+//! file's signature, and says what it found: `FILE: signed by alice (ssh-ed25519 SHA256:...)`
+//! or `FILE: not signed` on standard error (not with `--quiet`), a warning for a signature
+//! that is not accepted, and with `--require-signature` a refusal, exit code 8.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use clap::Args;
+
+use super::failure::{ExitCode, Failure};
+use crate::allowed_signers::AllowedSigners;
+use crate::format::Stanza;
+use crate::sender::{self, Check, Pending, Policy, Rejection, Sender, Verdict};
+use crate::sshsig::Hasher;
+
+/// The sender-signature flags of `unseal`.
+#[derive(Args, Debug, Default)]
+#[command(next_help_heading = "Sender signatures")]
+pub struct SignatureFlags {
+    /// Check each file's signature (FILE.age.sig, as `seal --sign-with` writes it) against
+    /// this list of client keys, in OpenSSH's allowed_signers format, and report the signer.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+
+    /// Refuse files that are unsigned, signed by a key the list does not accept (now, for
+    /// namespace "seal"), or whose signature is bad: exit code 8, and no plaintext is left.
+    #[arg(long, requires = "allowed_signers")]
+    pub require_signature: bool,
+
+    /// The signature of the one input, instead of INPUT.sig beside it (needed to check
+    /// standard input).
+    #[arg(long, value_name = "FILE", requires = "allowed_signers")]
+    pub signature: Option<PathBuf>,
+}
+
+/// The sender check of a run of `unseal`.
+pub struct Senders {
+    /// Whom to accept.
+    pub policy: Policy,
+    signature: Option<PathBuf>,
+    quiet: bool,
+}
+
+impl Senders {
+    /// The check the flags ask for; `None` without `--allowed-signers`.
+    pub fn from_flags(flags: &SignatureFlags, quiet: bool) -> Result<Option<Senders>, Failure> {
+        let Some(path) = &flags.allowed_signers else {
+            return Ok(None);
+        };
+        let text = std::fs::read(path).map_err(|e| Failure::io(path, &e))?;
+        let text =
+            String::from_utf8(text).map_err(|_| Failure::usage("not a text file").about(path))?;
+        let allowed =
+            AllowedSigners::parse(&text).map_err(|e| Failure::usage(e.to_string()).about(path))?;
+        let policy = Policy {
+            allowed,
+            require: flags.require_signature,
+            now: SystemTime::now(),
+        };
+        Ok(Some(Senders {
+            policy,
+            signature: flags.signature.clone(),
+            quiet,
+        }))
+    }
+
+    /// Whether files without an accepted signature are refused.
+    pub fn required(&self) -> bool {
+        self.policy.require
+    }
+
+    /// `--signature` with several inputs is ambiguous: refused.
+    pub fn check_single(&self, single: bool) -> Result<(), Failure> {
+        match self.signature.is_some() && !single {
+            true => Err(
+                Failure::usage("--signature names the signature of one input")
+                    .hint("in batch mode each FILE.age is checked against FILE.age.sig beside it"),
+            ),
+            false => Ok(()),
+        }
+    }
+
+    /// Starts the check of one input (`None`: standard input), named `name` in messages,
+    /// before it is read: its signature is found, parsed and looked up in the list. Also
+    /// returns the hasher to feed every byte of the input to, if there is a signature.
+    pub fn file(
+        &self,
+        input: Option<&Path>,
+        name: &Path,
+    ) -> Result<(FileCheck<'_>, Option<Hasher>), Failure> {
+        let path = match (&self.signature, input) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(input)) => Some(sender::signature_path(input)),
+            (None, None) => None,
+        };
+        let text = match &path {
+            Some(path) => sender::read_signature(path).map_err(|e| Failure::io(path, &e))?,
+            None => None,
+        };
+        let looked_at = path.map_or("--signature FILE".into(), |p| p.display().to_string());
+        let mut file = FileCheck {
+            senders: Some(self),
+            name: name.to_path_buf(),
+            check: None,
+        };
+        match self.policy.begin(text.as_deref(), &looked_at) {
+            Ok(Pending::Check(check)) => file.check = Some(check),
+            Ok(Pending::Unsigned) => self.report(name, &Verdict::Unsigned),
+            Err(rejection) => self.rejected(name, rejection)?,
+        }
+        let hasher = file.check.as_ref().map(Check::hasher);
+        Ok((file, hasher))
+    }
+
+    /// A rejection: the command's failure when a signature is required, else a warning.
+    fn rejected(&self, name: &Path, rejection: Rejection) -> Result<(), Failure> {
+        match self.policy.require {
+            true => Err(refusal(&rejection).about(name)),
+            false => {
+                self.report(name, &Verdict::Rejected(rejection));
+                Ok(())
+            }
+        }
+    }
+
+    fn report(&self, name: &Path, verdict: &Verdict) {
+        if self.quiet && !matches!(verdict, Verdict::Rejected(_)) {
+            return;
+        }
+        eprintln!("unseal: {}", describe(name, verdict));
+    }
+}
+
+/// The check of one file's sender, between [`Senders::file`] and [`FileCheck::finish`].
+pub struct FileCheck<'a> {
+    senders: Option<&'a Senders>,
+    name: PathBuf,
+    check: Option<Check>,
+}
+
+impl FileCheck<'_> {
+    /// No check at all: without `--allowed-signers`.
+    pub fn none() -> FileCheck<'static> {
+        FileCheck {
+            senders: None,
+            name: PathBuf::new(),
+            check: None,
+        }
+    }
+
+    /// Starts the check of `input` if there is a policy; else checks nothing.
+    pub fn start<'a>(
+        senders: Option<&'a Senders>,
+        input: Option<&Path>,
+        name: &Path,
+    ) -> Result<(FileCheck<'a>, Option<Hasher>), Failure> {
+        match senders {
+            Some(senders) => senders.file(input, name),
+            None => Ok((FileCheck::none(), None)),
+        }
+    }
+
+    /// Whether plaintext must be held back until [`FileCheck::finish`] passes.
+    pub fn required(&self) -> bool {
+        self.senders.is_some_and(Senders::required)
+    }
+
+    /// Once the file key is unwrapped (the header MAC checked): the header must name the
+    /// signer. After a rejection that is only warned about, the check stops here.
+    pub fn bind(&mut self, stanzas: &[Stanza]) -> Result<(), Failure> {
+        let (Some(senders), Some(check)) = (self.senders, &self.check) else {
+            return Ok(());
+        };
+        if let Err(rejection) = check.bind(stanzas) {
+            self.check = None;
+            senders.rejected(&self.name, rejection)?;
+        }
+        Ok(())
+    }
+
+    /// Once every byte of the input went through `hasher`: the signature itself. Fails only
+    /// when a signature is required.
+    pub fn finish(self, hasher: Option<Hasher>) -> Result<(), Failure> {
+        let (Some(senders), Some(check), Some(hasher)) = (self.senders, self.check, hasher) else {
+            return Ok(());
+        };
+        match check.finish(&hasher.finish()) {
+            Ok(sender) => {
+                senders.report(&self.name, &Verdict::Signed(sender));
+                Ok(())
+            }
+            Err(rejection) => senders.rejected(&self.name, rejection),
+        }
+    }
+}
+
+/// The refusal of a file under `--require-signature`.
+pub fn refusal(rejection: &Rejection) -> Failure {
+    Failure::new(
+        ExitCode::Signature,
+        format!("signature refused: {rejection}"),
+    )
+}
+
+/// One line about a file's sender: `FILE: signed by alice (ssh-ed25519 SHA256:...)`,
+/// `FILE: not signed`, `warning: FILE: signature not accepted: WHY`.
+pub fn describe(name: &Path, verdict: &Verdict) -> String {
+    let name = name.display();
+    match verdict {
+        Verdict::Signed(sender) => format!("{name}: signed by {}", signer(sender)),
+        Verdict::Unsigned => format!("{name}: not signed"),
+        Verdict::Rejected(why) => format!("warning: {name}: signature not accepted: {why}"),
+    }
+}
+
+/// `alice,alice@example (ssh-ed25519 SHA256:...)`.
+pub fn signer(sender: &Sender) -> String {
+    format!(
+        "{} ({} {})",
+        sender.principals.join(","),
+        sender.key.algorithm(),
+        sender.key.fingerprint()
+    )
+}

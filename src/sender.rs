@@ -1,0 +1,347 @@
+//! Who sent a file: its detached signature, checked against an allowed-signers list while
+//! the file decrypts.
+//!
+//! A check has three steps, so that hashing the sealed bytes (the one part that needs all of
+//! them) overlaps decryption instead of preceding it:
+//!
+//! 1. [`Policy::begin`], before the file is read: parses the signature, checks that it is a
+//!    seal signature and that the allowed-signers list accepts its key now, and picks the
+//!    hash (SHA-256 or SHA-512) to feed the file to ([`Check::hasher`]).
+//! 2. [`Check::bind`], once the file key is unwrapped and so the header MAC checked: the
+//!    header must name the signature's key as the signer (see [`crate::sshsig`] for why).
+//!    A file that fails here, or in step 1, is refused before any plaintext exists.
+//! 3. [`Check::finish`], with the digest of every byte of the sealed file, hashed alongside
+//!    decryption ([`hash_alongside`], [`HashingReader`]): the signature itself. The caller
+//!    keeps the plaintext back (a temporary file, not renamed into place) until it passes.
+//!
+//! With [`Policy::require`], an unsigned file and any failed check are refusals. Without it
+//! the verdict is only reported: unseal opens the file either way.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::allowed_signers::{AllowedSigners, Refusal};
+use crate::format::Stanza;
+use crate::sshsig::{bound_signer, Digest, Hasher, Signature, SignatureError, SignerKey};
+
+/// The extension of a detached signature beside its sealed file: `FILE.age.sig`.
+pub const SIGNATURE_SUFFIX: &str = ".sig";
+
+/// Whom to accept as a sender, and whether a sender is required.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The allowed signers.
+    pub allowed: AllowedSigners,
+    /// Refuse files that are unsigned, or whose signature is bad or by a signer the list
+    /// does not accept.
+    pub require: bool,
+    /// The time the list's validity windows are checked at.
+    pub now: SystemTime,
+}
+
+/// A sender that checked out: the signature is good, and the list accepts its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// The principals of the list's line that accepts the key, as written there.
+    pub principals: Vec<String>,
+    /// The key that signed.
+    pub key: SignerKey,
+}
+
+/// Why a file's sender is not accepted.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// There is no signature (and one is required).
+    #[error("not signed (no {0} beside it)")]
+    Unsigned(String),
+    /// The signature does not parse, is not a seal signature, is not bound to this file's
+    /// header, or does not match the file.
+    #[error("{0}")]
+    Signature(SignatureError),
+    /// The signature is bound and well-formed, but the list does not accept its key.
+    #[error("{0}")]
+    NotAllowed(Refusal),
+}
+
+/// What the check found about a file's sender, when it did not stop the file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Signed by an allowed signer.
+    Signed(Sender),
+    /// No signature (none was required).
+    Unsigned,
+    /// A signature that was not accepted (none was required, so the file was opened).
+    Rejected(Rejection),
+}
+
+/// What is known about a file's sender before the sealed bytes are hashed.
+#[derive(Debug)]
+pub enum Pending {
+    /// The file has no signature, and none is required.
+    Unsigned,
+    /// The signature passed every check but the one over the file's bytes.
+    Check(Check),
+}
+
+/// A signature that passed the checks of [`Policy::begin`].
+pub struct Check {
+    signature: Signature,
+    principals: Vec<String>,
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Check")
+            .field("signer", &self.signature.signer())
+            .field("principals", &self.principals)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Policy {
+    /// Checks what can be checked before the file is read: `signature` is the text of the
+    /// detached signature (`None`: there is none; `signature_name` says where it was looked
+    /// for, for the message).
+    pub fn begin(
+        &self,
+        signature: Option<&[u8]>,
+        signature_name: &str,
+    ) -> Result<Pending, Rejection> {
+        let Some(text) = signature else {
+            return match self.require {
+                true => Err(Rejection::Unsigned(signature_name.to_string())),
+                false => Ok(Pending::Unsigned),
+            };
+        };
+        let signature = Signature::from_pem(text).map_err(Rejection::Signature)?;
+        signature.hasher().map_err(Rejection::Signature)?;
+        let allowed = self
+            .allowed
+            .check(&signature.signer(), self.now)
+            .map_err(Rejection::NotAllowed)?;
+        Ok(Pending::Check(Check {
+            signature,
+            principals: allowed.principals,
+        }))
+    }
+}
+
+impl Check {
+    /// A hasher to feed every byte of the sealed file to, in order (as stored: armored if it
+    /// is armored), of the hash the signature was made over.
+    pub fn hasher(&self) -> Hasher {
+        self.signature.hasher().expect("checked by Policy::begin")
+    }
+
+    /// Checks that the file's header names the signature's key as the signer. `stanzas`
+    /// must come from a header whose MAC has been checked (a file whose key was unwrapped).
+    pub fn bind(&self, stanzas: &[Stanza]) -> Result<(), Rejection> {
+        let signed = self.signature.signer().fingerprint();
+        match bound_signer(stanzas).map_err(Rejection::Signature)? {
+            None => Err(Rejection::Signature(SignatureError::Unbound)),
+            Some(named) if named != signed => {
+                Err(Rejection::Signature(SignatureError::WrongSigner {
+                    signed,
+                    named: named.to_string(),
+                }))
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Checks the signature over `digest`, the hash of every byte of the sealed file, fed to
+    /// [`Check::hasher`].
+    pub fn finish(self, digest: &Digest) -> Result<Sender, Rejection> {
+        self.signature
+            .verify(digest)
+            .map_err(Rejection::Signature)?;
+        Ok(Sender {
+            principals: self.principals,
+            key: self.signature.signer(),
+        })
+    }
+}
+
+/// Where the detached signature of the sealed file at `sealed` is: `sealed` + `.sig`.
+pub fn signature_path(sealed: &Path) -> PathBuf {
+    let mut name = OsString::from(sealed.as_os_str());
+    name.push(SIGNATURE_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// The largest signature file read: an SSHSIG by an 8192-bit RSA key is under 3 KiB.
+const MAX_SIGNATURE_LEN: u64 = 64 << 10;
+
+/// Reads the signature file at `path`; `None` if there is none. A FIFO or device there does
+/// not hang the caller, and neither does a huge file: both are errors.
+pub fn read_signature(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut text = Vec::new();
+    file.take(MAX_SIGNATURE_LEN + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_SIGNATURE_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "too large for a signature",
+        ));
+    }
+    Ok(Some(text))
+}
+
+/// Runs `work` while the current rayon pool feeds `sealed` to `hasher` (if any): the hash is
+/// one thread's sequential job, and the pool's other threads, then all of them, take
+/// `work`'s chunks meanwhile.
+pub fn hash_alongside<T: Send>(
+    hasher: Option<&mut Hasher>,
+    sealed: &[u8],
+    work: impl FnOnce() -> T + Send,
+) -> T {
+    match hasher {
+        None => work(),
+        Some(hasher) => {
+            let ((), out) = rayon::join(|| hasher.update(sealed), work);
+            out
+        }
+    }
+}
+
+/// A reader that hashes every byte read through it: for sealed bytes that arrive as a
+/// stream.
+pub struct HashingReader<'a, R> {
+    inner: R,
+    hasher: Option<&'a mut Hasher>,
+}
+
+impl<'a, R: Read> HashingReader<'a, R> {
+    /// Reads from `inner`, feeding `hasher` if there is one.
+    pub fn new(inner: R, hasher: Option<&'a mut Hasher>) -> Self {
+        HashingReader { inner, hasher }
+    }
+}
+
+impl<R: Read> Read for HashingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sshsig::{binding_stanza, SigningKey};
+
+    fn policy(list: &str, require: bool) -> Policy {
+        Policy {
+            allowed: AllowedSigners::parse(list).unwrap(),
+            require,
+            now: SystemTime::now(),
+        }
+    }
+
+    fn begin(policy: &Policy, signature: &str) -> Result<Check, Rejection> {
+        match policy.begin(Some(signature.as_bytes()), "x.sig")? {
+            Pending::Check(check) => Ok(check),
+            Pending::Unsigned => panic!("signed file taken for unsigned"),
+        }
+    }
+
+    #[test]
+    fn a_bound_allowed_signature_checks_out_over_the_hashed_bytes_only() {
+        let alice = SigningKey::generate_ed25519("alice");
+        let list = format!("alice,a@example {}\n", alice.public_key());
+        let stanzas = [binding_stanza(&alice.public_key())];
+        let sealed = b"sealed bytes".as_slice();
+        let pem = alice.sign(&Digest::of(sealed)).unwrap().to_pem();
+
+        let check = begin(&policy(&list, true), &pem).unwrap();
+        check.bind(&stanzas).unwrap();
+        let mut hasher = check.hasher();
+        let mut reader = HashingReader::new(sealed, Some(&mut hasher));
+        io::copy(&mut reader, &mut io::sink()).unwrap();
+        let sender = check.finish(&hasher.finish()).unwrap();
+        assert_eq!(sender.principals, ["alice", "a@example"]);
+        assert_eq!(sender.key, alice.public_key());
+
+        // The same signature over bytes that differ by one: refused.
+        let check = begin(&policy(&list, true), &pem).unwrap();
+        let mut hasher = check.hasher();
+        hash_alongside(Some(&mut hasher), b"sealed byteS", || ());
+        assert_eq!(
+            check.finish(&hasher.finish()),
+            Err(Rejection::Signature(SignatureError::Invalid))
+        );
+    }
+
+    #[test]
+    fn unsigned_is_refused_only_when_required() {
+        let list = "";
+        assert!(matches!(
+            policy(list, false).begin(None, "f.age.sig"),
+            Ok(Pending::Unsigned)
+        ));
+        assert_eq!(
+            policy(list, true).begin(None, "f.age.sig").unwrap_err(),
+            Rejection::Unsigned("f.age.sig".into())
+        );
+    }
+
+    #[test]
+    fn unknown_unbound_and_re_signed_are_refused_before_hashing() {
+        let (alice, mallory) = (
+            SigningKey::generate_ed25519("alice"),
+            SigningKey::generate_ed25519("mallory"),
+        );
+        let list = format!(
+            "alice {}\nmallory {}\n",
+            alice.public_key(),
+            mallory.public_key()
+        );
+        let by_mallory = mallory.sign(&Digest::of(b"sealed")).unwrap().to_pem();
+        let check = begin(&policy(&list, false), &by_mallory).unwrap();
+
+        // Re-signed: Mallory is allowed, but the header names Alice.
+        let alices_header = [binding_stanza(&alice.public_key())];
+        assert!(matches!(
+            check.bind(&alices_header),
+            Err(Rejection::Signature(SignatureError::WrongSigner { .. }))
+        ));
+        // A header that names nobody.
+        assert_eq!(
+            check.bind(&[]),
+            Err(Rejection::Signature(SignatureError::Unbound))
+        );
+        // Not in the list.
+        let only_alice = format!("alice {}\n", alice.public_key());
+        assert!(matches!(
+            begin(&policy(&only_alice, true), &by_mallory),
+            Err(Rejection::NotAllowed(Refusal::UnknownSigner(_)))
+        ));
+        // Not a signature at all.
+        assert_eq!(
+            begin(&policy(&list, true), "junk").unwrap_err(),
+            Rejection::Signature(SignatureError::Malformed)
+        );
+    }
+}
