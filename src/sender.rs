@@ -166,6 +166,80 @@ impl Check {
     }
 }
 
+/// The check of one file under a policy, from its signature to its last byte: each step
+/// fails only with a refusal, when a signature is required; otherwise whatever is found
+/// ends up in the [`Verdict`] of [`FileCheck::finish`].
+#[derive(Debug)]
+pub struct FileCheck {
+    check: Option<Check>,
+    verdict: Option<Verdict>,
+    require: bool,
+}
+
+impl Policy {
+    /// [`Policy::begin`] for one file, and the hasher to feed its bytes to if it is signed.
+    pub fn check_file(
+        &self,
+        signature: Option<&[u8]>,
+        signature_name: &str,
+    ) -> Result<(FileCheck, Option<Hasher>), Rejection> {
+        let mut file = FileCheck {
+            check: None,
+            verdict: None,
+            require: self.require,
+        };
+        match self.begin(signature, signature_name) {
+            Ok(Pending::Check(check)) => file.check = Some(check),
+            Ok(Pending::Unsigned) => file.verdict = Some(Verdict::Unsigned),
+            Err(rejection) => file.reject(rejection)?,
+        }
+        let hasher = file.check.as_ref().map(Check::hasher);
+        Ok((file, hasher))
+    }
+}
+
+impl FileCheck {
+    /// Whether plaintext must be held back until [`FileCheck::finish`] passes.
+    pub fn required(&self) -> bool {
+        self.require
+    }
+
+    /// [`Check::bind`], once the file key is unwrapped.
+    pub fn bind(&mut self, stanzas: &[Stanza]) -> Result<(), Rejection> {
+        match self.check.as_ref().map(|check| check.bind(stanzas)) {
+            Some(Err(rejection)) => self.reject(rejection),
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Check::finish`], once every byte of the file went through `hasher`.
+    pub fn finish(mut self, hasher: Option<Hasher>) -> Result<Verdict, Rejection> {
+        if let Some(check) = self.check.take() {
+            // A signed file whose bytes were not hashed has not been checked.
+            let verdict = match hasher {
+                Some(hasher) => check.finish(&hasher.finish()),
+                None => Err(Rejection::Signature(SignatureError::Invalid)),
+            };
+            match verdict {
+                Ok(sender) => self.verdict = Some(Verdict::Signed(sender)),
+                Err(rejection) => self.reject(rejection)?,
+            }
+        }
+        Ok(self.verdict.unwrap_or(Verdict::Unsigned))
+    }
+
+    fn reject(&mut self, rejection: Rejection) -> Result<(), Rejection> {
+        self.check = None;
+        match self.require {
+            true => Err(rejection),
+            false => {
+                self.verdict = Some(Verdict::Rejected(rejection));
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Where the detached signature of the sealed file at `sealed` is: `sealed` + `.sig`.
 pub fn signature_path(sealed: &Path) -> PathBuf {
     let mut name = OsString::from(sealed.as_os_str());

@@ -53,6 +53,7 @@ use std::time::Duration;
 
 use crate::error::DecryptError;
 use crate::recipient::{Identity, Recipient};
+use crate::sender::{Policy, Rejection, Verdict};
 
 mod run;
 mod staging;
@@ -87,6 +88,9 @@ pub struct Options {
     pub remove_source: bool,
     /// Map large inputs into memory (the fastest path); `false` streams them with plain reads.
     pub mmap: bool,
+    /// Unsealing: check each file's signature (`NAME.age.sig`) against this policy, while
+    /// it decrypts; the verdict goes in its [`Report::sender`].
+    pub senders: Option<Policy>,
 }
 
 impl Options {
@@ -99,6 +103,7 @@ impl Options {
             follow_symlinks: false,
             remove_source: false,
             mmap: true,
+            senders: None,
         }
     }
 }
@@ -157,6 +162,8 @@ pub struct Report {
     pub bytes: u64,
     /// Processed, skipped or failed.
     pub outcome: Outcome,
+    /// Who sent it, for a file opened under [`Options::senders`].
+    pub sender: Option<Verdict>,
 }
 
 /// Processed, skipped or failed.
@@ -200,6 +207,8 @@ pub enum Skip {
     Partial,
     /// Another input has the same output path.
     DuplicateOutput,
+    /// Unsealing: the detached signature beside a sealed file (`NAME.age.sig`).
+    Signature,
 }
 
 impl Skip {
@@ -215,6 +224,7 @@ impl Skip {
             Skip::AgeName => "age-name",
             Skip::Partial => "partial-file",
             Skip::DuplicateOutput => "duplicate-output",
+            Skip::Signature => "signature",
         }
     }
 }
@@ -231,6 +241,7 @@ impl fmt::Display for Skip {
             Skip::AgeName => "already sealed (name ends in .age)",
             Skip::Partial => "temporary file of an interrupted run",
             Skip::DuplicateOutput => "another input has the same output path",
+            Skip::Signature => "signature of a sealed file",
         })
     }
 }
@@ -264,6 +275,12 @@ pub enum FileError {
         /// What failed.
         error: io::Error,
     },
+    /// The sender check refused the file (a signature is required): nothing was written.
+    #[error("signature refused: {0}")]
+    Sender(Rejection),
+    /// The file's signature (`NAME.age.sig`) exists but could not be read.
+    #[error("cannot read its signature: {0}")]
+    ReadSignature(io::Error),
     /// The output is complete, but removing the source failed.
     #[error("output written, but the source could not be removed: {0}")]
     RemoveSource(io::Error),

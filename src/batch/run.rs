@@ -21,8 +21,11 @@ use zeroize::Zeroizing;
 use super::staging::{self, Staged};
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, Plan, Report};
 use crate::error::{DecryptError, EncryptError, StreamError};
+use crate::format::Stanza;
 use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
+use crate::sender::Verdict;
+use crate::sender::{hash_alongside, read_signature, signature_path, FileCheck, HashingReader};
 use crate::{Decryptor, Encryptor, SealedSlice};
 
 /// Files up to this size are read into memory rather than mapped.
@@ -57,6 +60,7 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
                         path: error.0.clone(),
                         error: io::Error::new(error.1, error.2.clone()),
                     }),
+                    sender: None,
                 },
                 None => process(job, keys, options, observer),
             };
@@ -120,7 +124,7 @@ fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer
     };
     let result = match (keys, options.direction) {
         (Keys::Recipients(recipients), Direction::Seal) => {
-            seal(job, recipients, options, observer, &tick)
+            seal(job, recipients, options, observer, &tick).map(|bytes| (bytes, None))
         }
         (Keys::Identities(identities), Direction::Unseal) => {
             open(job, identities, options, observer, &tick)
@@ -131,19 +135,22 @@ fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer
     if rest > 0 {
         observer.event(Event::Progress(rest));
     }
-    let (bytes, outcome) = match result {
-        Ok(bytes) if options.remove_source => match remove_source(&job.source, &job.output) {
-            Ok(()) => (bytes, Outcome::Done),
-            Err(e) => (bytes, Outcome::Failed(FileError::RemoveSource(e))),
-        },
-        Ok(bytes) => (bytes, Outcome::Done),
-        Err(error) => (job.len, Outcome::Failed(error)),
+    let (bytes, outcome, sender) = match result {
+        Ok((bytes, sender)) if options.remove_source => {
+            match remove_source(&job.source, &job.output) {
+                Ok(()) => (bytes, Outcome::Done, sender),
+                Err(e) => (bytes, Outcome::Failed(FileError::RemoveSource(e)), sender),
+            }
+        }
+        Ok((bytes, sender)) => (bytes, Outcome::Done, sender),
+        Err(error) => (job.len, Outcome::Failed(error), None),
     };
     Report {
         source: job.source.clone(),
         output: Some(job.output.clone()),
         bytes,
         outcome,
+        sender,
     }
 }
 
@@ -196,14 +203,27 @@ fn seal(
     Ok(meta.len())
 }
 
-/// Opens one sealed file; returns the size of its input.
+/// Opens one sealed file; returns the size of its input, and who sent it under a sender
+/// policy. The output is renamed into place only once the signature (if any) checks out.
 fn open(
     job: &Job,
     identities: &[&dyn Identity],
     options: &Options,
     observer: &dyn Observer,
     tick: Tick<'_>,
-) -> Result<u64, FileError> {
+) -> Result<(u64, Option<Verdict>), FileError> {
+    let (mut check, mut hasher) = match &options.senders {
+        Some(policy) => {
+            let path = signature_path(&job.source);
+            let text = read_signature(&path).map_err(FileError::ReadSignature)?;
+            let name = path.display().to_string();
+            let (check, hasher) = policy
+                .check_file(text.as_deref(), &name)
+                .map_err(FileError::Sender)?;
+            (Some(check), hasher)
+        }
+        None => (None, None),
+    };
     let (file, meta) = open_input(job)?;
     let read_error = |e| match e {
         DecryptError::Io(e) => FileError::Read(e),
@@ -211,54 +231,80 @@ fn open(
     };
     // The key is unwrapped before the output is created: a file for another key leaves no
     // trace at all.
-    if meta.len() <= IN_MEMORY {
-        let mut sealed = read_all(file, meta.len())?;
-        if crate::armor::is_armored(&sealed) {
-            sealed = crate::armor::decode(&sealed).map_err(read_error)?;
+    let staged = if meta.len() <= IN_MEMORY {
+        let raw = read_all(file, meta.len())?;
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(&raw);
         }
-        let payload = SealedSlice::new(&sealed)
-            .and_then(|slice| slice.unwrap(identities))
-            .map_err(read_error)?;
+        let decoded;
+        let sealed = match crate::armor::is_armored(&raw) {
+            true => {
+                decoded = crate::armor::decode(&raw).map_err(read_error)?;
+                &decoded
+            }
+            false => &raw,
+        };
+        let slice = SealedSlice::new(sealed).map_err(read_error)?;
+        let payload = slice.unwrap(identities).map_err(read_error)?;
+        bind(&mut check, &slice.header().stanzas)?;
         let plaintext = Zeroizing::new(payload.decrypt_to_vec().map_err(read_error)?);
         let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
         (&mut staged.file())
             .write_all(&plaintext)
             .map_err(write_error(job))?;
         tick(meta.len());
-        staged.commit(options.force).map_err(write_error(job))?;
+        staged
     } else if options.mmap {
         let map = MappedFile::new(file).map_err(FileError::Read)?;
         if crate::armor::is_armored(&map) {
             // Large and armored: decoded as it streams, from the map.
-            let decryptor = Decryptor::new(&map[..]).map_err(read_error)?;
+            let opened = Decryptor::new(&map[..])
+                .and_then(|d| d.open(identities))
+                .map_err(read_error)?;
+            bind(&mut check, &opened.header().stanzas)?;
             let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
-            let result = decryptor.decrypt_stream(identities, staged.file());
+            let result = hash_alongside(hasher.as_mut(), &map, || opened.decrypt_to(staged.file()));
             stream_result(job, result)?;
-            staged.commit(options.force).map_err(write_error(job))?;
             tick(meta.len());
-            return Ok(meta.len());
-        }
-        let payload = SealedSlice::new(&map)
-            .and_then(|slice| slice.unwrap(identities))
-            .map_err(read_error)?;
-        let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
-        payload
-            .decrypt_to_file_with_progress(staged.file(), tick)
-            .map_err(|e| match e {
+            staged
+        } else {
+            let slice = SealedSlice::new(&map).map_err(read_error)?;
+            let payload = slice.unwrap(identities).map_err(read_error)?;
+            bind(&mut check, &slice.header().stanzas)?;
+            let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
+            let decrypt = || payload.decrypt_to_file_with_progress(staged.file(), tick);
+            hash_alongside(hasher.as_mut(), &map, decrypt).map_err(|e| match e {
                 // The input is mapped, so only writing can fail with an I/O error.
                 DecryptError::Io(e) => write_error(job)(e),
                 other => FileError::Decrypt(other),
             })?;
-        staged.commit(options.force).map_err(write_error(job))?;
+            staged
+        }
     } else {
-        let input = BufReader::new(Counting { inner: file, tick });
-        let decryptor = Decryptor::new(input).map_err(read_error)?;
+        let counted = Counting { inner: file, tick };
+        let input = BufReader::new(HashingReader::new(counted, hasher.as_mut()));
+        let opened = Decryptor::new(input)
+            .and_then(|d| d.open(identities))
+            .map_err(read_error)?;
+        bind(&mut check, &opened.header().stanzas)?;
         let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
-        let result = decryptor.decrypt_stream(identities, staged.file());
-        stream_result(job, result)?;
-        staged.commit(options.force).map_err(write_error(job))?;
+        stream_result(job, opened.decrypt_to(staged.file()))?;
+        staged
+    };
+    let sender = match check {
+        Some(check) => Some(check.finish(hasher).map_err(FileError::Sender)?),
+        None => None,
+    };
+    staged.commit(options.force).map_err(write_error(job))?;
+    Ok((meta.len(), sender))
+}
+
+/// The sender check's step once the header is authenticated, if there is a check.
+fn bind(check: &mut Option<FileCheck>, stanzas: &[Stanza]) -> Result<(), FileError> {
+    match check {
+        Some(check) => check.bind(stanzas).map_err(FileError::Sender),
+        None => Ok(()),
     }
-    Ok(meta.len())
 }
 
 /// Opens a planned input, without blocking (a FIFO swapped in after planning must not hang

@@ -215,6 +215,11 @@ impl Planner<'_> {
         }
         let output_name = match output_name(self.options.direction, name) {
             Some(output_name) => output_name,
+            None if self.options.direction == Direction::Unseal
+                && name.as_bytes().ends_with(b".age.sig") =>
+            {
+                return self.skip(path, None, len, Skip::Signature)
+            }
             None => return self.skip(path, None, len, Skip::NotAgeName),
         };
         if self.options.direction == Direction::Seal
@@ -258,6 +263,7 @@ impl Planner<'_> {
             output,
             bytes,
             outcome,
+            sender: None,
         });
     }
 }

@@ -20,9 +20,11 @@ use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, Prog
 
 use super::failure::{describe_io, ExitCode, Failure};
 use super::paths::{Destination, Source};
+use super::senders;
 use super::{in_pool, output};
 use crate::batch::{self, Direction, Event, FileError, Keys, Observer, Options, Outcome, Report};
 use crate::batch::{Skip, Summary};
+use crate::sender::Verdict;
 
 /// The flags of batch mode, shared by `seal` and `unseal`.
 #[derive(Args, Debug, Default)]
@@ -142,6 +144,7 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         follow_symlinks: command.flags.follow_symlinks,
         remove_source: command.flags.remove_source,
         mmap: !command.shared.no_mmap,
+        senders: command.senders.cloned(),
     };
     let started = Instant::now();
     let plan = batch::plan(command.inputs, &options);
@@ -381,7 +384,17 @@ impl Reporter {
         }
         let path = report.source.display();
         match &report.outcome {
-            Outcome::Done => {}
+            Outcome::Done => match &report.sender {
+                Some(verdict @ Verdict::Rejected(_)) => {
+                    let line = senders::describe(&report.source, verdict);
+                    self.progress.print(&format!("{}: {line}", self.program));
+                }
+                Some(verdict) if !self.quiet => {
+                    let line = senders::describe(&report.source, verdict);
+                    self.progress.print(&format!("{}: {line}", self.program));
+                }
+                _ => {}
+            },
             Outcome::Failed(error) => {
                 let line = format!("{}: error: {path}: {}", self.program, message(error));
                 self.progress.print(&line);
@@ -481,13 +494,17 @@ impl Reporter {
 /// Skips that a re-run, or a tree holding both directions, produces by the thousand: counted,
 /// not listed.
 fn is_common(skip: Skip) -> bool {
-    matches!(skip, Skip::OutputExists | Skip::AgeName | Skip::NotAgeName)
+    matches!(
+        skip,
+        Skip::OutputExists | Skip::AgeName | Skip::NotAgeName | Skip::Signature
+    )
 }
 
 fn common_words(skip: Skip) -> &'static str {
     match skip {
         Skip::OutputExists => "existing outputs",
         Skip::AgeName => "already sealed",
+        Skip::Signature => "signatures",
         _ => "not .age",
     }
 }
@@ -500,6 +517,7 @@ fn message(error: &FileError) -> String {
         FileError::Write { path, error } => {
             format!("cannot write {}: {}", path.display(), describe_io(error))
         }
+        FileError::ReadSignature(e) => format!("cannot read its signature: {}", describe_io(e)),
         FileError::RemoveSource(e) => format!(
             "output written, but the source could not be removed: {}",
             describe_io(e)
@@ -512,6 +530,7 @@ fn message(error: &FileError) -> String {
 fn code(error: &FileError) -> ExitCode {
     match error {
         FileError::Decrypt(e) => Failure::from(e).code,
+        FileError::Sender(_) => ExitCode::Signature,
         FileError::NoRecipients | FileError::IncompatibleRecipients(_) | FileError::WrongKeys => {
             ExitCode::Usage
         }
@@ -543,8 +562,36 @@ fn json_record(report: &Report, done_word: &str) -> String {
         }
         None => line.push_str("null,\"code\":null"),
     }
+    if let Some(verdict) = &report.sender {
+        json_verdict(&mut line, verdict);
+    }
     line.push_str("}\n");
     line
+}
+
+/// `,"signature":{...}`: `"status"` is `"signed"` (with `"principals"` and the key's
+/// `"fingerprint"`), `"unsigned"` or `"rejected"` (with `"error"`).
+fn json_verdict(line: &mut String, verdict: &Verdict) {
+    line.push_str(",\"signature\":{\"status\":");
+    match verdict {
+        Verdict::Signed(sender) => {
+            line.push_str("\"signed\",\"principals\":[");
+            for (i, principal) in sender.principals.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                json_string(line, principal);
+            }
+            line.push_str("],\"fingerprint\":");
+            json_string(line, &sender.key.fingerprint());
+        }
+        Verdict::Unsigned => line.push_str("\"unsigned\""),
+        Verdict::Rejected(why) => {
+            line.push_str("\"rejected\",\"error\":");
+            json_string(line, &why.to_string());
+        }
+    }
+    line.push('}');
 }
 
 /// `,"key":"path"`: the path as UTF-8 (invalid bytes replaced by U+FFFD); a path that is

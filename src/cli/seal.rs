@@ -155,7 +155,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     let signing = match &args.sign_with {
         None => None,
         Some(key) => {
-            let flags = (&args.key_passphrase, args.armor, args.shared.force);
+            let flags = (&args.key_passphrase, args.shared.force);
             Some(Signing::new(key, flags, &destination)?)
         }
     };
@@ -242,14 +242,9 @@ struct Signing {
 impl Signing {
     fn new(
         key_path: &Path,
-        (passphrase_flags, armor, force): (&keyargs::PassphraseFlags, bool, bool),
+        (passphrase_flags, force): (&keyargs::PassphraseFlags, bool),
         destination: &Destination,
     ) -> Result<Signing, Failure> {
-        if armor {
-            return Err(Failure::usage(
-                "--sign-with cannot be combined with --armor (yet)",
-            ));
-        }
         let Destination::File(pending) = destination else {
             return Err(Failure::usage("--sign-with needs an output file")
                 .hint("name one with -o FILE, or seal a file rather than standard input"));

@@ -13,7 +13,7 @@ use clap::Args;
 use super::failure::{ExitCode, Failure};
 use crate::allowed_signers::AllowedSigners;
 use crate::format::Stanza;
-use crate::sender::{self, Check, Pending, Policy, Rejection, Sender, Verdict};
+use crate::sender::{self, Policy, Rejection, Sender, Verdict};
 use crate::sshsig::Hasher;
 
 /// The sender-signature flags of `unseal`.
@@ -67,11 +67,6 @@ impl Senders {
         }))
     }
 
-    /// Whether files without an accepted signature are refused.
-    pub fn required(&self) -> bool {
-        self.policy.require
-    }
-
     /// `--signature` with several inputs is ambiguous: refused.
     pub fn check_single(&self, single: bool) -> Result<(), Failure> {
         match self.signature.is_some() && !single {
@@ -101,29 +96,16 @@ impl Senders {
             None => None,
         };
         let looked_at = path.map_or("--signature FILE".into(), |p| p.display().to_string());
-        let mut file = FileCheck {
+        let (check, hasher) = self
+            .policy
+            .check_file(text.as_deref(), &looked_at)
+            .map_err(|r| refusal(&r).about(name))?;
+        let file = FileCheck {
             senders: Some(self),
             name: name.to_path_buf(),
-            check: None,
+            check: Some(check),
         };
-        match self.policy.begin(text.as_deref(), &looked_at) {
-            Ok(Pending::Check(check)) => file.check = Some(check),
-            Ok(Pending::Unsigned) => self.report(name, &Verdict::Unsigned),
-            Err(rejection) => self.rejected(name, rejection)?,
-        }
-        let hasher = file.check.as_ref().map(Check::hasher);
         Ok((file, hasher))
-    }
-
-    /// A rejection: the command's failure when a signature is required, else a warning.
-    fn rejected(&self, name: &Path, rejection: Rejection) -> Result<(), Failure> {
-        match self.policy.require {
-            true => Err(refusal(&rejection).about(name)),
-            false => {
-                self.report(name, &Verdict::Rejected(rejection));
-                Ok(())
-            }
-        }
     }
 
     fn report(&self, name: &Path, verdict: &Verdict) {
@@ -138,7 +120,7 @@ impl Senders {
 pub struct FileCheck<'a> {
     senders: Option<&'a Senders>,
     name: PathBuf,
-    check: Option<Check>,
+    check: Option<sender::FileCheck>,
 }
 
 impl FileCheck<'_> {
@@ -165,35 +147,31 @@ impl FileCheck<'_> {
 
     /// Whether plaintext must be held back until [`FileCheck::finish`] passes.
     pub fn required(&self) -> bool {
-        self.senders.is_some_and(Senders::required)
+        self.check.as_ref().is_some_and(sender::FileCheck::required)
     }
 
     /// Once the file key is unwrapped (the header MAC checked): the header must name the
-    /// signer. After a rejection that is only warned about, the check stops here.
+    /// signer.
     pub fn bind(&mut self, stanzas: &[Stanza]) -> Result<(), Failure> {
-        let (Some(senders), Some(check)) = (self.senders, &self.check) else {
-            return Ok(());
-        };
-        if let Err(rejection) = check.bind(stanzas) {
-            self.check = None;
-            senders.rejected(&self.name, rejection)?;
+        match &mut self.check {
+            Some(check) => check
+                .bind(stanzas)
+                .map_err(|r| refusal(&r).about(&self.name)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Once every byte of the input went through `hasher`: the signature itself. Fails only
-    /// when a signature is required.
+    /// Once every byte of the input went through `hasher`: the signature itself, and the
+    /// report of the sender. Fails only when a signature is required.
     pub fn finish(self, hasher: Option<Hasher>) -> Result<(), Failure> {
-        let (Some(senders), Some(check), Some(hasher)) = (self.senders, self.check, hasher) else {
+        let (Some(senders), Some(check)) = (self.senders, self.check) else {
             return Ok(());
         };
-        match check.finish(&hasher.finish()) {
-            Ok(sender) => {
-                senders.report(&self.name, &Verdict::Signed(sender));
-                Ok(())
-            }
-            Err(rejection) => senders.rejected(&self.name, rejection),
-        }
+        let verdict = check
+            .finish(hasher)
+            .map_err(|r| refusal(&r).about(&self.name))?;
+        senders.report(&self.name, &verdict);
+        Ok(())
     }
 }
 
