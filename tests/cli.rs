@@ -2086,3 +2086,6 @@ mod ssh_keys;
 
 #[path = "cli/signing.rs"]
 mod signing;
+
+#[path = "cli/senders.rs"]
+mod senders;

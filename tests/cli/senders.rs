@@ -1,0 +1,408 @@
+//! Issue 5: `unseal --allowed-signers` and `--require-signature`, single files on every read
+//! path and batches. A refusal is exit code 8, one error line naming the file, and nothing
+//! left behind.
+
+use super::ssh_keys::required_tool;
+use super::*;
+
+const EXIT_SIGNATURE: i32 = 8;
+const EXIT_BATCH: i32 = 7;
+
+/// The ways a single input is read.
+const PATHS: &[&str] = &["mapped", "streamed", "stdin", "stdout", "armored"];
+
+/// A server key; client keys alice, mallory (both listed) and bob (not listed); the list
+/// `allowed`; and `upload.age` (three chunks and a bit) with `upload.age.sig`, signed by
+/// alice. Returns the plaintext.
+fn signed_upload() -> (Dir, Vec<u8>) {
+    let dir = Dir::new();
+    dir.new_key("server");
+    for client in ["alice", "mallory", "bob"] {
+        dir.bin("seal-keygen").args(["--client", client]).run().ok();
+    }
+    let line = |name: &str| format!("{name} {}", dir.read_string(&format!("{name}.pub")));
+    dir.write("allowed", line("alice") + &line("mallory"));
+    let plaintext = data(3 * CHUNK + 77, 9);
+    dir.write("upload", &plaintext);
+    dir.line("seal upload --to server.pub --sign-with alice.key")
+        .run()
+        .ok();
+    dir.remove("upload");
+    (dir, plaintext)
+}
+
+/// `unseal` of `input` (and its signature beside it) on read path `path`, with `flags`;
+/// the plaintext goes to `out` (or standard output).
+fn unseal_signed(dir: &Dir, input: &str, path: &str, flags: &[&str]) -> Run {
+    let cmd = dir.bin("unseal").args(["-k", "server.key"]).args(flags);
+    let cmd = match path {
+        "mapped" | "armored" => cmd.args([input, "-o", "out"]),
+        "streamed" => cmd.args([input, "--no-mmap", "-o", "out"]),
+        "stdin" => cmd
+            .args(["--signature", &format!("{input}.sig"), "-o", "out"])
+            .stdin(dir.read(input)),
+        "stdout" => cmd.args([input, "-o", "-"]),
+        _ => unreachable!(),
+    };
+    cmd.run()
+}
+
+/// The name unseal gives the input in messages.
+fn shown(input: &str, path: &str) -> String {
+    match path {
+        "stdin" => "standard input".into(),
+        _ => input.into(),
+    }
+}
+
+/// Re-seals `upload.age` armored, signed by alice (for the armored path).
+fn armored_upload(dir: &Dir, plaintext: &[u8]) {
+    dir.write("upload", plaintext);
+    dir.line("seal upload -a --to server.pub --sign-with alice.key -f")
+        .run()
+        .ok();
+    dir.remove("upload");
+    assert!(dir.read("upload.age").starts_with(b"-----BEGIN AGE"));
+}
+
+#[test]
+fn a_signed_file_opens_on_every_path_and_names_its_signer() {
+    let (dir, plaintext) = signed_upload();
+    let fingerprint = dir
+        .bin("seal-keygen")
+        .args(["--fingerprint", "alice.pub"])
+        .run()
+        .ok()
+        .stdout_string();
+    let fingerprint = fingerprint.split_whitespace().nth(1).unwrap().to_string();
+    for &path in PATHS {
+        if path == "armored" {
+            armored_upload(&dir, &plaintext);
+        }
+        for require in [false, true] {
+            let mut flags = vec!["--allowed-signers", "allowed"];
+            flags.extend(require.then_some("--require-signature"));
+            let run = unseal_signed(&dir, "upload.age", path, &flags).ok();
+            let expected = format!(
+                "unseal: {}: signed by alice (ssh-ed25519 {fingerprint})",
+                shown("upload.age", path)
+            );
+            assert_eq!(run.stderr_lines(), [expected.as_str()], "{path}");
+            let got = match path {
+                "stdout" => run.stdout.clone(),
+                _ => {
+                    let out = dir.read("out");
+                    dir.remove("out");
+                    out
+                }
+            };
+            assert!(got == plaintext, "{path}: plaintext differs");
+        }
+    }
+}
+
+#[test]
+fn ssh_keygen_signatures_over_a_bound_file_are_accepted_and_go_age_still_opens_it() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let age = required_tool("age");
+    let (dir, plaintext) = signed_upload();
+    // Alice signs with ssh-keygen (SHA-512, its default) instead of seal (SHA-256).
+    dir.remove("upload.age.sig");
+    dir.cmd(&ssh_keygen)
+        .args([
+            "-q",
+            "-Y",
+            "sign",
+            "-f",
+            "alice.key",
+            "-n",
+            "seal",
+            "upload.age",
+        ])
+        .run()
+        .ok();
+    assert!(dir.read_string("upload.age.sig").contains("SSH SIGNATURE"));
+    let flags = ["--allowed-signers", "allowed", "--require-signature"];
+    let run = unseal_signed(&dir, "upload.age", "mapped", &flags).ok();
+    assert!(run.stderr.contains("signed by alice"), "{}", run.stderr);
+    assert!(dir.read("out") == plaintext);
+    // The extra stanza is nothing to Go age.
+    let age_key = dir.read_string("server.key");
+    dir.write_private("age.key", age_key);
+    let run = dir
+        .cmd(&age)
+        .args(["-d", "-i", "age.key", "upload.age"])
+        .run()
+        .ok();
+    assert!(run.stdout == plaintext);
+}
+
+/// Every refusal under `--require-signature`, on every read path: exit 8, one line that says
+/// why, nothing written. Without `--require-signature` the same files open with a warning.
+#[test]
+fn require_signature_refuses_unsigned_unknown_expired_re_signed_and_altered_files() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let (dir, plaintext) = signed_upload();
+    let sealed = dir.read("upload.age");
+    let signature = dir.read("upload.age.sig");
+
+    // Each case: what to do to the directory, and what the refusal says.
+    type Setup = Box<dyn Fn(&Dir)>;
+    let sign_as = |who: &'static str| -> Setup {
+        let ssh_keygen = ssh_keygen.clone();
+        Box::new(move |dir: &Dir| {
+            dir.remove("upload.age.sig");
+            dir.cmd(&ssh_keygen)
+                .args(["-q", "-Y", "sign", "-f", &format!("{who}.key")])
+                .args(["-n", "seal", "upload.age"])
+                .run()
+                .ok();
+        })
+    };
+    let with_list = |extra: &'static str| -> Setup {
+        Box::new(move |dir: &Dir| {
+            let key = dir.read_string("alice.pub");
+            dir.write("allowed", format!("alice {extra} {key}"));
+        })
+    };
+    let other_signature = {
+        let ssh_keygen = ssh_keygen.clone();
+        Box::new(move |dir: &Dir| {
+            dir.write("other", b"another file");
+            dir.remove("upload.age.sig");
+            dir.cmd(&ssh_keygen)
+                .args(["-q", "-Y", "sign", "-f", "alice.key", "-n", "seal", "other"])
+                .run()
+                .ok();
+            fs::rename(dir.path("other.sig"), dir.path("upload.age.sig")).unwrap();
+            dir.remove("other");
+        })
+    };
+    let flipped_signature = {
+        let signature = signature.clone();
+        Box::new(move |dir: &Dir| {
+            let at = signature.len() / 2;
+            dir.write("upload.age.sig", other_base64(&signature, at));
+        })
+    };
+    let cases: Vec<(&str, Setup, &str)> = vec![
+        (
+            "unsigned",
+            Box::new(|dir: &Dir| dir.remove("upload.age.sig")),
+            "not signed",
+        ),
+        (
+            "unknown signer",
+            sign_as("bob"),
+            "is not in the allowed signers list",
+        ),
+        (
+            "re-signed by another allowed client",
+            sign_as("mallory"),
+            "(re-signed)",
+        ),
+        (
+            "expired",
+            with_list("valid-before=\"20200101Z\""),
+            "expired",
+        ),
+        (
+            "not yet valid",
+            with_list("valid-after=\"29991231Z\""),
+            "not valid yet",
+        ),
+        (
+            "other namespace",
+            with_list("namespaces=\"file,git\""),
+            "namespace",
+        ),
+        (
+            "signature of another file",
+            other_signature,
+            "bad signature",
+        ),
+        ("altered signature", flipped_signature, "signature"),
+    ];
+    let allowed = dir.read("allowed");
+    for (what, setup, needle) in &cases {
+        for &path in PATHS {
+            if path == "stdout" {
+                continue; // checked below: the mapped path to standard output
+            }
+            dir.write("upload.age", &sealed);
+            dir.write("upload.age.sig", &signature);
+            dir.write("allowed", &allowed);
+            if path == "armored" {
+                armored_upload(&dir, &plaintext);
+            }
+            setup(&dir);
+            let before = dir.listing();
+            let flags = ["--allowed-signers", "allowed", "--require-signature"];
+            let run = unseal_signed(&dir, "upload.age", path, &flags);
+            let name = shown("upload.age", path);
+            run.fails(EXIT_SIGNATURE).says(
+                "unseal",
+                &[&format!("{name}: signature refused: "), needle],
+                None,
+            );
+            assert_eq!(dir.listing(), before, "{what} ({path}): files left behind");
+
+            // Reported, not refused, without --require-signature.
+            if path == "mapped" {
+                let run = unseal_signed(&dir, "upload.age", path, &flags[..2]).ok();
+                let lines = run.stderr_lines();
+                let expected = match *what {
+                    "unsigned" => "unseal: upload.age: not signed".to_string(),
+                    _ => format!("unseal: warning: upload.age: signature not accepted: "),
+                };
+                assert!(
+                    lines.len() == 1 && lines[0].starts_with(&expected),
+                    "{what}: {lines:?}"
+                );
+                assert!(dir.read("out") == plaintext);
+                dir.remove("out");
+            }
+        }
+    }
+
+    // To standard output, a refusal comes before the first byte.
+    dir.write("upload.age", &sealed);
+    dir.write("allowed", &allowed);
+    sign_as("mallory")(&dir);
+    let flags = ["--allowed-signers", "allowed", "--require-signature"];
+    let run = unseal_signed(&dir, "upload.age", "stdout", &flags).fails(EXIT_SIGNATURE);
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn an_altered_signed_file_is_refused_and_leaves_nothing() {
+    let (dir, _) = signed_upload();
+    let sealed = dir.read("upload.age");
+    let flags = ["--allowed-signers", "allowed", "--require-signature"];
+    // A flipped byte in the header MAC or in the payload: the file itself fails to open,
+    // before or after its signature is checked, and nothing is left.
+    let mac = sealed.windows(5).position(|w| w == b"\n--- ").unwrap() + 10;
+    let cases = [
+        (other_base64(&sealed, mac), EXIT_HEADER_MAC),
+        (flipped(&sealed, sealed.len() - 100), EXIT_PAYLOAD),
+    ];
+    for (altered, code) in cases {
+        dir.write("upload.age", altered);
+        for path in ["mapped", "streamed", "stdin"] {
+            let before = dir.listing();
+            unseal_signed(&dir, "upload.age", path, &flags).fails(code);
+            assert_eq!(dir.listing(), before, "exit {code} ({path})");
+        }
+    }
+}
+
+#[test]
+fn signature_flags_are_checked_before_anything_is_read() {
+    let (dir, _) = signed_upload();
+    let before = dir.listing();
+    dir.line("unseal upload.age -k server.key --require-signature")
+        .run()
+        .fails(EXIT_USAGE);
+    dir.write("bad-list", "alice ssh-ed25519 AAAA-not-base64\n");
+    dir.line("unseal upload.age -k server.key --allowed-signers bad-list")
+        .run()
+        .fails(EXIT_USAGE)
+        .says("unseal", &["bad-list: allowed signers line 1: "], None);
+    dir.write(
+        "local-time",
+        "alice valid-before=\"20300101\" ssh-ed25519 AAAA\n",
+    );
+    dir.line("unseal upload.age -k server.key --allowed-signers local-time")
+        .run()
+        .fails(EXIT_USAGE)
+        .says("unseal", &["line 1", "has no Z"], None);
+    dir.line("unseal upload.age -k server.key --allowed-signers missing")
+        .run()
+        .fails(EXIT_IO)
+        .says("unseal", &["missing: no such file"], None);
+    // Standard input to standard output cannot be held back until the signature checks.
+    dir.bin("unseal")
+        .args(["-k", "server.key", "--allowed-signers", "allowed"])
+        .args(["--signature", "upload.age.sig", "--require-signature"])
+        .stdin(dir.read("upload.age"))
+        .run()
+        .fails(EXIT_USAGE)
+        .says("unseal", &["standard output"], Some("-o FILE"));
+    dir.remove("bad-list");
+    dir.remove("local-time");
+    assert_eq!(dir.listing(), before);
+}
+
+#[test]
+fn a_batch_checks_and_reports_every_files_signer_under_one_policy() {
+    let (dir, plaintext) = signed_upload();
+    fs::create_dir(dir.path("in")).unwrap();
+    fs::rename(dir.path("upload.age"), dir.path("in/a.age")).unwrap();
+    fs::rename(dir.path("upload.age.sig"), dir.path("in/a.age.sig")).unwrap();
+    // b: signed by bob (not listed); c: unsigned; d: large (mapped), signed by mallory.
+    let large = data(2 << 20, 4);
+    dir.write("b", b"from bob");
+    dir.write("c", b"from nobody");
+    dir.write("d", &large);
+    dir.line("seal b --to server.pub --sign-with bob.key -o in/b.age")
+        .run()
+        .ok();
+    dir.line("seal c --to server.pub -o in/c.age").run().ok();
+    dir.line("seal d --to server.pub --sign-with mallory.key -o in/d.age")
+        .run()
+        .ok();
+
+    // Reported only: all four open, each with its verdict.
+    let run = dir
+        .line("unseal in -k server.key -o out --allowed-signers allowed --json")
+        .run()
+        .ok();
+    let report = run.stdout_string();
+    let record = |name: &str| {
+        report
+            .lines()
+            .find(|l| l.contains(&format!("\"path\":\"in/{name}\"")))
+            .unwrap_or_else(|| panic!("no record of {name}: {report}"))
+            .to_string()
+    };
+    assert!(record("a.age").contains(r#""signature":{"status":"signed","principals":["alice"]"#));
+    assert!(record("b.age").contains(r#""signature":{"status":"rejected","error":"signer SHA256:"#));
+    assert!(record("c.age").contains(r#""signature":{"status":"unsigned"}"#));
+    assert!(record("d.age").contains(r#""principals":["mallory"]"#));
+    assert!(record("a.age.sig").contains(r#""outcome":"skipped","reason":"signature""#));
+    assert!(run.stderr.contains("unseal: in/a.age: signed by alice ("));
+    assert!(run.stderr.contains("unseal: in/c.age: not signed"));
+    assert!(run
+        .stderr
+        .contains("unseal: warning: in/b.age: signature not accepted"));
+    assert!(dir.read("out/in/a") == plaintext && dir.read("out/in/d") == large);
+    fs::remove_dir_all(dir.path("out")).unwrap();
+
+    // Required: b and c fail with code 8 and leave nothing; a and d open.
+    let run = dir
+        .line("unseal in -k server.key -o out --allowed-signers allowed --require-signature --json")
+        .run()
+        .fails(EXIT_BATCH);
+    let report = run.stdout_string();
+    for name in ["b.age", "c.age"] {
+        let line = report
+            .lines()
+            .find(|l| l.contains(&format!("\"path\":\"in/{name}\"")))
+            .unwrap();
+        assert!(
+            line.contains(r#""outcome":"failed""#) && line.contains(r#""code":8"#),
+            "{line}"
+        );
+    }
+    let mut outputs: Vec<String> = fs::read_dir(dir.path("out/in"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    outputs.sort();
+    assert_eq!(outputs, ["a", "d"]);
+
+    // --signature names one file's signature, not a batch's.
+    dir.line("unseal in -k server.key -o out2 --allowed-signers allowed --signature x.sig")
+        .run()
+        .fails(EXIT_USAGE);
+}
