@@ -16,6 +16,10 @@
 //! same key (a git commit, a file signed with `-n file`) can never pass for one of ours, and
 //! ours never for theirs.
 //!
+//! A client key is Ed25519, or RSA of [`MIN_BITS`] bits or more: an RSA key signs with
+//! `rsa-sha2-512` (PKCS#1 v1.5 over SHA-512), as `ssh-keygen` does; `rsa-sha2-256` is
+//! checked too, and `ssh-rsa` (over SHA-1) refused, as OpenSSH refuses it.
+//!
 //! Signing and checking take a [`Digest`] of the sealed bytes rather than the bytes
 //! themselves, so the caller can hash while it does something else with them (decrypt).
 //! We sign with SHA-256, which PROTOCOL.sshsig allows beside SHA-512: x86-64 CPUs hash it
@@ -55,6 +59,7 @@ use zeroize::Zeroizing;
 
 use crate::error::KeyError;
 use crate::format::Stanza;
+use crate::primitives::rsa::{self, RsaKeyError, SignatureHash, MAX_BITS, MIN_BITS};
 use crate::ssh::Passphrase;
 
 /// The SSHSIG namespace of every seal signature: `ssh-keygen -Y verify -n seal`.
@@ -159,8 +164,19 @@ pub enum SignatureError {
     #[error("signature uses hash {0:?}; SSH signatures use sha256 or sha512")]
     HashAlgorithm(String),
     /// A signature by (or a signing key of) a type this crate does not sign or check with.
-    #[error("{0} keys are not supported for signatures (use ssh-ed25519)")]
+    #[error("{0} keys are not supported for signatures (use ssh-ed25519 or ssh-rsa)")]
     UnsupportedKey(String),
+    /// An `ssh-rsa` signer key outside the sizes signatures are made and checked with.
+    #[error(
+        "RSA key of {0} bits is too {which} for a signature ({limit})",
+        which = if *.0 < MIN_BITS { "small" } else { "large" },
+        limit = if *.0 < MIN_BITS { format!("at least {MIN_BITS}") } else { format!("at most {MAX_BITS}") },
+    )]
+    RsaKeySize(usize),
+    /// An RSA signature of algorithm `ssh-rsa`: PKCS#1 v1.5 over SHA-1, which OpenSSH no
+    /// longer accepts either.
+    #[error("signature uses ssh-rsa (RSA with SHA-1), which is refused: sign with rsa-sha2-512 or rsa-sha2-256")]
+    RsaSha1,
     /// The signature is good, but the file names no signer in its header: anyone could have
     /// signed it after the fact.
     #[error("the file does not name a signer in its header, so its signature proves nothing")]
@@ -231,17 +247,24 @@ impl fmt::Display for SignerKey {
 /// A client's private key, which signs sealed files. Never printed.
 pub struct SigningKey {
     key: ssh_key::PrivateKey,
+    /// The RSA arithmetic of an `ssh-rsa` key (checked, on this build's backend); `None` for
+    /// Ed25519.
+    rsa: Option<rsa::PrivateKey>,
 }
 
 impl SigningKey {
     /// Reads an OpenSSH private key file (`BEGIN OPENSSH PRIVATE KEY`), asking `passphrase`
-    /// if it is protected. Ed25519 keys only, for now.
+    /// if it is protected. Ed25519 keys, and RSA keys of at least [`MIN_BITS`] bits (which
+    /// sign with `rsa-sha2-512`, as `ssh-keygen -Y sign` does).
     pub fn from_openssh(pem: &str, passphrase: Passphrase<'_>) -> Result<SigningKey, KeyError> {
         let mut key = ssh_key::PrivateKey::from_openssh(pem)
             .map_err(|_| crate::ssh::unparsed_private_key(pem))?;
-        if key.algorithm() != ssh_key::Algorithm::Ed25519 {
+        if !matches!(
+            key.algorithm(),
+            ssh_key::Algorithm::Ed25519 | ssh_key::Algorithm::Rsa { .. }
+        ) {
             return Err(KeyError::Unusable(format!(
-                "{} keys cannot sign yet; use an ssh-ed25519 key",
+                "{} keys cannot sign; use an ssh-ed25519 or ssh-rsa key",
                 key.algorithm().as_str()
             )));
         }
@@ -251,19 +274,21 @@ impl SigningKey {
                 .decrypt(pass.as_bytes())
                 .map_err(|_| KeyError::WrongPassphrase)?;
         }
-        let signer = SigningKey { key };
         // ssh-key keeps both halves as the file gives them: refuse a file whose halves differ,
         // which would sign with one key and name another.
-        match signer.key.key_data() {
+        let invalid = || KeyError::Unusable("not a valid OpenSSH private key".into());
+        let rsa = match key.key_data() {
             ssh_key::private::KeypairData::Ed25519(k) => {
                 let derived = ed25519_dalek::SigningKey::from_bytes(&k.private.to_bytes());
                 if derived.verifying_key().as_bytes() != &k.public.0 {
-                    return Err(KeyError::Unusable("not a valid OpenSSH private key".into()));
+                    return Err(invalid());
                 }
+                None
             }
-            _ => return Err(KeyError::Unusable("not a valid OpenSSH private key".into())),
-        }
-        Ok(signer)
+            ssh_key::private::KeypairData::Rsa(k) => Some(rsa_signing_key(k)?),
+            _ => return Err(invalid()),
+        };
+        Ok(SigningKey { key, rsa })
     }
 
     /// A new Ed25519 signing key with `comment`.
@@ -271,7 +296,7 @@ impl SigningKey {
         let keypair = ssh_key::private::Ed25519Keypair::random(&mut rand_core::OsRng);
         let mut key = ssh_key::PrivateKey::from(keypair);
         key.set_comment(comment);
-        SigningKey { key }
+        SigningKey { key, rsa: None }
     }
 
     /// The key as an OpenSSH private key file, unprotected.
@@ -292,18 +317,30 @@ impl SigningKey {
         SignerKey(self.key.public_key().key_data().clone())
     }
 
-    /// Signs the sealed file whose digest is `digest`.
+    /// Signs the sealed file whose digest is `digest`: Ed25519, or `rsa-sha2-512` for an RSA
+    /// key.
     pub fn sign(&self, digest: &Digest) -> Result<Signature, SignatureError> {
-        let ssh_key::private::KeypairData::Ed25519(pair) = self.key.key_data() else {
-            return Err(SignatureError::UnsupportedKey(
-                self.key.algorithm().to_string(),
-            ));
-        };
-        let secret = ed25519_dalek::SigningKey::from_bytes(&pair.private.to_bytes());
         let data = signed_data(&[], digest);
-        let bytes = ed25519_dalek::Signer::sign(&secret, &data).to_bytes();
-        let raw = ssh_key::Signature::new(ssh_key::Algorithm::Ed25519, bytes.to_vec())
-            .map_err(|_| SignatureError::Malformed)?;
+        let (algorithm, bytes) = match (&self.rsa, self.key.key_data()) {
+            (Some(secret), ssh_key::private::KeypairData::Rsa(_)) => (
+                ssh_key::Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512),
+                },
+                secret.sign_pkcs1v15_sha512(&data),
+            ),
+            (None, ssh_key::private::KeypairData::Ed25519(pair)) => {
+                let secret = ed25519_dalek::SigningKey::from_bytes(&pair.private.to_bytes());
+                let bytes = ed25519_dalek::Signer::sign(&secret, &data).to_bytes();
+                (ssh_key::Algorithm::Ed25519, bytes.to_vec())
+            }
+            _ => {
+                return Err(SignatureError::UnsupportedKey(
+                    self.key.algorithm().to_string(),
+                ))
+            }
+        };
+        let raw =
+            ssh_key::Signature::new(algorithm, bytes).map_err(|_| SignatureError::Malformed)?;
         let sig = SshSig::new(
             self.key.public_key().key_data().clone(),
             NAMESPACE,
@@ -341,8 +378,13 @@ impl Signature {
     pub fn from_pem(text: &[u8]) -> Result<Signature, SignatureError> {
         // ssh-key's PEM reader is strict about the trailing newline; OpenSSH is not.
         let text = std::str::from_utf8(text).map_err(|_| SignatureError::Malformed)?;
-        let sig = SshSig::from_pem(text.trim_end().to_string() + "\n")
-            .map_err(|_| SignatureError::Malformed)?;
+        let sig = SshSig::from_pem(text.trim_end().to_string() + "\n").map_err(|_| {
+            // ssh-key does not parse `ssh-rsa` (SHA-1) signatures at all: say why.
+            match pem_body(text).as_deref().and_then(signature_algorithm) {
+                Some(b"ssh-rsa") => SignatureError::RsaSha1,
+                _ => SignatureError::Malformed,
+            }
+        })?;
         // ssh-key accepts any version up to 1, 0 included: only 1 exists, so only 1 parses
         // (otherwise one signature would have two valid encodings).
         if sig.version() != SshSig::VERSION {
@@ -411,6 +453,25 @@ impl Signature {
                 key.verify_strict(&data, &sig)
                     .map_err(|_| SignatureError::Invalid)
             }
+            KeyData::Rsa(key) => {
+                // The signature's own hash (rsa-sha2-*), independent of the digest's.
+                let hash = match self.0.signature().algorithm() {
+                    ssh_key::Algorithm::Rsa {
+                        hash: Some(HashAlg::Sha512),
+                    } => SignatureHash::Sha512,
+                    ssh_key::Algorithm::Rsa {
+                        hash: Some(HashAlg::Sha256),
+                    } => SignatureHash::Sha256,
+                    ssh_key::Algorithm::Rsa { hash: None } => return Err(SignatureError::RsaSha1),
+                    _ => return Err(SignatureError::Invalid),
+                };
+                let key = rsa_public_key(key)?;
+                if key.verify_pkcs1v15(hash, &data, self.0.signature_bytes()) {
+                    Ok(())
+                } else {
+                    Err(SignatureError::Invalid)
+                }
+            }
             other => Err(SignatureError::UnsupportedKey(
                 other.algorithm().as_str().to_string(),
             )),
@@ -459,6 +520,48 @@ pub fn bound_signer(stanzas: &[Stanza]) -> Result<Option<&str>, SignatureError> 
         }
         Some(_) => Err(SignatureError::MalformedBinding),
     }
+}
+
+/// The RSA arithmetic of an OpenSSH RSA private key: refused under [`MIN_BITS`], and unless
+/// its numbers make one key (the `rsa` crate checks `n = pq` and `d` against `e`).
+fn rsa_signing_key(k: &ssh_key::private::RsaKeypair) -> Result<rsa::PrivateKey, KeyError> {
+    fn num(m: &ssh_key::Mpint) -> Result<&[u8], KeyError> {
+        m.as_positive_bytes()
+            .ok_or_else(|| KeyError::Unusable("not a valid OpenSSH private key".into()))
+    }
+    // Borrowed, not copied: ssh-key wipes its secret numbers when the key is dropped, and
+    // the `rsa` crate its own.
+    let (n, e) = (num(&k.public.n)?, num(&k.public.e)?);
+    let (d, p, q) = (num(&k.private.d)?, num(&k.private.p)?, num(&k.private.q)?);
+    rsa::PrivateKey::from_components(n, e, d, p, q)
+        .map_err(|e| crate::ssh::rsa_key_error(e, "OpenSSH private key"))
+}
+
+/// The public key of an `ssh-rsa` signer, refused outside [`MIN_BITS`]..=[`MAX_BITS`].
+fn rsa_public_key(k: &ssh_key::public::RsaPublicKey) -> Result<rsa::PublicKey, SignatureError> {
+    let n = k.n.as_positive_bytes().ok_or(SignatureError::Invalid)?;
+    let e = k.e.as_positive_bytes().ok_or(SignatureError::Invalid)?;
+    rsa::PublicKey::from_components(n, e).map_err(|e| match e {
+        RsaKeyError::Size(bits) => SignatureError::RsaKeySize(bits),
+        RsaKeyError::Invalid => SignatureError::Invalid,
+    })
+}
+
+/// The algorithm name inside the signature field of an SSHSIG blob, if it gets that far.
+fn signature_algorithm(blob: &[u8]) -> Option<&[u8]> {
+    fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let s = rest.get(4..4usize.checked_add(len)?)?;
+        *rest = &rest[4 + len..];
+        Some(s)
+    }
+    let mut rest = blob.strip_prefix(MAGIC)?.get(4..)?;
+    // The public key, namespace, reserved field and hash name, then the signature.
+    for _ in 0..4 {
+        string(&mut rest)?;
+    }
+    let mut signature = string(&mut rest)?;
+    string(&mut signature)
 }
 
 /// The bytes inside PEM armor, `None` if they are not base64.
@@ -534,26 +637,37 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_of_the_blob_fails() {
+        for key in [SigningKey::generate_ed25519("alice"), rsa_key(RSA2048)] {
+            let digest = Digest::of(b"sealed");
+            let sig = key.sign(&digest).unwrap();
+            sig.verify(&digest).unwrap();
+            every_flipped_byte_fails(&sig, &digest);
+        }
+    }
+
+    /// PEM armor around an SSHSIG blob.
+    fn armored(blob: &[u8]) -> String {
         use base64::Engine;
-        let key = SigningKey::generate_ed25519("alice");
-        let digest = Digest::of(b"sealed");
-        let sig = key.sign(&digest).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(blob);
+        format!(
+            "-----BEGIN SSH SIGNATURE-----\n{}\n-----END SSH SIGNATURE-----\n",
+            b64.as_bytes()
+                .chunks(70)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    }
+
+    fn every_flipped_byte_fails(sig: &Signature, digest: &Digest) {
         let blob = pem_body(&sig.to_pem()).unwrap();
         for i in 0..blob.len() {
             let mut bad = blob.clone();
             bad[i] ^= 0x01;
-            let b64 = base64::engine::general_purpose::STANDARD.encode(&bad);
-            let pem = format!(
-                "-----BEGIN SSH SIGNATURE-----\n{}\n-----END SSH SIGNATURE-----\n",
-                b64.as_bytes()
-                    .chunks(70)
-                    .map(|c| std::str::from_utf8(c).unwrap())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            let pem = armored(&bad);
             let verdict = Signature::from_pem(pem.as_bytes()).and_then(|s| {
                 // A flipped key byte makes another (claimed) signer: still no valid signature.
-                s.verify(&digest)
+                s.verify(digest)
             });
             assert!(
                 verdict.is_err(),
@@ -561,6 +675,147 @@ mod tests {
                 &bad[..20]
             );
         }
+    }
+
+    const RSA2048: &str = include_str!("../testdata/keys/rsa2048");
+
+    fn rsa_key(pem: &str) -> SigningKey {
+        SigningKey::from_openssh(pem, &mut no_passphrase).unwrap()
+    }
+
+    #[test]
+    fn rsa_keys_sign_with_rsa_sha2_512_and_verify() {
+        let key = rsa_key(RSA2048);
+        assert_eq!(key.public_key().algorithm(), "ssh-rsa");
+        for digest in [Digest::of(b"sealed bytes"), sha512_of(b"sealed bytes")] {
+            let sig = key.sign(&digest).unwrap();
+            assert_eq!(
+                sig.0.signature().algorithm(),
+                ssh_key::Algorithm::Rsa {
+                    hash: Some(HashAlg::Sha512)
+                }
+            );
+            assert_eq!(sig.0.signature_bytes().len(), 256);
+            assert_eq!(sig.signer(), key.public_key());
+            sig.verify(&digest).unwrap();
+            let again = Signature::from_pem(sig.to_pem().as_bytes()).unwrap();
+            assert_eq!(again, sig);
+            again.verify(&digest).unwrap();
+            assert_eq!(
+                sig.verify(&sig.digest_of(b"other bytes").unwrap()),
+                Err(SignatureError::Invalid)
+            );
+        }
+    }
+
+    fn sha512_of(bytes: &[u8]) -> Digest {
+        let mut h = Hasher::with(HashAlg::Sha512).unwrap();
+        h.update(bytes);
+        h.finish()
+    }
+
+    /// An SSHSIG over `digest` by the fixture `rsa2048`, made with the `rsa` crate and put
+    /// together by hand (ssh-key cannot even hold an `ssh-rsa` signature): signature
+    /// algorithm `algorithm`, PKCS#1 v1.5 over `sig_hash`.
+    fn rsa_signature(
+        digest: &Digest,
+        algorithm: &str,
+        sig_hash: HashAlg,
+    ) -> Result<Signature, SignatureError> {
+        use ::rsa::sha2::{Sha256, Sha512};
+        let signer = rsa_key(RSA2048);
+        let ssh_key::private::KeypairData::Rsa(pair) = signer.key.key_data() else {
+            unreachable!()
+        };
+        let num = |m: &ssh_key::Mpint| {
+            ::rsa::BoxedUint::from_be_slice_vartime(m.as_positive_bytes().unwrap())
+        };
+        let secret = ::rsa::PrivateKey::from_components(
+            num(&pair.public.n),
+            num(&pair.public.e),
+            num(&pair.private.d),
+            vec![num(&pair.private.p), num(&pair.private.q)],
+        )
+        .unwrap();
+        let data = signed_data(&[], digest);
+        let bytes = match sig_hash {
+            HashAlg::Sha256 => secret.pkcs1v15_sign::<Sha256>(&data).unwrap(),
+            _ => secret.pkcs1v15_sign::<Sha512>(&data).unwrap(),
+        };
+        fn string(out: &mut Vec<u8>, s: &[u8]) {
+            out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            out.extend_from_slice(s);
+        }
+        let public = ssh_key::PublicKey::new(KeyData::Rsa(pair.public.clone()), "")
+            .to_bytes()
+            .unwrap();
+        let mut signature = Vec::new();
+        string(&mut signature, algorithm.as_bytes());
+        string(&mut signature, &bytes);
+        let mut blob = MAGIC.to_vec();
+        blob.extend_from_slice(&1u32.to_be_bytes());
+        string(&mut blob, &public);
+        string(&mut blob, NAMESPACE.as_bytes());
+        string(&mut blob, b"");
+        string(&mut blob, digest.alg.as_str().as_bytes());
+        string(&mut blob, &signature);
+        Signature::from_pem(armored(&blob).as_bytes())
+    }
+
+    #[test]
+    fn rsa_sha2_256_and_512_signatures_verify_whatever_the_file_hash_and_sha1_is_refused() {
+        for digest in [Digest::of(b"sealed"), sha512_of(b"sealed")] {
+            for (name, hash) in [
+                ("rsa-sha2-512", HashAlg::Sha512),
+                ("rsa-sha2-256", HashAlg::Sha256),
+            ] {
+                let sig = rsa_signature(&digest, name, hash).unwrap();
+                sig.verify(&digest).unwrap();
+                assert_eq!(
+                    sig.verify(&sig.digest_of(b"Sealed").unwrap()),
+                    Err(SignatureError::Invalid)
+                );
+                every_flipped_byte_fails(&sig, &digest);
+            }
+            // The name must match the hash actually signed.
+            let sig = rsa_signature(&digest, "rsa-sha2-256", HashAlg::Sha512).unwrap();
+            assert_eq!(sig.verify(&digest), Err(SignatureError::Invalid));
+            let sig = rsa_signature(&digest, "rsa-sha2-512", HashAlg::Sha256).unwrap();
+            assert_eq!(sig.verify(&digest), Err(SignatureError::Invalid));
+            // SHA-1: refused by name, whatever the bytes.
+            assert_eq!(
+                rsa_signature(&digest, "ssh-rsa", HashAlg::Sha512),
+                Err(SignatureError::RsaSha1)
+            );
+        }
+        assert!(SignatureError::RsaSha1.to_string().contains("SHA-1"));
+    }
+
+    #[test]
+    fn small_rsa_keys_are_refused_by_size() {
+        let public =
+            ssh_key::PublicKey::from_openssh(include_str!("../testdata/keys/rsa1024.pub").trim())
+                .unwrap();
+        let raw = ssh_key::Signature::new(
+            ssh_key::Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            vec![1u8; 128],
+        )
+        .unwrap();
+        let sig = SshSig::new(public.key_data().clone(), NAMESPACE, HashAlg::Sha256, raw).unwrap();
+        let sig = Signature(sig);
+        let err = sig.verify(&Digest::of(b"sealed")).unwrap_err();
+        assert_eq!(err, SignatureError::RsaKeySize(1024));
+        assert_eq!(
+            err.to_string(),
+            "RSA key of 1024 bits is too small for a signature (at least 2048)"
+        );
+        let err =
+            SigningKey::from_openssh(include_str!("../testdata/keys/rsa1024"), &mut no_passphrase)
+                .err()
+                .unwrap();
+        assert!(err.to_string().contains("1024 bits"), "{err}");
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub struct Args {
     pub armor: bool,
 
     /// Sign the sealed file with this client key (an OpenSSH Ed25519 private key, such as
-    /// `seal-keygen --client` makes): writes the detached signature OUTPUT.sig (SSHSIG,
+    /// `seal-keygen --client` makes, or an RSA one of 2048 bits or more): writes the detached signature OUTPUT.sig (SSHSIG,
     /// namespace `seal`, which `ssh-keygen -Y verify -n seal` checks too) and names the
     /// signer in the file's header. One file to one output file.
     #[arg(long, value_name = "KEY")]

@@ -1,4 +1,5 @@
-//! RSA-OAEP with SHA-256 (and MGF1-SHA-256), the one RSA operation age needs.
+//! RSA-OAEP with SHA-256 (and MGF1-SHA-256), the one RSA operation age needs, and the
+//! RSASSA-PKCS1-v1_5 signatures (SHA-256, SHA-512) of SSH signatures by `ssh-rsa` client keys.
 //!
 //! Keys are parsed and checked by the `rsa` crate (0.10: constant-time arithmetic, see the
 //! README on RUSTSEC-2023-0071). The private-key operation, the per-file cost of an `ssh-rsa`
@@ -21,6 +22,17 @@ pub const MAX_BITS: usize = 8192;
 
 #[cfg(any(not(feature = "aws-lc"), test))]
 type Sha256 = rsa::sha2::Sha256;
+#[cfg(any(not(feature = "aws-lc"), test))]
+type Sha512 = rsa::sha2::Sha512;
+
+/// The hash of an RSASSA-PKCS1-v1_5 signature (`rsa-sha2-256`, `rsa-sha2-512` in SSH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureHash {
+    /// SHA-256.
+    Sha256,
+    /// SHA-512.
+    Sha512,
+}
 
 /// Why an RSA key was refused. Never carries key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +147,26 @@ impl PublicKey {
                 .expect("a short message always fits a key of 2048 bits or more")
         }
     }
+
+    /// Checks an RSASSA-PKCS1-v1_5 signature over `message` (hashed here with `hash`). The
+    /// signature must be exactly [`PublicKey::size`] bytes long: one encoding per signature.
+    pub fn verify_pkcs1v15(&self, hash: SignatureHash, message: &[u8], signature: &[u8]) -> bool {
+        if signature.len() != self.size() {
+            return false;
+        }
+        #[cfg(feature = "aws-lc")]
+        {
+            awslc::verify(&self.n(), &self.e(), hash, message, signature)
+        }
+        #[cfg(not(feature = "aws-lc"))]
+        {
+            match hash {
+                SignatureHash::Sha256 => self.key.pkcs1v15_verify::<Sha256>(message, signature),
+                SignatureHash::Sha512 => self.key.pkcs1v15_verify::<Sha512>(message, signature),
+            }
+            .is_ok()
+        }
+    }
 }
 
 /// The `rsa` crate refuses keys under 1024 bits while decoding; say so in our words.
@@ -233,6 +265,22 @@ impl PrivateKey {
                 .map(Zeroizing::new)
         }
     }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-512 over `message` (hashed here): `rsa-sha2-512`, what
+    /// `ssh-keygen` signs with. [`PublicKey::size`] bytes, deterministic.
+    pub fn sign_pkcs1v15_sha512(&self, message: &[u8]) -> Vec<u8> {
+        #[cfg(feature = "aws-lc")]
+        {
+            awslc::sign_sha512(&self.key, message)
+        }
+        #[cfg(not(feature = "aws-lc"))]
+        {
+            // Blinded with the OS RNG (the `getrandom` feature of `rsa`).
+            self.key
+                .pkcs1v15_sign::<Sha512>(message)
+                .expect("a SHA-512 signature always fits a key of 2048 bits or more")
+        }
+    }
 }
 
 /// The name of this build's RSA private-key backend, for reports.
@@ -248,10 +296,14 @@ mod awslc {
         OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
         PublicEncryptingKey, OAEP_SHA256_MGF1SHA256,
     };
+    use aws_lc_rs::signature::{
+        RsaKeyPair, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_2048_8192_SHA512,
+        RSA_PKCS1_SHA512,
+    };
     use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
     use zeroize::Zeroizing;
 
-    use super::RsaKeyError;
+    use super::{RsaKeyError, SignatureHash};
 
     /// The same key, handed to AWS-LC through PKCS#8 (a zeroized buffer).
     pub fn private_key(key: &rsa::PrivateKey) -> Result<OaepPrivateDecryptingKey, RsaKeyError> {
@@ -291,6 +343,41 @@ mod awslc {
             .len();
         out.truncate(len);
         Some(out)
+    }
+
+    /// Signing is rare (once per file a client seals), so the AWS-LC key pair is built for
+    /// the call rather than kept beside the decrypting key of every loaded identity.
+    pub fn sign_sha512(key: &rsa::PrivateKey, message: &[u8]) -> Vec<u8> {
+        let der = key
+            .to_pkcs8_der()
+            .expect("a valid key always encodes to PKCS#8");
+        let pair = RsaKeyPair::from_pkcs8(der.as_bytes())
+            .expect("AWS-LC accepted the same key for decryption");
+        let mut out = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &RSA_PKCS1_SHA512,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            message,
+            &mut out,
+        )
+        .expect("a SHA-512 signature always fits a key of 2048 bits or more");
+        out
+    }
+
+    pub fn verify(
+        n: &[u8],
+        e: &[u8],
+        hash: SignatureHash,
+        message: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let params = match hash {
+            SignatureHash::Sha256 => &RSA_PKCS1_2048_8192_SHA256,
+            SignatureHash::Sha512 => &RSA_PKCS1_2048_8192_SHA512,
+        };
+        RsaPublicKeyComponents { n, e }
+            .verify(params, message, signature)
+            .is_ok()
     }
 }
 
@@ -356,6 +443,41 @@ mod tests {
             .decrypt(Oaep::<Sha256>::new_with_label(&b"age"[..]), &ours)
             .unwrap();
         assert_eq!(opened, b"sixteen byte key", "{BACKEND}");
+    }
+
+    /// PKCS#1 v1.5 signatures are deterministic: this build's backend must make the very
+    /// signature the `rsa` crate makes, and accept the `rsa` crate's, for both hashes.
+    #[test]
+    fn pkcs1v15_signatures_agree_with_the_rsa_crate() {
+        let key = PrivateKey::generate(2048).unwrap();
+        let public = key.public();
+        let ours = key.sign_pkcs1v15_sha512(b"signed data");
+        assert_eq!(ours.len(), 256);
+        let by_rsa = key.key.pkcs1v15_sign::<Sha512>(b"signed data").unwrap();
+        assert_eq!(ours, by_rsa, "{BACKEND}");
+        public
+            .key
+            .pkcs1v15_verify::<Sha512>(b"signed data", &ours)
+            .unwrap();
+        assert!(public.verify_pkcs1v15(SignatureHash::Sha512, b"signed data", &by_rsa));
+
+        let by_rsa = key.key.pkcs1v15_sign::<Sha256>(b"signed data").unwrap();
+        assert!(public.verify_pkcs1v15(SignatureHash::Sha256, b"signed data", &by_rsa));
+        // The hash is part of what is signed: neither passes for the other.
+        assert!(!public.verify_pkcs1v15(SignatureHash::Sha512, b"signed data", &by_rsa));
+        assert!(!public.verify_pkcs1v15(SignatureHash::Sha256, b"signed data", &ours));
+
+        // Another message, a flipped bit, a short or long signature, another key: refused.
+        assert!(!public.verify_pkcs1v15(SignatureHash::Sha512, b"signed datA", &ours));
+        let mut bad = ours.clone();
+        bad[17] ^= 0x40;
+        assert!(!public.verify_pkcs1v15(SignatureHash::Sha512, b"signed data", &bad));
+        assert!(!public.verify_pkcs1v15(SignatureHash::Sha512, b"signed data", &ours[1..]));
+        let mut long = vec![0u8];
+        long.extend_from_slice(&ours);
+        assert!(!public.verify_pkcs1v15(SignatureHash::Sha512, b"signed data", &long));
+        let other = PrivateKey::generate(2048).unwrap().public();
+        assert!(!other.verify_pkcs1v15(SignatureHash::Sha512, b"signed data", &ours));
     }
 
     #[test]

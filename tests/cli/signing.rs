@@ -114,7 +114,7 @@ fn ssh_keygen_signatures_verify_here_and_altered_ones_do_not() {
 }
 
 #[test]
-fn existing_ed25519_ssh_keys_sign_and_other_types_are_refused_for_now() {
+fn existing_ed25519_and_rsa_ssh_keys_sign_and_other_types_are_refused() {
     let dir = with_keys();
     let key = SigningKey::from_openssh(&dir.read_string("ed25519"), &mut no_passphrase).unwrap();
     let public = SignerKey::from_openssh(&dir.read_string("ed25519.pub")).unwrap();
@@ -126,12 +126,130 @@ fn existing_ed25519_ssh_keys_sign_and_other_types_are_refused_for_now() {
     let public = SignerKey::from_openssh(&dir.read_string("ed25519-pass.pub")).unwrap();
     assert_eq!(key.public_key(), public);
 
-    for name in ["rsa2048", "ecdsa"] {
-        let err = SigningKey::from_openssh(&dir.read_string(name), &mut no_passphrase)
-            .err()
-            .unwrap_or_else(|| panic!("{name} was accepted as a signing key"));
-        assert!(err.to_string().contains("ssh-ed25519 key"), "{name}: {err}");
+    // RSA keys, protected or not, of 2048 bits and more: each signs, and the signature is
+    // its own.
+    for name in ["rsa2048", "rsa2048-pass", "rsa4096"] {
+        let key = SigningKey::from_openssh(&dir.read_string(name), &mut ask).unwrap();
+        let public = SignerKey::from_openssh(&dir.read_string(&format!("{name}.pub"))).unwrap();
+        assert_eq!(key.public_key(), public, "{name}");
+        let digest = Digest::of(name.as_bytes());
+        let sig = key.sign(&digest).unwrap();
+        assert_eq!(sig.signer(), public);
+        sig.verify(&digest).unwrap();
     }
+    let err = SigningKey::from_openssh(&dir.read_string("rsa2048-pass"), &mut no_passphrase);
+    assert!(matches!(err, Err(seal::KeyError::PassphraseNeeded)));
+
+    // Too small an RSA key, by its size; other types, by name.
+    let err = SigningKey::from_openssh(&dir.read_string("rsa1024"), &mut no_passphrase)
+        .err()
+        .expect("rsa1024 was accepted as a signing key");
+    assert!(err.to_string().contains("1024 bits"), "{err}");
+    let err = SigningKey::from_openssh(&dir.read_string("ecdsa"), &mut no_passphrase)
+        .err()
+        .expect("ecdsa was accepted as a signing key");
+    let message = err.to_string();
+    assert!(
+        message.contains("ecdsa") && message.contains("ssh-ed25519") && message.contains("ssh-rsa"),
+        "{message}"
+    );
+}
+
+#[test]
+fn rsa_signatures_made_here_pass_ssh_keygen_verify_and_altered_ones_do_not() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let (dir, sealed) = with_sealed_upload();
+    let alice = SigningKey::from_openssh(&dir.read_string("rsa2048"), &mut no_passphrase).unwrap();
+    let sig = alice.sign(&Digest::of(&sealed)).unwrap();
+    let pem = sig.to_pem();
+    dir.write("allowed_signers", format!("alice {}\n", alice.public_key()));
+    let verify = |input: &[u8], sig: &[u8]| {
+        dir.write("upload.age.sig", sig);
+        dir.cmd(&ssh_keygen)
+            .args(["-Y", "verify", "-f", "allowed_signers", "-I", "alice"])
+            .args(["-n", NAMESPACE, "-s", "upload.age.sig"])
+            .stdin(input.to_vec())
+            .run()
+    };
+    let run = verify(&sealed, pem.as_bytes()).ok();
+    assert!(run
+        .stdout_string()
+        .contains("Good \"seal\" signature for alice"));
+    verify(&flipped(&sealed, sealed.len() / 2), pem.as_bytes()).fails(255);
+    // A character of the RSA signature itself (the end of the body) altered.
+    let end = pem.rfind("-----END").unwrap();
+    let at = (0..end)
+        .rev()
+        .filter(|&i| pem.as_bytes()[i].is_ascii_alphanumeric())
+        .nth(5)
+        .unwrap();
+    verify(&sealed, &other_base64(pem.as_bytes(), at)).fails(255);
+}
+
+#[test]
+fn ssh_keygen_rsa_signatures_verify_here_with_either_hash_and_small_keys_are_refused() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let (dir, sealed) = with_sealed_upload();
+    let expected = SignerKey::from_openssh(&dir.read_string("rsa2048.pub")).unwrap();
+    let sign = |key: &str, options: &[&str]| {
+        let run = dir
+            .cmd(&ssh_keygen)
+            .args(["-q", "-Y", "sign", "-f", key, "-n", NAMESPACE])
+            .args(options)
+            .stdin(sealed.clone())
+            .run()
+            .ok();
+        run.stdout
+    };
+    for (options, hash) in [
+        (&[][..], "sha512"),
+        (&["-O", "hashalg=sha256"][..], "sha256"),
+    ] {
+        let pem = sign("rsa2048", options);
+        let sig = Signature::from_pem(&pem).unwrap();
+        assert_eq!(sig.signer(), expected);
+        let digest = sig.digest_of(&sealed).unwrap();
+        assert!(
+            format!("{digest:?}").starts_with(&format!("Digest({hash}:")),
+            "{options:?}: {digest:?}"
+        );
+        sig.verify(&digest).unwrap();
+
+        for at in [0, sealed.len() / 2, sealed.len() - 1] {
+            let digest = sig.digest_of(&flipped(&sealed, at)).unwrap();
+            assert_eq!(
+                sig.verify(&digest),
+                Err(SignatureError::Invalid),
+                "{options:?}, byte {at}"
+            );
+        }
+        let text = String::from_utf8(pem).unwrap();
+        let body_start = text.find('\n').unwrap() + 1;
+        let body_end = text.rfind("-----END").unwrap();
+        for at in body_start..body_end {
+            // Not the line breaks, nor the padding at the end.
+            if matches!(text.as_bytes()[at], b'\n' | b'=') {
+                continue;
+            }
+            let bad = other_base64(text.as_bytes(), at);
+            let verdict = Signature::from_pem(&bad)
+                .and_then(|s| s.digest_of(&sealed).and_then(|d| s.verify(&d)));
+            assert!(
+                verdict.is_err(),
+                "{options:?}: signature character {at} altered, still accepted"
+            );
+        }
+    }
+
+    // ssh-keygen still signs with a 1024-bit key; seal refuses the signature by the size.
+    let sig = Signature::from_pem(&sign("rsa1024", &[])).unwrap();
+    let verdict = sig.digest_of(&sealed).and_then(|d| sig.verify(&d));
+    assert_eq!(verdict, Err(SignatureError::RsaKeySize(1024)));
+    let message = verdict.unwrap_err().to_string();
+    assert!(
+        message.contains("1024 bits") && message.contains("2048"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -445,7 +563,11 @@ fn seal_sign_with_writes_a_signature_ssh_keygen_accepts_and_a_bound_header() {
             EXIT_USAGE,
         ),
         (
-            "seal report --to server.pub --sign-with rsa2048 -o r.age",
+            "seal report --to server.pub --sign-with ecdsa -o r.age",
+            EXIT_USAGE,
+        ),
+        (
+            "seal report --to server.pub --sign-with rsa1024 -o r.age",
             EXIT_USAGE,
         ),
         (
@@ -466,4 +588,49 @@ fn seal_sign_with_writes_a_signature_ssh_keygen_accepts_and_a_bound_header() {
         );
         assert_eq!(dir.listing(), before, "{line}");
     }
+}
+
+#[test]
+fn seal_sign_with_an_rsa_key_writes_a_signature_ssh_keygen_accepts() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let dir = with_keys();
+    dir.new_key("server");
+    let public = dir.read_string("rsa2048.pub");
+    dir.write(
+        "allowed_signers",
+        format!("alice namespaces=\"seal\" {public}"),
+    );
+    let plaintext = data(2 * CHUNK + 1, 9);
+    dir.write("report", &plaintext);
+
+    dir.line("seal report --to server.pub --sign-with rsa2048")
+        .run()
+        .ok();
+    let sealed = dir.read("report.age");
+    let run = dir
+        .cmd(&ssh_keygen)
+        .args(["-Y", "verify", "-f", "allowed_signers", "-I", "alice"])
+        .args(["-n", NAMESPACE, "-s", "report.age.sig"])
+        .stdin(sealed.clone())
+        .run()
+        .ok();
+    assert!(run
+        .stdout_string()
+        .contains("Good \"seal\" signature for alice"));
+    dir.cmd(&ssh_keygen)
+        .args(["-Y", "verify", "-f", "allowed_signers", "-I", "alice"])
+        .args(["-n", NAMESPACE, "-s", "report.age.sig"])
+        .stdin(flipped(&sealed, sealed.len() - 1))
+        .run()
+        .fails(255);
+
+    // Here too, bound to the header, which names the RSA key.
+    let sig = Signature::from_pem(&dir.read("report.age.sig")).unwrap();
+    assert_eq!(sig.signer(), SignerKey::from_openssh(&public).unwrap());
+    let server = seal::keys::parse_identity_file(&dir.read_string("server.key")).unwrap();
+    let slice = seal::SealedSlice::new(&sealed).unwrap();
+    let payload = slice.unwrap(&[server[0].as_ref()]).unwrap();
+    sig.verify_bound(&Digest::of(&sealed), &slice.header().stanzas)
+        .unwrap();
+    assert!(payload.decrypt_to_vec().unwrap() == plaintext);
 }
