@@ -415,10 +415,24 @@ impl Signature {
     }
 
     /// A hasher for the sealed bytes, of the hash this signature was made over; fails for a
-    /// signature that is not for seal, so nothing is hashed for nothing.
+    /// signature that is not for seal, or by a key or algorithm that is refused whatever it
+    /// signs (an RSA key under 2048 bits, SHA-1), so nothing is hashed for nothing.
     pub fn hasher(&self) -> Result<Hasher, SignatureError> {
         if self.0.namespace() != NAMESPACE {
             return Err(SignatureError::Namespace(self.0.namespace().to_string()));
+        }
+        match self.0.public_key() {
+            KeyData::Ed25519(_) => {}
+            KeyData::Rsa(key) => {
+                if self.0.signature().algorithm() == (ssh_key::Algorithm::Rsa { hash: None }) {
+                    return Err(SignatureError::RsaSha1);
+                }
+                rsa_public_key(key)?;
+            }
+            other => {
+                let name = other.algorithm().as_str().to_string();
+                return Err(SignatureError::UnsupportedKey(name));
+            }
         }
         let alg = self.0.hash_alg();
         Hasher::with(alg).ok_or_else(|| SignatureError::HashAlgorithm(alg.as_str().to_string()))

@@ -406,3 +406,52 @@ fn a_batch_checks_and_reports_every_files_signer_under_one_policy() {
         .run()
         .fails(EXIT_USAGE);
 }
+
+#[test]
+fn an_rsa_client_key_signs_and_one_under_2048_bits_is_refused() {
+    let ssh_keygen = required_tool("ssh-keygen");
+    let dir = super::ssh_keys::with_keys();
+    dir.new_key("server");
+    let list = format!(
+        "carol {}dave {}",
+        dir.read_string("rsa2048.pub"),
+        dir.read_string("rsa1024.pub")
+    );
+    dir.write("allowed", list);
+    let plaintext = data(100_000, 3);
+    dir.write("upload", &plaintext);
+    dir.line("seal upload --to server.pub --sign-with rsa2048")
+        .run()
+        .ok();
+    let flags = ["--allowed-signers", "allowed", "--require-signature"];
+    let run = unseal_signed(&dir, "upload.age", "mapped", &flags).ok();
+    assert!(
+        run.stderr
+            .starts_with("unseal: upload.age: signed by carol (ssh-rsa SHA256:"),
+        "{}",
+        run.stderr
+    );
+    assert!(dir.read("out") == plaintext);
+    dir.remove("out");
+
+    // ssh-keygen still signs with a 1024-bit key; unseal refuses the key by its size.
+    dir.remove("upload.age.sig");
+    dir.cmd(&ssh_keygen)
+        .args([
+            "-q",
+            "-Y",
+            "sign",
+            "-f",
+            "rsa1024",
+            "-n",
+            "seal",
+            "upload.age",
+        ])
+        .run()
+        .ok();
+    let before = dir.listing();
+    unseal_signed(&dir, "upload.age", "mapped", &flags)
+        .fails(EXIT_SIGNATURE)
+        .says("unseal", &["RSA key of 1024 bits is too small"], None);
+    assert_eq!(dir.listing(), before);
+}
