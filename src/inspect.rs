@@ -31,6 +31,10 @@ impl StanzaInfo {
             }
             (None, "X25519") => "not knowable (X25519 stanzas do not name their recipient)".into(),
             (None, "scrypt") => "a passphrase".into(),
+            (None, crate::sshsig::SIGNER_STANZA) => format!(
+                "no one: it names the file's signer, {} (unseal --allowed-signers checks it)",
+                self.args.first().map_or("", String::as_str)
+            ),
             (None, _) => "not knowable (a stanza type this version does not know)".into(),
         }
     }
@@ -130,6 +134,19 @@ mod tests {
                 assert!(truncated.plaintext.is_err());
             }
         }
+    }
+
+    #[test]
+    fn the_signer_stanza_is_named_for_what_it_is() {
+        let signer = crate::sshsig::SigningKey::generate_ed25519("alice").public_key();
+        let server = crate::x25519::Identity::generate();
+        let sealed = crate::Encryptor::new_signed_by(&[&server.to_public()], &signer)
+            .unwrap()
+            .seal_slice(b"x");
+        let (info, _) = Inspection::of_bytes(&sealed).unwrap();
+        let target = info.stanzas[1].target();
+        assert!(target.contains(&signer.fingerprint()), "{target}");
+        assert!(target.starts_with("no one"), "{target}");
     }
 
     #[test]

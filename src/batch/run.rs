@@ -25,7 +25,8 @@ use crate::format::Stanza;
 use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
 use crate::sender::Verdict;
-use crate::sender::{hash_alongside, read_signature, signature_path, FileCheck, HashingReader};
+use crate::sender::{hash_alongside, read_signature, remove_signature, signature_path};
+use crate::sender::{FileCheck, HashingReader};
 use crate::{Decryptor, Encryptor, SealedSlice};
 
 /// Files up to this size are read into memory rather than mapped.
@@ -137,7 +138,13 @@ fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer
     }
     let (bytes, outcome, sender) = match result {
         Ok((bytes, sender)) if options.remove_source => {
-            match remove_source(&job.source, &job.output) {
+            let removed = remove_source(&job.source, &job.output);
+            // A checked signature goes with its file.
+            let removed = match options.senders {
+                Some(_) => removed.and_then(|()| remove_signature(&job.source)),
+                None => removed,
+            };
+            match removed {
                 Ok(()) => (bytes, Outcome::Done, sender),
                 Err(e) => (bytes, Outcome::Failed(FileError::RemoveSource(e)), sender),
             }

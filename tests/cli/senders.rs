@@ -253,7 +253,7 @@ fn require_signature_refuses_unsigned_unknown_expired_re_signed_and_altered_file
                 let lines = run.stderr_lines();
                 let expected = match *what {
                     "unsigned" => "unseal: upload.age: not signed".to_string(),
-                    _ => format!("unseal: warning: upload.age: signature not accepted: "),
+                    _ => "unseal: warning: upload.age: signature not accepted: ".to_string(),
                 };
                 assert!(
                     lines.len() == 1 && lines[0].starts_with(&expected),
@@ -454,4 +454,38 @@ fn an_rsa_client_key_signs_and_one_under_2048_bits_is_refused() {
         .fails(EXIT_SIGNATURE)
         .says("unseal", &["RSA key of 1024 bits is too small"], None);
     assert_eq!(dir.listing(), before);
+}
+
+#[test]
+fn remove_source_takes_a_checked_signature_with_its_file() {
+    let (dir, plaintext) = signed_upload();
+    dir.line("unseal upload.age -k server.key --allowed-signers allowed --remove-source")
+        .run()
+        .ok();
+    assert!(dir.read("upload") == plaintext);
+    assert!(!dir.path("upload.age").exists() && !dir.path("upload.age.sig").exists());
+
+    // In a batch too.
+    fs::create_dir(dir.path("in")).unwrap();
+    for name in ["a", "b"] {
+        dir.write(&format!("in/{name}"), &plaintext);
+        dir.bin("seal")
+            .args([
+                &format!("in/{name}"),
+                "--to",
+                "server.pub",
+                "--sign-with",
+                "alice.key",
+            ])
+            .arg("--remove-source")
+            .run()
+            .ok();
+    }
+    dir.line(
+        "unseal in/a.age in/b.age -k server.key -o out --allowed-signers allowed --remove-source",
+    )
+    .run()
+    .ok();
+    assert!(!dir.path("in/a.age.sig").exists() && !dir.path("in/b.age.sig").exists());
+    assert!(dir.read("out/a") == plaintext);
 }
