@@ -2,7 +2,7 @@
 //! path and batches. A refusal is exit code 8, one error line naming the file, and nothing
 //! left behind.
 
-use super::ssh_keys::required_tool;
+use super::ssh_keys::{required_tool, ssh_sign};
 use super::*;
 
 const EXIT_SIGNATURE: i32 = 8;
@@ -103,24 +103,11 @@ fn a_signed_file_opens_on_every_path_and_names_its_signer() {
 
 #[test]
 fn ssh_keygen_signatures_over_a_bound_file_are_accepted_and_go_age_still_opens_it() {
-    let ssh_keygen = required_tool("ssh-keygen");
     let age = required_tool("age");
     let (dir, plaintext) = signed_upload();
     // Alice signs with ssh-keygen (SHA-512, its default) instead of seal (SHA-256).
     dir.remove("upload.age.sig");
-    dir.cmd(&ssh_keygen)
-        .args([
-            "-q",
-            "-Y",
-            "sign",
-            "-f",
-            "alice.key",
-            "-n",
-            "seal",
-            "upload.age",
-        ])
-        .run()
-        .ok();
+    ssh_sign(&dir, "alice.key", "seal", "upload.age");
     assert!(dir.read_string("upload.age.sig").contains("SSH SIGNATURE"));
     let flags = ["--allowed-signers", "allowed", "--require-signature"];
     let run = unseal_signed(&dir, "upload.age", "mapped", &flags).ok();
@@ -141,7 +128,7 @@ fn ssh_keygen_signatures_over_a_bound_file_are_accepted_and_go_age_still_opens_i
 /// why, nothing written. Without `--require-signature` the same files open with a warning.
 #[test]
 fn require_signature_refuses_unsigned_unknown_expired_re_signed_and_altered_files() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    required_tool("ssh-keygen");
     let (dir, plaintext) = signed_upload();
     let sealed = dir.read("upload.age");
     let signature = dir.read("upload.age.sig");
@@ -149,14 +136,9 @@ fn require_signature_refuses_unsigned_unknown_expired_re_signed_and_altered_file
     // Each case: what to do to the directory, and what the refusal says.
     type Setup = Box<dyn Fn(&Dir)>;
     let sign_as = |who: &'static str| -> Setup {
-        let ssh_keygen = ssh_keygen.clone();
         Box::new(move |dir: &Dir| {
             dir.remove("upload.age.sig");
-            dir.cmd(&ssh_keygen)
-                .args(["-q", "-Y", "sign", "-f", &format!("{who}.key")])
-                .args(["-n", "seal", "upload.age"])
-                .run()
-                .ok();
+            ssh_sign(dir, &format!("{who}.key"), "seal", "upload.age");
         })
     };
     let with_list = |extra: &'static str| -> Setup {
@@ -166,14 +148,10 @@ fn require_signature_refuses_unsigned_unknown_expired_re_signed_and_altered_file
         })
     };
     let other_signature = {
-        let ssh_keygen = ssh_keygen.clone();
         Box::new(move |dir: &Dir| {
             dir.write("other", b"another file");
             dir.remove("upload.age.sig");
-            dir.cmd(&ssh_keygen)
-                .args(["-q", "-Y", "sign", "-f", "alice.key", "-n", "seal", "other"])
-                .run()
-                .ok();
+            ssh_sign(dir, "alice.key", "seal", "other");
             fs::rename(dir.path("other.sig"), dir.path("upload.age.sig")).unwrap();
             dir.remove("other");
         })
@@ -409,7 +387,6 @@ fn a_batch_checks_and_reports_every_files_signer_under_one_policy() {
 
 #[test]
 fn an_rsa_client_key_signs_and_one_under_2048_bits_is_refused() {
-    let ssh_keygen = required_tool("ssh-keygen");
     let dir = super::ssh_keys::with_keys();
     dir.new_key("server");
     let list = format!(
@@ -436,19 +413,7 @@ fn an_rsa_client_key_signs_and_one_under_2048_bits_is_refused() {
 
     // ssh-keygen still signs with a 1024-bit key; unseal refuses the key by its size.
     dir.remove("upload.age.sig");
-    dir.cmd(&ssh_keygen)
-        .args([
-            "-q",
-            "-Y",
-            "sign",
-            "-f",
-            "rsa1024",
-            "-n",
-            "seal",
-            "upload.age",
-        ])
-        .run()
-        .ok();
+    ssh_sign(&dir, "rsa1024", "seal", "upload.age");
     let before = dir.listing();
     unseal_signed(&dir, "upload.age", "mapped", &flags)
         .fails(EXIT_SIGNATURE)

@@ -4,7 +4,7 @@
 
 use seal::sshsig::{Digest, Signature, SignatureError, SignerKey, SigningKey, NAMESPACE};
 
-use super::ssh_keys::{required_tool, unseal_ssh, with_keys};
+use super::ssh_keys::{required_tool, ssh_sign, unseal_ssh, with_keys};
 use super::*;
 
 fn no_passphrase() -> Result<zeroize::Zeroizing<String>, seal::KeyError> {
@@ -47,19 +47,7 @@ fn signatures_made_here_pass_ssh_keygen_verify_and_altered_files_do_not() {
 fn ssh_keygen_signatures_verify_here_and_altered_ones_do_not() {
     let ssh_keygen = required_tool("ssh-keygen");
     let (dir, sealed) = with_sealed_upload();
-    dir.cmd(&ssh_keygen)
-        .args([
-            "-q",
-            "-Y",
-            "sign",
-            "-f",
-            "ed25519",
-            "-n",
-            NAMESPACE,
-            "upload.age",
-        ])
-        .run()
-        .ok();
+    ssh_sign(&dir, "ed25519", NAMESPACE, "upload.age");
     let pem = dir.read("upload.age.sig");
     let sig = Signature::from_pem(&pem).unwrap();
     let expected = SignerKey::from_openssh(&dir.read_string("ed25519.pub")).unwrap();
@@ -449,19 +437,7 @@ fn keygen_client_makes_a_signing_key_pair_and_the_allowed_signers_line() {
     dir.write("allowed_signers", &line);
 
     // ssh-keygen signs with the key, and accepts the signature under the printed line.
-    dir.cmd(&ssh_keygen)
-        .args([
-            "-q",
-            "-Y",
-            "sign",
-            "-f",
-            "alice.key",
-            "-n",
-            NAMESPACE,
-            "upload.age",
-        ])
-        .run()
-        .ok();
+    ssh_sign(&dir, "alice.key", NAMESPACE, "upload.age");
     dir.cmd(&ssh_keygen)
         .args(["-Y", "verify", "-f", "allowed_signers", "-I", "alice"])
         .args(["-n", NAMESPACE, "-s", "upload.age.sig"])

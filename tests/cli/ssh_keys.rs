@@ -19,6 +19,14 @@ pub(crate) fn required_tool(name: &str) -> PathBuf {
     found.unwrap_or_else(|| panic!("`{name}` is not on PATH: apt-get install openssh-client"))
 }
 
+/// `ssh-keygen -q -Y sign -f KEY -n NAMESPACE FILE`: writes FILE.sig.
+pub(crate) fn ssh_sign(dir: &Dir, key: &str, namespace: &str, file: &str) {
+    dir.cmd(required_tool("ssh-keygen"))
+        .args(["-q", "-Y", "sign", "-f", key, "-n", namespace, file])
+        .run()
+        .ok();
+}
+
 /// The fixture keys, copied into the test directory readable by their owner only (git does
 /// not keep the 0600 mode, and unseal warns about keys others can read).
 pub(crate) fn with_keys() -> Dir {
