@@ -18,7 +18,7 @@
 //! the verdict is only reported: unseal opens the file either way.
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,8 @@ use std::time::SystemTime;
 
 use crate::allowed_signers::{AllowedSigners, Refusal};
 use crate::format::Stanza;
+use crate::mmap::MappedFile;
+use crate::sshsig::SigningKey;
 use crate::sshsig::{bound_signer, Digest, Hasher, Signature, SignatureError, SignerKey};
 
 /// The extension of a detached signature beside its sealed file: `FILE.age.sig`.
@@ -238,6 +240,14 @@ impl FileCheck {
             }
         }
     }
+}
+
+/// Signs the sealed file open as `file` (all of it, as it is now, read through a map) with
+/// `key`: what `seal --sign-with` writes to `FILE.age.sig`. The file must be opened for
+/// reading.
+pub fn sign_file(key: &SigningKey, file: &File) -> io::Result<Signature> {
+    let map = MappedFile::new(file.try_clone()?)?;
+    key.sign(&Digest::of(&map)).map_err(io::Error::other)
 }
 
 /// Where the detached signature of the sealed file at `sealed` is: `sealed` + `.sig`.

@@ -244,12 +244,18 @@ impl fmt::Display for SignerKey {
     }
 }
 
-/// A client's private key, which signs sealed files. Never printed.
+/// A client's private key, which signs sealed files. Its `Debug` shows the public half only.
 pub struct SigningKey {
     key: ssh_key::PrivateKey,
     /// The RSA arithmetic of an `ssh-rsa` key (checked, on this build's backend); `None` for
     /// Ed25519.
     rsa: Option<rsa::PrivateKey>,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({:?})", self.public_key())
+    }
 }
 
 impl SigningKey {

@@ -49,11 +49,13 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::DecryptError;
 use crate::recipient::{Identity, Recipient};
 use crate::sender::{Policy, Rejection, Verdict};
+use crate::sshsig::SigningKey;
 
 mod run;
 mod staging;
@@ -88,6 +90,9 @@ pub struct Options {
     pub remove_source: bool,
     /// Map large inputs into memory (the fastest path); `false` streams them with plain reads.
     pub mmap: bool,
+    /// Sealing: sign each output with this client key, `NAME.age.sig` beside it, and name the
+    /// signer in its header (as `seal --sign-with`).
+    pub signer: Option<Arc<SigningKey>>,
     /// Unsealing: check each file's signature (`NAME.age.sig`) against this policy, while
     /// it decrypts; the verdict goes in its [`Report::sender`].
     pub senders: Option<Policy>,
@@ -103,6 +108,7 @@ impl Options {
             follow_symlinks: false,
             remove_source: false,
             mmap: true,
+            signer: None,
             senders: None,
         }
     }
@@ -207,7 +213,8 @@ pub enum Skip {
     Partial,
     /// Another input has the same output path.
     DuplicateOutput,
-    /// Unsealing: the detached signature beside a sealed file (`NAME.age.sig`).
+    /// The detached signature beside a sealed file (`NAME.age.sig`): not opened when
+    /// unsealing, not sealed beside the inputs.
     Signature,
 }
 

@@ -25,8 +25,9 @@ use crate::format::Stanza;
 use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
 use crate::sender::Verdict;
-use crate::sender::{hash_alongside, read_signature, remove_signature, signature_path};
+use crate::sender::{hash_alongside, read_signature, remove_signature, sign_file, signature_path};
 use crate::sender::{FileCheck, HashingReader};
+use crate::sshsig::SigningKey;
 use crate::{Decryptor, Encryptor, SealedSlice};
 
 /// Files up to this size are read into memory rather than mapped.
@@ -184,7 +185,11 @@ fn seal(
     tick: Tick<'_>,
 ) -> Result<u64, FileError> {
     let (file, meta) = open_input(job)?;
-    let encryptor = Encryptor::new(recipients).map_err(|e| match e {
+    let encryptor = match &options.signer {
+        None => Encryptor::new(recipients),
+        Some(key) => Encryptor::new_signed_by(recipients, &key.public_key()),
+    };
+    let encryptor = encryptor.map_err(|e| match e {
         EncryptError::IncompatibleRecipients => FileError::IncompatibleRecipients(e),
         _ => FileError::NoRecipients,
     })?;
@@ -206,8 +211,39 @@ fn seal(
         let result = encryptor.seal_stream(input, staged.file());
         stream_result(job, result)?;
     }
-    staged.commit(options.force).map_err(write_error(job))?;
+    match &options.signer {
+        Some(key) => commit_signed(job, staged, key, options, observer)?,
+        None => staged.commit(options.force).map_err(write_error(job))?,
+    }
     Ok(meta.len())
+}
+
+/// Signs the sealed output in `staged` and renames it into place with its signature: the
+/// signature first, so that an existing one (without `force`) stops both, and the sealed
+/// file never appears without it.
+fn commit_signed(
+    job: &Job,
+    staged: Staged<'_>,
+    key: &SigningKey,
+    options: &Options,
+    observer: &dyn Observer,
+) -> Result<(), FileError> {
+    let sig_path = signature_path(&job.output);
+    let sig_error = |error| FileError::Write {
+        path: sig_path.clone(),
+        error,
+    };
+    let signature = sign_file(key, staged.file()).map_err(write_error(job))?;
+    let sig = Staged::create(&sig_path, observer).map_err(sig_error)?;
+    (&mut sig.file())
+        .write_all(signature.to_pem().as_bytes())
+        .map_err(sig_error)?;
+    sig.commit(options.force).map_err(sig_error)?;
+    staged.commit(options.force).map_err(|e| {
+        // The sealed file could not follow its signature: take the signature back.
+        let _ = fs::remove_file(&sig_path);
+        write_error(job)(e)
+    })
 }
 
 /// Opens one sealed file; returns the size of its input, and who sent it under a sender

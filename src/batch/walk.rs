@@ -215,13 +215,13 @@ impl Planner<'_> {
         }
         let output_name = match output_name(self.options.direction, name) {
             Some(output_name) => output_name,
-            None if self.options.direction == Direction::Unseal
-                && name.as_bytes().ends_with(b".age.sig") =>
-            {
-                return self.skip(path, None, len, Skip::Signature)
-            }
+            None if is_signature(name) => return self.skip(path, None, len, Skip::Signature),
             None => return self.skip(path, None, len, Skip::NotAgeName),
         };
+        let beside = self.options.output_dir.is_none();
+        if self.options.direction == Direction::Seal && beside && is_signature(name) {
+            return self.skip(path, None, len, Skip::Signature);
+        }
         if self.options.direction == Direction::Seal
             && self.options.output_dir.is_none()
             && name.as_bytes().ends_with(b".age")
@@ -266,6 +266,11 @@ impl Planner<'_> {
             sender: None,
         });
     }
+}
+
+/// `NAME.age.sig`: the signature of a sealed file, as `seal --sign-with` writes it.
+fn is_signature(name: &OsStr) -> bool {
+    name.as_bytes().ends_with(b".age.sig")
 }
 
 /// The directory a path is in (`.` for a bare name).

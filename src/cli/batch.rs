@@ -59,6 +59,8 @@ pub struct Command<'a> {
     pub shared: super::Shared,
     /// The batch flags.
     pub flags: &'a Flags,
+    /// `seal --sign-with`: the client key that signs every output.
+    pub signer: Option<std::sync::Arc<crate::sshsig::SigningKey>>,
     /// `unseal --allowed-signers`: whose signatures to accept, per file.
     pub senders: Option<&'a crate::sender::Policy>,
 }
@@ -144,6 +146,7 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         follow_symlinks: command.flags.follow_symlinks,
         remove_source: command.flags.remove_source,
         mmap: !command.shared.no_mmap,
+        signer: command.signer,
         senders: command.senders.cloned(),
     };
     let started = Instant::now();

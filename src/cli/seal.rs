@@ -16,9 +16,8 @@ use super::{in_pool, keyargs, run, Shared};
 use crate::armor::ArmoredWriter;
 use crate::batch::Keys;
 use crate::mmap::MappedFile;
-use crate::sshsig::{Hasher, SigningKey};
+use crate::sshsig::SigningKey;
 use crate::{scrypt, Encryptor, Recipient};
-use std::os::unix::fs::FileExt;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -76,9 +75,9 @@ pub struct Args {
     pub armor: bool,
 
     /// Sign the sealed file with this client key (an OpenSSH Ed25519 private key, such as
-    /// `seal-keygen --client` makes, or an RSA one of 2048 bits or more): writes the detached signature OUTPUT.sig (SSHSIG,
-    /// namespace `seal`, which `ssh-keygen -Y verify -n seal` checks too) and names the
-    /// signer in the file's header. One file to one output file.
+    /// `seal-keygen --client` makes, or an RSA one of 2048 bits or more): writes the detached
+    /// signature OUTPUT.sig (SSHSIG, namespace `seal`, which `ssh-keygen -Y verify -n seal`
+    /// checks too) and names the signer in the file's header. In batch mode, every output.
     #[arg(long, value_name = "KEY")]
     pub sign_with: Option<PathBuf>,
 
@@ -112,21 +111,21 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     let recipients = recipients(&args)?;
     let recipients: Vec<&dyn Recipient> = recipients.iter().map(|r| r.as_ref()).collect();
     if batch::wanted(&args.input) {
-        if args.sign_with.is_some() {
-            return Err(Failure::usage(
-                "--sign-with signs one file at a time, not a batch (yet)",
-            ));
-        }
         if args.armor {
             return Err(Failure::usage(
                 "--armor seals one file at a time, not a batch",
             ));
         }
+        let signer = match &args.sign_with {
+            Some(path) => Some(signing_key(path, &args.key_passphrase)?.into()),
+            None => None,
+        };
         let command = batch::Command {
             program: "seal",
             inputs: &args.input,
             shared: args.shared,
             flags: &args.batch,
+            signer,
             senders: None,
         };
         return batch::run(command, Keys::Recipients(&recipients));
@@ -232,6 +231,16 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     }
 }
 
+/// The client key of `--sign-with`, asking for its passphrase if it has one.
+fn signing_key(
+    path: &Path,
+    passphrase_flags: &keyargs::PassphraseFlags,
+) -> Result<SigningKey, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::io(path, &e))?;
+    let mut passphrase = || passphrase_flags.get(path);
+    SigningKey::from_openssh(&text, &mut passphrase).map_err(|e| Failure::from(e).about(path))
+}
+
 /// A signature to make over the sealed output: the client key, and the `.sig` file, created
 /// (under a temporary name) before sealing starts, so that an existing one stops everything.
 struct Signing {
@@ -249,10 +258,7 @@ impl Signing {
             return Err(Failure::usage("--sign-with needs an output file")
                 .hint("name one with -o FILE, or seal a file rather than standard input"));
         };
-        let text = std::fs::read_to_string(key_path).map_err(|e| Failure::io(key_path, &e))?;
-        let mut passphrase = || passphrase_flags.get(key_path);
-        let key = SigningKey::from_openssh(&text, &mut passphrase)
-            .map_err(|e| Failure::from(e).about(key_path))?;
+        let key = signing_key(key_path, passphrase_flags)?;
         let mut name = pending.target().as_os_str().to_owned();
         name.push(".sig");
         let sig = PendingFile::create(Path::new(&name), force)?;
@@ -261,24 +267,8 @@ impl Signing {
 
     /// Hashes the sealed file as written, signs it, and renames both files into place.
     fn sign_and_commit(self, sealed: PendingFile) -> Result<(), Failure> {
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut at = 0u64;
-        loop {
-            let n = sealed
-                .file()
-                .read_at(&mut buf, at)
-                .map_err(|e| Failure::io(sealed.target(), &e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            at += n as u64;
-        }
-        let signature = self
-            .key
-            .sign(&hasher.finish())
-            .map_err(|e| Failure::new(super::failure::ExitCode::Io, e.to_string()))?;
+        let signature = crate::sender::sign_file(&self.key, sealed.file())
+            .map_err(|e| Failure::io(sealed.target(), &e))?;
         let mut out = self.sig.file();
         out.write_all(signature.to_pem().as_bytes())
             .map_err(|e| Failure::io(self.sig.target(), &e))?;

@@ -158,6 +158,7 @@ fn open(
             inputs: &args.input,
             shared: args.shared,
             flags: &args.batch,
+            signer: None,
             senders: senders.map(|s| &s.policy),
         };
         return batch::run(command, Keys::Identities(identities));

@@ -454,3 +454,52 @@ fn remove_source_takes_a_checked_signature_with_its_file() {
     assert!(!dir.path("in/a.age.sig").exists() && !dir.path("in/b.age.sig").exists());
     assert!(dir.read("out/a") == plaintext);
 }
+
+#[test]
+fn a_batch_seal_signs_every_output_and_a_rerun_leaves_the_signatures_alone() {
+    let (dir, _) = signed_upload();
+    fs::create_dir(dir.path("in")).unwrap();
+    let (small, large) = (data(1000, 1), data((1 << 20) + 5, 2));
+    dir.write("in/x", &small);
+    dir.write("in/y", &large);
+    dir.line("seal in --to server.pub --sign-with mallory.key")
+        .run()
+        .ok();
+    for name in ["x", "y"] {
+        let verify = dir
+            .cmd(required_tool("ssh-keygen"))
+            .args([
+                "-Y", "verify", "-f", "allowed", "-I", "mallory", "-n", "seal",
+            ])
+            .args(["-s", &format!("in/{name}.age.sig")])
+            .stdin(dir.read(&format!("in/{name}.age")))
+            .run()
+            .ok();
+        assert!(verify
+            .stdout_string()
+            .contains("Good \"seal\" signature for mallory"));
+    }
+    // Again: the sealed files and their signatures are skipped, never sealed themselves.
+    let before = dir.listing();
+    let run = dir
+        .line("seal in --to server.pub --sign-with mallory.key")
+        .run()
+        .ok();
+    assert!(run.stderr.contains("2 signatures"), "{}", run.stderr);
+    assert_eq!(dir.listing(), before);
+
+    let run = dir
+        .line("unseal in -k server.key -o out --allowed-signers allowed --require-signature")
+        .run()
+        .ok();
+    assert!(run.stderr.contains("unseal: in/y.age: signed by mallory ("));
+    assert!(dir.read("out/in/x") == small && dir.read("out/in/y") == large);
+
+    // A signature in the way stops its file: no sealed file appears without its signature.
+    dir.remove("in/x.age");
+    let before = dir.listing();
+    dir.line("seal in --to server.pub --sign-with mallory.key")
+        .run()
+        .fails(EXIT_BATCH);
+    assert_eq!(dir.listing(), before);
+}

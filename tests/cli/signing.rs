@@ -520,18 +520,14 @@ fn seal_sign_with_writes_a_signature_ssh_keygen_accepts_and_a_bound_header() {
         dir.remove(&sig_name);
     }
 
-    // Refused, with nothing written: an existing signature file, standard output, a batch,
-    // a passphrase, a key that cannot sign. (Armor is signed as written: tests/cli/senders.rs.)
+    // Refused, with nothing written: an existing signature file, standard output, a
+    // passphrase, a key that cannot sign. (Armor is signed as written: tests/cli/senders.rs.)
     dir.write("report.age.sig", "old");
     let before = dir.listing();
     let refused = [
         ("seal report --to server.pub --sign-with alice.key", EXIT_IO),
         (
             "seal report --to server.pub --sign-with alice.key -o -",
-            EXIT_USAGE,
-        ),
-        (
-            "seal report report --to server.pub --sign-with alice.key",
             EXIT_USAGE,
         ),
         (
