@@ -130,12 +130,10 @@ fn existing_ed25519_and_rsa_ssh_keys_sign_and_other_types_are_refused() {
 
     // Too small an RSA key, by its size; other types, by name.
     let err = SigningKey::from_openssh(&dir.read_string("rsa1024"), &mut no_passphrase)
-        .err()
-        .expect("rsa1024 was accepted as a signing key");
+        .expect_err("rsa1024 was accepted as a signing key");
     assert!(err.to_string().contains("1024 bits"), "{err}");
     let err = SigningKey::from_openssh(&dir.read_string("ecdsa"), &mut no_passphrase)
-        .err()
-        .expect("ecdsa was accepted as a signing key");
+        .expect_err("ecdsa was accepted as a signing key");
     let message = err.to_string();
     assert!(
         message.contains("ecdsa") && message.contains("ssh-ed25519") && message.contains("ssh-rsa"),
