@@ -62,6 +62,30 @@ pub fn keys(data: &[u8]) {
     }
 }
 
+/// Sender signatures: allowed-signers lists and SSHSIG signatures never panic; a signature
+/// that parses prints back to exactly its input's blob (one encoding per signature), and is
+/// never good over bytes nobody signed.
+pub fn signers(data: &[u8]) {
+    use seal::allowed_signers::AllowedSigners;
+    use seal::sshsig::{Digest, Signature};
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(list) = AllowedSigners::parse(text) {
+            assert!(list.len() <= text.lines().count());
+        }
+    }
+    if let Ok(sig) = Signature::from_pem(data) {
+        let again = Signature::from_pem(sig.to_pem().as_bytes()).expect("re-parse");
+        assert!(again == sig, "signature changed on a round trip");
+        if let Ok(digest) = sig.digest_of(b"fuzz") {
+            assert!(
+                sig.verify(&digest).is_err(),
+                "a signature over unsigned bytes"
+            );
+        }
+        let _ = sig.verify(&Digest::of(b"fuzz"));
+    }
+}
+
 const IDENTITY: &str = "AGE-SECRET-KEY-1EGTZVFFV20835NWYV6270LXYVK2VKNX2MMDKWYKLMGR48UAWX40Q2P2LM0";
 
 struct Keys {

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 python3 - <<'PY'
 import hashlib, os, zlib, glob
-for t in ("header", "armor", "keys", "decrypt"):
+for t in ("header", "armor", "keys", "decrypt", "signers"):
     os.makedirs(f"corpus/{t}", exist_ok=True)
 def put(target, data):
     name = hashlib.sha1(data).hexdigest()
@@ -33,5 +33,10 @@ for path in sorted(glob.glob("../testdata/age-vectors/*")):
 PY
 # A recipients file, for the recipient parser.
 printf 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n# c\n' > corpus/keys/recipient
-ls corpus/* | head -0
+# Allowed-signers lines for the fixture keys, and a signature ssh-keygen made.
+for pub in ../testdata/keys/*.pub; do
+    printf 'alice,bob@example namespaces="seal",valid-before="20300101Z" %s' "$(cat "$pub")" \
+        > "corpus/signers/$(basename "$pub").line"
+done
+cp ../testdata/signatures/ed25519.seal-sig corpus/signers/
 for t in corpus/*; do echo "$t: $(ls "$t" | wc -l) inputs"; done

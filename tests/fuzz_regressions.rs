@@ -13,6 +13,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("header", checks::header),
     ("armor", checks::armor),
     ("keys", checks::keys),
+    ("signers", checks::signers),
     ("decrypt", checks::decrypt),
 ];
 
