@@ -169,6 +169,28 @@ impl Encryptor {
         parallel::seal_to_file(&self.cipher, plaintext, file, prefix, progress)?;
         Ok(total)
     }
+
+    /// [`Encryptor::seal_to_file_with_progress`], also feeding `hash` every byte of the
+    /// sealed file in order, one window behind the encryption: the hash of a large file (for
+    /// a signature, [`crate::sender::sign_file`]) costs one thread beside the sealing, not a
+    /// second pass. The output is always mapped.
+    pub fn seal_to_file_hashing(
+        self,
+        plaintext: &[u8],
+        file: &File,
+        hash: &mut (dyn FnMut(&[u8]) + Send),
+        progress: parallel::Progress<'_>,
+    ) -> io::Result<u64> {
+        let total = self.sealed_len(plaintext.len() as u64);
+        let mut out = MappedOutput::new(file, total)?;
+        let header = self.header.to_bytes();
+        let (head, chunks) = out.split_at_mut(self.prefix_len() as usize);
+        head[..header.len()].copy_from_slice(header);
+        head[header.len()..].copy_from_slice(&self.nonce);
+        hash(head);
+        parallel::seal_to_map_hashing(&self.cipher, plaintext, chunks, hash, progress);
+        Ok(total)
+    }
 }
 
 /// Seals `plaintext` to `recipients` in memory.

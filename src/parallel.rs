@@ -316,6 +316,49 @@ pub fn seal_to_map(
     seal_chunks_reporting(cipher, 0, true, plaintext, out, progress);
 }
 
+/// Groups per window of [`seal_to_map_hashing`]: 32 MiB of plaintext, enough to keep 16
+/// threads busy, small enough that hashing the last window alone takes a few milliseconds.
+const HASH_WINDOW: usize = 32;
+
+/// [`seal_to_map`], feeding `hash` the sealed bytes in order, one window behind the
+/// encryption: while the pool seals a window, one of its threads hashes the window before,
+/// so a signature costs one thread's hashing beside the sealing rather than a second pass
+/// after it.
+pub fn seal_to_map_hashing(
+    cipher: &PayloadCipher,
+    plaintext: &[u8],
+    out: &mut [u8],
+    hash: &mut (dyn FnMut(&[u8]) + Send),
+    progress: Progress<'_>,
+) {
+    assert_eq!(
+        out.len() as u64,
+        stream::encrypted_len(plaintext.len() as u64)
+    );
+    let (mut plain, mut rest) = (plaintext, out);
+    let mut sealed_before: &[u8] = &[];
+    let mut first = 0u64;
+    loop {
+        let n = plain.len().min(HASH_WINDOW * PLAIN_GROUP);
+        let last = n == plain.len();
+        let sealed_len = match last {
+            true => stream::encrypted_len(n as u64) as usize,
+            false => n / CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE,
+        };
+        let (window, after) = std::mem::take(&mut rest).split_at_mut(sealed_len);
+        let (p, later) = plain.split_at(n);
+        rayon::join(
+            || hash(sealed_before),
+            || seal_chunks_reporting(cipher, first, last, p, window, progress),
+        );
+        sealed_before = window;
+        if last {
+            return hash(sealed_before);
+        }
+        (plain, rest, first) = (later, after, first + (n / CHUNK_SIZE) as u64);
+    }
+}
+
 /// Encrypts `plaintext` into `file` at `offset`, with positioned writes from every thread.
 pub fn seal_to_file(
     cipher: &PayloadCipher,
@@ -343,4 +386,38 @@ pub fn seal_to_file(
                 Ok(())
             },
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashing_while_sealing_sees_every_sealed_byte_in_order() {
+        let key = crate::recipient::FileKey::from_slice(&[7; 16]).unwrap();
+        let cipher = PayloadCipher::new(&key, &[9; stream::NONCE_SIZE]);
+        let window = HASH_WINDOW * PLAIN_GROUP;
+        for len in [
+            0,
+            1,
+            3 * CHUNK_SIZE + 5,
+            window,
+            window + 1,
+            2 * window + CHUNK_SIZE,
+        ] {
+            let plaintext: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let sealed_len = stream::encrypted_len(len as u64) as usize;
+            let mut expected = vec![0u8; sealed_len];
+            seal_to_map(&cipher, &plaintext, &mut expected, &|_| {});
+            let mut out = vec![0u8; sealed_len];
+            let mut hashed = Vec::new();
+            let hash = &mut |bytes: &[u8]| hashed.extend_from_slice(bytes);
+            seal_to_map_hashing(&cipher, &plaintext, &mut out, hash, &|_| {});
+            assert!(out == expected, "{len}: sealed bytes differ");
+            assert!(
+                hashed == expected,
+                "{len}: hashed bytes differ from the sealed ones"
+            );
+        }
+    }
 }

@@ -27,7 +27,7 @@ use crate::recipient::{Identity, Recipient};
 use crate::sender::Verdict;
 use crate::sender::{hash_alongside, read_signature, remove_signature, sign_file, signature_path};
 use crate::sender::{FileCheck, HashingReader};
-use crate::sshsig::SigningKey;
+use crate::sshsig::{Digest, Hasher, SigningKey};
 use crate::{Decryptor, Encryptor, SealedSlice};
 
 /// Files up to this size are read into memory rather than mapped.
@@ -194,13 +194,25 @@ fn seal(
         _ => FileError::NoRecipients,
     })?;
     let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
+    let signing = options.signer.is_some();
+    // A signature's hash, when it is computed alongside the sealing.
+    let mut digest = None;
     if meta.len() <= IN_MEMORY {
         let plaintext = Zeroizing::new(read_all(file, meta.len())?);
         let sealed = encryptor.seal_slice(&plaintext);
         (&mut staged.file())
             .write_all(&sealed)
             .map_err(write_error(job))?;
+        digest = signing.then(|| Digest::of(&sealed));
         tick(plaintext.len() as u64);
+    } else if options.mmap && signing {
+        let map = MappedFile::new(file).map_err(FileError::Read)?;
+        let mut hasher = Hasher::new();
+        let hash = &mut |bytes: &[u8]| hasher.update(bytes);
+        encryptor
+            .seal_to_file_hashing(&map, staged.file(), hash, tick)
+            .map_err(write_error(job))?;
+        digest = Some(hasher.finish());
     } else if options.mmap {
         let map = MappedFile::new(file).map_err(FileError::Read)?;
         encryptor
@@ -212,19 +224,20 @@ fn seal(
         stream_result(job, result)?;
     }
     match &options.signer {
-        Some(key) => commit_signed(job, staged, key, options, observer)?,
+        Some(key) => commit_signed(job, staged, (key, digest), options, observer)?,
         None => staged.commit(options.force).map_err(write_error(job))?,
     }
     Ok(meta.len())
 }
 
-/// Signs the sealed output in `staged` and renames it into place with its signature: the
-/// signature first, so that an existing one (without `force`) stops both, and the sealed
-/// file never appears without it.
+/// Signs the sealed output in `staged` (over `digest` if it was hashed alongside the sealing,
+/// else reading it now) and renames it into place with its signature: the signature first,
+/// so that an existing one (without `force`) stops both, and the sealed file never appears
+/// without it.
 fn commit_signed(
     job: &Job,
     staged: Staged<'_>,
-    key: &SigningKey,
+    (key, digest): (&SigningKey, Option<Digest>),
     options: &Options,
     observer: &dyn Observer,
 ) -> Result<(), FileError> {
@@ -233,7 +246,11 @@ fn commit_signed(
         path: sig_path.clone(),
         error,
     };
-    let signature = sign_file(key, staged.file()).map_err(write_error(job))?;
+    let signature = match digest {
+        Some(digest) => key.sign(&digest).map_err(io::Error::other),
+        None => sign_file(key, staged.file()),
+    }
+    .map_err(write_error(job))?;
     let sig = Staged::create(&sig_path, observer).map_err(sig_error)?;
     (&mut sig.file())
         .write_all(signature.to_pem().as_bytes())

@@ -16,7 +16,7 @@ use super::{in_pool, keyargs, run, Shared};
 use crate::armor::ArmoredWriter;
 use crate::batch::Keys;
 use crate::mmap::MappedFile;
-use crate::sshsig::SigningKey;
+use crate::sshsig::{Digest, Hasher, SigningKey};
 use crate::{scrypt, Encryptor, Recipient};
 
 const EXAMPLES: &str = "\
@@ -169,11 +169,25 @@ pub fn seal(args: Args) -> Result<(), Failure> {
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
             let progress = Progress::for_file(quiet, &meta, path);
+            // A signature's hash, when it is computed alongside the sealing.
+            let mut digest = None;
             if meta.is_file() && !args.shared.no_mmap && !armor {
                 let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
                 let tick = |n| progress.add(n);
-                let seal = || encryptor.seal_to_file_with_progress(&map, pending.file(), &tick);
-                in_pool(threads, seal)?.map_err(|e| Failure::io(pending.target(), &e))?;
+                let out = pending.file();
+                let sealed = match signing {
+                    Some(_) => in_pool(threads, || {
+                        let mut hasher = Hasher::new();
+                        let hash = &mut |bytes: &[u8]| hasher.update(bytes);
+                        let sealed = encryptor.seal_to_file_hashing(&map, out, hash, &tick);
+                        digest = Some(hasher.finish());
+                        sealed
+                    })?,
+                    None => in_pool(threads, || {
+                        encryptor.seal_to_file_with_progress(&map, out, &tick)
+                    })?,
+                };
+                sealed.map_err(|e| Failure::io(pending.target(), &e))?;
             } else {
                 let input = progress.reader(file);
                 stream(
@@ -188,7 +202,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             drop(progress);
             let output = pending.target().to_path_buf();
             match signing {
-                Some(signing) => signing.sign_and_commit(pending)?,
+                Some(signing) => signing.sign_and_commit(pending, digest)?,
                 None => pending.commit()?,
             }
             batch::remove_single(&args.batch, path, &output)
@@ -212,7 +226,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             )?;
             drop(progress);
             match signing {
-                Some(signing) => signing.sign_and_commit(pending),
+                Some(signing) => signing.sign_and_commit(pending, None),
                 None => pending.commit(),
             }
         }
@@ -265,10 +279,14 @@ impl Signing {
         Ok(Signing { key, sig })
     }
 
-    /// Hashes the sealed file as written, signs it, and renames both files into place.
-    fn sign_and_commit(self, sealed: PendingFile) -> Result<(), Failure> {
-        let signature = crate::sender::sign_file(&self.key, sealed.file())
-            .map_err(|e| Failure::io(sealed.target(), &e))?;
+    /// Signs the sealed file, hashed alongside the sealing (`digest`) or else now, and renames
+    /// both files into place.
+    fn sign_and_commit(self, sealed: PendingFile, digest: Option<Digest>) -> Result<(), Failure> {
+        let signature = match digest {
+            Some(digest) => self.key.sign(&digest).map_err(io::Error::other),
+            None => crate::sender::sign_file(&self.key, sealed.file()),
+        }
+        .map_err(|e| Failure::io(sealed.target(), &e))?;
         let mut out = self.sig.file();
         out.write_all(signature.to_pem().as_bytes())
             .map_err(|e| Failure::io(self.sig.target(), &e))?;
