@@ -100,16 +100,6 @@ pub enum Refusal {
     },
 }
 
-/// Key types OpenSSH allows in the list that seal does not verify signatures of.
-const OTHER_KEY_TYPES: &[&str] = &[
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-    "sk-ssh-ed25519@openssh.com",
-    "ssh-dss",
-];
-
 impl AllowedSigners {
     /// Parses the text of an allowed-signers file.
     pub fn parse(text: &str) -> Result<AllowedSigners, ParseError> {
@@ -206,7 +196,8 @@ fn parse_line(line: usize, text: &str) -> Result<Entry, String> {
     let key_body = fields.next()?.ok_or("key type without a key")?;
     // Whatever follows is a comment.
 
-    if OTHER_KEY_TYPES.contains(&key_type) || key_type.ends_with("-cert-v01@openssh.com") {
+    // Key types OpenSSH allows in the list that seal does not verify signatures of.
+    if crate::ssh::OTHER_TYPES.contains(&key_type) || key_type.ends_with("-cert-v01@openssh.com") {
         return Ok(entry);
     }
     let key = SignerKey::from_openssh(&format!("{key_type} {key_body}"))

@@ -324,8 +324,9 @@ pub(crate) fn rsa_key_error(e: RsaKeyError, what: &str) -> KeyError {
     rsa_error(e, KeyError::Unusable(format!("not a valid {what}")))
 }
 
-/// SSH key types that can be neither recipients nor identities in age.
-const OTHER_TYPES: &[&str] = &[
+/// SSH key types seal does not use: neither recipients and identities in age, nor client
+/// keys that sign.
+pub(crate) const OTHER_TYPES: &[&str] = &[
     "ecdsa-sha2-nistp256",
     "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521",

@@ -144,14 +144,7 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
             )
         }
         KeyType::Rsa | KeyType::Ed25519 => {
-            let passphrase = match args.passphrase.given() {
-                true => Some(
-                    args.passphrase
-                        .get("the new key".as_ref())
-                        .map_err(Failure::from)?,
-                ),
-                false => None,
-            };
+            let passphrase = new_key_passphrase(&args)?;
             let key = match key_type {
                 KeyType::Rsa => {
                     let bits = args.bits.parse().expect("clap allows numbers only");
@@ -212,14 +205,7 @@ fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
             ),
         );
     }
-    let passphrase = match args.passphrase.given() {
-        true => Some(
-            args.passphrase
-                .get("the new key".as_ref())
-                .map_err(Failure::from)?,
-        ),
-        false => None,
-    };
+    let passphrase = new_key_passphrase(args)?;
     let comment = match args.comment.as_str() {
         "" => name,
         c => c,
@@ -242,6 +228,14 @@ fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
         crate::sshsig::NAMESPACE
     );
     Ok(())
+}
+
+/// The passphrase to protect a new SSH key with, if the flags give one.
+fn new_key_passphrase(args: &Args) -> Result<Option<Zeroizing<String>>, Failure> {
+    match args.passphrase.given() {
+        true => Ok(Some(args.passphrase.get("the new key".as_ref())?)),
+        false => Ok(None),
+    }
 }
 
 fn read_text(path: &Path) -> Result<Zeroizing<String>, Failure> {

@@ -191,17 +191,9 @@ fn open(
                 let names = (path.as_path(), output);
                 if armor::is_armored(&map) {
                     // Armor is decoded as it streams: from the map, in bounded memory.
-                    let alongside = hasher.as_mut().map(|h| (h, &map[..]));
                     let out = pending.file();
-                    stream(
-                        &map[..],
-                        identities,
-                        threads,
-                        out,
-                        names,
-                        &mut signed,
-                        alongside,
-                    )?;
+                    let check = (&mut signed, hasher.as_mut());
+                    stream_map(&map, identities, threads, out, names, check)?;
                 } else {
                     let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
                     let payload = sealed
@@ -220,15 +212,8 @@ fn open(
                 let input =
                     BufReader::new(HashingReader::new(progress.reader(file), hasher.as_mut()));
                 let names = (path.as_path(), output);
-                stream(
-                    input,
-                    identities,
-                    threads,
-                    pending.file(),
-                    names,
-                    &mut signed,
-                    None,
-                )?;
+                let (out, check) = (pending.file(), (&mut signed, None));
+                stream(input, identities, threads, out, names, check)?;
             }
             // The output stays a temporary file until the signature checks out.
             signed.finish(hasher)?;
@@ -262,15 +247,8 @@ fn open(
                 hasher.as_mut(),
             ));
             let names = (STDIN.as_ref(), pending.target());
-            stream(
-                input,
-                identities,
-                threads,
-                pending.file(),
-                names,
-                &mut signed,
-                None,
-            )?;
+            let (out, check) = (pending.file(), (&mut signed, None));
+            stream(input, identities, threads, out, names, check)?;
             drop(progress);
             signed.finish(hasher)?;
             pending.commit()
@@ -327,17 +305,8 @@ fn mapped_to_stdout(
             return to_stdout(&map[..], identities, threads, path, &mut FileCheck::none());
         }
         let names = (path, STDOUT.as_ref());
-        let alongside = hasher.as_mut().map(|h| (h, &map[..]));
-        let out = io::stdout();
-        stream(
-            &map[..],
-            identities,
-            threads,
-            out,
-            names,
-            &mut signed,
-            alongside,
-        )?;
+        let check = (&mut signed, hasher.as_mut());
+        stream_map(&map, identities, threads, io::stdout(), names, check)?;
         return signed.finish(hasher);
     }
     let blame = |e| Failure::from(e).about(path);
@@ -397,8 +366,7 @@ fn stream(
     threads: usize,
     output: impl Write + Send,
     (input_name, output_name): (&Path, &Path),
-    signed: &mut FileCheck<'_>,
-    alongside: Option<(&mut Hasher, &[u8])>,
+    (signed, alongside): (&mut FileCheck<'_>, Option<(&mut Hasher, &[u8])>),
 ) -> Result<(), Failure> {
     let opened = Decryptor::new(input)
         .and_then(|d| d.open(identities))
@@ -409,6 +377,19 @@ fn stream(
         None => opened.decrypt_to(output),
     })?;
     stream_outcome(result, input_name, output_name)
+}
+
+/// [`stream`] of a mapped (armored) file, hashed alongside for the signature check.
+fn stream_map(
+    map: &[u8],
+    identities: &[&dyn Identity],
+    threads: usize,
+    output: impl Write + Send,
+    names: (&Path, &Path),
+    (signed, hasher): (&mut FileCheck<'_>, Option<&mut Hasher>),
+) -> Result<(), Failure> {
+    let alongside = hasher.map(|h| (h, map));
+    stream(map, identities, threads, output, names, (signed, alongside))
 }
 
 /// Opens a stream to standard output. A terminal gets text only: the first chunk is checked
@@ -423,15 +404,8 @@ fn to_stdout(
     let output_name = STDOUT.as_ref();
     if !io::stdout().is_terminal() {
         let names = (input_name, output_name);
-        return stream(
-            input,
-            identities,
-            threads,
-            io::stdout(),
-            names,
-            signed,
-            None,
-        );
+        let (out, check) = (io::stdout(), (signed, None));
+        return stream(input, identities, threads, out, names, check);
     }
     let blame = |e| Failure::from(e).about(input_name);
     let opened = Decryptor::new(input)
