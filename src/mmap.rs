@@ -206,6 +206,10 @@ const MESSAGE: &[u8] = b"error: a mapped file failed: the input shrank while bei
 (truncated by another process), or the output's file system is full; no partial output was \
 left behind\n";
 
+/// The same, when the output is a stream (standard output): what was written stays written.
+const MESSAGE_STREAM: &[u8] = b"error: a mapped file failed: the input shrank while being read \
+(truncated by another process); the output written so far is incomplete\n";
+
 fn install_handler() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -231,17 +235,21 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut
         unsafe { libc::signal(signal, libc::SIG_DFL) };
         return;
     }
+    let mut removed = false;
     for path in &PATHS {
         let raw = path.load(Ordering::Acquire);
         if !raw.is_null() {
             // SAFETY: non-null entries are NUL-terminated strings owned by the table;
             // unlink is async-signal-safe.
             unsafe { libc::unlink(raw) };
+            removed = true;
         }
     }
-    // SAFETY: write and _exit are async-signal-safe; MESSAGE is a valid static buffer.
+    // No temporary output registered: the output is a stream, already partly written.
+    let message = if removed { MESSAGE } else { MESSAGE_STREAM };
+    // SAFETY: write and _exit are async-signal-safe; both messages are valid static buffers.
     unsafe {
-        libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+        libc::write(2, message.as_ptr().cast(), message.len());
         libc::_exit(1);
     }
 }

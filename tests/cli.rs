@@ -1300,6 +1300,43 @@ fn an_interrupted_command_exits_130_and_leaves_no_partial_output() {
 }
 
 #[test]
+fn a_mapped_input_truncated_while_streamed_to_stdout_says_the_output_is_incomplete() {
+    use std::io::Read;
+    let dir = Dir::new();
+    dir.new_key("server");
+    let plaintext = vec![0x5a; 192 << 20];
+    dir.write("big.age", seal_to_server(&dir, &plaintext));
+    let mut child = dir
+        .line("unseal big.age --key server.key -o - --threads 1")
+        .cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The pipe holds unseal back: once a first MiB has come through, most of the file is
+    // still to be read when it shrinks.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = vec![0u8; 1 << 20];
+    stdout.read_exact(&mut got).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(dir.path("big.age"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    stdout.read_to_end(&mut got).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(EXIT_IO), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("shrank while being read") && stderr.contains("is incomplete"),
+        "{stderr}"
+    );
+    assert!(got.len() < plaintext.len() && got.iter().all(|&b| b == 0x5a));
+}
+
+#[test]
 fn a_mapped_input_truncated_while_read_fails_cleanly_without_sigbus() {
     let dir = Dir::new();
     dir.new_key("server");
