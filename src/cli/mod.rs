@@ -1,7 +1,8 @@
 //! The command-line glue: flags, key files, output files, messages and exit codes.
 //!
 //! Everything that prints, exits, reads the terminal or handles signals lives here; the
-//! binaries in `src/bin` only call [`seal::main`], [`unseal::main`] and [`keygen::main`].
+//! binaries in `src/bin` only call [`seal::main`](crate::cli::seal::main),
+//! [`unseal::main`](crate::cli::unseal::main) and [`keygen::main`](crate::cli::keygen::main).
 //!
 //! Messages follow age: `seal: error: report.pdf: ...` on stderr, lowercase, no trailing
 //! period, one line; hints on their own `hint:` line.
