@@ -33,7 +33,7 @@ use std::ops::Deref;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Once;
 
 use memmap2::{Mmap, MmapMut};
@@ -202,6 +202,25 @@ impl Ranges {
 static MAPS: Ranges = Ranges([const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; SLOTS]);
 static PATHS: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
 
+/// The two messages with the program's name in front (`seal: error: ...`), built once by
+/// [`set_program_name`] so that the handler writes each in one call, allocating nothing.
+static NAMED: [(AtomicPtr<u8>, AtomicUsize); 2] =
+    [const { (AtomicPtr::new(ptr::null_mut()), AtomicUsize::new(0)) }; 2];
+
+/// Set by the first thread to take a SIGBUS: it alone reports and exits.
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Names the program in the message a SIGBUS prints, as its other errors do.
+pub fn set_program_name(name: &str) {
+    for (slot, message) in NAMED.iter().zip([MESSAGE, MESSAGE_STREAM]) {
+        let mut text = format!("{name}: ").into_bytes();
+        text.extend_from_slice(message);
+        let text: &'static [u8] = Box::leak(text.into_boxed_slice());
+        slot.1.store(text.len(), Ordering::Release);
+        slot.0.store(text.as_ptr().cast_mut(), Ordering::Release);
+    }
+}
+
 const MESSAGE: &[u8] = b"error: a mapped file failed: the input shrank while being read \
 (truncated by another process), or the output's file system is full; no partial output was \
 left behind\n";
@@ -235,6 +254,13 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut
         unsafe { libc::signal(signal, libc::SIG_DFL) };
         return;
     }
+    if REPORTING.swap(true, Ordering::AcqRel) {
+        // Another thread faulted first and is reporting: wait for it to end the process.
+        loop {
+            // SAFETY: pause is async-signal-safe.
+            unsafe { libc::pause() };
+        }
+    }
     let mut removed = false;
     for path in &PATHS {
         let raw = path.load(Ordering::Acquire);
@@ -246,10 +272,19 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut
         }
     }
     // No temporary output registered: the output is a stream, already partly written.
-    let message = if removed { MESSAGE } else { MESSAGE_STREAM };
-    // SAFETY: write and _exit are async-signal-safe; both messages are valid static buffers.
+    let which = usize::from(!removed);
+    let (named, named_len) = (&NAMED[which].0, &NAMED[which].1);
+    let (text, len) = match named.load(Ordering::Acquire) {
+        p if p.is_null() => {
+            let message = if removed { MESSAGE } else { MESSAGE_STREAM };
+            (message.as_ptr(), message.len())
+        }
+        p => (p.cast_const(), named_len.load(Ordering::Acquire)),
+    };
+    // SAFETY: write and _exit are async-signal-safe; `text` is `len` valid bytes, a static
+    // message or one leaked (never freed) by `set_program_name` before its pointer was stored.
     unsafe {
-        libc::write(2, message.as_ptr().cast(), message.len());
+        libc::write(2, text.cast(), len);
         libc::_exit(1);
     }
 }
