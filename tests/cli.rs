@@ -1299,31 +1299,40 @@ fn an_interrupted_command_exits_130_and_leaves_no_partial_output() {
     }
 }
 
+/// A server key and `big.age`: 192 MiB sealed to it, big enough that one debug-build thread
+/// is still decrypting when the file shrinks under it. Returns the plaintext.
+fn big_sealed_file(dir: &Dir) -> Vec<u8> {
+    dir.new_key("server");
+    let plaintext = vec![0x5a; 192 << 20];
+    dir.write("big.age", seal_to_server(dir, &plaintext));
+    plaintext
+}
+
+/// `unseal big.age --threads 1 -o OUTPUT`, started with standard error captured.
+fn spawn_unseal_big(dir: &Dir, output: &str, stdout: Stdio) -> std::process::Child {
+    let line = format!("unseal big.age --key server.key -o {output} --threads 1");
+    let mut cmd = dir.line(&line).cmd;
+    cmd.stdout(stdout).stderr(Stdio::piped()).spawn().unwrap()
+}
+
+/// Cuts `big.age` to nothing, as another process might while it is mapped.
+fn truncate_big(dir: &Dir) {
+    let file = fs::File::options().write(true).open(dir.path("big.age"));
+    file.unwrap().set_len(0).unwrap();
+}
+
 #[test]
 fn a_mapped_input_truncated_while_streamed_to_stdout_says_the_output_is_incomplete() {
     use std::io::Read;
     let dir = Dir::new();
-    dir.new_key("server");
-    let plaintext = vec![0x5a; 192 << 20];
-    dir.write("big.age", seal_to_server(&dir, &plaintext));
-    let mut child = dir
-        .line("unseal big.age --key server.key -o - --threads 1")
-        .cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let plaintext = big_sealed_file(&dir);
+    let mut child = spawn_unseal_big(&dir, "-", Stdio::piped());
     // The pipe holds unseal back: once a first MiB has come through, most of the file is
     // still to be read when it shrinks.
     let mut stdout = child.stdout.take().unwrap();
     let mut got = vec![0u8; 1 << 20];
     stdout.read_exact(&mut got).unwrap();
-    fs::File::options()
-        .write(true)
-        .open(dir.path("big.age"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate_big(&dir);
     stdout.read_to_end(&mut got).unwrap();
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -1341,18 +1350,9 @@ fn a_mapped_input_truncated_while_streamed_to_stdout_says_the_output_is_incomple
 #[test]
 fn a_mapped_input_truncated_while_read_fails_cleanly_without_sigbus() {
     let dir = Dir::new();
-    dir.new_key("server");
-    // Big enough that one debug-build thread is still decrypting when the file shrinks.
-    let plaintext = vec![0x5a; 192 << 20];
-    dir.write("big.age", seal_to_server(&dir, &plaintext));
+    big_sealed_file(&dir);
     let before = dir.listing();
-    let child = dir
-        .line("unseal big.age --key server.key -o big --threads 1")
-        .cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_unseal_big(&dir, "big", Stdio::null());
     // Wait until decryption has begun: the temporary output is grown to the plaintext size
     // just before the chunks are read. Then cut the sealed file to nothing.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1366,12 +1366,7 @@ fn a_mapped_input_truncated_while_read_fails_cleanly_without_sigbus() {
         assert!(Instant::now() < deadline, "unseal never started writing");
         std::thread::sleep(Duration::from_millis(1));
     }
-    fs::File::options()
-        .write(true)
-        .open(dir.path("big.age"))
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate_big(&dir);
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(EXIT_IO), "{stderr}");
