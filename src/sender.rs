@@ -93,6 +93,8 @@ pub enum Pending {
 pub struct Check {
     signature: Signature,
     principals: Vec<String>,
+    /// An empty hasher of the signature's hash, copied for each use.
+    hasher: Hasher,
 }
 
 impl std::fmt::Debug for Check {
@@ -120,7 +122,7 @@ impl Policy {
             };
         };
         let signature = Signature::from_pem(text).map_err(Rejection::Signature)?;
-        signature.hasher().map_err(Rejection::Signature)?;
+        let hasher = signature.hasher().map_err(Rejection::Signature)?;
         let allowed = self
             .allowed
             .check(&signature.signer(), self.now)
@@ -128,6 +130,7 @@ impl Policy {
         Ok(Pending::Check(Check {
             signature,
             principals: allowed.principals,
+            hasher,
         }))
     }
 }
@@ -136,7 +139,7 @@ impl Check {
     /// A hasher to feed every byte of the sealed file to, in order (as stored: armored if it
     /// is armored), of the hash the signature was made over.
     pub fn hasher(&self) -> Hasher {
-        self.signature.hasher().expect("checked by Policy::begin")
+        self.hasher.clone()
     }
 
     /// Checks that the file's header names the signature's key as the signer. `stanzas`

@@ -358,6 +358,12 @@ impl SigningKey {
     }
 }
 
+/// A signer's key as [`Signature::verify`] checks with it.
+enum Key {
+    Ed25519(ed25519_dalek::VerifyingKey),
+    Rsa(rsa::PublicKey, SignatureHash),
+}
+
 /// A detached signature over a sealed file.
 ///
 /// ```
@@ -424,24 +430,9 @@ impl Signature {
     /// signature that is not for seal, or by a key or algorithm that is refused whatever it
     /// signs (an RSA key under 2048 bits, SHA-1), so nothing is hashed for nothing.
     pub fn hasher(&self) -> Result<Hasher, SignatureError> {
-        if self.0.namespace() != NAMESPACE {
-            return Err(SignatureError::Namespace(self.0.namespace().to_string()));
-        }
-        match self.0.public_key() {
-            KeyData::Ed25519(_) => {}
-            KeyData::Rsa(key) => {
-                if self.0.signature().algorithm() == (ssh_key::Algorithm::Rsa { hash: None }) {
-                    return Err(SignatureError::RsaSha1);
-                }
-                rsa_public_key(key)?;
-            }
-            other => {
-                let name = other.algorithm().as_str().to_string();
-                return Err(SignatureError::UnsupportedKey(name));
-            }
-        }
-        let alg = self.0.hash_alg();
-        Hasher::with(alg).ok_or_else(|| SignatureError::HashAlgorithm(alg.as_str().to_string()))
+        let hasher = self.seal_hasher()?;
+        self.key()?;
+        Ok(hasher)
     }
 
     /// The digest of `sealed` that this signature would cover, in one go.
@@ -454,28 +445,48 @@ impl Signature {
     /// Checks that this is a seal signature (namespace, hash) by [`Signature::signer`] over
     /// the sealed file whose digest is `digest` (from [`Signature::hasher`]).
     pub fn verify(&self, digest: &Digest) -> Result<(), SignatureError> {
-        self.hasher()?;
+        self.seal_hasher()?;
         if digest.alg != self.0.hash_alg() {
             return Err(SignatureError::Invalid);
         }
         let data = signed_data(self.0.reserved(), digest);
+        let good = match self.key()? {
+            // Strict: no small-order keys, no non-canonical encodings, so one signature has
+            // exactly one valid form.
+            Key::Ed25519(key) => ed25519_dalek::Signature::from_slice(self.0.signature_bytes())
+                .is_ok_and(|sig| key.verify_strict(&data, &sig).is_ok()),
+            Key::Rsa(key, hash) => key.verify_pkcs1v15(hash, &data, self.0.signature_bytes()),
+        };
+        good.then_some(()).ok_or(SignatureError::Invalid)
+    }
+
+    /// A hasher for a seal signature's hash: the namespace must be seal's, the hash one that
+    /// SSHSIG allows.
+    fn seal_hasher(&self) -> Result<Hasher, SignatureError> {
+        if self.0.namespace() != NAMESPACE {
+            return Err(SignatureError::Namespace(self.0.namespace().to_string()));
+        }
+        let alg = self.0.hash_alg();
+        Hasher::with(alg).ok_or_else(|| SignatureError::HashAlgorithm(alg.as_str().to_string()))
+    }
+
+    /// The signer's key, ready to check with, and the checks that refuse a key or signature
+    /// algorithm whatever it signs: a key type seal does not check, an RSA key outside
+    /// [`MIN_BITS`]..=[`MAX_BITS`], SHA-1, a signature algorithm that is not the key's.
+    fn key(&self) -> Result<Key, SignatureError> {
+        let algorithm = self.0.signature().algorithm();
         match self.0.public_key() {
             KeyData::Ed25519(key) => {
-                if self.0.signature().algorithm() != ssh_key::Algorithm::Ed25519 {
+                if algorithm != ssh_key::Algorithm::Ed25519 {
                     return Err(SignatureError::Invalid);
                 }
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
-                    .map_err(|_| SignatureError::Invalid)?;
-                let sig = ed25519_dalek::Signature::from_slice(self.0.signature_bytes())
-                    .map_err(|_| SignatureError::Invalid)?;
-                // Strict: no small-order keys, no non-canonical encodings, so one signature
-                // has exactly one valid form.
-                key.verify_strict(&data, &sig)
+                ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+                    .map(Key::Ed25519)
                     .map_err(|_| SignatureError::Invalid)
             }
             KeyData::Rsa(key) => {
                 // The signature's own hash (rsa-sha2-*), independent of the digest's.
-                let hash = match self.0.signature().algorithm() {
+                let hash = match algorithm {
                     ssh_key::Algorithm::Rsa {
                         hash: Some(HashAlg::Sha512),
                     } => SignatureHash::Sha512,
@@ -485,12 +496,7 @@ impl Signature {
                     ssh_key::Algorithm::Rsa { hash: None } => return Err(SignatureError::RsaSha1),
                     _ => return Err(SignatureError::Invalid),
                 };
-                let key = rsa_public_key(key)?;
-                if key.verify_pkcs1v15(hash, &data, self.0.signature_bytes()) {
-                    Ok(())
-                } else {
-                    Err(SignatureError::Invalid)
-                }
+                Ok(Key::Rsa(rsa_public_key(key)?, hash))
             }
             other => Err(SignatureError::UnsupportedKey(
                 other.algorithm().as_str().to_string(),
