@@ -86,7 +86,7 @@ pub enum Pending {
     /// The file has no signature, and none is required.
     Unsigned,
     /// The signature passed every check but the one over the file's bytes.
-    Check(Check),
+    Check(Box<Check>),
 }
 
 /// A signature that passed the checks of [`Policy::begin`].
@@ -127,11 +127,11 @@ impl Policy {
             .allowed
             .check(&signature.signer(), self.now)
             .map_err(Rejection::NotAllowed)?;
-        Ok(Pending::Check(Check {
+        Ok(Pending::Check(Box::new(Check {
             signature,
             principals: allowed.principals,
             hasher,
-        }))
+        })))
     }
 }
 
@@ -194,7 +194,7 @@ impl Policy {
             require: self.require,
         };
         match self.begin(signature, signature_name) {
-            Ok(Pending::Check(check)) => file.check = Some(check),
+            Ok(Pending::Check(check)) => file.check = Some(*check),
             Ok(Pending::Unsigned) => file.verdict = Some(Verdict::Unsigned),
             Err(rejection) => file.reject(rejection)?,
         }
@@ -358,7 +358,7 @@ mod tests {
 
     fn begin(policy: &Policy, signature: &str) -> Result<Check, Rejection> {
         match policy.begin(Some(signature.as_bytes()), "x.sig")? {
-            Pending::Check(check) => Ok(check),
+            Pending::Check(check) => Ok(*check),
             Pending::Unsigned => panic!("signed file taken for unsigned"),
         }
     }
