@@ -176,9 +176,15 @@ impl Check {
 /// ends up in the [`Verdict`] of [`FileCheck::finish`].
 #[derive(Debug)]
 pub struct FileCheck {
-    check: Option<Check>,
-    verdict: Option<Verdict>,
+    state: State,
     require: bool,
+}
+
+/// Where a [`FileCheck`] stands: a signature still to check over the bytes, or decided.
+#[derive(Debug)]
+enum State {
+    Checking(Box<Check>),
+    Decided(Verdict),
 }
 
 impl Policy {
@@ -188,18 +194,17 @@ impl Policy {
         signature: Option<&[u8]>,
         signature_name: &str,
     ) -> Result<(FileCheck, Option<Hasher>), Rejection> {
-        let mut file = FileCheck {
-            check: None,
-            verdict: None,
-            require: self.require,
+        let state = match self.begin(signature, signature_name) {
+            Ok(Pending::Check(check)) => State::Checking(check),
+            Ok(Pending::Unsigned) => State::Decided(Verdict::Unsigned),
+            Err(rejection) => State::Decided(decide(self.require, rejection)?),
         };
-        match self.begin(signature, signature_name) {
-            Ok(Pending::Check(check)) => file.check = Some(*check),
-            Ok(Pending::Unsigned) => file.verdict = Some(Verdict::Unsigned),
-            Err(rejection) => file.reject(rejection)?,
-        }
-        let hasher = file.check.as_ref().map(Check::hasher);
-        Ok((file, hasher))
+        let hasher = match &state {
+            State::Checking(check) => Some(check.hasher()),
+            State::Decided(_) => None,
+        };
+        let require = self.require;
+        Ok((FileCheck { state, require }, hasher))
     }
 }
 
@@ -211,37 +216,38 @@ impl FileCheck {
 
     /// [`Check::bind`], once the file key is unwrapped.
     pub fn bind(&mut self, stanzas: &[Stanza]) -> Result<(), Rejection> {
-        match self.check.as_ref().map(|check| check.bind(stanzas)) {
-            Some(Err(rejection)) => self.reject(rejection),
-            _ => Ok(()),
+        if let State::Checking(check) = &self.state {
+            if let Err(rejection) = check.bind(stanzas) {
+                self.state = State::Decided(decide(self.require, rejection)?);
+            }
         }
+        Ok(())
     }
 
     /// [`Check::finish`], once every byte of the file went through `hasher`.
-    pub fn finish(mut self, hasher: Option<Hasher>) -> Result<Verdict, Rejection> {
-        if let Some(check) = self.check.take() {
-            // A signed file whose bytes were not hashed has not been checked.
-            let verdict = match hasher {
-                Some(hasher) => check.finish(&hasher.finish()),
-                None => Err(Rejection::Signature(SignatureError::Invalid)),
-            };
-            match verdict {
-                Ok(sender) => self.verdict = Some(Verdict::Signed(sender)),
-                Err(rejection) => self.reject(rejection)?,
-            }
+    pub fn finish(self, hasher: Option<Hasher>) -> Result<Verdict, Rejection> {
+        let require = self.require;
+        let check = match self.state {
+            State::Decided(verdict) => return Ok(verdict),
+            State::Checking(check) => check,
+        };
+        // A signed file whose bytes were not hashed has not been checked.
+        let checked = match hasher {
+            Some(hasher) => check.finish(&hasher.finish()),
+            None => Err(Rejection::Signature(SignatureError::Invalid)),
+        };
+        match checked {
+            Ok(sender) => Ok(Verdict::Signed(sender)),
+            Err(rejection) => decide(require, rejection),
         }
-        Ok(self.verdict.unwrap_or(Verdict::Unsigned))
     }
+}
 
-    fn reject(&mut self, rejection: Rejection) -> Result<(), Rejection> {
-        self.check = None;
-        match self.require {
-            true => Err(rejection),
-            false => {
-                self.verdict = Some(Verdict::Rejected(rejection));
-                Ok(())
-            }
-        }
+/// A rejection: the refusal when a signature is required, else only the verdict.
+fn decide(require: bool, rejection: Rejection) -> Result<Verdict, Rejection> {
+    match require {
+        true => Err(rejection),
+        false => Ok(Verdict::Rejected(rejection)),
     }
 }
 
