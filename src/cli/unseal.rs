@@ -18,7 +18,7 @@ use crate::batch::Keys;
 use crate::mmap::MappedFile;
 use crate::sender::{hash_alongside, HashingReader};
 use crate::sshsig::Hasher;
-use crate::{armor, DecryptError, Decryptor, Identity, SealedSlice};
+use crate::{armor, DecryptError, Decryptor, Identity, SealedSlice, StreamError};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -192,8 +192,8 @@ fn open(
                 if armor::is_armored(&map) {
                     // Armor is decoded as it streams: from the map, in bounded memory.
                     let out = pending.file();
-                    let check = (&mut signed, hasher.as_mut());
-                    stream_map(&map, identities, threads, out, names, check)?;
+                    let check = (&mut signed, hasher.as_mut().map(|h| (h, &map[..])));
+                    stream(&map[..], identities, threads, out, names, check)?;
                 } else {
                     let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
                     let payload = sealed
@@ -292,46 +292,46 @@ fn mapped_to_stdout(
     (mut signed, mut hasher): (FileCheck<'_>, Option<Hasher>),
 ) -> Result<(), Failure> {
     let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
-    if armor::is_armored(&map) {
-        if signed.required() {
-            if let Some(hasher) = hasher.as_mut() {
-                hasher.update(&map);
-            }
-            let check = Decryptor::new(&map[..])
-                .and_then(|d| d.open(identities))
-                .map_err(|e| Failure::from(e).about(path))?;
-            signed.bind(&check.header().stanzas)?;
-            signed.finish(hasher)?;
-            return to_stdout(&map[..], identities, threads, path, &mut FileCheck::none());
-        }
-        let names = (path, STDOUT.as_ref());
-        let check = (&mut signed, hasher.as_mut());
-        stream_map(&map, identities, threads, io::stdout(), names, check)?;
-        return signed.finish(hasher);
-    }
     let blame = |e| Failure::from(e).about(path);
-    let sealed = SealedSlice::new(&map).map_err(blame)?;
-    let payload = sealed.unwrap(identities).map_err(blame)?;
-    signed.bind(&sealed.header().stanzas)?;
+    // Opened (the header authenticated and the signer bound), ready to decrypt: armor as it
+    // streams, binary straight from the map.
+    let decrypt: Box<dyn FnOnce() -> Result<(), StreamError> + Send + '_> =
+        if armor::is_armored(&map) {
+            let opened = Decryptor::new(&map[..])
+                .and_then(|d| d.open(identities))
+                .map_err(blame)?;
+            signed.bind(&opened.header().stanzas)?;
+            Box::new(move || opened.decrypt_to(io::stdout()))
+        } else {
+            let sealed = SealedSlice::new(&map).map_err(blame)?;
+            let payload = sealed.unwrap(identities).map_err(blame)?;
+            signed.bind(&sealed.header().stanzas)?;
+            // A duplicate of descriptor 1 as a file: written directly, without the line
+            // buffering of `io::Stdout`, and movable to whichever thread writes.
+            let stdout = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(std::fs::File::from)
+                .map_err(|e| Failure::io(STDOUT.as_ref(), &e))?;
+            let progress = Progress::new(quiet, Some(payload.plaintext_len()), &label(path));
+            Box::new(move || {
+                let tick = |n| progress.add(n);
+                payload
+                    .decrypt_to_writer_with_progress(stdout, &tick)
+                    .map(drop)
+            })
+        };
+    let stdout_name = STDOUT.as_ref();
     if signed.required() {
+        // Checked over the whole file before the first byte goes out.
         if let Some(hasher) = hasher.as_mut() {
             hasher.update(&map);
         }
-        std::mem::replace(&mut signed, FileCheck::none()).finish(hasher.take())?;
+        signed.finish(hasher)?;
+        return stream_outcome(in_pool(threads, decrypt)?, path, stdout_name);
     }
-    // A duplicate of descriptor 1 as a file: written directly, without the line buffering
-    // of `io::Stdout`, and movable to whichever thread writes.
-    let stdout = io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(std::fs::File::from)
-        .map_err(|e| Failure::io(STDOUT.as_ref(), &e))?;
-    let progress = Progress::new(quiet, Some(payload.plaintext_len()), &label(path));
-    let tick = |n| progress.add(n);
-    let decrypt = || payload.decrypt_to_writer_with_progress(stdout, &tick);
     let result = in_pool(threads, || hash_alongside(hasher.as_mut(), &map, decrypt))?;
-    drop(progress);
-    stream_outcome(result.map(drop), path, STDOUT.as_ref())?;
+    stream_outcome(result, path, stdout_name)?;
     signed.finish(hasher)
 }
 
@@ -377,19 +377,6 @@ fn stream(
         None => opened.decrypt_to(output),
     })?;
     stream_outcome(result, input_name, output_name)
-}
-
-/// [`stream`] of a mapped (armored) file, hashed alongside for the signature check.
-fn stream_map(
-    map: &[u8],
-    identities: &[&dyn Identity],
-    threads: usize,
-    output: impl Write + Send,
-    names: (&Path, &Path),
-    (signed, hasher): (&mut FileCheck<'_>, Option<&mut Hasher>),
-) -> Result<(), Failure> {
-    let alongside = hasher.map(|h| (h, map));
-    stream(map, identities, threads, output, names, (signed, alongside))
 }
 
 /// Opens a stream to standard output. A terminal gets text only: the first chunk is checked
