@@ -154,11 +154,8 @@ impl Encryptor {
     ) -> io::Result<u64> {
         let total = self.sealed_len(plaintext.len() as u64);
         if plaintext.len() > CHUNK_SIZE && parallel::maps_output(rayon::current_num_threads()) {
-            let mut out = MappedOutput::new(file, total)?;
-            let header = self.header.to_bytes();
-            let (head, chunks) = out.split_at_mut(self.prefix_len() as usize);
-            head[..header.len()].copy_from_slice(header);
-            head[header.len()..].copy_from_slice(&self.nonce);
+            let mut out = self.mapped_output(file, total)?;
+            let chunks = &mut out[self.prefix_len() as usize..];
             parallel::seal_to_map(&self.cipher, plaintext, chunks, progress);
             return Ok(total);
         }
@@ -182,14 +179,21 @@ impl Encryptor {
         progress: parallel::Progress<'_>,
     ) -> io::Result<u64> {
         let total = self.sealed_len(plaintext.len() as u64);
-        let mut out = MappedOutput::new(file, total)?;
-        let header = self.header.to_bytes();
+        let mut out = self.mapped_output(file, total)?;
         let (head, chunks) = out.split_at_mut(self.prefix_len() as usize);
-        head[..header.len()].copy_from_slice(header);
-        head[header.len()..].copy_from_slice(&self.nonce);
         hash(head);
         parallel::seal_to_map_hashing(&self.cipher, plaintext, chunks, hash, progress);
         Ok(total)
+    }
+
+    /// `file` sized to `total` bytes and mapped, with the header and the payload nonce
+    /// written at its start: the chunks go after [`Self::prefix_len`] bytes.
+    fn mapped_output(&self, file: &File, total: u64) -> io::Result<MappedOutput> {
+        let mut out = MappedOutput::new(file, total)?;
+        let header = self.header.to_bytes();
+        out[..header.len()].copy_from_slice(header);
+        out[header.len()..self.prefix_len() as usize].copy_from_slice(&self.nonce);
+        Ok(out)
     }
 }
 
