@@ -139,13 +139,7 @@ fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer
     }
     let (bytes, outcome, sender) = match result {
         Ok((bytes, sender)) if options.remove_source => {
-            let removed = remove_source(&job.source, &job.output);
-            // A checked signature goes with its file.
-            let removed = match options.senders {
-                Some(_) => removed.and_then(|()| remove_signature(&job.source)),
-                None => removed,
-            };
-            match removed {
+            match remove_source(&job.source, &job.output, options.senders.is_some()) {
                 Ok(()) => (bytes, Outcome::Done, sender),
                 Err(e) => (bytes, Outcome::Failed(FileError::RemoveSource(e)), sender),
             }
@@ -164,14 +158,19 @@ fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer
 
 /// Removes `source` once `output` (already fsync'ed and renamed) is durable: the directory
 /// holding the new name is fsync'ed first, so that after a power loss either the source
-/// or the output survives.
-pub fn remove_source(source: &Path, output: &Path) -> io::Result<()> {
+/// or the output survives. With `signature`, the source's checked signature
+/// (`SOURCE.sig`) goes with it.
+pub fn remove_source(source: &Path, output: &Path, signature: bool) -> io::Result<()> {
     let dir = match output.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
     File::open(dir)?.sync_all()?;
-    fs::remove_file(source)
+    fs::remove_file(source)?;
+    match signature {
+        true => remove_signature(source),
+        false => Ok(()),
+    }
 }
 
 type Tick<'a> = &'a (dyn Fn(u64) + Sync);

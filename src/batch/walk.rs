@@ -270,7 +270,10 @@ impl Planner<'_> {
 
 /// `NAME.age.sig`: the signature of a sealed file, as `seal --sign-with` writes it.
 fn is_signature(name: &OsStr) -> bool {
-    name.as_bytes().ends_with(b".age.sig")
+    let suffix = crate::sender::SIGNATURE_SUFFIX.as_bytes();
+    name.as_bytes()
+        .strip_suffix(suffix)
+        .is_some_and(|sealed| sealed.ends_with(b".age"))
 }
 
 /// The directory a path is in (`.` for a bare name).

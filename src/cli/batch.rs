@@ -102,12 +102,18 @@ pub fn check_remove_source(
     Ok(())
 }
 
-/// `--remove-source` for a single file whose output is committed.
-pub fn remove_single(flags: &Flags, source: &Path, output: &Path) -> Result<(), Failure> {
+/// `--remove-source` for a single file whose output is committed; with `signature`, its
+/// checked signature too.
+pub fn remove_single(
+    flags: &Flags,
+    source: &Path,
+    output: &Path,
+    signature: bool,
+) -> Result<(), Failure> {
     if !flags.remove_source {
         return Ok(());
     }
-    batch::remove_source(source, output).map_err(|e| {
+    batch::remove_source(source, output, signature).map_err(|e| {
         Failure::new(
             ExitCode::Io,
             format!(
@@ -387,17 +393,13 @@ impl Reporter {
         }
         let path = report.source.display();
         match &report.outcome {
-            Outcome::Done => match &report.sender {
-                Some(verdict @ Verdict::Rejected(_)) => {
-                    let line = senders::describe(&report.source, verdict);
+            Outcome::Done => {
+                let sender = report.sender.as_ref();
+                let line = sender.and_then(|v| senders::report_line(&report.source, v, self.quiet));
+                if let Some(line) = line {
                     self.progress.print(&format!("{}: {line}", self.program));
                 }
-                Some(verdict) if !self.quiet => {
-                    let line = senders::describe(&report.source, verdict);
-                    self.progress.print(&format!("{}: {line}", self.program));
-                }
-                _ => {}
-            },
+            }
             Outcome::Failed(error) => {
                 let line = format!("{}: error: {path}: {}", self.program, message(error));
                 self.progress.print(&line);

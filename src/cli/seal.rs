@@ -205,7 +205,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
                 Some(signing) => signing.sign_and_commit(pending, digest)?,
                 None => pending.commit()?,
             }
-            batch::remove_single(&args.batch, path, &output)
+            batch::remove_single(&args.batch, path, &output, false)
         }
         (Source::File(path), Destination::Stdout) => {
             let (file, meta) = open_input(path)?;
@@ -273,9 +273,7 @@ impl Signing {
                 .hint("name one with -o FILE, or seal a file rather than standard input"));
         };
         let key = signing_key(key_path, passphrase_flags)?;
-        let mut name = pending.target().as_os_str().to_owned();
-        name.push(".sig");
-        let sig = PendingFile::create(Path::new(&name), force)?;
+        let sig = PendingFile::create(&crate::sender::signature_path(pending.target()), force)?;
         Ok(Signing { key, sig })
     }
 

@@ -109,10 +109,9 @@ impl Senders {
     }
 
     fn report(&self, name: &Path, verdict: &Verdict) {
-        if self.quiet && !matches!(verdict, Verdict::Rejected(_)) {
-            return;
+        if let Some(line) = report_line(name, verdict, self.quiet) {
+            eprintln!("unseal: {line}");
         }
-        eprintln!("unseal: {}", describe(name, verdict));
     }
 }
 
@@ -181,6 +180,13 @@ pub fn refusal(rejection: &Rejection) -> Failure {
         ExitCode::Signature,
         format!("signature refused: {rejection}"),
     )
+}
+
+/// The line [`describe`] gives, unless `quiet` silences it: a signature not accepted is
+/// always reported.
+pub fn report_line(name: &Path, verdict: &Verdict, quiet: bool) -> Option<String> {
+    let shown = !quiet || matches!(verdict, Verdict::Rejected(_));
+    shown.then(|| describe(name, verdict))
 }
 
 /// One line about a file's sender: `FILE: signed by alice (ssh-ed25519 SHA256:...)`,

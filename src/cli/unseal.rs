@@ -219,13 +219,8 @@ fn open(
             signed.finish(hasher)?;
             let output = pending.target().to_path_buf();
             pending.commit()?;
-            batch::remove_single(&args.batch, path, &output)?;
-            match senders.is_some() && args.batch.remove_source {
-                // A checked signature goes with its file.
-                true => crate::sender::remove_signature(path)
-                    .map_err(|e| Failure::io(&crate::sender::signature_path(path), &e)),
-                false => Ok(()),
-            }
+            // A checked signature goes with its file.
+            batch::remove_single(&args.batch, path, &output, senders.is_some())
         }
         (Source::File(path), Destination::Stdout) => {
             let (file, meta) = open_input(path)?;
