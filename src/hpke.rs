@@ -110,10 +110,7 @@ pub(crate) mod tests {
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             match line.split_once(": ") {
                 Some((name, value)) => {
-                    let bytes = (0..value.len())
-                        .step_by(2)
-                        .map(|i| u8::from_str_radix(&value[i..i + 2], 16).expect("hex"))
-                        .collect();
+                    let bytes = crate::primitives::from_hex(value);
                     let record = records.last_mut().expect("one record at least");
                     assert!(record.insert(name.to_string(), bytes).is_none(), "{name}");
                 }

@@ -295,6 +295,15 @@ mod tests {
     }
 }
 
+/// Bytes from hex, for the known-answer tests of the crate.
+#[cfg(test)]
+pub(crate) fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
 #[cfg(test)]
 mod x25519_tests {
     use super::*;
@@ -302,13 +311,7 @@ mod x25519_tests {
     /// RFC 7748 section 6.1: Alice's and Bob's key pairs and their shared secret.
     #[test]
     fn rfc7748_diffie_hellman() {
-        let hex = |s: &str| -> [u8; 32] {
-            let v: Vec<u8> = (0..64)
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-                .collect();
-            v.try_into().unwrap()
-        };
+        let hex = |s: &str| -> [u8; 32] { super::from_hex(s).try_into().unwrap() };
         let alice = hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
         let alice_pub = hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
         let bob = hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");

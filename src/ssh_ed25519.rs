@@ -199,13 +199,7 @@ mod tests {
     #[test]
     fn the_public_key_matches_rfc8032() {
         // RFC 8032 section 7.1, test 1: secret key and public key.
-        let hex = |s: &str| -> [u8; 32] {
-            let v: Vec<u8> = (0..64)
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-                .collect();
-            v.try_into().unwrap()
-        };
+        let hex = |s: &str| -> [u8; 32] { crate::primitives::from_hex(s).try_into().unwrap() };
         let seed = hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
         let public = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
         let id = Identity::from_seed(Zeroizing::new(seed));

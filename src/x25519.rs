@@ -197,10 +197,7 @@ mod tests {
     fn a_low_order_point_is_not_a_recipient() {
         // The all-zero point, and the point of order 8 used by the C2SP low-order vector.
         let order_8 = "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800";
-        let order_8: Vec<u8> = (0..64)
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&order_8[i..i + 2], 16).unwrap())
-            .collect();
+        let order_8 = crate::primitives::from_hex(order_8);
         for point in [vec![0u8; 32], order_8] {
             let text = bech32::encode::<Bech32>(Hrp::parse_unchecked("age"), &point).unwrap();
             assert!(text.parse::<Recipient>().is_err(), "{text}");
