@@ -114,13 +114,14 @@ fn parallel_equals_sequential_at_any_thread_count() {
 
 /// At 3 threads the file paths use positioned writes, from 8 a writable mapping of the output
 /// (`parallel::maps_output`): both must write the bytes the memory paths give, and a corrupt
-/// chunk must fail either way.
+/// chunk must fail either way. The lengths straddle the runs of 4 chunks that one positioned
+/// write takes and the groups of 16 that one task takes.
 #[test]
 fn file_paths_write_the_same_bytes_as_memory_paths() {
     let (id, to) = key();
     for threads in [3, 8] {
         assert_eq!(seal::parallel::maps_output(threads), threads >= 8);
-        for &len in &[0, 1, K, 3 * 1024 * 1024 + 11] {
+        for &len in &[0, 1, K, 4 * K, 4 * K + 1, 21 * K + 3, 3 * 1024 * 1024 + 11] {
             let plaintext = data(len);
             let sealed_file = tempfile::tempfile().unwrap();
             let encryptor = Encryptor::new(&[&to]).unwrap();
@@ -137,17 +138,19 @@ fn file_paths_write_the_same_bytes_as_memory_paths() {
             let opened = std::fs::read(format!("/proc/self/fd/{}", fd(&out))).unwrap();
             assert_eq!(opened, plaintext, "len {len}, {threads} threads");
 
-            // A flipped byte in the second chunk: the file path fails and names it.
+            // A flipped byte in the second chunk, or in the sixth (the second run of a
+            // group): the file path fails and names it.
             if len > 2 * K {
+                let chunk = if len > 6 * K { 5 } else { 1 };
                 let prefix = sealed.len() - seal::stream::encrypted_len(len as u64) as usize;
-                let at = prefix + seal::stream::ENCRYPTED_CHUNK_SIZE + 100;
+                let at = prefix + chunk * seal::stream::ENCRYPTED_CHUNK_SIZE + 100;
                 sealed[at] ^= 1;
                 let slice = SealedSlice::new(&sealed).unwrap();
                 let payload = slice.unwrap(&[&id]).unwrap();
                 let out = tempfile::tempfile().unwrap();
                 let err = in_pool(threads, || payload.decrypt_to_file(&out)).unwrap_err();
                 assert!(
-                    matches!(err, DecryptError::PayloadCorrupt { chunk: 1 }),
+                    matches!(err, DecryptError::PayloadCorrupt { chunk: c } if c == chunk as u64),
                     "{err:?}, {threads} threads"
                 );
             }
