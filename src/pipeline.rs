@@ -158,9 +158,7 @@ fn read_windows(
     let mut carry = None;
     let chunk_len = window_len / WINDOW_CHUNKS;
     while let Ok(mut buf) = empty.recv() {
-        buf.clear();
-        buf.extend(carry.take());
-        let last = fill(&mut input, &mut buf, window_len + 1)?;
+        let last = fill(&mut input, &mut buf, carry.take(), window_len + 1)?;
         if !last {
             carry = buf.pop();
         }
@@ -181,10 +179,33 @@ fn read_windows(
     Ok(())
 }
 
-/// Reads into `buf` until it holds `want` bytes or the input ends; returns whether it ended.
-fn fill(input: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
-    Read::take(&mut *input, (want - buf.len()) as u64).read_to_end(buf)?;
-    Ok(buf.len() < want)
+/// Refills `buf` with `carry` (if any) and then input, until it holds `want` bytes or the
+/// input ends; returns whether it ended.
+///
+/// A recycled buffer is kept at its length rather than cleared: its bytes are overwritten,
+/// not zeroed again first (as `read_to_end` into spare capacity would, every window).
+fn fill(
+    input: &mut impl Read,
+    buf: &mut Vec<u8>,
+    carry: Option<u8>,
+    want: usize,
+) -> io::Result<bool> {
+    buf.resize(want, 0);
+    let mut len = 0;
+    if let Some(byte) = carry {
+        buf[0] = byte;
+        len = 1;
+    }
+    while len < want {
+        match input.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(len < want)
 }
 
 fn write_windows(
