@@ -62,8 +62,9 @@ pub trait ChunkAead: Clone + Send + Sync + Sized {
     /// Sets up the cipher for a 32-byte key.
     fn new(key: &[u8; 32]) -> Self;
 
-    /// Encrypts `buf` in place under `nonce` and returns the tag, which goes right after it.
-    fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE];
+    /// Encrypts `plaintext` into `out` (the same length) under `nonce` and returns the tag,
+    /// which goes right after the ciphertext.
+    fn seal(&self, nonce: &[u8; 12], plaintext: &[u8], out: &mut [u8]) -> [u8; TAG_SIZE];
 
     /// Decrypts `ciphertext` into `out` (the same length) if `tag` authenticates it. On
     /// failure `out` holds no plaintext.
@@ -99,9 +100,11 @@ mod rustcrypto {
             Aead(ChaCha20Poly1305::new(&Key::from(*key)))
         }
 
-        fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE] {
+        fn seal(&self, nonce: &[u8; 12], plaintext: &[u8], out: &mut [u8]) -> [u8; TAG_SIZE] {
+            // Out of place, like `open`: the plaintext is read once, the ciphertext written once.
+            let buf = InOutBuf::new(plaintext, out).expect("plaintext and output of one length");
             self.0
-                .encrypt_inout_detached(&Nonce::from(*nonce), &[], buf.into())
+                .encrypt_inout_detached(&Nonce::from(*nonce), &[], buf)
                 .expect("chunks are far below the ChaCha20 length limit")
                 .into()
         }
@@ -144,11 +147,12 @@ mod awslc {
             Aead(Arc::new(LessSafeKey::new(key)))
         }
 
-        fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE] {
+        fn seal(&self, nonce: &[u8; 12], plaintext: &[u8], out: &mut [u8]) -> [u8; TAG_SIZE] {
+            out.copy_from_slice(plaintext);
             let nonce = Nonce::assume_unique_for_key(*nonce);
             let tag = self
                 .0
-                .seal_in_place_separate_tag(nonce, Aad::empty(), buf)
+                .seal_in_place_separate_tag(nonce, Aad::empty(), out)
                 .expect("chunks are far below the ChaCha20 length limit");
             tag.as_ref().try_into().expect("a 16-byte tag")
         }
@@ -228,9 +232,9 @@ pub fn open_once(key: &[u8; 32], ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>
 /// Encrypts one short message, no associated data, the tag appended. The caller answers for
 /// the nonce never repeating under `key` (HPKE derives both per message).
 pub fn seal_with_nonce(key: &[u8; 32], nonce: &[u8; 12], plaintext: &[u8]) -> Vec<u8> {
-    let mut out = plaintext.to_vec();
-    let tag = Aead::new(key).seal_in_place(nonce, &mut out);
-    out.extend_from_slice(&tag);
+    let mut out = vec![0; plaintext.len() + TAG_SIZE];
+    let (body, tag) = out.split_at_mut(plaintext.len());
+    tag.copy_from_slice(&Aead::new(key).seal(nonce, plaintext, body));
     out
 }
 
@@ -349,9 +353,9 @@ mod backend_tests {
             let tag = reference
                 .encrypt_in_place_detached(&nonce.into(), &[], &mut expected)
                 .unwrap();
-            let mut sealed = plaintext.clone();
+            let mut sealed = vec![0u8; len];
             assert_eq!(
-                ours.seal_in_place(&nonce, &mut sealed),
+                ours.seal(&nonce, &plaintext, &mut sealed),
                 tag[..],
                 "{BACKEND} len {len}"
             );

@@ -88,9 +88,8 @@ impl PayloadCipher {
             let chunk = &plaintext[start..(start + CHUNK_SIZE).min(plaintext.len())];
             let at = i as usize * ENCRYPTED_CHUNK_SIZE;
             let (body, rest) = out[at..].split_at_mut(chunk.len());
-            body.copy_from_slice(chunk);
             let nonce = chunk_nonce(first + i, ends && i + 1 == count);
-            rest[..TAG_SIZE].copy_from_slice(&self.0.seal_in_place(&nonce, body));
+            rest[..TAG_SIZE].copy_from_slice(&self.0.seal(&nonce, chunk, body));
         }
     }
 
