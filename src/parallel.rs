@@ -31,6 +31,19 @@ const SEALED_GROUP: usize = GROUP * ENCRYPTED_CHUNK_SIZE;
 /// then copies from, stays in the core's L2 cache.
 const WRITE_RUN: usize = 4;
 
+/// Chunks per task for a run of `chunks`: [`GROUP`], or fewer where the run is too short to
+/// give every thread of the pool [`TASKS_PER_THREAD`] tasks (a 4 MiB window on 16 threads
+/// would otherwise keep only 4 of them busy).
+fn group_for(chunks: usize) -> usize {
+    chunks
+        .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
+        .clamp(1, GROUP)
+}
+
+/// Tasks each thread should get from a short run of chunks, so that a thread slowed down
+/// by other work leaves little for the rest to wait on.
+const TASKS_PER_THREAD: usize = 2;
+
 /// Checks the size of `encrypted` (the chunks, without the payload nonce) and authenticates
 /// its last chunk; returns the plaintext size.
 pub fn check_payload(cipher: &PayloadCipher, encrypted: &[u8]) -> Result<u64, DecryptError> {
@@ -110,13 +123,14 @@ fn open_chunks_reporting(
         progress(out.len() as u64);
         result
     } else {
-        let groups = encrypted.len().div_ceil(SEALED_GROUP);
+        let group = group_for(encrypted.len().div_ceil(ENCRYPTED_CHUNK_SIZE));
+        let groups = encrypted.len().div_ceil(group * ENCRYPTED_CHUNK_SIZE);
         let results: Vec<_> = encrypted
-            .par_chunks(SEALED_GROUP)
-            .zip(out.par_chunks_mut(PLAIN_GROUP))
+            .par_chunks(group * ENCRYPTED_CHUNK_SIZE)
+            .zip(out.par_chunks_mut(group * CHUNK_SIZE))
             .enumerate()
             .map(|(g, (sealed, plain))| {
-                let index = first + (g * GROUP) as u64;
+                let index = first + (g * group) as u64;
                 let result = cipher.open_chunks(index, ends && g + 1 == groups, sealed, plain);
                 progress(plain.len() as u64);
                 result
@@ -294,13 +308,14 @@ fn seal_chunks_reporting(
         cipher.seal_chunks(first, ends, plaintext, out);
         return progress(plaintext.len() as u64);
     }
-    let groups = plaintext.len().div_ceil(PLAIN_GROUP);
+    let group = group_for(plaintext.len().div_ceil(CHUNK_SIZE));
+    let groups = plaintext.len().div_ceil(group * CHUNK_SIZE);
     plaintext
-        .par_chunks(PLAIN_GROUP)
-        .zip(out.par_chunks_mut(SEALED_GROUP))
+        .par_chunks(group * CHUNK_SIZE)
+        .zip(out.par_chunks_mut(group * ENCRYPTED_CHUNK_SIZE))
         .enumerate()
         .for_each(|(g, (plain, sealed))| {
-            let index = first + (g * GROUP) as u64;
+            let index = first + (g * group) as u64;
             cipher.seal_chunks(index, ends && g + 1 == groups, plain, sealed);
             progress(plain.len() as u64);
         });
@@ -400,6 +415,21 @@ pub fn seal_to_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_of_chunks_is_shared_out_among_all_threads() {
+        let in_pool = |threads: usize, chunks: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
+            pool.unwrap().install(|| chunks.div_ceil(group_for(chunks)))
+        };
+        // A 64-chunk window of the stream paths: 4 tasks of 16 chunks on 2 threads, and
+        // one for each of 2 * 16 tasks on 16 threads, not 4 tasks that leave 12 threads idle.
+        assert_eq!(in_pool(2, WINDOW), 4);
+        assert_eq!(in_pool(16, WINDOW), 32);
+        // A whole file keeps tasks of a full group.
+        assert_eq!(in_pool(16, 16_384), 16_384 / GROUP);
+        assert_eq!(in_pool(16, 1), 1);
+    }
 
     #[test]
     fn hashing_while_sealing_sees_every_sealed_byte_in_order() {
