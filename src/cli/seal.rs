@@ -7,7 +7,7 @@ use clap::Parser;
 
 use super::batch;
 use super::failure::Failure;
-use super::output::PendingFile;
+use super::output::{stdout_file, PendingFile};
 use super::passphrase;
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::Progress;
@@ -211,7 +211,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             let (file, meta) = open_input(path)?;
             let progress = Progress::for_file(quiet, &meta, path);
             let input = progress.reader(file);
-            stream(encryptor, how, input, io::stdout(), path, STDOUT.as_ref())
+            stream(encryptor, how, input, stdout_file()?, path, STDOUT.as_ref())
         }
         (Source::Stdin, Destination::File(pending)) => {
             let progress = Progress::new(quiet, None, STDIN);
@@ -237,7 +237,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
                 encryptor,
                 how,
                 input,
-                io::stdout(),
+                stdout_file()?,
                 STDIN.as_ref(),
                 STDOUT.as_ref(),
             )

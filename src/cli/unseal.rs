@@ -1,13 +1,13 @@
 //! `unseal`: decrypt a sealed file with the server's key, on every core.
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use super::batch;
 use super::failure::{ExitCode, Failure};
+use super::output::stdout_file;
 use super::passphrase::{self, Passphrase};
 use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
 use super::progress::{label, Progress};
@@ -301,13 +301,7 @@ fn mapped_to_stdout(
             let sealed = SealedSlice::new(&map).map_err(blame)?;
             let payload = sealed.unwrap(identities).map_err(blame)?;
             signed.bind(&sealed.header().stanzas)?;
-            // A duplicate of descriptor 1 as a file: written directly, without the line
-            // buffering of `io::Stdout`, and movable to whichever thread writes.
-            let stdout = io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .map(std::fs::File::from)
-                .map_err(|e| Failure::io(STDOUT.as_ref(), &e))?;
+            let stdout = stdout_file()?;
             let progress = Progress::new(quiet, Some(payload.plaintext_len()), &label(path));
             Box::new(move || {
                 let tick = |n| progress.add(n);
@@ -386,7 +380,7 @@ fn to_stdout(
     let output_name = STDOUT.as_ref();
     if !io::stdout().is_terminal() {
         let names = (input_name, output_name);
-        let (out, check) = (io::stdout(), (signed, None));
+        let (out, check) = (stdout_file()?, (signed, None));
         return stream(input, identities, threads, out, names, check);
     }
     let blame = |e| Failure::from(e).about(input_name);
