@@ -112,7 +112,7 @@ for phase, items in rows.items():
     y += 22
     for name, value in items:
         w = value / top * scale_w
-        ours = name.startswith(("seal", "unseal", "cat | unseal"))
+        ours = name.startswith(("seal", "unseal", "pipe: unseal"))
         color = "#2b6cb0" if ours else "#a0aec0"
         out.append(f'<text x="8" y="{y + 13}">{name.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")}</text>')
         out.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')

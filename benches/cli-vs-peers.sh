@@ -243,17 +243,20 @@ RAGE_VERSION="not available"
 [[ -n $RAGE ]] && RAGE_VERSION=$("$RAGE" --version | awk '{ print $2 }')
 printf 'versions: %s; Go age %s; rage %s\n' "$("$UNSEAL" --version)" "$("$AGE" --version)" "$RAGE_VERSION"
 printf 'GB/s = 10^9 plaintext bytes per second; "x age" = Go age median / tool median (>1 is faster)\n'
+printf '"x same mode" = the same against Go age in the same mode: to /dev/null, or through a pipe\n'
 for phase in decrypt encrypt; do
     awk -F'\t' -v phase="$phase" -v bytes="$SIZE_BYTES" '
+        function mode(tool) { return tool ~ /null/ ? "null" : tool ~ /^pipe:/ ? "pipe" : "file" }
         $1 == phase { n++; name[n] = $2; median[n] = $3; min[n] = $4; max[n] = $5
+                      if ($2 ~ /^(pipe: )?age -[de]/) same[mode($2)] = $3
                       if ($2 == "age -d" || $2 == "age -e") base = $3 }
         END {
             printf "\n%s\n", phase
-            printf "| %-20s | %10s | %8s | %8s | %7s |\n", "tool", "median s", "min s", "GB/s", "x age"
-            printf "|%s|%s|%s|%s|%s|\n", "----------------------", "-----------:", "---------:", "---------:", "--------:"
+            printf "| %-20s | %10s | %8s | %8s | %7s | %11s |\n", "tool", "median s", "min s", "GB/s", "x age", "x same mode"
+            printf "|%s|%s|%s|%s|%s|%s|\n", "----------------------", "-----------:", "---------:", "---------:", "--------:", "------------:"
             for (i = 1; i <= n; i++)
-                printf "| %-20s | %10.3f | %8.3f | %8.2f | %7.2f |\n", name[i], median[i], min[i],
-                    bytes / median[i] / 1e9, base / median[i]
+                printf "| %-20s | %10.3f | %8.3f | %8.2f | %7.2f | %11.2f |\n", name[i], median[i], min[i],
+                    bytes / median[i] / 1e9, base / median[i], same[mode(name[i])] / median[i]
         }' "$RESULTS"
 done
 if [[ -z $RAGE ]]; then
