@@ -747,6 +747,49 @@ fn a_file_to_stdout_releases_only_authenticated_windows() {
     assert!(run.stdout.is_empty(), "a truncated file releases nothing");
 }
 
+/// A pipe on standard input or output is widened to 1 MiB, so that `cat f | unseal` hands
+/// over 1 MiB per wake-up rather than 64 KiB; the stream still comes through whole.
+#[test]
+fn pipes_on_standard_input_and_output_are_widened() {
+    let (dir, sealed, _) = three_chunk_file();
+    let (stdin, mut feed) = std::io::pipe().unwrap();
+    let (drain, stdout) = std::io::pipe().unwrap();
+    let mut child = dir
+        .bin("unseal")
+        .cmd
+        .args(WITH_KEY)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let widened = |pipe: &dyn std::os::fd::AsFd, name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let size = rustix::pipe::fcntl_getpipe_size(pipe).unwrap();
+            if size == 1 << 20 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: still {size} bytes");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    widened(&feed, "standard input");
+    widened(&drain, "standard output");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut { drain }, &mut out).map(|_| out)
+    });
+    feed.write_all(&sealed).unwrap();
+    drop(feed);
+    assert!(child.wait().unwrap().success());
+    let opened = reader.join().unwrap().unwrap();
+    assert!(
+        opened == data(2 * CHUNK + 500, 7),
+        "the stream comes through whole"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Recipients and identities
 

@@ -35,18 +35,6 @@ pub fn install_interrupt_handler(program: &str) {
     });
 }
 
-/// Standard output as a file (a duplicate of descriptor 1): written directly, without the
-/// line buffering of `io::Stdout` that splits every large write at its last newline, and
-/// movable to whichever thread writes.
-pub fn stdout_file() -> Result<File, Failure> {
-    use std::os::fd::AsFd;
-    std::io::stdout()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(File::from)
-        .map_err(|e| Failure::io(super::paths::STDOUT.as_ref(), &e))
-}
-
 fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -7,9 +7,11 @@ use clap::Parser;
 
 use super::batch;
 use super::failure::Failure;
-use super::output::{stdout_file, PendingFile};
+use super::output::PendingFile;
 use super::passphrase;
-use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
+use super::paths::{
+    open_input, stdin, stdout_file, stream_outcome, Destination, Source, STDIN, STDOUT,
+};
 use super::progress::Progress;
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
@@ -215,7 +217,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
         }
         (Source::Stdin, Destination::File(pending)) => {
             let progress = Progress::new(quiet, None, STDIN);
-            let (input, output) = (progress.reader(io::stdin()), pending.file());
+            let (input, output) = (progress.reader(stdin()), pending.file());
             stream(
                 encryptor,
                 how,
@@ -232,7 +234,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
         }
         (Source::Stdin, Destination::Stdout) => {
             let progress = Progress::new(quiet, None, STDIN);
-            let input = progress.reader(io::stdin());
+            let input = progress.reader(stdin());
             stream(
                 encryptor,
                 how,

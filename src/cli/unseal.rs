@@ -7,9 +7,10 @@ use clap::Parser;
 
 use super::batch;
 use super::failure::{ExitCode, Failure};
-use super::output::stdout_file;
 use super::passphrase::{self, Passphrase};
-use super::paths::{open_input, stream_outcome, Destination, Source, STDIN, STDOUT};
+use super::paths::{
+    open_input, stdin, stdout_file, stream_outcome, Destination, Source, STDIN, STDOUT,
+};
 use super::progress::{label, Progress};
 use super::senders::{self, FileCheck, Senders};
 use super::BatchFlags;
@@ -238,7 +239,7 @@ fn open(
         (Source::Stdin, Destination::File(pending)) => {
             let progress = Progress::new(quiet, None, STDIN);
             let input = BufReader::new(HashingReader::new(
-                progress.reader(io::stdin()),
+                progress.reader(stdin()),
                 hasher.as_mut(),
             ));
             let names = (STDIN.as_ref(), pending.target());
@@ -252,7 +253,7 @@ fn open(
             refuse_unchecked_stream(&signed)?;
             let progress = Progress::new(quiet, None, STDIN);
             let input = BufReader::new(HashingReader::new(
-                progress.reader(io::stdin()),
+                progress.reader(stdin()),
                 hasher.as_mut(),
             ));
             to_stdout(input, identities, threads, STDIN.as_ref(), &mut signed)?;
