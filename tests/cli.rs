@@ -1298,6 +1298,82 @@ fn a_private_key_given_as_a_recipients_file_is_never_echoed() {
 // ---------------------------------------------------------------------------------------------
 // Signals
 
+/// With standard error a closed pipe, messages are lost but nothing else: a signal still stops
+/// a stream (the handler's message used to panic its thread, and the command ran on), and a
+/// failure keeps its exit code rather than a panic's 101. Lines printed to a closed standard
+/// output end quietly.
+#[test]
+fn a_closed_stderr_loses_messages_but_not_signals_or_exit_codes() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    let status = dir
+        .line("unseal missing.age --key server.key")
+        .cmd
+        .stdout(Stdio::null())
+        .stderr(closed())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(EXIT_IO));
+    // A closed standard output ends printed lines quietly, as it ends a stream.
+    for line in [
+        "seal-keygen -y server.key",
+        "seal-keygen --fingerprint server.pub",
+    ] {
+        let status = dir.line(line).cmd.stdout(closed()).status().unwrap();
+        assert!(status.success(), "{line}: {status}");
+    }
+
+    let mut child = dir
+        .line("seal --to server.pub")
+        .cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(closed())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take();
+    // Once SIGTERM is caught (bit 15 of SigCgt), the handler is in place.
+    let status_file = format!("/proc/{}/status", child.id());
+    let catches_term = || {
+        let status = fs::read_to_string(&status_file).unwrap_or_default();
+        let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"));
+        mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & (1 << 14) != 0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !catches_term() {
+        assert!(
+            Instant::now() < deadline,
+            "seal never installed its signal handler"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = format!("kill -TERM {}", child.id());
+    assert!(Command::new("sh")
+        .args(["-c", &kill])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("seal still running 20 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    drop(stdin);
+    assert_eq!(status.code(), Some(EXIT_INTERRUPTED));
+}
+
 #[test]
 fn an_interrupted_command_exits_130_and_leaves_no_partial_output() {
     let cases = [

@@ -184,10 +184,10 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(Duration::from_secs(1))
                 {
-                    eprintln!("{}", progress.line(program));
+                    say!("{}", progress.line(program));
                 }
                 // A last line, so that even a batch shorter than a second shows one.
-                eprintln!("{}", progress.line(program));
+                say!("{}", progress.line(program));
             });
         }
         let result = in_pool(command.shared.threads, || {
@@ -287,8 +287,8 @@ impl Progress {
     /// Prints a message line without tearing the bar.
     fn print(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.suspend(|| say!("{line}")),
+            None => say!("{line}"),
         }
     }
 
@@ -472,13 +472,13 @@ impl Reporter {
                 elapsed.as_secs_f64(),
                 HumanBytes(rate as u64)
             );
-            eprintln!("{line}");
+            say!("{line}");
             let exists = tally
                 .quiet_skips
                 .iter()
                 .any(|(skip, _)| *skip == Skip::OutputExists);
             if exists && !force {
-                eprintln!(
+                say!(
                     "{}: hint: use --force to redo files whose output exists",
                     self.program
                 );

@@ -82,9 +82,9 @@ impl Failure {
     }
 
     pub(crate) fn print(&self, program: &str) {
-        eprintln!("{program}: error: {}", self.message);
+        say!("{program}: error: {}", self.message);
         if let Some(hint) = &self.hint {
-            eprintln!("{program}: hint: {hint}");
+            say!("{program}: hint: {hint}");
         }
     }
 }

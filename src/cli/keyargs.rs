@@ -162,7 +162,7 @@ pub fn identity_file(
 pub fn warn_if_exposed(program: &str, path: &Path, what: &str) {
     if let Ok(meta) = fs::metadata(path) {
         if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
-            eprintln!(
+            say!(
                 "{program}: warning: {}: {what} is readable by group or others; run chmod 600",
                 path.display()
             );

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::failure::{ExitCode, Failure};
 use super::keyargs::PassphraseFlags;
+use super::paths::STDOUT;
 use super::run;
 use crate::error::KeyError;
 use crate::keys;
@@ -159,21 +160,21 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
     match args.output {
         Some(path) => {
             write_pair(&path, &text, &public)?;
-            eprintln!(
+            say!(
                 "seal-keygen: wrote {} (private: keep it on the server) and {} (public: give it to users)",
                 path.display(),
                 public_path(&path).display()
             );
-            eprintln!("Public key: {public}");
+            say!("Public key: {public}");
         }
         None => {
             if !io::stdout().is_terminal() {
-                eprintln!("Public key: {public}");
+                say!("Public key: {public}");
             }
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())
                 .and_then(|()| out.flush())
-                .map_err(|e| Failure::io("standard output".as_ref(), &e))?;
+                .map_err(|e| Failure::io(STDOUT.as_ref(), &e))?;
         }
     }
     Ok(())
@@ -218,16 +219,13 @@ fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{name}.key")));
     write_pair(&path, &text, &public)?;
-    eprintln!(
+    say!(
         "seal-keygen: wrote {} (private: give it to {name}) and {} (public); add the line below to the server's allowed signers list",
         path.display(),
         public_path(&path).display()
     );
-    println!(
-        "{name} namespaces=\"{}\" {public}",
-        crate::sshsig::NAMESPACE
-    );
-    Ok(())
+    let namespace = crate::sshsig::NAMESPACE;
+    print_line(&format!("{name} namespaces=\"{namespace}\" {public}"))
 }
 
 /// The passphrase to protect a new SSH key with, if the flags give one.
@@ -266,7 +264,7 @@ fn print_public(path: &Path) -> Result<(), Failure> {
             .map(|keys| keys.iter().map(keys::PrivateKey::to_public).collect())
     };
     for public in publics.map_err(|e| Failure::from(e).about(path))? {
-        println!("{public}");
+        print_line(&public.to_string())?;
     }
     Ok(())
 }
@@ -275,9 +273,18 @@ fn print_fingerprints(path: &Path) -> Result<(), Failure> {
     let text = read_text(path)?;
     let publics = keys::parse_public_keys(&text).map_err(|e| Failure::from(e).about(path))?;
     for public in publics {
-        println!("{}", public.fingerprint_line());
+        print_line(&public.fingerprint_line())?;
     }
     Ok(())
+}
+
+/// Prints a line on standard output. A reader that went away (`| head -0`) ends the output
+/// quietly, as it ends a stream; any other failure is an error, not a panic.
+fn print_line(line: &str) -> Result<(), Failure> {
+    match writeln!(io::stdout(), "{line}") {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::io(STDOUT.as_ref(), &e)),
+        _ => Ok(()),
+    }
 }
 
 /// `server.key` → `server.pub`; any other name gets `.pub` appended.

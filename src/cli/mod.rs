@@ -7,6 +7,16 @@
 //! Messages follow age: `seal: error: report.pdf: ...` on stderr, lowercase, no trailing
 //! period, one line; hints on their own `hint:` line.
 
+/// `eprintln!` that never panics. With standard error a closed pipe, `eprintln!` panics; in
+/// the signal handler's thread that left the process running after SIGTERM, elsewhere it
+/// turned a documented exit code into 101. A message that cannot be written is dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod batch;
 mod failure;
 mod inspect;

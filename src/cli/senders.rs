@@ -110,7 +110,7 @@ impl Senders {
 
     fn report(&self, name: &Path, verdict: &Verdict) {
         if let Some(line) = report_line(name, verdict, self.quiet) {
-            eprintln!("unseal: {line}");
+            say!("unseal: {line}");
         }
     }
 }
