@@ -9,6 +9,7 @@
 //! - `aead`: the ceiling: ChaCha20-Poly1305 alone over 64 KiB chunks, out of place into a
 //!   warm output buffer, on the same pools (no header, no STREAM bookkeeping, no I/O). The
 //!   whole-process `unseal > /dev/null` rate is compared against its 2-thread figure.
+//! - `aead-parts` (default build): ChaCha20 alone and Poly1305 alone, one core, one chunk.
 //! - `unwrap`: the per-file floor in batch mode: unwrapping the file key from a one-stanza
 //!   X25519 header, and opening a whole empty file (parse, unwrap, MAC, last chunk), here and
 //!   with the `age` crate.
@@ -321,6 +322,34 @@ fn bench_aead(c: &mut Criterion) {
     group.finish();
 }
 
+/// The two halves of the default build's AEAD on one core and one 64 KiB chunk: what its
+/// single-core speed is made of, whichever backends the crates pick on this CPU.
+#[cfg(not(feature = "aws-lc"))]
+fn bench_aead_parts(c: &mut Criterion) {
+    use chacha20::cipher::{KeyIvInit, StreamCipher};
+    use poly1305::universal_hash::{KeyInit, UniversalHash};
+
+    const CHUNK: usize = 64 * KIB;
+    let key = [0x5a; 32];
+    let mut buf = random_bytes(CHUNK);
+    let mut group = c.benchmark_group("aead-parts");
+    group.throughput(Throughput::Bytes(CHUNK as u64));
+    group.bench_function("chacha20-1t/64KiB", |b| {
+        b.iter(|| chacha20::ChaCha20::new(&key.into(), &[0; 12].into()).apply_keystream(&mut buf))
+    });
+    group.bench_function("poly1305-1t/64KiB", |b| {
+        b.iter(|| {
+            let mut mac = poly1305::Poly1305::new(&key.into());
+            mac.update_padded(black_box(&buf));
+            mac.finalize()
+        })
+    });
+    group.finish();
+}
+
+#[cfg(feature = "aws-lc")]
+fn bench_aead_parts(_: &mut Criterion) {}
+
 fn bench_unwrap(c: &mut Criterion) {
     let keys = Keys::new();
     let sealed = seal::encrypt(&keys.recipients(), b"").expect("seal empty");
@@ -349,5 +378,12 @@ fn bench_unwrap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_seal, bench_unseal, bench_aead, bench_unwrap);
+criterion_group!(
+    benches,
+    bench_seal,
+    bench_unseal,
+    bench_aead,
+    bench_aead_parts,
+    bench_unwrap
+);
 criterion_main!(benches);
