@@ -1298,6 +1298,13 @@ fn a_private_key_given_as_a_recipients_file_is_never_echoed() {
 // ---------------------------------------------------------------------------------------------
 // Signals
 
+/// Sends `signal` (a name: `TERM`, `INT`, `HUP`) to a running child.
+fn send_signal(child: &std::process::Child, signal: &str) {
+    let kill = format!("kill -{signal} {}", child.id());
+    let killed = Command::new("sh").args(["-c", &kill]).status().unwrap();
+    assert!(killed.success(), "{kill}");
+}
+
 /// With standard error a closed pipe, messages are lost but nothing else: a signal still stops
 /// a stream (the handler's message used to panic its thread, and the command ran on), and a
 /// failure keeps its exit code rather than a panic's 101. Lines printed to a closed standard
@@ -1353,12 +1360,7 @@ fn a_closed_stderr_loses_messages_but_not_signals_or_exit_codes() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let kill = format!("kill -TERM {}", child.id());
-    assert!(Command::new("sh")
-        .args(["-c", &kill])
-        .status()
-        .unwrap()
-        .success());
+    send_signal(&child, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -1404,9 +1406,7 @@ fn an_interrupted_command_exits_130_and_leaves_no_partial_output() {
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(100));
-        let kill = format!("kill -{signal} {}", child.id());
-        let killed = Command::new("sh").args(["-c", &kill]).status().unwrap();
-        assert!(killed.success(), "{kill}");
+        send_signal(&child, signal);
         let output = child.wait_with_output().unwrap();
         drop(stdin);
         let stderr = String::from_utf8_lossy(&output.stderr);
