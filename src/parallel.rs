@@ -27,8 +27,8 @@ pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 const GROUP: usize = 16;
 const PLAIN_GROUP: usize = GROUP * CHUNK_SIZE;
 const SEALED_GROUP: usize = GROUP * ENCRYPTED_CHUNK_SIZE;
-/// Chunks per positioned write: 256 KiB, so that the buffer a thread fills, and the kernel
-/// then copies from, stays in the core's L2 cache.
+/// Chunks per positioned write, and per task of the file paths: 256 KiB, so that the buffer a
+/// thread fills, and the kernel then copies from, stays in the core's L2 cache.
 const WRITE_RUN: usize = 4;
 
 /// Chunks per task for a run of `chunks`: [`GROUP`], or fewer where the run is too short to
@@ -246,29 +246,26 @@ pub fn open_to_file(
     progress: Progress<'_>,
 ) -> Result<u64, DecryptError> {
     let len = check_payload(cipher, encrypted)?;
-    let chunks = encrypted.len().div_ceil(ENCRYPTED_CHUNK_SIZE);
+    let runs = encrypted.len().div_ceil(WRITE_RUN * ENCRYPTED_CHUNK_SIZE);
     let results: Vec<_> = encrypted
-        .par_chunks(SEALED_GROUP)
+        .par_chunks(WRITE_RUN * ENCRYPTED_CHUNK_SIZE)
         .enumerate()
         .map_init(
             || Zeroizing::new(vec![0u8; WRITE_RUN * CHUNK_SIZE]),
-            |buf, (g, group)| {
-                for (r, sealed) in group.chunks(WRITE_RUN * ENCRYPTED_CHUNK_SIZE).enumerate() {
-                    let first = g * GROUP + r * WRITE_RUN;
-                    let plain_len =
-                        sealed.len() - sealed.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
-                    let plain = &mut buf[..plain_len];
-                    let ends = first + WRITE_RUN >= chunks;
-                    cipher.open_chunks(first as u64, ends, sealed, plain)?;
-                    let at = offset + (first * CHUNK_SIZE) as u64;
-                    file.write_all_at(plain, at).map_err(DecryptError::Io)?;
-                    progress(plain_len as u64);
-                }
+            |buf, (r, sealed)| {
+                let plain_len =
+                    sealed.len() - sealed.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
+                let plain = &mut buf[..plain_len];
+                let first = (r * WRITE_RUN) as u64;
+                cipher.open_chunks(first, r + 1 == runs, sealed, plain)?;
+                let at = offset + (r * WRITE_RUN * CHUNK_SIZE) as u64;
+                file.write_all_at(plain, at).map_err(DecryptError::Io)?;
+                progress(plain_len as u64);
                 Ok::<(), DecryptError>(())
             },
         )
         .collect();
-    // The first failing group in file order, whatever order the threads met them in.
+    // The first failing run in file order, whatever order the threads met them in.
     results.into_iter().collect::<Result<(), _>>()?;
     Ok(len)
 }
@@ -392,21 +389,18 @@ pub fn seal_to_file(
         cipher.seal_chunks(0, true, plaintext, &mut out);
         return file.write_all_at(&out, offset);
     }
-    let chunks = plaintext.len().div_ceil(CHUNK_SIZE);
+    let runs = plaintext.len().div_ceil(WRITE_RUN * CHUNK_SIZE);
     plaintext
-        .par_chunks(PLAIN_GROUP)
+        .par_chunks(WRITE_RUN * CHUNK_SIZE)
         .enumerate()
         .try_for_each_init(
             || vec![0u8; WRITE_RUN * ENCRYPTED_CHUNK_SIZE],
-            |buf, (g, group)| {
-                for (r, plain) in group.chunks(WRITE_RUN * CHUNK_SIZE).enumerate() {
-                    let first = g * GROUP + r * WRITE_RUN;
-                    let sealed = &mut buf[..stream::encrypted_len(plain.len() as u64) as usize];
-                    let ends = first + WRITE_RUN >= chunks;
-                    cipher.seal_chunks(first as u64, ends, plain, sealed);
-                    file.write_all_at(sealed, offset + (first * ENCRYPTED_CHUNK_SIZE) as u64)?;
-                    progress(plain.len() as u64);
-                }
+            |buf, (r, plain)| {
+                let sealed = &mut buf[..stream::encrypted_len(plain.len() as u64) as usize];
+                cipher.seal_chunks((r * WRITE_RUN) as u64, r + 1 == runs, plain, sealed);
+                let at = offset + (r * WRITE_RUN * ENCRYPTED_CHUNK_SIZE) as u64;
+                file.write_all_at(sealed, at)?;
+                progress(plain.len() as u64);
                 Ok(())
             },
         )

@@ -115,7 +115,7 @@ fn parallel_equals_sequential_at_any_thread_count() {
 /// At 3 threads the file paths use positioned writes, from 8 a writable mapping of the output
 /// (`parallel::maps_output`): both must write the bytes the memory paths give, and a corrupt
 /// chunk must fail either way. The lengths straddle the runs of 4 chunks that one positioned
-/// write takes and the groups of 16 that one task takes.
+/// write takes.
 #[test]
 fn file_paths_write_the_same_bytes_as_memory_paths() {
     let (id, to) = key();
@@ -138,8 +138,8 @@ fn file_paths_write_the_same_bytes_as_memory_paths() {
             let opened = std::fs::read(format!("/proc/self/fd/{}", fd(&out))).unwrap();
             assert_eq!(opened, plaintext, "len {len}, {threads} threads");
 
-            // A flipped byte in the second chunk, or in the sixth (the second run of a
-            // group): the file path fails and names it.
+            // A flipped byte in the second chunk, or in the sixth (in the second run): the
+            // file path fails and names it.
             if len > 2 * K {
                 let chunk = if len > 6 * K { 5 } else { 1 };
                 let prefix = sealed.len() - seal::stream::encrypted_len(len as u64) as usize;
