@@ -49,6 +49,8 @@ AGE_RUNS=$((RUNS < 3 ? RUNS : 3))
 say() { printf '==> %s\n' "$*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/timing.sh
+source "$ROOT/benches/timing.sh"
 cd "$ROOT"
 
 # --- Build once ------------------------------------------------------------------------------
@@ -117,20 +119,7 @@ time_cmd() {
             /"max":/    { sub(/.*"max": /, "");    sub(/,$/, ""); max = $0 }
             END { printf "%s\t%s\t%s\t%s\n", name, median, min, max }' "$json" >>"$RESULTS"
     else
-        local times=() i t0 t1
-        for ((i = 1 - warmup; i <= runs; i++)); do
-            bash -c "$prepare"
-            t0=$(date +%s%N)
-            bash -c "$cmd" >/dev/null
-            t1=$(date +%s%N)
-            ((i > 0)) && times+=($((t1 - t0)))
-        done
-        printf '%s\n' "${times[@]}" | sort -n | awk -v name="$name" '
-            { t[NR] = $1 / 1e9 }
-            END {
-                median = (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
-                printf "%s\t%.6f\t%.6f\t%.6f\n", name, median, t[1], t[NR]
-            }' | tee -a "$RESULTS" >&2
+        time_runs "$warmup" "$runs" "$prepare" "$cmd" | summarize "$name" | tee -a "$RESULTS" >&2
     fi
 }
 median() { awk -F'\t' -v name="$1" '$1 == name { print $2 }' "$RESULTS"; }

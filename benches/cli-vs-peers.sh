@@ -40,6 +40,8 @@ fi
 say() { printf '==> %s\n' "$*" >&2; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/timing.sh
+source "$ROOT/benches/timing.sh"
 cd "$ROOT"
 
 # --- Build once ------------------------------------------------------------------------------
@@ -180,21 +182,10 @@ time_phase() {
     else
         say "hyperfine not found: timing with a date +%s%N loop (1 warmup + $RUNS runs)"
         while (($#)); do
-            local name=$1 cmd=$2 times=() i t0 t1
+            local name=$1 cmd=$2
             shift 2
-            for ((i = 0; i <= RUNS; i++)); do
-                rm -f -- "$OUT"
-                t0=$(date +%s%N)
-                bash -c "$cmd" >/dev/null
-                t1=$(date +%s%N)
-                ((i > 0)) && times+=($((t1 - t0)))
-            done
-            printf '%s\n' "${times[@]}" | sort -n | awk -v phase="$phase" -v name="$name" '
-                { t[NR] = $1 / 1e9 }
-                END {
-                    median = (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
-                    printf "%s\t%s\t%.6f\t%.6f\t%.6f\n", phase, name, median, t[1], t[NR]
-                }' | tee -a "$RESULTS" | awk -F'\t' '{ printf "  %-22s median %.3f s  min %.3f s  max %.3f s\n", $2, $3, $4, $5 }' >&2
+            time_runs 1 "$RUNS" "$PREPARE" "$cmd" | summarize "$phase"$'\t'"$name" | tee -a "$RESULTS" |
+                awk -F'\t' '{ printf "  %-22s median %.3f s  min %.3f s  max %.3f s\n", $2, $3, $4, $5 }' >&2
         done
     fi
 }

@@ -32,6 +32,8 @@ if [[ -z ${THREADS:-} ]]; then
 fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/timing.sh
+source "$ROOT/benches/timing.sh"
 if [[ $# -eq 0 ]]; then
     (cd "$ROOT" && cargo build --release --quiet)
     set -- "${CARGO_TARGET_DIR:-$ROOT/target}/release"
@@ -60,15 +62,9 @@ bytes=$((SIZE_MIB * 1024 * 1024))
 median() {
     local out=$1
     shift
-    local times=() t0 t1
-    for ((r = 0; r < RUNS; r++)); do
-        rm -f "$out"
-        t0=$(date +%s%N)
-        "$@" || { echo "scaling: failed: $*" >&2; exit 1; }
-        t1=$(date +%s%N)
-        times+=($((t1 - t0)))
-    done
-    MEDIAN=$(printf '%s\n' "${times[@]}" | sort -n | awk -v n="$RUNS" '{a[NR] = $1} END {printf "%.3f", a[int((n + 1) / 2)] / 1e9}')
+    local line
+    line=$(time_runs 0 "$RUNS" "rm -f $(printf '%q' "$out")" "$(printf '%q ' "$@")" | summarize -)
+    MEDIAN=$(awk -F'\t' '{ printf "%.3f", $2 }' <<<"$line")
 }
 
 # One table row; speed-up and efficiency are against the same build and operation at 1 thread.

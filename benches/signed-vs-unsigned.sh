@@ -25,6 +25,8 @@ SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-5}
 say() { printf '==> %s\n' "$*" >&2; }
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/timing.sh
+source "$ROOT/benches/timing.sh"
 
 SHA512=yes
 command -v ssh-keygen >/dev/null || { say "ssh-keygen not found: NO SHA-512 ROWS (apt-get install openssh-client)"; SHA512=no; }
@@ -79,20 +81,8 @@ rm -f out.bin
 # timeit NAME CMD: one warm-up and $RUNS timed runs, each after removing the outputs; prints
 # the median, min and max wall time (hyperfine is not needed, so this runs anywhere).
 timeit() {
-    local name=$1 cmd=$2 times=() i t0 t1
-    for ((i = 0; i <= RUNS; i++)); do
-        rm -f out.bin out.age out.age.sig
-        t0=$(date +%s%N)
-        bash -c "$cmd" >/dev/null 2>&1 || { echo "signed-vs-unsigned: $name failed" >&2; exit 1; }
-        t1=$(date +%s%N)
-        ((i > 0)) && times+=($((t1 - t0)))
-    done
-    printf '%s\n' "${times[@]}" | sort -n | awk -v name="$name" '
-        { t[NR] = $1 / 1e9 }
-        END {
-            median = (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
-            printf "| %s | %.3f | %.3f | %.3f |\n", name, median, t[1], t[NR]
-        }'
+    time_runs 1 "$RUNS" "rm -f out.bin out.age out.age.sig" "$2 2>/dev/null" | summarize "$1" |
+        awk -F'\t' '{ printf "| %s | %.3f | %.3f | %.3f |\n", $1, $2, $3, $4 }'
 }
 
 CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
