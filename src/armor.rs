@@ -41,6 +41,21 @@ pub fn is_armored(input: &[u8]) -> bool {
     input.trim_ascii_start().starts_with(BEGIN.as_bytes())
 }
 
+/// Whether the file `file` is armored, from its first bytes (read where they are, without
+/// moving the file's offset).
+pub fn is_armored_file(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 4096 + BEGIN.len()];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read_at(&mut head[filled..], filled as u64)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(is_armored(&head[..filled]))
+}
+
 /// Decodes a whole armored file held in memory.
 ///
 /// ```

@@ -3,8 +3,12 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, Chain, Cursor, Read};
+use std::os::unix::fs::FileExt;
+
+use zeroize::Zeroizing;
 
 use crate::armor::{self, ArmoredReader};
+use crate::chunks::{self, Chunks};
 use crate::error::{DecryptError, StreamError};
 use crate::format::Header;
 use crate::mmap::MappedOutput;
@@ -275,24 +279,114 @@ impl<'a> SealedSlice<'a> {
         }
         let (nonce, encrypted) = self.payload.split_at(NONCE_SIZE);
         let nonce = nonce.try_into().expect("split at the nonce size");
-        let cipher = PayloadCipher::new(&file_key, nonce);
-        let plaintext_len = parallel::check_payload(&cipher, encrypted)?;
-        Ok(OpenPayload {
-            cipher,
-            encrypted,
-            plaintext_len,
+        OpenPayload::new(
+            PayloadCipher::new(&file_key, nonce),
+            Chunks::Memory(encrypted),
+        )
+    }
+}
+
+/// A sealed file on disk, opened with random access to its chunks.
+///
+/// Nothing is mapped: the header, the payload nonce and each run of chunks are read once,
+/// with positioned reads, into this process's memory, and only those copies are
+/// authenticated, decrypted and hashed (see [`crate::chunks`]). So the file may be rewritten
+/// or truncated while it is opened, as a hostile upload can be, and the worst that follows
+/// is an error for this file: never plaintext that was not authenticated, never a fault.
+/// Binary only, as [`SealedSlice`]: armored files go through [`Decryptor`].
+pub struct SealedFile<'f> {
+    file: &'f File,
+    header: Header,
+    /// The header and the payload nonce, exactly as read: what a signature's hash begins with.
+    head: Vec<u8>,
+    /// The file's size when it was opened: later growth is not read.
+    len: u64,
+}
+
+impl<'f> SealedFile<'f> {
+    /// Reads and parses the header of `file`, and the payload nonce after it.
+    pub fn new(file: &'f File) -> Result<Self, DecryptError> {
+        let len = file.metadata()?.len();
+        let mut reader = io::BufReader::new(chunks::ReadAt::new(file, 0));
+        if armor::is_armored(reader.fill_buf()?) {
+            return Err(DecryptError::InvalidArmor(
+                "armored input is read as a stream (Decryptor)".into(),
+            ));
+        }
+        let header = Header::read(&mut reader)?;
+        let mut head = header.to_bytes().to_vec();
+        let header_len = head.len() as u64;
+        let nonce_len = len.saturating_sub(header_len).min(NONCE_SIZE as u64) as usize;
+        head.resize(head.len() + nonce_len, 0);
+        file.read_exact_at(&mut head[header_len as usize..], header_len)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => chunks::shrank(),
+                _ => e,
+            })?;
+        Ok(SealedFile {
+            file,
+            header,
+            head,
+            len,
         })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The header and the payload nonce as read: the first bytes of a signature's hash, which
+    /// [`OpenPayload::decrypt`] continues over the chunks.
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// Unwraps the file key, checks the payload size and authenticates the last chunk.
+    pub fn unwrap(&self, identities: &[&dyn Identity]) -> Result<OpenPayload<'f>, DecryptError> {
+        let file_key = unwrap_file_key(&self.header, identities)?;
+        let header_len = self.header.to_bytes().len();
+        let nonce: [u8; NONCE_SIZE] = self.head[header_len..]
+            .try_into()
+            .map_err(|_| short_nonce())?;
+        let start = self.head.len() as u64;
+        let chunks = Chunks::File {
+            file: self.file,
+            start,
+            len: self.len - start,
+        };
+        OpenPayload::new(PayloadCipher::new(&file_key, &nonce), chunks)
     }
 }
 
 /// A payload whose key is known, whose size is valid and whose last chunk authenticates.
 pub struct OpenPayload<'a> {
     cipher: PayloadCipher,
-    encrypted: &'a [u8],
+    chunks: Chunks<'a>,
     plaintext_len: u64,
 }
 
-impl OpenPayload<'_> {
+/// Where [`OpenPayload::decrypt`] writes the plaintext.
+pub enum Output<'a> {
+    /// A new file, grown to the plaintext size and filled on every core. On error it holds
+    /// partial plaintext: the caller must discard it.
+    File(&'a File),
+    /// A stream (standard output, a pipe), written in order a window at a time: only
+    /// authenticated windows reach it, so on a corrupt chunk it has received the windows
+    /// before it, as with any stream.
+    Writer(&'a mut (dyn io::Write + Send)),
+}
+
+impl<'a> OpenPayload<'a> {
+    fn new(cipher: PayloadCipher, chunks: Chunks<'a>) -> Result<Self, DecryptError> {
+        let plaintext_len = parallel::check_payload(&cipher, &chunks).map_err(into_decrypt)?;
+        Ok(OpenPayload {
+            cipher,
+            chunks,
+            plaintext_len,
+        })
+    }
+
     /// Size of the plaintext.
     pub fn plaintext_len(&self) -> u64 {
         self.plaintext_len
@@ -300,48 +394,66 @@ impl OpenPayload<'_> {
 
     /// Decrypts into memory on every core of the current rayon pool.
     pub fn decrypt_to_vec(&self) -> Result<Vec<u8>, DecryptError> {
-        let mut out = vec![0u8; self.plaintext_len as usize];
-        parallel::open_to_slice(&self.cipher, self.encrypted, &mut out)?;
-        Ok(out)
+        let mut out = Zeroizing::new(vec![0u8; self.plaintext_len as usize]);
+        let sink = parallel::Sink::Slice(&mut out);
+        parallel::open(&self.cipher, self.chunks, sink, None, &|_| {}).map_err(into_decrypt)?;
+        Ok(std::mem::take(&mut *out))
     }
 
     /// Decrypts into `file` from its start, on every core of the current rayon pool. On error
     /// the file holds partial plaintext: the caller must discard it.
     pub fn decrypt_to_file(&self, file: &File) -> Result<u64, DecryptError> {
-        self.decrypt_to_file_with_progress(file, &|_| {})
-    }
-
-    /// [`OpenPayload::decrypt_to_file`], calling `progress` with each finished run of bytes.
-    pub fn decrypt_to_file_with_progress(
-        &self,
-        file: &File,
-        progress: parallel::Progress<'_>,
-    ) -> Result<u64, DecryptError> {
-        if self.plaintext_len > CHUNK_SIZE as u64
-            && parallel::maps_output(rayon::current_num_threads())
-        {
-            let mut out = MappedOutput::new(file, self.plaintext_len)?;
-            return parallel::open_to_map(&self.cipher, self.encrypted, &mut out, progress);
-        }
-        file.set_len(self.plaintext_len)?;
-        parallel::open_to_file(&self.cipher, self.encrypted, file, 0, progress)
+        self.decrypt(Output::File(file), None, &|_| {})
+            .map_err(into_decrypt)
     }
 
     /// Decrypts to `out` (standard output, a pipe) in order, on every core of the current
-    /// rayon pool, a 4 MiB window at a time, with no copy of the sealed bytes. Plaintext
-    /// reaches `out` only once its window has authenticated; on a corrupt chunk, `out` has
-    /// received the windows before it, as with any stream.
-    pub fn decrypt_to_writer<W: io::Write + Send>(&self, out: W) -> Result<u64, StreamError> {
-        self.decrypt_to_writer_with_progress(out, &|_| {})
+    /// rayon pool; see [`Output::Writer`].
+    pub fn decrypt_to_writer<W: io::Write + Send>(&self, mut out: W) -> Result<u64, StreamError> {
+        self.decrypt(Output::Writer(&mut out), None, &|_| {})
     }
 
-    /// [`OpenPayload::decrypt_to_writer`], calling `progress` with each written run of bytes.
-    pub fn decrypt_to_writer_with_progress<W: io::Write + Send>(
+    /// Decrypts to `output` on every core of the current rayon pool, calling `progress` with
+    /// each finished run of plaintext bytes; returns the plaintext size.
+    ///
+    /// With `hash`, every sealed byte of the chunks goes to it in order (after
+    /// [`SealedFile::head`], which the caller hashes first): exactly the bytes that were
+    /// authenticated and decrypted, so a signature checked over the hash is a signature
+    /// over the plaintext released.
+    pub fn decrypt(
         &self,
-        out: W,
+        output: Output<'_>,
+        hash: Option<parallel::Hash<'_>>,
         progress: parallel::Progress<'_>,
     ) -> Result<u64, StreamError> {
-        parallel::open_to_writer(&self.cipher, self.encrypted, out, progress)
+        let sink = match output {
+            Output::Writer(out) => parallel::Sink::Writer(out),
+            Output::File(file) => {
+                let mapped = self.plaintext_len > CHUNK_SIZE as u64
+                    && parallel::maps_output(rayon::current_num_threads());
+                if mapped {
+                    // Blocks are reserved before mapping, so a full file system is an
+                    // error here, not a fault while the map is written.
+                    let mut out =
+                        MappedOutput::new(file, self.plaintext_len).map_err(StreamError::Write)?;
+                    let sink = parallel::Sink::Slice(&mut out);
+                    return parallel::open(&self.cipher, self.chunks, sink, hash, progress);
+                }
+                file.set_len(self.plaintext_len)
+                    .map_err(StreamError::Write)?;
+                parallel::Sink::File(file, 0)
+            }
+        };
+        parallel::open(&self.cipher, self.chunks, sink, hash, progress)
+    }
+}
+
+/// A stream error as a decryption error, for the APIs that return one: reading and writing
+/// are both I/O there.
+fn into_decrypt(e: StreamError) -> DecryptError {
+    match e {
+        StreamError::Decrypt(e) => e,
+        StreamError::Read(e) | StreamError::Write(e) => DecryptError::Io(e),
     }
 }
 

@@ -52,6 +52,7 @@ pub mod sshsig;
 pub mod armor;
 
 // Sealing and opening, sequential and parallel.
+mod chunks;
 mod decrypt;
 mod encrypt;
 pub mod parallel;
@@ -74,7 +75,8 @@ pub mod error;
 pub mod cli;
 
 pub use decrypt::{
-    decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, OpenStream, SealedSlice,
+    decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, OpenStream, Output, SealedFile,
+    SealedSlice,
 };
 pub use encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};

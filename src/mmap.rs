@@ -103,6 +103,7 @@ impl MappedOutput {
     /// by the caller so that a fault (no space left) leaves nothing behind.
     pub fn new(file: &File, len: u64) -> io::Result<MappedOutput> {
         assert!(len > 0, "an empty file cannot be mapped");
+        reserve(file, len)?;
         file.set_len(len)?;
         install_handler();
         // SAFETY: the file is a new temporary output that only this process writes, sized just
@@ -134,6 +135,29 @@ impl Drop for MappedOutput {
             MAPS.release(slot);
         }
     }
+}
+
+/// Allocates the blocks of `file`'s first `len` bytes now, so that a full file system (or a
+/// quota) is an error of this one file here, rather than a SIGBUS on the first write to a
+/// page of its map. A file system that cannot allocate ahead (`EOPNOTSUPP`: some network
+/// file systems) is mapped without, and the fault handler remains its only defence.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: fallocate reads only its integer arguments; the descriptor is open for
+        // writing for as long as `file` is borrowed.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(e);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, len);
+    Ok(())
 }
 
 /// While the returned guard lives, a SIGBUS from a truncated map removes the file at `path`.

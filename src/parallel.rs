@@ -16,6 +16,7 @@ use std::os::unix::fs::FileExt;
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
+use crate::chunks::Chunks;
 use crate::error::{DecryptError, StreamError};
 use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
@@ -44,59 +45,72 @@ fn group_for(chunks: usize) -> usize {
 /// by other work leaves little for the rest to wait on.
 const TASKS_PER_THREAD: usize = 2;
 
-/// Checks the size of `encrypted` (the chunks, without the payload nonce) and authenticates
-/// its last chunk; returns the plaintext size.
-pub fn check_payload(cipher: &PayloadCipher, encrypted: &[u8]) -> Result<u64, DecryptError> {
-    let result = stream::plaintext_len(encrypted.len() as u64).and_then(|len| {
-        let start = (encrypted.len() - 1) / ENCRYPTED_CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE;
-        open_last(cipher, start, &encrypted[start..]).map(|()| len)
-    });
+/// Checks the size of the payload's chunks and authenticates the last one, from a copy of
+/// it; returns the plaintext size.
+pub fn check_payload(cipher: &PayloadCipher, chunks: &Chunks<'_>) -> Result<u64, StreamError> {
+    let len = chunks.len();
+    let result = stream::plaintext_len(len)
+        .map_err(StreamError::Decrypt)
+        .and_then(|plain| {
+            let start = (len - 1) / SEALED_CHUNK * SEALED_CHUNK;
+            open_last(cipher, chunks, start, len - start).map(|()| plain)
+        });
     match result {
-        Err(DecryptError::Truncated | DecryptError::PayloadCorrupt { .. })
-            if ends_before_the_end(cipher, encrypted) =>
-        {
-            Err(DecryptError::TrailingData)
+        Err(StreamError::Decrypt(
+            DecryptError::Truncated | DecryptError::PayloadCorrupt { .. },
+        )) if ends_before_the_end(cipher, chunks) => {
+            Err(StreamError::Decrypt(DecryptError::TrailingData))
         }
         other => other,
     }
 }
 
-/// Authenticates the chunk at byte `start` as the last chunk, releasing nothing.
-fn open_last(cipher: &PayloadCipher, start: usize, chunk: &[u8]) -> Result<(), DecryptError> {
-    let mut scratch = vec![0; chunk.len().saturating_sub(TAG_SIZE)];
-    let index = (start / ENCRYPTED_CHUNK_SIZE) as u64;
-    let result = cipher.open_chunks(index, true, chunk, &mut scratch);
-    scratch.fill(0);
-    result
+const SEALED_CHUNK: u64 = ENCRYPTED_CHUNK_SIZE as u64;
+
+/// Authenticates the `len` bytes at `start` as the last chunk, releasing nothing.
+fn open_last(
+    cipher: &PayloadCipher,
+    chunks: &Chunks<'_>,
+    start: u64,
+    len: u64,
+) -> Result<(), StreamError> {
+    let mut sealed = vec![0; len as usize];
+    chunks.read(start, &mut sealed).map_err(StreamError::Read)?;
+    let mut scratch = Zeroizing::new(vec![0; sealed.len().saturating_sub(TAG_SIZE)]);
+    let index = start / SEALED_CHUNK;
+    cipher
+        .open_chunks(index, true, &sealed, &mut scratch)
+        .map_err(StreamError::Decrypt)
 }
 
 /// Whether the payload really ends at an earlier (full) chunk and has bytes after it.
-fn ends_before_the_end(cipher: &PayloadCipher, encrypted: &[u8]) -> bool {
-    let full_chunks = encrypted.len() / ENCRYPTED_CHUNK_SIZE;
+fn ends_before_the_end(cipher: &PayloadCipher, chunks: &Chunks<'_>) -> bool {
+    let full_chunks = chunks.len() / SEALED_CHUNK;
     // The candidate final chunk is the last full one that is followed by more bytes.
-    let candidate = match encrypted.len() % ENCRYPTED_CHUNK_SIZE {
+    let candidate = match chunks.len() % SEALED_CHUNK {
         0 => full_chunks.checked_sub(2),
         _ => full_chunks.checked_sub(1),
     };
-    candidate.is_some_and(|i| {
-        let start = i * ENCRYPTED_CHUNK_SIZE;
-        let chunk = &encrypted[start..start + ENCRYPTED_CHUNK_SIZE];
-        open_last(cipher, start, chunk).is_ok()
-    })
+    candidate.is_some_and(|i| open_last(cipher, chunks, i * SEALED_CHUNK, SEALED_CHUNK).is_ok())
 }
 
-/// Decrypts `encrypted` into `out`, which must be exactly the plaintext size.
+/// Decrypts `encrypted` (in memory) into `out`, which must be exactly the plaintext size.
 pub fn open_to_slice(
     cipher: &PayloadCipher,
     encrypted: &[u8],
     out: &mut [u8],
 ) -> Result<(), DecryptError> {
-    open_to_map(cipher, encrypted, out, &|_| {}).map(drop)
+    let chunks = Chunks::Memory(encrypted);
+    match open(cipher, chunks, Sink::Slice(out), None, &|_| {}) {
+        Ok(_) => Ok(()),
+        Err(StreamError::Decrypt(e)) => Err(e),
+        Err(StreamError::Read(e) | StreamError::Write(e)) => Err(DecryptError::Io(e)),
+    }
 }
 
-/// Opens a run of consecutive chunks on every core: the parallel twin of
-/// [`PayloadCipher::open_chunks`], with the same arguments. Of several failing chunks the
-/// first is reported, and on failure `out` is wiped.
+/// Opens a run of consecutive chunks (in private memory) on every core: the parallel twin
+/// of [`PayloadCipher::open_chunks`], with the same arguments. Of several failing chunks
+/// the first is reported, and on failure `out` is wiped.
 pub fn open_chunks(
     cipher: &PayloadCipher,
     first: u64,
@@ -104,24 +118,10 @@ pub fn open_chunks(
     encrypted: &[u8],
     out: &mut [u8],
 ) -> Result<(), DecryptError> {
-    open_chunks_reporting(cipher, first, ends, encrypted, out, &|_| {})
-}
-
-/// [`open_chunks`], calling `progress` with the plaintext size of each finished group.
-fn open_chunks_reporting(
-    cipher: &PayloadCipher,
-    first: u64,
-    ends: bool,
-    encrypted: &[u8],
-    out: &mut [u8],
-    progress: Progress<'_>,
-) -> Result<(), DecryptError> {
     let result = if encrypted.len() <= SEALED_GROUP {
         // One group (an empty payload included): nothing to share out, so no trip through
-        // the pool. Small files in a batch are all like this.
-        let result = cipher.open_chunks(first, ends, encrypted, out);
-        progress(out.len() as u64);
-        result
+        // the pool.
+        cipher.open_chunks(first, ends, encrypted, out)
     } else {
         let group = group_for(encrypted.len().div_ceil(ENCRYPTED_CHUNK_SIZE));
         let groups = encrypted.len().div_ceil(group * ENCRYPTED_CHUNK_SIZE);
@@ -131,9 +131,7 @@ fn open_chunks_reporting(
             .enumerate()
             .map(|(g, (sealed, plain))| {
                 let index = first + (g * group) as u64;
-                let result = cipher.open_chunks(index, ends && g + 1 == groups, sealed, plain);
-                progress(plain.len() as u64);
-                result
+                cipher.open_chunks(index, ends && g + 1 == groups, sealed, plain)
             })
             .collect();
         // The first failing group in file order, whatever order the threads met them in.
@@ -159,115 +157,225 @@ pub fn maps_output(threads: usize) -> bool {
 
 const MAP_FROM_THREADS: usize = 8;
 
-/// Decrypts `encrypted` into `out`, exactly the plaintext size (a mapped output file), on
-/// every core; returns the plaintext size. The caller must discard `out` on error.
-pub fn open_to_map(
-    cipher: &PayloadCipher,
-    encrypted: &[u8],
-    out: &mut [u8],
-    progress: Progress<'_>,
-) -> Result<u64, DecryptError> {
-    let len = check_payload(cipher, encrypted)?;
-    assert_eq!(
-        out.len() as u64,
-        len,
-        "output must be exactly the plaintext size"
-    );
-    open_chunks_reporting(cipher, 0, true, encrypted, out, progress)?;
-    Ok(len)
+/// Where [`open`] puts the plaintext.
+pub enum Sink<'a> {
+    /// Memory exactly the plaintext size: a vector, or a mapped output file. The caller
+    /// must discard it on error.
+    Slice(&'a mut [u8]),
+    /// A file, from `offset`, with positioned writes from every thread. The caller must
+    /// discard the file on error: runs before and after the failing one may be written.
+    File(&'a File, u64),
+    /// A stream, in order, a window at a time: only authenticated windows are written, so
+    /// on a corrupt chunk the stream has received the windows before it.
+    Writer(&'a mut (dyn Write + Send)),
 }
 
-/// Chunks per window of [`open_to_writer`]: 4 MiB of plaintext.
-const WINDOW: usize = 64;
+/// Something that sees every sealed byte in order: a signature's hash.
+pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
-/// Decrypts `encrypted` to `out` in file order, a window of chunks at a time: each window on
-/// every core, written while the next one decrypts. Memory: two windows (8 MiB). The payload
-/// is checked first (size, last chunk), and only authenticated windows are written: on a
-/// corrupt chunk, `out` has received the plaintext of the windows before it.
-pub fn open_to_writer<W: Write + Send>(
+/// Runs of chunks per window, when [`open`] goes a window at a time (a stream sink, or a
+/// hash): 8 MiB of plaintext, two windows of each side, so 32 MiB at most.
+const WINDOW_RUNS: usize = 32;
+
+/// Opens `chunks` into `sink` on every core of the current rayon pool; returns the
+/// plaintext size.
+///
+/// The payload's size is checked and its last chunk authenticated first. Then each task
+/// copies one run of [`WRITE_RUN`] chunks into private memory ([`Chunks::read`]) and
+/// authenticates and decrypts that copy, so a file rewritten meanwhile can fail but never
+/// release plaintext that was not authenticated. With `hash`, the copies are kept a window
+/// at a time and hashed in order, one window behind the decryption, so that a signature is
+/// checked over exactly the bytes that were decrypted.
+pub fn open(
     cipher: &PayloadCipher,
-    encrypted: &[u8],
-    mut out: W,
+    chunks: Chunks<'_>,
+    sink: Sink<'_>,
+    mut hash: Option<Hash<'_>>,
     progress: Progress<'_>,
 ) -> Result<u64, StreamError> {
-    let len = check_payload(cipher, encrypted).map_err(StreamError::Decrypt)?;
-    let windows = encrypted.len().div_ceil(WINDOW * ENCRYPTED_CHUNK_SIZE);
-    let mut buffers = [
-        vec![0u8; WINDOW * CHUNK_SIZE],
-        vec![0u8; WINDOW * CHUNK_SIZE],
-    ];
-    let mut ready_len = 0;
+    let plain_len = check_payload(cipher, &chunks)?;
+    let len = chunks.len() as usize;
+    let runs = len.div_ceil(RUN_SEALED);
+    let (mut slice, mut writer, file) = match sink {
+        Sink::Slice(out) => (Some(out), None, None),
+        Sink::Writer(out) => (None, Some(out), None),
+        Sink::File(file, offset) => (None, None, Some((file, offset))),
+    };
+    let windowed = hash.is_some() || writer.is_some();
+    let window_runs = if windowed { WINDOW_RUNS } else { runs };
+    let window = |n: usize| match hash.is_some() {
+        true => vec![0u8; n * RUN_SEALED],
+        false => Vec::new(),
+    };
+    let mut sealed = [window(window_runs), window(window_runs)];
+    let plain = |n: usize| match writer.is_some() {
+        true => Zeroizing::new(vec![0u8; n * RUN_PLAIN]),
+        false => Zeroizing::new(Vec::new()),
+    };
+    let mut plain = [plain(window_runs), plain(window_runs)];
+    // What the previous window left to hash and to write.
+    let (mut sealed_before, mut plain_before) = (0, 0);
+    let (mut first_run, mut now) = (0, 0);
     let mut result = Ok(());
-    for (w, sealed) in encrypted.chunks(WINDOW * ENCRYPTED_CHUNK_SIZE).enumerate() {
-        let plain_len = sealed.len() - sealed.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
-        let [ready, next] = &mut buffers;
-        let first = (w * WINDOW) as u64;
+    while first_run < runs {
+        let n = window_runs.min(runs - first_run);
+        let sealed_len = (n * RUN_SEALED).min(len - first_run * RUN_SEALED);
+        let window_plain = sealed_len - sealed_len.div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
+        let (sealed_now, sealed_then) = pair(&mut sealed, now);
+        let (plain_now, plain_then) = pair(&mut plain, now);
+        let mut sealed_slots: Vec<Option<&mut [u8]>> = match hash.is_some() {
+            true => sealed_now[..sealed_len]
+                .chunks_mut(RUN_SEALED)
+                .map(Some)
+                .collect(),
+            false => (0..n).map(|_| None).collect(),
+        };
+        let at = first_run * RUN_PLAIN;
+        let out = match (&mut slice, writer.is_some()) {
+            (Some(out), _) => Some(&mut out[at..at + window_plain]),
+            (None, true) => Some(&mut plain_now[..window_plain]),
+            (None, false) => None,
+        };
+        let mut plain_slots: Vec<Option<&mut [u8]>> = match out {
+            Some(out) => out.chunks_mut(RUN_PLAIN).map(Some).collect(),
+            None => (0..n).map(|_| None).collect(),
+        };
+        // An empty payload's one chunk is all tag: no plaintext slot for it.
+        if plain_slots.is_empty() {
+            plain_slots.push(None);
+        }
+        let before = (&sealed_then[..sealed_before], &plain_then[..plain_before]);
         let (written, opened) = rayon::join(
-            || out.write_all(&ready[..ready_len]),
             || {
-                open_chunks(
-                    cipher,
-                    first,
-                    w + 1 == windows,
-                    sealed,
-                    &mut next[..plain_len],
-                )
+                if let Some(hash) = hash.as_mut() {
+                    hash(before.0);
+                }
+                match &mut writer {
+                    Some(out) => out.write_all(before.1),
+                    None => Ok(()),
+                }
+            },
+            || {
+                let first = first_run;
+                let tasks = sealed_slots.drain(..).zip(plain_slots.drain(..));
+                let results: Vec<_> = tasks
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
+                    .enumerate()
+                    .map_init(RunBuffers::default, |buffers, (i, (sealed, plain))| {
+                        let run = Run {
+                            index: first + i,
+                            last: first + i + 1 == runs,
+                            len,
+                        };
+                        let done = run.open(cipher, &chunks, buffers, sealed, plain, file)?;
+                        progress(done as u64);
+                        Ok(())
+                    })
+                    .collect();
+                // The first failing run in file order, whatever order the threads met them in.
+                results.into_iter().collect::<Result<(), StreamError>>()
             },
         );
-        result = written
-            .map_err(StreamError::Write)
-            .and_then(|()| opened.map_err(StreamError::Decrypt));
+        result = written.map_err(StreamError::Write).and(opened);
         if result.is_err() {
             break;
         }
-        progress(ready_len as u64);
-        buffers.swap(0, 1);
-        ready_len = plain_len;
+        (sealed_before, plain_before) = (hash.as_ref().map_or(0, |_| sealed_len), window_plain);
+        first_run += n;
+        now = 1 - now;
     }
-    let result = result.and_then(|()| {
-        out.write_all(&buffers[0][..ready_len])
-            .and_then(|()| out.flush())
-            .map_err(StreamError::Write)
-    });
-    progress(ready_len as u64);
-    buffers.iter_mut().for_each(|b| b.fill(0));
-    result.map(|()| len)
+    if result.is_ok() {
+        let last = 1 - now;
+        if let Some(hash) = hash.as_mut() {
+            hash(&sealed[last][..sealed_before]);
+        }
+        if let Some(out) = &mut writer {
+            result = out
+                .write_all(&plain[last][..plain_before])
+                .and_then(|()| out.flush())
+                .map_err(StreamError::Write);
+        }
+    }
+    result.map(|()| plain_len)
 }
 
-/// Decrypts `encrypted` into `file` at `offset`, with positioned writes from every thread.
-///
-/// The caller must discard the file on error: chunks before and after the failing one may
-/// have been written.
-pub fn open_to_file(
-    cipher: &PayloadCipher,
-    encrypted: &[u8],
-    file: &File,
-    offset: u64,
-    progress: Progress<'_>,
-) -> Result<u64, DecryptError> {
-    let len = check_payload(cipher, encrypted)?;
-    let runs = encrypted.len().div_ceil(WRITE_RUN * ENCRYPTED_CHUNK_SIZE);
-    let results: Vec<_> = encrypted
-        .par_chunks(WRITE_RUN * ENCRYPTED_CHUNK_SIZE)
-        .enumerate()
-        .map_init(
-            || Zeroizing::new(vec![0u8; WRITE_RUN * CHUNK_SIZE]),
-            |buf, (r, sealed)| {
-                let plain_len =
-                    sealed.len() - sealed.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
-                let plain = &mut buf[..plain_len];
-                let first = (r * WRITE_RUN) as u64;
-                cipher.open_chunks(first, r + 1 == runs, sealed, plain)?;
-                let at = offset + (r * WRITE_RUN * CHUNK_SIZE) as u64;
-                file.write_all_at(plain, at).map_err(DecryptError::Io)?;
-                progress(plain_len as u64);
-                Ok::<(), DecryptError>(())
-            },
-        )
-        .collect();
-    // The first failing run in file order, whatever order the threads met them in.
-    results.into_iter().collect::<Result<(), _>>()?;
-    Ok(len)
+/// The buffer `now` of two to fill, and the other one to read.
+fn pair<T>(buffers: &mut [T; 2], now: usize) -> (&mut T, &T) {
+    let [a, b] = buffers;
+    match now {
+        0 => (a, b),
+        _ => (b, a),
+    }
+}
+
+/// Sealed and plaintext bytes of one run of [`WRITE_RUN`] chunks.
+const RUN_SEALED: usize = WRITE_RUN * ENCRYPTED_CHUNK_SIZE;
+const RUN_PLAIN: usize = WRITE_RUN * CHUNK_SIZE;
+
+/// A thread's own buffers for the runs it opens, made on first use: the sealed copy (when
+/// it is not kept for a hash) and the plaintext (when it goes out by positioned writes).
+#[derive(Default)]
+struct RunBuffers {
+    sealed: Vec<u8>,
+    plain: Zeroizing<Vec<u8>>,
+}
+
+/// One run of chunks of a payload of `len` sealed bytes.
+struct Run {
+    index: usize,
+    last: bool,
+    len: usize,
+}
+
+impl Run {
+    /// Copies the run into `sealed` (or the thread's buffer), authenticates and decrypts the
+    /// copy into `plain` (or the thread's buffer, then written to `file`); returns the
+    /// plaintext size.
+    fn open(
+        &self,
+        cipher: &PayloadCipher,
+        chunks: &Chunks<'_>,
+        buffers: &mut RunBuffers,
+        sealed: Option<&mut [u8]>,
+        plain: Option<&mut [u8]>,
+        file: Option<(&File, u64)>,
+    ) -> Result<usize, StreamError> {
+        let at = self.index * RUN_SEALED;
+        let n = RUN_SEALED.min(self.len - at);
+        let plain_n = n - n.div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
+        let sealed = match sealed {
+            Some(sealed) => sealed,
+            None => grown(&mut buffers.sealed, n),
+        };
+        chunks.read(at as u64, sealed).map_err(StreamError::Read)?;
+        let first = (self.index * WRITE_RUN) as u64;
+        let decrypt = |out: &mut [u8]| {
+            cipher
+                .open_chunks(first, self.last, sealed, out)
+                .map_err(StreamError::Decrypt)
+        };
+        match (plain, file) {
+            (Some(out), _) => decrypt(out)?,
+            (None, Some((file, offset))) => {
+                let out = grown(&mut buffers.plain, plain_n);
+                decrypt(out)?;
+                let at = offset + (self.index * RUN_PLAIN) as u64;
+                file.write_all_at(out, at).map_err(StreamError::Write)?;
+            }
+            // The empty final chunk of an empty payload: authenticated, nothing to write.
+            (None, None) => decrypt(&mut [])?,
+        }
+        Ok(plain_n)
+    }
+}
+
+/// The first `n` bytes of `buf`, grown to hold them.
+fn grown(buf: &mut Vec<u8>, n: usize) -> &mut [u8] {
+    if buf.len() < n {
+        buf.resize(n, 0);
+    }
+    &mut buf[..n]
 }
 
 /// Encrypts `plaintext` into `out`, which must be exactly [`stream::encrypted_len`] long.
@@ -416,10 +524,10 @@ mod tests {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
             pool.unwrap().install(|| chunks.div_ceil(group_for(chunks)))
         };
-        // A 64-chunk window of the stream paths: 4 tasks of 16 chunks on 2 threads, and
-        // one for each of 2 * 16 tasks on 16 threads, not 4 tasks that leave 12 threads idle.
-        assert_eq!(in_pool(2, WINDOW), 4);
-        assert_eq!(in_pool(16, WINDOW), 32);
+        // A 64-chunk window: 4 tasks of 16 chunks on 2 threads, and one for each of 2 * 16
+        // tasks on 16 threads, not 4 tasks that leave 12 threads idle.
+        assert_eq!(in_pool(2, 64), 4);
+        assert_eq!(in_pool(16, 64), 32);
         // A whole file keeps tasks of a full group.
         assert_eq!(in_pool(16, 16_384), 16_384 / GROUP);
         assert_eq!(in_pool(16, 1), 1);

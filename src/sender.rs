@@ -11,7 +11,9 @@
 //!    header must name the signature's key as the signer (see [`crate::sshsig`] for why).
 //!    A file that fails here, or in step 1, is refused before any plaintext exists.
 //! 3. [`Check::finish`], with the digest of every byte of the sealed file, hashed alongside
-//!    decryption ([`hash_alongside`], [`HashingReader`]): the signature itself. The caller
+//!    decryption from the very copies that are decrypted ([`crate::OpenPayload::decrypt`],
+//!    [`HashingReader`]), so a file rewritten meanwhile cannot pass the bytes the sender
+//!    signed to the hash and others to the decryption: the signature itself. The caller
 //!    keeps the plaintext back (a temporary file, not renamed into place) until it passes.
 //!
 //! With [`Policy::require`], an unsigned file and any failed check are refusals. Without it
@@ -26,7 +28,6 @@ use std::time::SystemTime;
 
 use crate::allowed_signers::{AllowedSigners, Refusal};
 use crate::format::Stanza;
-use crate::mmap::MappedFile;
 use crate::sshsig::SigningKey;
 use crate::sshsig::{bound_signer, Digest, Hasher, Signature, SignatureError, SignerKey};
 
@@ -255,8 +256,18 @@ fn decide(require: bool, rejection: Rejection) -> Result<Verdict, Rejection> {
 /// `key`: what `seal --sign-with` writes to `FILE.age.sig`. The file must be opened for
 /// reading.
 pub fn sign_file(key: &SigningKey, file: &File) -> io::Result<Signature> {
-    let map = MappedFile::new(file.try_clone()?)?;
-    key.sign(&Digest::of(&map)).map_err(io::Error::other)
+    let mut hasher = Hasher::new();
+    let mut reader = crate::chunks::ReadAt::new(file, 0);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    key.sign(&hasher.finish()).map_err(io::Error::other)
 }
 
 /// Where the detached signature of the sealed file at `sealed` is: `sealed` + `.sig`.
@@ -306,23 +317,6 @@ pub fn read_signature(path: &Path) -> io::Result<Option<Vec<u8>>> {
         ));
     }
     Ok(Some(text))
-}
-
-/// Runs `work` while the current rayon pool feeds `sealed` to `hasher` (if any): the hash is
-/// one thread's sequential job, and the pool's other threads, then all of them, take
-/// `work`'s chunks meanwhile.
-pub fn hash_alongside<T: Send>(
-    hasher: Option<&mut Hasher>,
-    sealed: &[u8],
-    work: impl FnOnce() -> T + Send,
-) -> T {
-    match hasher {
-        None => work(),
-        Some(hasher) => {
-            let ((), out) = rayon::join(|| hasher.update(sealed), work);
-            out
-        }
-    }
 }
 
 /// A reader that hashes every byte read through it: for sealed bytes that arrive as a
@@ -389,7 +383,7 @@ mod tests {
         // The same signature over bytes that differ by one: refused.
         let check = begin(&policy(&list, true), &pem).unwrap();
         let mut hasher = check.hasher();
-        hash_alongside(Some(&mut hasher), b"sealed byteS", || ());
+        hasher.update(b"sealed byteS");
         assert_eq!(
             check.finish(&hasher.finish()),
             Err(Rejection::Signature(SignatureError::Invalid))

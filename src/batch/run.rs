@@ -25,10 +25,10 @@ use crate::format::Stanza;
 use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
 use crate::sender::Verdict;
-use crate::sender::{hash_alongside, read_signature, remove_signature, sign_file, signature_path};
+use crate::sender::{read_signature, remove_signature, sign_file, signature_path};
 use crate::sender::{FileCheck, HashingReader};
 use crate::sshsig::{Digest, Hasher, SigningKey};
-use crate::{Decryptor, Encryptor, SealedSlice};
+use crate::{Decryptor, Encryptor, Output, SealedFile, SealedSlice};
 
 /// Files up to this size are read into memory rather than mapped.
 pub const IN_MEMORY: u64 = 1 << 20;
@@ -313,32 +313,20 @@ fn open(
             .map_err(write_error(job))?;
         tick(meta.len());
         staged
-    } else if options.mmap {
-        let map = MappedFile::new(file).map_err(FileError::Read)?;
-        if crate::armor::is_armored(&map) {
-            // Large and armored: decoded as it streams, from the map.
-            let opened = Decryptor::new(&map[..])
-                .and_then(|d| d.open(identities))
-                .map_err(read_error)?;
-            bind(&mut check, &opened.header().stanzas)?;
-            let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
-            let result = hash_alongside(hasher.as_mut(), &map, || opened.decrypt_to(staged.file()));
-            stream_result(job, result)?;
-            tick(meta.len());
-            staged
-        } else {
-            let slice = SealedSlice::new(&map).map_err(read_error)?;
-            let payload = slice.unwrap(identities).map_err(read_error)?;
-            bind(&mut check, &slice.header().stanzas)?;
-            let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
-            let decrypt = || payload.decrypt_to_file_with_progress(staged.file(), tick);
-            hash_alongside(hasher.as_mut(), &map, decrypt).map_err(|e| match e {
-                // The input is mapped, so only writing can fail with an I/O error.
-                DecryptError::Io(e) => write_error(job)(e),
-                other => FileError::Decrypt(other),
-            })?;
-            staged
+    } else if options.mmap && !crate::armor::is_armored_file(&file).map_err(FileError::Read)? {
+        // Large and binary: every core, each run of chunks read once (see `SealedFile`).
+        let sealed = SealedFile::new(&file).map_err(read_error)?;
+        let payload = sealed.unwrap(identities).map_err(read_error)?;
+        bind(&mut check, &sealed.header().stanzas)?;
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(sealed.head());
         }
+        let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
+        let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
+        let hash = feed.as_mut().map(|f| f as crate::parallel::Hash<'_>);
+        let result = payload.decrypt(Output::File(staged.file()), hash, tick);
+        stream_result(job, result.map(drop))?;
+        staged
     } else {
         let counted = Counting { inner: file, tick };
         let input = BufReader::new(HashingReader::new(counted, hasher.as_mut()));

@@ -1,5 +1,6 @@
 //! `unseal`: decrypt a sealed file with the server's key, on every core.
 
+use std::fs::{File, Metadata};
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -16,10 +17,9 @@ use super::senders::{self, FileCheck, Senders};
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
-use crate::mmap::MappedFile;
-use crate::sender::{hash_alongside, HashingReader};
+use crate::sender::HashingReader;
 use crate::sshsig::Hasher;
-use crate::{armor, DecryptError, Decryptor, Identity, SealedSlice, StreamError};
+use crate::{armor, parallel, Decryptor, Identity, OpenPayload, Output, SealedFile};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -187,33 +187,24 @@ fn open(
         (Source::File(path), Destination::File(pending)) => {
             let (file, meta) = open_input(path)?;
             let output = pending.target();
-            if meta.is_file() && !args.shared.no_mmap {
-                let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
-                let names = (path.as_path(), output);
-                if armor::is_armored(&map) {
-                    // Armor is decoded as it streams: from the map, in bounded memory.
-                    let out = pending.file();
-                    let check = (&mut signed, hasher.as_mut().map(|h| (h, &map[..])));
-                    stream(&map[..], identities, threads, out, names, check)?;
-                } else {
-                    let sealed = SealedSlice::new(&map).map_err(|e| blame(e, path, output))?;
-                    let payload = sealed
-                        .unwrap(identities)
-                        .map_err(|e| blame(e, path, output))?;
-                    signed.bind(&sealed.header().stanzas)?;
-                    let total = Some(payload.plaintext_len());
-                    let progress = Progress::new(quiet, total, &label(path));
-                    let tick = |n| progress.add(n);
-                    let decrypt = || payload.decrypt_to_file_with_progress(pending.file(), &tick);
-                    let open = || hash_alongside(hasher.as_mut(), &map, decrypt);
-                    in_pool(threads, open)?.map_err(|e| blame(e, path, output))?;
-                }
+            let names = (path.as_path(), output);
+            if positioned(&file, &meta, args.shared.no_mmap, path)? {
+                let opened = open_file(&file, path, identities, &mut signed, hasher.as_mut())?;
+                let progress = Progress::new(quiet, Some(opened.plaintext_len()), &label(path));
+                let tick = |n| progress.add(n);
+                let out = Output::File(pending.file());
+                let result = in_pool(threads, || {
+                    let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
+                    let hash = feed.as_mut().map(|f| f as parallel::Hash<'_>);
+                    opened.decrypt(out, hash, &tick).map(drop)
+                })?;
+                stream_outcome(result, path, output)?;
             } else {
+                // Armored, not a regular file, or --no-mmap: read as a stream, hashed as read.
                 let progress = Progress::for_file(quiet, &meta, path);
                 let input =
                     BufReader::new(HashingReader::new(progress.reader(file), hasher.as_mut()));
-                let names = (path.as_path(), output);
-                let (out, check) = (pending.file(), (&mut signed, None));
+                let (out, check) = (pending.file(), &mut signed);
                 stream(input, identities, threads, out, names, check)?;
             }
             // The output stays a temporary file until the signature checks out.
@@ -224,13 +215,23 @@ fn open(
             batch::remove_single(&args.batch, path, &output, senders.is_some())
         }
         (Source::File(path), Destination::Stdout) => {
-            let (file, meta) = open_input(path)?;
-            let mappable = meta.is_file() && !args.shared.no_mmap;
-            if mappable && !io::stdout().is_terminal() {
-                let check = (signed, hasher);
-                return mapped_to_stdout(file, path, identities, threads, quiet, check);
-            }
             refuse_unchecked_stream(&signed)?;
+            let (file, meta) = open_input(path)?;
+            let to_terminal = io::stdout().is_terminal();
+            if !to_terminal && positioned(&file, &meta, args.shared.no_mmap, path)? {
+                let opened = open_file(&file, path, identities, &mut signed, hasher.as_mut())?;
+                let mut stdout = stdout_file()?;
+                let progress = Progress::new(quiet, Some(opened.plaintext_len()), &label(path));
+                let tick = |n| progress.add(n);
+                let result = in_pool(threads, || {
+                    let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
+                    let hash = feed.as_mut().map(|f| f as parallel::Hash<'_>);
+                    let out = Output::Writer(&mut stdout);
+                    opened.decrypt(out, hash, &tick).map(drop)
+                })?;
+                stream_outcome(result, path, STDOUT.as_ref())?;
+                return signed.finish(hasher);
+            }
             let progress = Progress::for_file(quiet, &meta, path);
             let input = BufReader::new(HashingReader::new(progress.reader(file), hasher.as_mut()));
             to_stdout(input, identities, threads, path, &mut signed)?;
@@ -243,7 +244,7 @@ fn open(
                 hasher.as_mut(),
             ));
             let names = (STDIN.as_ref(), pending.target());
-            let (out, check) = (pending.file(), (&mut signed, None));
+            let (out, check) = (pending.file(), &mut signed);
             stream(input, identities, threads, out, names, check)?;
             drop(progress);
             signed.finish(hasher)?;
@@ -275,54 +276,34 @@ fn refuse_unchecked_stream(signed: &FileCheck<'_>) -> Result<(), Failure> {
     }
 }
 
-/// Opens a regular file to standard output (not a terminal) straight from its mapping: each
-/// window of chunks decrypted on every core, written while the next one decrypts. A
-/// required signature is checked over the whole file first; one only reported is checked
-/// alongside.
-fn mapped_to_stdout(
-    file: std::fs::File,
+/// Whether a file is opened with positioned reads on every core ([`SealedFile`]): a regular,
+/// binary file, unless `--no-mmap` asks for a stream.
+fn positioned(file: &File, meta: &Metadata, no_mmap: bool, path: &Path) -> Result<bool, Failure> {
+    if !meta.is_file() || no_mmap {
+        return Ok(false);
+    }
+    armor::is_armored_file(file)
+        .map(|armored| !armored)
+        .map_err(|e| Failure::io(path, &e))
+}
+
+/// Reads the header of a regular file and unwraps its key: the header is authenticated,
+/// the signer bound and the header and nonce hashed; the payload is ready to decrypt.
+fn open_file<'f>(
+    file: &'f File,
     path: &Path,
     identities: &[&dyn Identity],
-    threads: usize,
-    quiet: bool,
-    (mut signed, mut hasher): (FileCheck<'_>, Option<Hasher>),
-) -> Result<(), Failure> {
-    let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
+    signed: &mut FileCheck<'_>,
+    hasher: Option<&mut Hasher>,
+) -> Result<OpenPayload<'f>, Failure> {
     let blame = |e| Failure::from(e).about(path);
-    // Opened (the header authenticated and the signer bound), ready to decrypt: armor as it
-    // streams, binary straight from the map.
-    let decrypt: Box<dyn FnOnce() -> Result<(), StreamError> + Send + '_> =
-        if armor::is_armored(&map) {
-            let opened = Decryptor::new(&map[..])
-                .and_then(|d| d.open(identities))
-                .map_err(blame)?;
-            signed.bind(&opened.header().stanzas)?;
-            Box::new(move || opened.decrypt_to(io::stdout()))
-        } else {
-            let sealed = SealedSlice::new(&map).map_err(blame)?;
-            let payload = sealed.unwrap(identities).map_err(blame)?;
-            signed.bind(&sealed.header().stanzas)?;
-            let stdout = stdout_file()?;
-            let progress = Progress::new(quiet, Some(payload.plaintext_len()), &label(path));
-            Box::new(move || {
-                let tick = |n| progress.add(n);
-                payload
-                    .decrypt_to_writer_with_progress(stdout, &tick)
-                    .map(drop)
-            })
-        };
-    let stdout_name = STDOUT.as_ref();
-    if signed.required() {
-        // Checked over the whole file before the first byte goes out.
-        if let Some(hasher) = hasher.as_mut() {
-            hasher.update(&map);
-        }
-        signed.finish(hasher)?;
-        return stream_outcome(in_pool(threads, decrypt)?, path, stdout_name);
+    let sealed = SealedFile::new(file).map_err(blame)?;
+    let opened = sealed.unwrap(identities).map_err(blame)?;
+    signed.bind(&sealed.header().stanzas)?;
+    if let Some(hasher) = hasher {
+        hasher.update(sealed.head());
     }
-    let result = in_pool(threads, || hash_alongside(hasher.as_mut(), &map, decrypt))?;
-    stream_outcome(result, path, stdout_name)?;
-    signed.finish(hasher)
+    Ok(opened)
 }
 
 /// `report.pdf.age` becomes `report.pdf`; anything else needs `-o`.
@@ -338,34 +319,21 @@ fn default_output(input: &Path) -> Result<PathBuf, Failure> {
     }
 }
 
-/// For a mapped input, which cannot fail to read: decryption failures are about the input,
-/// I/O failures about the output.
-fn blame(e: DecryptError, input: &Path, output: &Path) -> Failure {
-    match e {
-        DecryptError::Io(e) => Failure::io(output, &e),
-        other => Failure::from(other).about(input),
-    }
-}
-
 /// Opens a stream on `threads` threads; only authenticated plaintext reaches `output`. The
-/// header must name the signer `signed` expects; `alongside`, bytes to hash while the
-/// stream decrypts.
+/// header must name the signer `signed` expects.
 fn stream(
     input: impl BufRead + Send,
     identities: &[&dyn Identity],
     threads: usize,
     output: impl Write + Send,
     (input_name, output_name): (&Path, &Path),
-    (signed, alongside): (&mut FileCheck<'_>, Option<(&mut Hasher, &[u8])>),
+    signed: &mut FileCheck<'_>,
 ) -> Result<(), Failure> {
     let opened = Decryptor::new(input)
         .and_then(|d| d.open(identities))
         .map_err(|e| Failure::from(e).about(input_name))?;
     signed.bind(&opened.header().stanzas)?;
-    let result = in_pool(threads, || match alongside {
-        Some((hasher, bytes)) => hash_alongside(Some(hasher), bytes, || opened.decrypt_to(output)),
-        None => opened.decrypt_to(output),
-    })?;
+    let result = in_pool(threads, || opened.decrypt_to(output))?;
     stream_outcome(result, input_name, output_name)
 }
 
@@ -381,7 +349,7 @@ fn to_stdout(
     let output_name = STDOUT.as_ref();
     if !io::stdout().is_terminal() {
         let names = (input_name, output_name);
-        let (out, check) = (stdout_file()?, (signed, None));
+        let (out, check) = (stdout_file()?, signed);
         return stream(input, identities, threads, out, names, check);
     }
     let blame = |e| Failure::from(e).about(input_name);

@@ -12,13 +12,18 @@ use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
-pub fn bin(program: &str) -> &'static str {
-    match program {
+/// The path of one of this crate's binaries: this build's, or those in `SEAL_TEST_BIN_DIR`
+/// when it is set (to show that an attack test fails on an older build).
+pub fn bin(program: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("SEAL_TEST_BIN_DIR") {
+        return Path::new(&dir).join(program);
+    }
+    PathBuf::from(match program {
         "seal" => env!("CARGO_BIN_EXE_seal"),
         "unseal" => env!("CARGO_BIN_EXE_unseal"),
         "seal-keygen" => env!("CARGO_BIN_EXE_seal-keygen"),
         _ => panic!("no binary {program}"),
-    }
+    })
 }
 
 /// A temporary directory that commands run in; paths are relative to it.
@@ -156,7 +161,8 @@ impl Cmd {
                 .status
                 .code()
                 .unwrap_or_else(|| panic!("{what} was killed")),
-            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stdout_bytes: output.stdout,
             stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
             what,
         }
@@ -166,7 +172,9 @@ impl Cmd {
 /// A finished command.
 pub struct Run {
     pub code: i32,
+    /// Standard output as text (bytes that are not UTF-8 replaced), and as it was.
     pub stdout: String,
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
     pub what: String,
 }
