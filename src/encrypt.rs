@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
+use crate::chunks::Chunks;
 use crate::error::{EncryptError, StreamError};
 use crate::format::Header;
 use crate::mmap::MappedOutput;
@@ -142,47 +143,69 @@ impl Encryptor {
     /// Seals `plaintext` into `file` from its start, on every core of the current rayon pool;
     /// returns the sealed size. The file is grown to that size first.
     pub fn seal_to_file(self, plaintext: &[u8], file: &File) -> io::Result<u64> {
-        self.seal_to_file_with_progress(plaintext, file, &|_| {})
+        self.seal_chunks(Chunks::Memory(plaintext), file, None, &|_| {})
+            .map_err(|e| match e {
+                StreamError::Read(e) | StreamError::Write(e) => e,
+                StreamError::Decrypt(e) => e.into(),
+            })
     }
 
-    /// [`Encryptor::seal_to_file`], calling `progress` with each finished run of bytes.
-    pub fn seal_to_file_with_progress(
+    /// Seals the regular file `input`, as long as it is now, into `file` from its start, on
+    /// every core of the current rayon pool, calling `progress` with each finished run of
+    /// plaintext bytes; returns the sealed size.
+    ///
+    /// Each run of the input is read once, with positioned reads, into private memory: an
+    /// input that shrinks meanwhile is an error, never a fault. With `hash`, every byte of the
+    /// sealed file goes to it in order, one window behind the encryption, so the hash of a
+    /// signature ([`crate::sender::sign_file`]) costs one thread beside the sealing, not a
+    /// second pass.
+    pub fn seal_file(
         self,
-        plaintext: &[u8],
+        input: &File,
         file: &File,
+        hash: Option<parallel::Hash<'_>>,
         progress: parallel::Progress<'_>,
-    ) -> io::Result<u64> {
-        let total = self.sealed_len(plaintext.len() as u64);
-        if plaintext.len() > CHUNK_SIZE && parallel::maps_output(rayon::current_num_threads()) {
-            let mut out = self.mapped_output(file, total)?;
-            let chunks = &mut out[self.prefix_len() as usize..];
-            parallel::seal_to_map(&self.cipher, plaintext, chunks, progress);
-            return Ok(total);
+    ) -> Result<u64, StreamError> {
+        let len = input.metadata().map_err(StreamError::Read)?.len();
+        let chunks = Chunks::File {
+            file: input,
+            start: 0,
+            len,
+        };
+        self.seal_chunks(chunks, file, hash, progress)
+    }
+
+    fn seal_chunks(
+        self,
+        plaintext: Chunks<'_>,
+        file: &File,
+        hash: Option<parallel::Hash<'_>>,
+        progress: parallel::Progress<'_>,
+    ) -> Result<u64, StreamError> {
+        let total = self.sealed_len(plaintext.len());
+        let prefix = self.prefix_len() as usize;
+        let maps = plaintext.len() > CHUNK_SIZE as u64
+            && parallel::maps_output(rayon::current_num_threads());
+        if let Some(hash) = hash {
+            // Hashed from the map as each window is sealed.
+            let mut out = self
+                .mapped_output(file, total)
+                .map_err(StreamError::Write)?;
+            let (head, chunks) = out.split_at_mut(prefix);
+            hash(head);
+            parallel::seal_to_map_hashing(&self.cipher, plaintext, chunks, hash, progress)?;
+        } else if maps {
+            let mut out = self
+                .mapped_output(file, total)
+                .map_err(StreamError::Write)?;
+            parallel::seal_to_map(&self.cipher, plaintext, &mut out[prefix..], progress)?;
+        } else {
+            file.set_len(total)
+                .and_then(|()| file.write_all_at(self.header.to_bytes(), 0))
+                .and_then(|()| file.write_all_at(&self.nonce, self.header.to_bytes().len() as u64))
+                .map_err(StreamError::Write)?;
+            parallel::seal_to_file(&self.cipher, plaintext, file, prefix as u64, progress)?;
         }
-        file.set_len(total)?;
-        file.write_all_at(self.header.to_bytes(), 0)?;
-        file.write_all_at(&self.nonce, self.header.to_bytes().len() as u64)?;
-        let prefix = self.prefix_len();
-        parallel::seal_to_file(&self.cipher, plaintext, file, prefix, progress)?;
-        Ok(total)
-    }
-
-    /// [`Encryptor::seal_to_file_with_progress`], also feeding `hash` every byte of the
-    /// sealed file in order, one window behind the encryption: the hash of a large file (for
-    /// a signature, [`crate::sender::sign_file`]) costs one thread beside the sealing, not a
-    /// second pass. The output is always mapped.
-    pub fn seal_to_file_hashing(
-        self,
-        plaintext: &[u8],
-        file: &File,
-        hash: &mut (dyn FnMut(&[u8]) + Send),
-        progress: parallel::Progress<'_>,
-    ) -> io::Result<u64> {
-        let total = self.sealed_len(plaintext.len() as u64);
-        let mut out = self.mapped_output(file, total)?;
-        let (head, chunks) = out.split_at_mut(self.prefix_len() as usize);
-        hash(head);
-        parallel::seal_to_map_hashing(&self.cipher, plaintext, chunks, hash, progress);
         Ok(total)
     }
 

@@ -1,30 +1,26 @@
-//! Memory maps of input files (read-only) and of new output files (writable): the one place
-//! with `unsafe`.
+//! Memory maps of new output files (writable): the one place with `unsafe`.
+//!
+//! Inputs are never mapped. A sealed file belongs to its uploader, who may rewrite or
+//! truncate it while it is read: through a map, a rewrite between two reads would be
+//! invisible and a truncation would raise SIGBUS and stop the process. Inputs are read with
+//! positioned reads instead ([`crate::chunks`]), once each, into private memory.
 //!
 //! # Safety
 //!
-//! An input mapping is sound only while nobody changes the file underneath it:
+//! A [`MappedOutput`] is of a temporary file this process just created and sized, mode
+//! 0600, which nobody else can write. Its one hazard is the file system running out of space
+//! when a page is first written (tmpfs, sparse files), which raises SIGBUS. Two defences:
 //!
-//! - **Rewritten bytes** are harmless here. Every byte read from a map is authenticated before
-//!   any plaintext is released, so a changed chunk fails like any corrupt one.
-//! - **Truncation** is the hazard: touching a page past the new end of the file raises SIGBUS,
-//!   which would kill the process. Two defences:
-//!   1. [`MappedFile::new`] takes a shared advisory lock (`flock`) for the life of the map, and
-//!      refuses a file whose writer holds an exclusive one. Cooperating writers are excluded.
-//!   2. For everyone else, a SIGBUS handler checks that the fault lies in one of our maps. If it
-//!      does, it removes every temporary output registered with [`remove_on_fault`] (so no
-//!      partial output survives), writes one clear line to standard error and exits with code 1.
-//!      A fault anywhere else gets the default action (a crash with a core dump), as a bug
-//!      should.
-//!
-//! An output mapping ([`MappedOutput`]) is of a temporary file this process just created and
-//! sized, which nobody else knows about yet. Its one hazard is the file system running out of
-//! space when a page is first written (tmpfs, sparse files): that also raises SIGBUS, and the
-//! same handler removes the temporary outputs and exits with the same one line.
+//! 1. [`MappedOutput::new`] allocates the file's blocks before mapping it (`fallocate`), so
+//!    a full file system is an error of that one file, returned there.
+//! 2. Where a file system cannot allocate ahead, a SIGBUS handler checks that the fault lies
+//!    in one of our maps. If it does, it removes every temporary output registered with
+//!    [`remove_on_fault`] (so no partial output survives), writes one clear line to
+//!    standard error and exits with code 1. A fault anywhere else gets the default action (a
+//!    crash with a core dump), as a bug should.
 //!
 //! The handler uses only async-signal-safe calls (`write`, `unlink`, `_exit`) and lock-free
-//! tables of fixed size, filled before the maps are read. Inputs that may change while read
-//! (files still being uploaded) are better read with `--no-mmap`, which cannot fault.
+//! tables of fixed size, filled before the maps are written.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -36,58 +32,10 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Once;
 
-use memmap2::{Mmap, MmapMut};
+use memmap2::MmapMut;
 
 /// How many maps, and how many paths to remove, the fault handler can know at once.
 const SLOTS: usize = 256;
-
-/// A file's bytes, mapped read-only.
-pub struct MappedFile {
-    map: Mmap,
-    slot: Option<usize>,
-    // Held for the advisory lock; the mapping itself does not need the file open.
-    _file: File,
-}
-
-impl MappedFile {
-    /// Maps `file` read-only, taking a shared advisory lock on it first.
-    pub fn new(file: File) -> io::Result<MappedFile> {
-        if let Err(e) = file.try_lock_shared() {
-            return Err(match e {
-                std::fs::TryLockError::WouldBlock => {
-                    io::Error::new(io::ErrorKind::WouldBlock, "the file is locked by a writer")
-                }
-                std::fs::TryLockError::Error(e) => e,
-            });
-        }
-        install_handler();
-        // SAFETY: the map is read-only and lives no longer than `self`. Changes to the file by
-        // other processes are the hazards described in the module docs, and handled there.
-        let map = unsafe { Mmap::map(&file)? };
-        let slot = (!map.is_empty()).then(|| MAPS.claim(map.as_ptr() as usize, map.len()));
-        Ok(MappedFile {
-            map,
-            slot: slot.flatten(),
-            _file: file,
-        })
-    }
-}
-
-impl Deref for MappedFile {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.map
-    }
-}
-
-impl Drop for MappedFile {
-    fn drop(&mut self) {
-        if let Some(slot) = self.slot {
-            MAPS.release(slot);
-        }
-    }
-}
 
 /// A new output file's bytes, mapped writable, so that many threads fill it without taking
 /// the file's lock (positioned writes to one file serialize on it in the kernel).
@@ -160,7 +108,7 @@ fn reserve(file: &File, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// While the returned guard lives, a SIGBUS from a truncated map removes the file at `path`.
+/// While the returned guard lives, a SIGBUS from a mapped output removes the file at `path`.
 pub fn remove_on_fault(path: &Path) -> FaultCleanup {
     let slot = CString::new(path.as_os_str().as_bytes())
         .ok()
@@ -226,32 +174,24 @@ impl Ranges {
 static MAPS: Ranges = Ranges([const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; SLOTS]);
 static PATHS: [AtomicPtr<libc::c_char>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
 
-/// The two messages with the program's name in front (`seal: error: ...`), built once by
-/// [`set_program_name`] so that the handler writes each in one call, allocating nothing.
-static NAMED: [(AtomicPtr<u8>, AtomicUsize); 2] =
-    [const { (AtomicPtr::new(ptr::null_mut()), AtomicUsize::new(0)) }; 2];
+/// The message with the program's name in front (`seal: error: ...`), built once by
+/// [`set_program_name`] so that the handler writes it in one call, allocating nothing.
+static NAMED: (AtomicPtr<u8>, AtomicUsize) = (AtomicPtr::new(ptr::null_mut()), AtomicUsize::new(0));
 
 /// Set by the first thread to take a SIGBUS: it alone reports and exits.
 static REPORTING: AtomicBool = AtomicBool::new(false);
 
 /// Names the program in the message a SIGBUS prints, as its other errors do.
 pub fn set_program_name(name: &str) {
-    for (slot, message) in NAMED.iter().zip([MESSAGE, MESSAGE_STREAM]) {
-        let mut text = format!("{name}: ").into_bytes();
-        text.extend_from_slice(message);
-        let text: &'static [u8] = Box::leak(text.into_boxed_slice());
-        slot.1.store(text.len(), Ordering::Release);
-        slot.0.store(text.as_ptr().cast_mut(), Ordering::Release);
-    }
+    let mut text = format!("{name}: ").into_bytes();
+    text.extend_from_slice(MESSAGE);
+    let text: &'static [u8] = Box::leak(text.into_boxed_slice());
+    NAMED.1.store(text.len(), Ordering::Release);
+    NAMED.0.store(text.as_ptr().cast_mut(), Ordering::Release);
 }
 
-const MESSAGE: &[u8] = b"error: a mapped file failed: the input shrank while being read \
-(truncated by another process), or the output's file system is full; no partial output was \
-left behind\n";
-
-/// The same, when the output is a stream (standard output): what was written stays written.
-const MESSAGE_STREAM: &[u8] = b"error: a mapped file failed: the input shrank while being read \
-(truncated by another process); the output written so far is incomplete\n";
+const MESSAGE: &[u8] = b"error: a mapped output failed: its file system is full (and could \
+not allocate ahead); no partial output was left behind\n";
 
 fn install_handler() {
     static ONCE: Once = Once::new();
@@ -285,25 +225,17 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut
             unsafe { libc::pause() };
         }
     }
-    let mut removed = false;
     for path in &PATHS {
         let raw = path.load(Ordering::Acquire);
         if !raw.is_null() {
             // SAFETY: non-null entries are NUL-terminated strings owned by the table;
             // unlink is async-signal-safe.
             unsafe { libc::unlink(raw) };
-            removed = true;
         }
     }
-    // No temporary output registered: the output is a stream, already partly written.
-    let which = usize::from(!removed);
-    let (named, named_len) = (&NAMED[which].0, &NAMED[which].1);
-    let (text, len) = match named.load(Ordering::Acquire) {
-        p if p.is_null() => {
-            let message = if removed { MESSAGE } else { MESSAGE_STREAM };
-            (message.as_ptr(), message.len())
-        }
-        p => (p.cast_const(), named_len.load(Ordering::Acquire)),
+    let (text, len) = match NAMED.0.load(Ordering::Acquire) {
+        p if p.is_null() => (MESSAGE.as_ptr(), MESSAGE.len()),
+        p => (p.cast_const(), NAMED.1.load(Ordering::Acquire)),
     };
     // SAFETY: write and _exit are async-signal-safe; `text` is `len` valid bytes, a static
     // message or one leaked (never freed) by `set_program_name` before its pointer was stored.

@@ -10,7 +10,7 @@
 //! thread with the number of plaintext bytes each finished group held.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
@@ -281,7 +281,8 @@ pub fn open(
         if result.is_err() {
             break;
         }
-        (sealed_before, plain_before) = (hash.as_ref().map_or(0, |_| sealed_len), window_plain);
+        sealed_before = if hash.is_some() { sealed_len } else { 0 };
+        plain_before = if writer.is_some() { window_plain } else { 0 };
         first_run += n;
         now = 1 - now;
     }
@@ -396,22 +397,9 @@ pub fn seal_chunks(
     plaintext: &[u8],
     out: &mut [u8],
 ) {
-    seal_chunks_reporting(cipher, first, ends, plaintext, out, &|_| {})
-}
-
-/// [`seal_chunks`], calling `progress` with the plaintext size of each finished group.
-fn seal_chunks_reporting(
-    cipher: &PayloadCipher,
-    first: u64,
-    ends: bool,
-    plaintext: &[u8],
-    out: &mut [u8],
-    progress: Progress<'_>,
-) {
     if plaintext.len() <= PLAIN_GROUP {
         // One group (or an empty plaintext): no trip through the pool.
-        cipher.seal_chunks(first, ends, plaintext, out);
-        return progress(plaintext.len() as u64);
+        return cipher.seal_chunks(first, ends, plaintext, out);
     }
     let group = group_for(plaintext.len().div_ceil(CHUNK_SIZE));
     let groups = plaintext.len().div_ceil(group * CHUNK_SIZE);
@@ -422,28 +410,58 @@ fn seal_chunks_reporting(
         .for_each(|(g, (plain, sealed))| {
             let index = first + (g * group) as u64;
             cipher.seal_chunks(index, ends && g + 1 == groups, plain, sealed);
-            progress(plain.len() as u64);
         });
 }
 
 /// Encrypts `plaintext` into `out` (a mapped output file, exactly [`stream::encrypted_len`]
-/// long) on every core, reporting progress.
+/// long) on every core, reporting progress. Each run of plaintext is read once, into
+/// private memory ([`Chunks::read`]), so a file that shrinks meanwhile is this error.
 pub fn seal_to_map(
     cipher: &PayloadCipher,
-    plaintext: &[u8],
+    plaintext: Chunks<'_>,
     out: &mut [u8],
     progress: Progress<'_>,
-) {
-    assert_eq!(
-        out.len() as u64,
-        stream::encrypted_len(plaintext.len() as u64)
-    );
-    seal_chunks_reporting(cipher, 0, true, plaintext, out, progress);
+) -> Result<(), StreamError> {
+    assert_eq!(out.len() as u64, stream::encrypted_len(plaintext.len()));
+    seal_runs(cipher, &plaintext, 0, out, progress)
 }
 
-/// Groups per window of [`seal_to_map_hashing`]: 32 MiB of plaintext, enough to keep 16
+/// Seals the runs of `plaintext` from run `first` into `out`, exactly their sealed size.
+fn seal_runs(
+    cipher: &PayloadCipher,
+    plaintext: &Chunks<'_>,
+    first: usize,
+    out: &mut [u8],
+    progress: Progress<'_>,
+) -> Result<(), StreamError> {
+    let len = plaintext.len() as usize;
+    if len == 0 {
+        // The one empty final chunk of an empty plaintext.
+        cipher.seal_chunks(0, true, &[], out);
+        return Ok(());
+    }
+    let runs = len.div_ceil(RUN_PLAIN);
+    out.par_chunks_mut(RUN_SEALED)
+        .enumerate()
+        .try_for_each_init(
+            || Zeroizing::new(Vec::new()),
+            |buf, (i, sealed)| {
+                let run = first + i;
+                let at = run * RUN_PLAIN;
+                let plain = grown(buf, RUN_PLAIN.min(len - at));
+                plaintext
+                    .read(at as u64, plain)
+                    .map_err(StreamError::Read)?;
+                cipher.seal_chunks((run * WRITE_RUN) as u64, run + 1 == runs, plain, sealed);
+                progress(plain.len() as u64);
+                Ok(())
+            },
+        )
+}
+
+/// Runs per window of [`seal_to_map_hashing`]: 32 MiB of plaintext, enough to keep 16
 /// threads busy, small enough that hashing the last window alone takes a few milliseconds.
-const HASH_WINDOW: usize = 32;
+const HASH_WINDOW_RUNS: usize = 128;
 
 /// [`seal_to_map`], feeding `hash` the sealed bytes in order, one window behind the
 /// encryption: while the pool seals a window, one of its threads hashes the window before,
@@ -451,67 +469,66 @@ const HASH_WINDOW: usize = 32;
 /// after it.
 pub fn seal_to_map_hashing(
     cipher: &PayloadCipher,
-    plaintext: &[u8],
+    plaintext: Chunks<'_>,
     out: &mut [u8],
-    hash: &mut (dyn FnMut(&[u8]) + Send),
+    hash: Hash<'_>,
     progress: Progress<'_>,
-) {
-    assert_eq!(
-        out.len() as u64,
-        stream::encrypted_len(plaintext.len() as u64)
-    );
-    let (mut plain, mut rest) = (plaintext, out);
+) -> Result<(), StreamError> {
+    assert_eq!(out.len() as u64, stream::encrypted_len(plaintext.len()));
+    let mut rest = out;
     let mut sealed_before: &[u8] = &[];
-    let mut first = 0u64;
+    let mut first = 0;
     loop {
-        let n = plain.len().min(HASH_WINDOW * PLAIN_GROUP);
-        let last = n == plain.len();
-        let sealed_len = match last {
-            true => stream::encrypted_len(n as u64) as usize,
-            false => n / CHUNK_SIZE * ENCRYPTED_CHUNK_SIZE,
-        };
-        let (window, after) = std::mem::take(&mut rest).split_at_mut(sealed_len);
-        let (p, later) = plain.split_at(n);
-        rayon::join(
+        let window = (HASH_WINDOW_RUNS * RUN_SEALED).min(rest.len());
+        let (now, after) = std::mem::take(&mut rest).split_at_mut(window);
+        let ((), sealed) = rayon::join(
             || hash(sealed_before),
-            || seal_chunks_reporting(cipher, first, last, p, window, progress),
+            || seal_runs(cipher, &plaintext, first, now, progress),
         );
-        sealed_before = window;
-        if last {
-            return hash(sealed_before);
+        sealed?;
+        sealed_before = now;
+        if after.is_empty() {
+            hash(sealed_before);
+            return Ok(());
         }
-        (plain, rest, first) = (later, after, first + (n / CHUNK_SIZE) as u64);
+        (rest, first) = (after, first + HASH_WINDOW_RUNS);
     }
 }
 
 /// Encrypts `plaintext` into `file` at `offset`, with positioned writes from every thread.
 pub fn seal_to_file(
     cipher: &PayloadCipher,
-    plaintext: &[u8],
+    plaintext: Chunks<'_>,
     file: &File,
     offset: u64,
     progress: Progress<'_>,
-) -> io::Result<()> {
-    if plaintext.is_empty() {
+) -> Result<(), StreamError> {
+    let len = plaintext.len() as usize;
+    if len == 0 {
         let mut out = [0u8; TAG_SIZE];
-        cipher.seal_chunks(0, true, plaintext, &mut out);
-        return file.write_all_at(&out, offset);
+        cipher.seal_chunks(0, true, &[], &mut out);
+        return file.write_all_at(&out, offset).map_err(StreamError::Write);
     }
-    let runs = plaintext.len().div_ceil(WRITE_RUN * CHUNK_SIZE);
-    plaintext
-        .par_chunks(WRITE_RUN * CHUNK_SIZE)
-        .enumerate()
-        .try_for_each_init(
-            || vec![0u8; WRITE_RUN * ENCRYPTED_CHUNK_SIZE],
-            |buf, (r, plain)| {
-                let sealed = &mut buf[..stream::encrypted_len(plain.len() as u64) as usize];
-                cipher.seal_chunks((r * WRITE_RUN) as u64, r + 1 == runs, plain, sealed);
-                let at = offset + (r * WRITE_RUN * ENCRYPTED_CHUNK_SIZE) as u64;
-                file.write_all_at(sealed, at)?;
-                progress(plain.len() as u64);
-                Ok(())
-            },
-        )
+    let runs = len.div_ceil(RUN_PLAIN);
+    (0..runs).into_par_iter().try_for_each_init(
+        || (Zeroizing::new(Vec::new()), Vec::new()),
+        |(plain_buf, sealed_buf), run| {
+            let at = run * RUN_PLAIN;
+            let plain = grown(plain_buf, RUN_PLAIN.min(len - at));
+            plaintext
+                .read(at as u64, plain)
+                .map_err(StreamError::Read)?;
+            let sealed = grown(
+                sealed_buf,
+                stream::encrypted_len(plain.len() as u64) as usize,
+            );
+            cipher.seal_chunks((run * WRITE_RUN) as u64, run + 1 == runs, plain, sealed);
+            let at = offset + (run * RUN_SEALED) as u64;
+            file.write_all_at(sealed, at).map_err(StreamError::Write)?;
+            progress(plain.len() as u64);
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
@@ -533,32 +550,112 @@ mod tests {
         assert_eq!(in_pool(16, 1), 1);
     }
 
-    #[test]
-    fn hashing_while_sealing_sees_every_sealed_byte_in_order() {
-        let key = crate::recipient::FileKey::from_slice(&[7; 16]).unwrap();
-        let cipher = PayloadCipher::new(&key, &[9; stream::NONCE_SIZE]);
-        let window = HASH_WINDOW * PLAIN_GROUP;
-        for len in [
+    /// Lengths around every edge the parallel paths have: chunks, runs, windows.
+    fn lengths() -> [usize; 8] {
+        let window = HASH_WINDOW_RUNS * RUN_PLAIN;
+        [
             0,
             1,
             3 * CHUNK_SIZE + 5,
+            RUN_PLAIN,
+            WINDOW_RUNS * RUN_PLAIN + 1,
             window,
             window + 1,
             2 * window + CHUNK_SIZE,
-        ] {
+        ]
+    }
+
+    fn cipher() -> PayloadCipher {
+        let key = crate::recipient::FileKey::from_slice(&[7; 16]).unwrap();
+        PayloadCipher::new(&key, &[9; stream::NONCE_SIZE])
+    }
+
+    #[test]
+    fn hashing_while_sealing_sees_every_sealed_byte_in_order() {
+        let cipher = cipher();
+        for len in lengths() {
             let plaintext: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let sealed_len = stream::encrypted_len(len as u64) as usize;
             let mut expected = vec![0u8; sealed_len];
-            seal_to_map(&cipher, &plaintext, &mut expected, &|_| {});
+            seal_to_slice(&cipher, &plaintext, &mut expected);
             let mut out = vec![0u8; sealed_len];
             let mut hashed = Vec::new();
             let hash = &mut |bytes: &[u8]| hashed.extend_from_slice(bytes);
-            seal_to_map_hashing(&cipher, &plaintext, &mut out, hash, &|_| {});
+            let chunks = Chunks::Memory(&plaintext);
+            seal_to_map_hashing(&cipher, chunks, &mut out, hash, &|_| {}).unwrap();
             assert!(out == expected, "{len}: sealed bytes differ");
             assert!(
                 hashed == expected,
                 "{len}: hashed bytes differ from the sealed ones"
             );
+            let mut mapped = vec![0u8; sealed_len];
+            seal_to_map(&cipher, chunks, &mut mapped, &|_| {}).unwrap();
+            assert!(mapped == expected, "{len}: seal_to_map differs");
         }
+    }
+
+    #[test]
+    fn every_sink_gets_the_plaintext_and_a_hash_every_sealed_byte_in_order() {
+        let cipher = cipher();
+        for len in lengths() {
+            let plaintext: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+            let mut sealed = vec![0u8; stream::encrypted_len(len as u64) as usize];
+            seal_to_slice(&cipher, &plaintext, &mut sealed);
+            let chunks = Chunks::Memory(&sealed);
+            for hashing in [false, true] {
+                // Opens into `sink`, returns what was hashed.
+                let run = |sink: Sink<'_>| {
+                    let mut hashed = Vec::new();
+                    let mut feed = |bytes: &[u8]| hashed.extend_from_slice(bytes);
+                    let hash = hashing.then_some(&mut feed as Hash<'_>);
+                    let n = open(&cipher, chunks, sink, hash, &|_| {}).unwrap();
+                    assert_eq!(n, len as u64);
+                    hashed
+                };
+                let expected: &[u8] = if hashing { &sealed } else { &[] };
+
+                let mut out = vec![0u8; len];
+                assert!(run(Sink::Slice(&mut out)) == expected, "{len}: slice hash");
+                assert!(out == plaintext, "{len}: slice");
+
+                let mut written = Vec::new();
+                assert!(
+                    run(Sink::Writer(&mut written)) == expected,
+                    "{len}: writer hash"
+                );
+                assert!(written == plaintext, "{len}: writer");
+
+                let file = tempfile::tempfile().unwrap();
+                file.set_len(len as u64).unwrap();
+                assert!(run(Sink::File(&file, 0)) == expected, "{len}: file hash");
+                let mut read = vec![0u8; len];
+                file.read_exact_at(&mut read, 0).unwrap();
+                assert!(read == plaintext, "{len}: file");
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_in_a_file_that_shrinks_is_a_read_error_and_releases_nothing() {
+        let cipher = cipher();
+        let plaintext = vec![5u8; 3 * RUN_PLAIN];
+        let mut sealed = vec![0u8; stream::encrypted_len(plaintext.len() as u64) as usize];
+        seal_to_slice(&cipher, &plaintext, &mut sealed);
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(&sealed, 0).unwrap();
+        let len = sealed.len() as u64;
+        let chunks = Chunks::File {
+            file: &file,
+            start: 0,
+            len,
+        };
+        // Checked whole, then cut short before the runs are read.
+        check_payload(&cipher, &chunks).unwrap();
+        file.set_len(len - 1000).unwrap();
+        let mut written = Vec::new();
+        let e = open(&cipher, chunks, Sink::Writer(&mut written), None, &|_| {}).unwrap_err();
+        assert!(matches!(e, StreamError::Read(_)), "{e:?}");
+        assert!(plaintext.starts_with(&written));
+        assert!(written.len() < plaintext.len());
     }
 }

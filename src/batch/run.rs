@@ -3,8 +3,8 @@
 //! Small files (up to [`IN_MEMORY`]) are read whole, sealed or opened in memory and written
 //! with one call: a few system calls and one key wrap or unwrap each. Larger files are mapped
 //! and processed a group of chunks at a time on every core of the pool, exactly as a single
-//! file is ([`Encryptor::seal_to_file_with_progress`],
-//! [`crate::OpenPayload::decrypt_to_file_with_progress`]); without mapping they are streamed.
+//! file is ([`Encryptor::seal_file`], [`crate::OpenPayload::decrypt`]); with `--no-mmap`
+//! they are streamed.
 //! Rayon's work stealing interleaves the two: while one large file's chunk groups are being
 //! processed, idle threads take other files.
 
@@ -22,7 +22,6 @@ use super::staging::{self, Staged};
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, Plan, Report};
 use crate::error::{DecryptError, EncryptError, StreamError};
 use crate::format::Stanza;
-use crate::mmap::MappedFile;
 use crate::recipient::{Identity, Recipient};
 use crate::sender::Verdict;
 use crate::sender::{read_signature, remove_signature, sign_file, signature_path};
@@ -204,19 +203,13 @@ fn seal(
             .map_err(write_error(job))?;
         digest = signing.then(|| Digest::of(&sealed));
         tick(plaintext.len() as u64);
-    } else if options.mmap && signing {
-        let map = MappedFile::new(file).map_err(FileError::Read)?;
-        let mut hasher = Hasher::new();
-        let hash = &mut |bytes: &[u8]| hasher.update(bytes);
-        encryptor
-            .seal_to_file_hashing(&map, staged.file(), hash, tick)
-            .map_err(write_error(job))?;
-        digest = Some(hasher.finish());
     } else if options.mmap {
-        let map = MappedFile::new(file).map_err(FileError::Read)?;
-        encryptor
-            .seal_to_file_with_progress(&map, staged.file(), tick)
-            .map_err(write_error(job))?;
+        let mut hasher = signing.then(Hasher::new);
+        let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
+        let hash = feed.as_mut().map(|f| f as crate::parallel::Hash<'_>);
+        let sealed = encryptor.seal_file(&file, staged.file(), hash, tick);
+        stream_result(job, sealed.map(drop))?;
+        digest = hasher.map(Hasher::finish);
     } else {
         let input = Counting { inner: file, tick };
         let result = encryptor.seal_stream(input, staged.file());

@@ -17,7 +17,6 @@ use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::armor::ArmoredWriter;
 use crate::batch::Keys;
-use crate::mmap::MappedFile;
 use crate::sshsig::{Digest, Hasher, SigningKey};
 use crate::{scrypt, Encryptor, Recipient};
 
@@ -174,22 +173,19 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             // A signature's hash, when it is computed alongside the sealing.
             let mut digest = None;
             if meta.is_file() && !args.shared.no_mmap && !armor {
-                let map = MappedFile::new(file).map_err(|e| Failure::io(path, &e))?;
                 let tick = |n| progress.add(n);
                 let out = pending.file();
-                let sealed = match signing {
-                    Some(_) => in_pool(threads, || {
+                let sealed = in_pool(threads, || match signing {
+                    Some(_) => {
                         let mut hasher = Hasher::new();
                         let hash = &mut |bytes: &[u8]| hasher.update(bytes);
-                        let sealed = encryptor.seal_to_file_hashing(&map, out, hash, &tick);
+                        let sealed = encryptor.seal_file(&file, out, Some(hash), &tick);
                         digest = Some(hasher.finish());
                         sealed
-                    })?,
-                    None => in_pool(threads, || {
-                        encryptor.seal_to_file_with_progress(&map, out, &tick)
-                    })?,
-                };
-                sealed.map_err(|e| Failure::io(pending.target(), &e))?;
+                    }
+                    None => encryptor.seal_file(&file, out, None, &tick),
+                })?;
+                stream_outcome(sealed.map(drop), path, pending.target())?;
             } else {
                 let input = progress.reader(file);
                 stream(

@@ -194,3 +194,67 @@ fn a_rewritten_file_fails_and_the_same_file_restored_opens() {
         .ok();
     assert!(dir.read("out") == plaintext);
 }
+
+#[test]
+fn an_input_truncated_during_a_batch_fails_alone_and_every_other_file_opens() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    let mut files = Vec::new();
+    for i in 0..3 {
+        files.push((format!("big{i}"), data(64 << 20, i)));
+    }
+    for i in 0..40 {
+        files.push((format!("small{i}"), data(1000 + i as usize, 100 + i)));
+    }
+    for (name, bytes) in &files {
+        dir.write(format!("tree/{name}"), bytes);
+    }
+    dir.line("seal tree --to server.pub -o sealed").run().ok();
+    let victim = dir.path("sealed/tree/big1.age");
+    let victim_len = fs::metadata(&victim).unwrap().len();
+
+    let child = dir
+        .line("unseal sealed/tree --key server.key -o out --threads 1")
+        .spawn();
+    // Cut the victim short once its output is being written (its temporary exists).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let started = || {
+        fs::read_dir(dir.path("out/tree")).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with(".big1.") && name.ends_with(".seal-partial")
+            })
+        })
+    };
+    while !started() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "big1 was never opened"
+        );
+        thread::sleep(Duration::from_micros(200));
+    }
+    let file = OpenOptions::new().write(true).open(&victim).unwrap();
+    file.set_len(victim_len / 2).unwrap();
+
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains("big1.age") && line.contains("shrank")),
+        "{stderr}"
+    );
+    for (name, bytes) in &files {
+        let out = dir.path(format!("out/tree/{name}"));
+        match name.as_str() {
+            "big1" => assert!(!out.exists(), "the truncated file left an output"),
+            _ => assert!(fs::read(&out).unwrap() == *bytes, "{name} differs"),
+        }
+    }
+    let partial = dir
+        .listing()
+        .into_iter()
+        .any(|p| p.to_string_lossy().ends_with(".seal-partial"));
+    assert!(!partial, "a temporary file was left");
+}
