@@ -7,13 +7,18 @@
 //! Messages follow age: `seal: error: report.pdf: ...` on stderr, lowercase, no trailing
 //! period, one line; hints on their own `hint:` line.
 
-/// `eprintln!` that never panics. With standard error a closed pipe, `eprintln!` panics; in
-/// the signal handler's thread that left the process running after SIGTERM, elsewhere it
-/// turned a documented exit code into 101. A message that cannot be written is dropped.
+/// `eprintln!` that never panics, for every message line. With standard error a closed
+/// pipe, `eprintln!` panics; in the signal handler's thread that left the process running
+/// after SIGTERM, elsewhere it turned a documented exit code into 101. A message that cannot
+/// be written is dropped.
+///
+/// The line goes through [`crate::shown::line`]: whatever text went into it (a file name, a
+/// principal, a rejected value), it stays one line, drives no terminal, and shows no secret.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = crate::shown::line(&format!($($arg)*));
+        let _ = writeln!(std::io::stderr(), "{line}");
     }};
 }
 
@@ -62,6 +67,20 @@ pub struct Shared {
     /// summary or notes either, only errors.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// The command line, parsed by clap; a clap error that would repeat a secret (a private key
+/// given as an argument clap does not expect) is printed with the secret replaced by its kind.
+fn parse_args<A: clap::Parser>() -> A {
+    A::try_parse().unwrap_or_else(|e| {
+        let text = e.render().to_string();
+        if let std::borrow::Cow::Owned(redacted) = crate::shown::redact(&text) {
+            use std::io::Write as _;
+            let _ = write!(std::io::stderr(), "{redacted}");
+            process::exit(e.exit_code());
+        }
+        e.exit()
+    })
 }
 
 /// Builds a rayon pool of `threads` threads (0 = one per core) and runs `f` in it.

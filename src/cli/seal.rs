@@ -98,7 +98,7 @@ pub struct Args {
 
 /// The `seal` binary.
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args: Args = super::parse_args();
     run("seal", || seal(args))
 }
 

@@ -85,7 +85,7 @@ pub struct Args {
 
 /// The `unseal` binary.
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args: Args = super::parse_args();
     run("unseal", || unseal(args))
 }
 
