@@ -69,6 +69,33 @@ pub struct Shared {
     pub quiet: bool,
 }
 
+impl Shared {
+    /// Caps `--threads` at [`max_threads`], with a warning saying what is used instead.
+    pub fn cap_threads(&mut self, program: &str) {
+        let (max, cores) = max_threads();
+        if self.threads > max {
+            say!(
+                "{program}: warning: --threads {} is more than {THREADS_PER_CORE} per core ({cores} cores); using {max}",
+                self.threads
+            );
+            self.threads = max;
+        }
+    }
+}
+
+/// Worker threads per core at most. The work is CPU-bound (ChaCha20-Poly1305, scrypt,
+/// public-key operations): threads past the cores only add stacks, buffers and switching.
+/// A few per core still help where threads wait on a slow disk or a network file system;
+/// beyond that a thread count is a mistake (`--threads 100000` spent minutes starting
+/// threads).
+const THREADS_PER_CORE: usize = 4;
+
+/// The most worker threads `--threads` may ask for, and the cores it is counted from.
+fn max_threads() -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (THREADS_PER_CORE * cores, cores)
+}
+
 /// The command line, parsed by clap; a clap error that would repeat a secret (a private key
 /// given as an argument clap does not expect) is printed with the secret replaced by its kind.
 fn parse_args<A: clap::Parser>() -> A {

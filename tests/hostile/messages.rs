@@ -1,8 +1,10 @@
 //! Messages: a secret given where a recipient belongs is named by its kind only, never
-//! echoed; a file name (chosen by the uploader) cannot forge a line or drive the terminal.
+//! echoed; a file name (chosen by the uploader) cannot forge a line or drive the terminal;
+//! and a thread count that would stall the machine is capped with a warning.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -266,4 +268,44 @@ fn base64_of(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+#[test]
+fn a_huge_thread_count_is_capped_with_a_warning_and_finishes_quickly() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("plain", data(300_000, 1));
+    for (program, args) in [
+        ("seal", ["plain", "--to", "server.pub"]),
+        ("unseal", ["seal.out", "--key", "server.key"]),
+    ] {
+        let started = Instant::now();
+        let mut child = dir
+            .bin(program)
+            .args(args)
+            .args(["-o", &format!("{program}.out"), "--threads", "100000"])
+            .spawn();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                panic!("{program} --threads 100000 still runs after a minute");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(status.success(), "{program}: {status}; stderr:\n{stderr}");
+        let warning = stderr.lines().find(|l| {
+            l.starts_with(&format!(
+                "{program}: warning: --threads 100000 is more than"
+            ))
+        });
+        let warning = warning.unwrap_or_else(|| panic!("{program}: no warning in:\n{stderr}"));
+        assert!(warning.contains("; using "), "{warning}");
+    }
+    assert_eq!(dir.read("unseal.out"), data(300_000, 1));
 }
