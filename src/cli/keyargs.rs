@@ -112,7 +112,7 @@ fn not_a_secret(flag: &str, value: &str) -> Result<(), Failure> {
     match crate::shown::secret_kind(value) {
         Some(kind) => Err(
             Failure::usage(format!("{flag}: this is a {kind}, not a recipient"))
-                .hint("give its public key: seal-keygen -y KEYFILE prints it"),
+                .hint("give its public key instead; seal-keygen -y KEYFILE prints it"),
         ),
         None => Ok(()),
     }
@@ -125,7 +125,7 @@ fn recipients_file(path: &Path) -> Result<Vec<Box<dyn Recipient>>, Failure> {
         let failure = Failure::from(e).about(path);
         match secret {
             true => failure.hint(format!(
-                "give its public key: seal-keygen -y {} prints it",
+                "give --to the public key file (.pub); seal-keygen -y {} prints its key",
                 crate::shown::path(path)
             )),
             false => failure,
