@@ -55,7 +55,8 @@ pub struct Shared {
     #[arg(short, long)]
     pub force: bool,
 
-    /// Worker threads; 0 means one per core, 1 the sequential path.
+    /// Worker threads; 0 means one per core, 1 the sequential path; at most 4 per core
+    /// (more is capped, with a warning).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 
