@@ -27,6 +27,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::shown;
 use crate::sshsig::{SignerKey, NAMESPACE};
 
 /// A parsed allowed-signers list.
@@ -201,9 +202,12 @@ fn parse_line(line: usize, text: &str) -> Result<Entry, String> {
         return Ok(entry);
     }
     let key = SignerKey::from_openssh(&format!("{key_type} {key_body}"))
-        .map_err(|_| format!("not a valid {key_type} public key"))?;
+        .map_err(|_| format!("not a valid {} public key", shown::value(key_type)))?;
     if key.algorithm() != key_type {
-        return Err(format!("key type {key_type} does not match the key"));
+        return Err(format!(
+            "key type {} does not match the key",
+            shown::value(key_type)
+        ));
     }
     entry.key = Some(key);
     Ok(entry)
@@ -238,7 +242,7 @@ fn parse_options(entry: &mut Entry, field: &str) -> Result<(), String> {
                 let t = parse_time(&value_of("valid-before")?)?;
                 set_once(&mut entry.valid_before, Some(t), &name)?;
             }
-            _ => return Err(format!("unknown option {option:?}")),
+            _ => return Err(format!("unknown option \"{}\"", shown::value(option))),
         }
     }
     Ok(())
@@ -296,10 +300,16 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 
 /// `YYYYMMDD[HHMM[SS]]Z` as seconds since the Unix epoch.
 fn parse_time(text: &str) -> Result<u64, String> {
-    let bad = || format!("invalid time {text:?} (expected YYYYMMDD[HHMM[SS]]Z)");
+    let bad = || {
+        format!(
+            "invalid time \"{}\" (expected YYYYMMDD[HHMM[SS]]Z)",
+            shown::value(text)
+        )
+    };
     let Some(digits) = text.strip_suffix(['Z', 'z']) else {
         return Err(format!(
-            "time {text:?} has no Z: seal reads only UTC times (YYYYMMDD[HHMM[SS]]Z)"
+            "time \"{}\" has no Z: seal reads only UTC times (YYYYMMDD[HHMM[SS]]Z)",
+            shown::value(text)
         ));
     };
     if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -398,7 +408,7 @@ fn unquote(value: &str) -> Result<String, String> {
         None => value,
     };
     if inner.contains('"') {
-        return Err(format!("stray quote in {value:?}"));
+        return Err(format!("stray quote in \"{}\"", shown::value(value)));
     }
     Ok(inner.to_string())
 }

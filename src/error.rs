@@ -98,9 +98,9 @@ pub enum StreamError {
 /// Why a key, recipient or key file could not be parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    /// A recipient string that is not a valid recipient. Holds the text as shown in messages:
-    /// a private key given by mistake is never repeated.
-    #[error("invalid recipient {0:?}")]
+    /// A recipient string that is not a valid recipient. Holds the text as shown in messages
+    /// (escaped and shortened): a private key given by mistake is never repeated.
+    #[error("invalid recipient \"{0}\"")]
     InvalidRecipient(String),
     /// A line of an identity file that is not a valid identity. The line itself is never
     /// repeated: it may be a secret.
@@ -109,8 +109,17 @@ pub enum KeyError {
         /// 1-based line number.
         line: usize,
     },
+    /// A secret (an age secret key, a plugin identity, a private key) where a recipient
+    /// belongs. Names its kind only, and the line of a file if known.
+    #[error("{}this is a {kind}, not a recipient", line.map_or(String::new(), |n| format!("line {n}: ")))]
+    SecretNotRecipient {
+        /// What the secret is, such as "secret key (AGE-SECRET-KEY-1...)".
+        kind: &'static str,
+        /// The 1-based line of the file it is on, if it came from a file.
+        line: Option<usize>,
+    },
     /// A line of a recipients file that is not a valid recipient.
-    #[error("line {line}: invalid recipient {value:?}")]
+    #[error("line {line}: invalid recipient \"{value}\"")]
     InvalidRecipientLine {
         /// 1-based line number.
         line: usize,
@@ -139,18 +148,6 @@ pub enum KeyError {
     /// Reading the key file failed.
     #[error(transparent)]
     Io(#[from] io::Error),
-}
-
-/// How a rejected key string appears in messages: public text as it is (shortened if long),
-/// anything that looks like a secret key not at all.
-pub(crate) fn shown(value: &str) -> String {
-    if value.to_ascii_uppercase().contains("SECRET-KEY") {
-        return "(a private key, not shown)".to_string();
-    }
-    match value.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}...", &value[..cut]),
-        None => value.to_string(),
-    }
 }
 
 impl From<DecryptError> for io::Error {

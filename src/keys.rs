@@ -20,9 +20,10 @@ use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::error::{shown, KeyError};
+use crate::error::KeyError;
 use crate::primitives::rsa;
 use crate::recipient::{Identity, Recipient};
+use crate::shown;
 pub use crate::ssh::Passphrase;
 use crate::{pq, ssh, ssh_rsa, x25519};
 
@@ -155,9 +156,13 @@ pub fn parse_key_file(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile,
                 .map(|(line, value)| {
                     parse_public(value).map_err(|e| match e {
                         KeyError::Unusable(m) => KeyError::Unusable(format!("line {line}: {m}")),
+                        KeyError::SecretNotRecipient { kind, .. } => KeyError::SecretNotRecipient {
+                            kind,
+                            line: Some(line),
+                        },
                         _ => KeyError::InvalidRecipientLine {
                             line,
-                            value: shown(value),
+                            value: shown::value(value),
                         },
                     })
                 })
@@ -235,6 +240,9 @@ or an SPKI RSA public key",
 }
 
 fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
+    if let Some(kind) = shown::secret_kind(s) {
+        return Err(KeyError::SecretNotRecipient { kind, line: None });
+    }
     if s.starts_with(PQ_RECIPIENT_PREFIX) {
         return Ok(PublicKey::Pq(Box::new(s.parse()?)));
     }
@@ -244,7 +252,7 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     if s.starts_with("ssh-") || ssh::unsupported_line(s).is_some() {
         return Ok(PublicKey::Ssh(ssh::PublicKey::from_openssh(s)?));
     }
-    Err(KeyError::InvalidRecipient(shown(s)))
+    Err(KeyError::InvalidRecipient(shown::value(s)))
 }
 
 /// Parses one recipient: `age1...`, or an OpenSSH `ssh-rsa`/`ssh-ed25519` public key line.
@@ -254,19 +262,25 @@ pub fn parse_recipient(s: &str) -> Result<Box<dyn Recipient>, KeyError> {
 
 /// Parses a recipients file: one recipient per line, or one PEM RSA public key.
 pub fn parse_recipients_file(text: &str) -> Result<Vec<Box<dyn Recipient>>, KeyError> {
-    let first = key_lines(text).next().map(|(_, l)| l).unwrap_or("");
-    if first.starts_with("AGE-SECRET-KEY-") {
-        // Kept line-based, so that the error names the line and never shows the secret.
-        return Err(KeyError::InvalidRecipientLine {
-            line: key_lines(text).next().map_or(1, |(n, _)| n),
-            value: shown(first),
-        });
+    if let Some((line, first)) = key_lines(text).next() {
+        // A secret on the first key line (an identity file) or a private key block: named
+        // by its kind and line, never parsed further, never shown.
+        let pem = first.starts_with("-----BEGIN ").then(|| text.trim_start());
+        if let Some(kind) = shown::secret_kind(pem.unwrap_or(first)) {
+            return Err(KeyError::SecretNotRecipient {
+                kind,
+                line: Some(line),
+            });
+        }
     }
     let mut no_passphrase = || Err(KeyError::PassphraseNeeded);
     match parse_key_file(text, &mut no_passphrase) {
         Ok(KeyFile::Public(keys)) => Ok(keys.iter().map(PublicKey::to_recipient).collect()),
         Ok(KeyFile::Private(_)) | Err(KeyError::PassphraseNeeded) => {
-            Err(KeyError::Unusable("a private key, not a public key".into()))
+            Err(KeyError::SecretNotRecipient {
+                kind: "private key",
+                line: None,
+            })
         }
         Err(KeyError::UnknownFormat(_)) => Err(KeyError::UnknownFormat(RECIPIENT_FORMATS)),
         Err(e) => Err(e),
@@ -471,11 +485,12 @@ mod tests {
             err.starts_with("invalid recipient \"age1pq1") && err.len() < 120,
             "{err}"
         );
-        let err = parse_recipient(&pq::Identity::generate().to_secret_string().to_lowercase())
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(!err.to_uppercase().contains("SECRET-KEY-PQ"), "{err}");
+        let secret = pq::Identity::generate().to_secret_string().to_lowercase();
+        let err = parse_recipient(&secret).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "this is a post-quantum secret key (AGE-SECRET-KEY-PQ-1...), not a recipient"
+        );
     }
 
     #[test]
@@ -495,14 +510,25 @@ mod tests {
 
         let secret = x25519::Identity::generate().to_secret_string();
         let err = parse_recipients_file(&secret).err().unwrap().to_string();
-        assert!(
-            !err.contains("AGE-SECRET") && err.contains("not shown"),
-            "{err}"
+        assert_eq!(
+            err,
+            "line 1: this is a secret key (AGE-SECRET-KEY-1...), not a recipient"
+        );
+        let err = parse_recipients_file(&format!("{r}\n{}\n", secret.as_str()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "line 2: this is a secret key (AGE-SECRET-KEY-1...), not a recipient"
         );
         let err = parse_recipient(&secret.to_lowercase())
             .err()
             .unwrap()
             .to_string();
-        assert!(!err.to_uppercase().contains("AGE-SECRET"), "{err}");
+        assert_eq!(
+            err,
+            "this is a secret key (AGE-SECRET-KEY-1...), not a recipient"
+        );
     }
 }

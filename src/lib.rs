@@ -69,6 +69,8 @@ pub mod inspect;
 pub mod mmap;
 
 pub mod error;
+// How text from outside (file names, rejected keys) appears in messages.
+mod shown;
 
 /// The command-line glue shared by the `seal`, `unseal` and `seal-keygen` binaries.
 #[cfg(feature = "cli")]

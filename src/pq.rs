@@ -32,11 +32,12 @@ use std::str::FromStr;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::error::{shown, DecryptError, KeyError};
+use crate::error::{DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::hpke::Suite;
 use crate::keytext;
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
+use crate::shown;
 use crate::xwing::{self, DecapsulationKey, EncapsulationKey};
 
 const STANZA_KIND: &str = "mlkem768x25519";
@@ -148,7 +149,7 @@ impl FromStr for Recipient {
 
     /// Parses `age1pq1...` (lowercase Bech32, as age writes it).
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        let invalid = || KeyError::InvalidRecipient(shown(s));
+        let invalid = || KeyError::InvalidRecipient(shown::value(s));
         let bytes = keytext::decode(s, RECIPIENT_HRP).ok_or_else(invalid)?;
         let bytes: &[u8; PUBLIC_KEY_SIZE] = bytes.as_slice().try_into().map_err(|_| invalid())?;
         // The ML-KEM half must pass FIPS 203's encapsulation key check, and the X25519 half
@@ -167,7 +168,7 @@ impl fmt::Display for Recipient {
 
 impl fmt::Debug for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pq::Recipient({})", shown(&self.to_string()))
+        write!(f, "pq::Recipient({})", shown::value(&self.to_string()))
     }
 }
 

@@ -92,12 +92,27 @@ mod rustcrypto {
 
     use super::{ChunkAead, TAG_SIZE};
 
+    /// The key is wiped when the last copy is dropped: `ChaCha20Poly1305` zeroizes itself
+    /// (the crate's `zeroize` feature).
     #[derive(Clone)]
     pub struct Aead(ChaCha20Poly1305);
 
+    impl zeroize::ZeroizeOnDrop for Aead {}
+
+    /// The marker above holds because the field wipes itself, checked at compile time: the
+    /// build fails if `chacha20poly1305` loses its `zeroize` feature.
+    const _: () = {
+        fn wipes<T: zeroize::ZeroizeOnDrop>() {}
+        let _ = wipes::<ChaCha20Poly1305>;
+    };
+
     impl ChunkAead for Aead {
         fn new(key: &[u8; 32]) -> Self {
-            Aead(ChaCha20Poly1305::new(&Key::from(*key)))
+            use zeroize::Zeroize;
+            let mut key = Key::from(*key);
+            let aead = Aead(ChaCha20Poly1305::new(&key));
+            key.as_mut_slice().zeroize();
+            aead
         }
 
         fn seal(&self, nonce: &[u8; 12], plaintext: &[u8], out: &mut [u8]) -> [u8; TAG_SIZE] {

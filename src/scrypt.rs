@@ -11,7 +11,10 @@
 //!
 //! The work factor is chosen by whoever seals, so an opening [`Identity`] refuses factors above
 //! a limit ([`MAX_WORK_FACTOR`] unless set): a hostile file cannot make it spend minutes and
-//! gigabytes.
+//! gigabytes. Below the limit, every derivation of the process (sealing or opening, on any
+//! thread) draws on one memory budget of 256 MiB, and one larger than that runs alone: the
+//! peak is max(256 MiB, the largest single derivation), 4 GiB at most when opening,
+//! however many files and threads a batch has (see `budget.rs`).
 
 use std::fmt;
 
@@ -22,6 +25,8 @@ use crate::error::DecryptError;
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::primitives::{open_once, seal_once};
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
+
+mod budget;
 
 /// The stanza type.
 pub const STANZA_KIND: &str = "scrypt";
@@ -129,6 +134,8 @@ fn wrap_key(passphrase: &str, salt: &[u8; SALT_SIZE], log2_n: u8) -> Zeroizing<[
     // r = 8 and p = 1 are fixed by the format; log2 N is checked by the callers (at most 30
     // when sealing, at most the identity's limit when opening), well inside scrypt's range.
     let params = ::scrypt::Params::new(log2_n, 8, 1, 32).expect("valid scrypt parameters");
+    // Its memory, from the budget shared by every thread, until the key is derived.
+    let _memory = budget::reserve(log2_n);
     let mut key = Zeroizing::new([0u8; 32]);
     ::scrypt::scrypt(passphrase.as_bytes(), &full_salt, &params, key.as_mut())
         .expect("32 is a valid scrypt output length");

@@ -14,8 +14,9 @@ use ssh_key::public::{Ed25519PublicKey, KeyData, RsaPublicKey};
 use ssh_key::{HashAlg, LineEnding, Mpint};
 use zeroize::Zeroizing;
 
-use crate::error::{shown, KeyError};
+use crate::error::KeyError;
 use crate::primitives::rsa::{self, RsaKeyError};
+use crate::shown;
 use crate::{ssh_ed25519, ssh_rsa};
 
 /// The tag of a stanza for the SSH public key whose wire encoding is `wire`.
@@ -47,7 +48,7 @@ impl PublicKey {
         if let Some(e) = unsupported_line(line) {
             return Err(e);
         }
-        let invalid = || KeyError::InvalidRecipient(shown(line));
+        let invalid = || KeyError::InvalidRecipient(shown::value(line));
         let parsed = ssh_key::PublicKey::from_openssh(line).map_err(|_| invalid())?;
         let key = match parsed.key_data() {
             KeyData::Rsa(k) => {

@@ -210,7 +210,7 @@ impl SignerKey {
     pub fn from_openssh(text: &str) -> Result<SignerKey, KeyError> {
         ssh_key::PublicKey::from_openssh(text.trim())
             .map(|k| SignerKey(k.key_data().clone()))
-            .map_err(|_| KeyError::InvalidRecipient(crate::error::shown(text)))
+            .map_err(|_| KeyError::InvalidRecipient(crate::shown::value(text)))
     }
 
     /// `SHA256:` and the unpadded base64 of SHA-256 of the key's wire encoding, as

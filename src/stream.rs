@@ -58,9 +58,14 @@ pub fn plaintext_len(encrypted_len: u64) -> Result<u64, DecryptError> {
     Ok(encrypted_len - chunks * TAG_SIZE as u64)
 }
 
-/// The payload key, set up once per file and shared by every chunk.
+/// The payload key, set up once per file and shared by every chunk. With the default
+/// backend it is wiped when the last copy is dropped.
 #[derive(Clone)]
 pub struct PayloadCipher(Aead);
+
+/// Its only field, the RustCrypto AEAD, wipes its key on drop.
+#[cfg(not(feature = "aws-lc"))]
+impl zeroize::ZeroizeOnDrop for PayloadCipher {}
 
 impl PayloadCipher {
     /// `HKDF-SHA256(file key, salt = nonce, info = "payload")`.
@@ -297,6 +302,15 @@ impl<R: Read> Read for StreamReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Checked at compile time: a dropped payload cipher leaves no key behind.
+    #[cfg(not(feature = "aws-lc"))]
+    #[test]
+    fn a_dropped_payload_cipher_wipes_its_key() {
+        fn wipes<T: zeroize::ZeroizeOnDrop>() {}
+        wipes::<chacha20poly1305::ChaCha20Poly1305>();
+        wipes::<PayloadCipher>();
+    }
 
     fn cipher() -> PayloadCipher {
         PayloadCipher::new(&FileKey::from_slice(&[7; 16]).unwrap(), &[1; NONCE_SIZE])

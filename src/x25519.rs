@@ -10,11 +10,12 @@ use std::str::FromStr;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::error::{shown, DecryptError, KeyError};
+use crate::error::{DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::keytext;
 use crate::primitives::{hkdf, open_once, seal_once, x25519, x25519_base};
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
+use crate::shown;
 
 const STANZA_KIND: &str = "X25519";
 const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
@@ -120,7 +121,7 @@ impl FromStr for Recipient {
 
     /// Parses `age1...` (lowercase Bech32, as age writes it).
     fn from_str(s: &str) -> Result<Self, KeyError> {
-        let invalid = || KeyError::InvalidRecipient(shown(s));
+        let invalid = || KeyError::InvalidRecipient(shown::value(s));
         let bytes = keytext::decode(s, RECIPIENT_HRP).ok_or_else(invalid)?;
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| invalid())?;
         // A low-order point would make every shared secret zero: not a usable recipient.

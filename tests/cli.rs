@@ -1194,8 +1194,8 @@ fn usage_errors_are_exit_2_with_one_message_and_leave_nothing_behind() {
         ),
         (
             "seal plain.txt --to server.key",
-            "error: server.key: line 3: invalid recipient",
-            Some("this is a private key: give --to the public key file (.pub)"),
+            "error: server.key: line 3: this is a secret key (AGE-SECRET-KEY-1...), not a recipient",
+            Some("give --to the public key file (.pub); seal-keygen -y server.key prints its key"),
         ),
         (
             "seal plain.txt --to age1bogus",
@@ -1288,9 +1288,20 @@ fn a_private_key_given_as_a_recipients_file_is_never_echoed() {
             .run();
         let run = run.fails(EXIT_USAGE);
         let stderr = &run.stderr;
+        // Named by its kind ("AGE-SECRET-KEY-1..."), but no piece of the key is shown.
+        let key = String::from_utf8(dir.read("server.key")).unwrap();
+        let secret = key
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-1"))
+            .unwrap();
+        let body = &secret["AGE-SECRET-KEY-1".len()..];
+        for piece in body.as_bytes().windows(8) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            assert!(!stderr.contains(piece), "{flag}: the key leaked: {stderr}");
+        }
         assert!(
-            !stderr.contains("AGE-SECRET-KEY-"),
-            "{flag}: the key leaked: {stderr}"
+            stderr.contains("secret key (AGE-SECRET-KEY-1...)"),
+            "{stderr}"
         );
     }
 }

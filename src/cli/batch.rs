@@ -259,7 +259,7 @@ impl Progress {
 
     fn started(&self, path: &Path, len: u64) {
         if len >= LARGE && self.show != Show::Nothing {
-            let name = path.display().to_string();
+            let name = crate::shown::path(path);
             if let Some(bar) = &self.bar {
                 bar.set_message(name.clone());
             }
@@ -273,7 +273,7 @@ impl Progress {
             return;
         }
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if current.as_deref() == Some(&*path.display().to_string()) {
+        if current.as_deref() == Some(&*crate::shown::path(path)) {
             *current = None;
             if let Some(bar) = &self.bar {
                 bar.set_message("");
@@ -350,7 +350,7 @@ impl Observer for Reporter {
             Event::RemovedPartial(path) => {
                 self.tally().removed_partials += 1;
                 if !self.quiet {
-                    let path = path.display();
+                    let path = crate::shown::path(path);
                     let line = format!(
                         "{}: removed {path}, left by an interrupted run",
                         self.program
@@ -391,7 +391,7 @@ impl Reporter {
                 }
             }
         }
-        let path = report.source.display();
+        let path = crate::shown::path(&report.source);
         match &report.outcome {
             Outcome::Done => {
                 let sender = report.sender.as_ref();
@@ -520,7 +520,11 @@ fn message(error: &FileError) -> String {
         FileError::Read(e) => format!("cannot read: {}", describe_io(e)),
         FileError::Decrypt(e) => Failure::from(e).message,
         FileError::Write { path, error } => {
-            format!("cannot write {}: {}", path.display(), describe_io(error))
+            format!(
+                "cannot write {}: {}",
+                crate::shown::path(path),
+                describe_io(error)
+            )
         }
         FileError::ReadSignature(e) => format!("cannot read its signature: {}", describe_io(e)),
         FileError::RemoveSource(e) => format!(
@@ -625,7 +629,9 @@ pub(super) fn json_string(line: &mut String, text: &str) {
             '\n' => line.push_str("\\n"),
             '\r' => line.push_str("\\r"),
             '\t' => line.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            // C0 controls, and DEL and C1 controls too, so that no terminal showing the
+            // report acts on them; the parsed string is the same.
+            c if c.is_control() => {
                 let _ = write!(line, "\\u{:04x}", c as u32);
             }
             c => line.push(c),
@@ -641,8 +647,8 @@ mod tests {
     #[test]
     fn json_strings_escape_quotes_backslashes_and_controls() {
         let mut line = String::new();
-        json_string(&mut line, "a\"b\\c\nd\u{1}é");
-        assert_eq!(line, r#""a\"b\\c\nd\u0001é""#);
+        json_string(&mut line, "a\"b\\c\nd\u{1}é\u{1b}\u{7f}\u{9b}");
+        assert_eq!(line, r#""a\"b\\c\nd\u0001é\u001b\u007f\u009b""#);
     }
 
     #[test]

@@ -70,9 +70,9 @@ impl Failure {
         self
     }
 
-    /// Prefixes the message with the file it is about.
+    /// Prefixes the message with the file it is about, its name escaped.
     pub fn about(mut self, path: &Path) -> Failure {
-        self.message = format!("{}: {}", path.display(), self.message);
+        self.message = format!("{}: {}", crate::shown::path(path), self.message);
         self
     }
 

@@ -48,8 +48,10 @@ pub fn run(
             for (path, ids) in &identities {
                 for id in ids {
                     match id.unwrap_stanza(stanza) {
-                        Some(Ok(_)) => found.push(path.display().to_string()),
-                        Some(Err(e)) => found.push(format!("{} (but: {e})", path.display())),
+                        Some(Ok(_)) => found.push(crate::shown::path(path)),
+                        Some(Err(e)) => {
+                            found.push(format!("{} (but: {e})", crate::shown::path(path)))
+                        }
                         None => continue,
                     }
                     break;
@@ -104,7 +106,7 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 
 fn to_text(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "file: {}", name.display());
+    let _ = writeln!(out, "file: {}", crate::shown::path(name));
     let _ = writeln!(out, "format: {}", info.version);
     let armor = if info.armored {
         "yes (sizes below are of the decoded file)"
@@ -132,8 +134,8 @@ fn to_text(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool)
             out,
             "  {}. {}, recipient: {}",
             i + 1,
-            stanza.kind,
-            stanza.target()
+            crate::shown::escape(stanza.kind.as_bytes()),
+            crate::shown::escape(stanza.target().as_bytes())
         );
         if keyed {
             match found.as_slice() {

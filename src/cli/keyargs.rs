@@ -31,8 +31,8 @@ impl PassphraseFlags {
     pub fn get(&self, path: &Path) -> Result<Zeroizing<String>, KeyError> {
         if let Some(file) = &self.key_passphrase_file {
             let text = Zeroizing::new(fs::read_to_string(file).map_err(|e| {
-                let why = super::failure::describe_io(&e);
-                KeyError::PassphraseUnavailable(format!("{}: {why}", file.display()))
+                let why = passphrase_file_error("--key-passphrase-file", file, &e);
+                KeyError::PassphraseUnavailable(why)
             })?);
             let line = text.lines().next().unwrap_or("");
             return Ok(Zeroizing::new(line.to_string()));
@@ -47,7 +47,7 @@ impl PassphraseFlags {
         if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
             return Err(KeyError::PassphraseNeeded);
         }
-        let prompt = format!("Passphrase for {}: ", path.display());
+        let prompt = format!("Passphrase for {}: ", crate::shown::path(path));
         rpassword::prompt_password(prompt)
             .map(Zeroizing::new)
             .map_err(|_| KeyError::PassphraseNeeded)
@@ -73,6 +73,7 @@ pub fn recipients(
 ) -> Result<Vec<Box<dyn Recipient>>, Failure> {
     let mut out = Vec::new();
     for value in to {
+        not_a_secret("--to", value)?;
         if is_literal(value) && !Path::new(value).exists() {
             out.push(keys::parse_recipient(value)?);
         } else {
@@ -80,9 +81,11 @@ pub fn recipients(
         }
     }
     for value in literals {
+        not_a_secret("-r", value)?;
         out.push(keys::parse_recipient(value)?);
     }
     for path in files {
+        not_a_secret("-R", &path.to_string_lossy())?;
         out.extend(recipients_file(path)?);
     }
     if out.is_empty() {
@@ -103,15 +106,29 @@ fn read_key_text(path: &Path, formats: &'static str) -> Result<Zeroizing<String>
     }
 }
 
+/// Refuses a secret (an age secret key, a private key) given on the command line where a
+/// recipient or a recipients file belongs, naming its kind only.
+fn not_a_secret(flag: &str, value: &str) -> Result<(), Failure> {
+    match crate::shown::secret_kind(value) {
+        Some(kind) => Err(
+            Failure::usage(format!("{flag}: this is a {kind}, not a recipient"))
+                .hint("give its public key instead; seal-keygen -y KEYFILE prints it"),
+        ),
+        None => Ok(()),
+    }
+}
+
 fn recipients_file(path: &Path) -> Result<Vec<Box<dyn Recipient>>, Failure> {
     let text = read_key_text(path, keys::RECIPIENT_FORMATS)?;
     let recipients = keys::parse_recipients_file(&text).map_err(|e| {
-        let private = text.contains("AGE-SECRET-KEY-") || text.contains("PRIVATE KEY-----");
+        let secret = matches!(e, KeyError::SecretNotRecipient { .. });
         let failure = Failure::from(e).about(path);
-        if private {
-            failure.hint("this is a private key: give --to the public key file (.pub)")
-        } else {
-            failure
+        match secret {
+            true => failure.hint(format!(
+                "give --to the public key file (.pub); seal-keygen -y {} prints its key",
+                crate::shown::path(path)
+            )),
+            false => failure,
         }
     })?;
     Ok(recipients)
@@ -137,6 +154,12 @@ pub fn identity_file(
     path: &Path,
     passphrase: &PassphraseFlags,
 ) -> Result<Vec<Box<dyn Identity>>, Failure> {
+    if let Some(kind) = crate::shown::secret_kind(&path.to_string_lossy()) {
+        return Err(Failure::usage(format!(
+            "--key: this is a {kind} itself, not the name of its file"
+        ))
+        .hint("save it in a file only you can read (chmod 600), and give --key FILE"));
+    }
     let text = read_key_text(path, keys::IDENTITY_FORMATS)?;
     let mut ask = || passphrase.get(path);
     let parsed = keys::parse_identity_file_with(&text, &mut ask).map_err(|e| {
@@ -164,8 +187,20 @@ pub fn warn_if_exposed(program: &str, path: &Path, what: &str) {
         if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
             say!(
                 "{program}: warning: {}: {what} is readable by group or others; run chmod 600",
-                path.display()
+                crate::shown::path(path)
             );
         }
+    }
+}
+
+/// Why a passphrase file given to `flag` cannot be read. A file that does not exist is not
+/// named: the name may be the passphrase itself, typed where its file belongs.
+pub fn passphrase_file_error(flag: &str, path: &Path, e: &std::io::Error) -> String {
+    let why = super::failure::describe_io(e);
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            format!("{flag}: {why} (the name is not repeated: it may be the passphrase itself)")
+        }
+        _ => format!("{}: {why}", crate::shown::path(path)),
     }
 }

@@ -101,7 +101,7 @@ pub struct Args {
 
 /// The `seal-keygen` binary.
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let args: Args = super::parse_args();
     run("seal-keygen", || keygen(args))
 }
 
@@ -162,8 +162,8 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
             write_pair(&path, &text, &public)?;
             say!(
                 "seal-keygen: wrote {} (private: keep it on the server) and {} (public: give it to users)",
-                path.display(),
-                public_path(&path).display()
+                crate::shown::path(&path),
+                crate::shown::path(&public_path(&path))
             );
             say!("Public key: {public}");
         }
@@ -221,8 +221,8 @@ fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
     write_pair(&path, &text, &public)?;
     say!(
         "seal-keygen: wrote {} (private: give it to {name}) and {} (public); add the line below to the server's allowed signers list",
-        path.display(),
-        public_path(&path).display()
+        crate::shown::path(&path),
+        crate::shown::path(&public_path(&path))
     );
     let namespace = crate::sshsig::NAMESPACE;
     print_line(&format!("{name} namespaces=\"{namespace}\" {public}"))

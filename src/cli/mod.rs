@@ -7,13 +7,18 @@
 //! Messages follow age: `seal: error: report.pdf: ...` on stderr, lowercase, no trailing
 //! period, one line; hints on their own `hint:` line.
 
-/// `eprintln!` that never panics. With standard error a closed pipe, `eprintln!` panics; in
-/// the signal handler's thread that left the process running after SIGTERM, elsewhere it
-/// turned a documented exit code into 101. A message that cannot be written is dropped.
+/// `eprintln!` that never panics, for every message line. With standard error a closed
+/// pipe, `eprintln!` panics; in the signal handler's thread that left the process running
+/// after SIGTERM, elsewhere it turned a documented exit code into 101. A message that cannot
+/// be written is dropped.
+///
+/// The line goes through [`crate::shown::line`]: whatever text went into it (a file name, a
+/// principal, a rejected value), it stays one line, drives no terminal, and shows no secret.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = crate::shown::line(&format!($($arg)*));
+        let _ = writeln!(std::io::stderr(), "{line}");
     }};
 }
 
@@ -50,7 +55,8 @@ pub struct Shared {
     #[arg(short, long)]
     pub force: bool,
 
-    /// Worker threads; 0 means one per core, 1 the sequential path.
+    /// Worker threads; 0 means one per core, 1 the sequential path; at most 4 per core
+    /// (more is capped, with a warning).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 
@@ -62,6 +68,47 @@ pub struct Shared {
     /// summary or notes either, only errors.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+impl Shared {
+    /// Caps `--threads` at [`max_threads`], with a warning saying what is used instead.
+    pub fn cap_threads(&mut self, program: &str) {
+        let (max, cores) = max_threads();
+        if self.threads > max {
+            say!(
+                "{program}: warning: --threads {} is more than {THREADS_PER_CORE} per core ({cores} cores); using {max}",
+                self.threads
+            );
+            self.threads = max;
+        }
+    }
+}
+
+/// Worker threads per core at most. The work is CPU-bound (ChaCha20-Poly1305, scrypt,
+/// public-key operations): threads past the cores only add stacks, buffers and switching.
+/// A few per core still help where threads wait on a slow disk or a network file system;
+/// beyond that a thread count is a mistake (`--threads 100000` spent minutes starting
+/// threads).
+const THREADS_PER_CORE: usize = 4;
+
+/// The most worker threads `--threads` may ask for, and the cores it is counted from.
+fn max_threads() -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (THREADS_PER_CORE * cores, cores)
+}
+
+/// The command line, parsed by clap; a clap error that would repeat a secret (a private key
+/// given as an argument clap does not expect) is printed with the secret replaced by its kind.
+fn parse_args<A: clap::Parser>() -> A {
+    A::try_parse().unwrap_or_else(|e| {
+        let text = e.render().to_string();
+        if let std::borrow::Cow::Owned(redacted) = crate::shown::redact(&text) {
+            use std::io::Write as _;
+            let _ = write!(std::io::stderr(), "{redacted}");
+            process::exit(e.exit_code());
+        }
+        e.exit()
+    })
 }
 
 /// Builds a rayon pool of `threads` threads (0 = one per core) and runs `f` in it.

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use zeroize::Zeroizing;
 
-use super::failure::Failure;
+use super::failure::{ExitCode, Failure};
 use super::keyargs::warn_if_exposed;
 use crate::error::DecryptError;
 use crate::format::Stanza;
@@ -22,7 +22,11 @@ use crate::scrypt;
 /// Reads a passphrase file: its contents without one final line end. Warns (on stderr) if
 /// others can read it.
 pub fn from_file(program: &str, path: &Path) -> Result<Zeroizing<String>, Failure> {
-    let text = Zeroizing::new(fs::read(path).map_err(|e| Failure::io(path, &e))?);
+    let text = fs::read(path).map_err(|e| {
+        let why = super::keyargs::passphrase_file_error("--passphrase-file", path, &e);
+        Failure::new(ExitCode::Io, why)
+    })?;
+    let text = Zeroizing::new(text);
     let text = text
         .strip_suffix(b"\n")
         .map(|t| t.strip_suffix(b"\r").unwrap_or(t))

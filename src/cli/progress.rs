@@ -72,10 +72,10 @@ impl Drop for Progress {
     }
 }
 
-/// What to call a file on a progress bar: its name, without the folders.
+/// What to call a file on a progress bar: its name, without the folders, escaped.
 pub fn label(path: &Path) -> String {
     let name = path.file_name().unwrap_or(path.as_os_str());
-    name.to_string_lossy().into_owned()
+    crate::shown::path(Path::new(name))
 }
 
 /// A reader that reports what passes through it.

@@ -97,7 +97,8 @@ pub struct Args {
 
 /// The `seal` binary.
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args: Args = super::parse_args();
+    args.shared.cap_threads("seal");
     run("seal", || seal(args))
 }
 

@@ -95,7 +95,7 @@ impl Senders {
             Some(path) => sender::read_signature(path).map_err(|e| Failure::io(path, &e))?,
             None => None,
         };
-        let looked_at = path.map_or("--signature FILE".into(), |p| p.display().to_string());
+        let looked_at = path.map_or("--signature FILE".into(), |p| crate::shown::path(&p));
         let (check, hasher) = self
             .policy
             .check_file(text.as_deref(), &looked_at)
@@ -192,7 +192,7 @@ pub fn report_line(name: &Path, verdict: &Verdict, quiet: bool) -> Option<String
 /// One line about a file's sender: `FILE: signed by alice (ssh-ed25519 SHA256:...)`,
 /// `FILE: not signed`, `warning: FILE: signature not accepted: WHY`.
 pub fn describe(name: &Path, verdict: &Verdict) -> String {
-    let name = name.display();
+    let name = crate::shown::path(name);
     match verdict {
         Verdict::Signed(sender) => format!("{name}: signed by {}", signer(sender)),
         Verdict::Unsigned => format!("{name}: not signed"),
@@ -200,11 +200,16 @@ pub fn describe(name: &Path, verdict: &Verdict) -> String {
     }
 }
 
-/// `alice,alice@example (ssh-ed25519 SHA256:...)`.
+/// `alice,alice@example (ssh-ed25519 SHA256:...)`, the principals escaped.
 pub fn signer(sender: &Sender) -> String {
+    let principals: Vec<String> = sender
+        .principals
+        .iter()
+        .map(|p| crate::shown::escape(p.as_bytes()))
+        .collect();
     format!(
         "{} ({} {})",
-        sender.principals.join(","),
+        principals.join(","),
         sender.key.algorithm(),
         sender.key.fingerprint()
     )

@@ -85,7 +85,8 @@ pub struct Args {
 
 /// The `unseal` binary.
 pub fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args: Args = super::parse_args();
+    args.shared.cap_threads("unseal");
     run("unseal", || unseal(args))
 }
 

@@ -244,12 +244,12 @@ fn small_rsa_keys_other_key_types_and_damaged_files_are_refused_clearly() {
     let hinted = [
         (
             "seal plain --to rsa2048",
-            "a private key, not a public key",
+            "this is a private key (-----BEGIN OPENSSH PRIVATE KEY-----), not a recipient",
             "give --to the public key file",
         ),
         (
             "seal plain --to pkcs1.pem",
-            "a private key, not a public key",
+            "this is a private key (-----BEGIN RSA PRIVATE KEY-----), not a recipient",
             "give --to the public key file",
         ),
         (
