@@ -258,3 +258,81 @@ fn an_input_truncated_during_a_batch_fails_alone_and_every_other_file_opens() {
         .any(|p| p.to_string_lossy().ends_with(".seal-partial"));
     assert!(!partial, "a temporary file was left");
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: PathBuf, size: &str) -> SmallFs {
+        fs::create_dir_all(&at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run mount: {e}"));
+        assert!(status.success(), "mount a {size} tmpfs (this test needs root)");
+        SmallFs(at)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+#[ignore = "needs root to mount a small tmpfs; .ci/run runs it"]
+fn a_full_file_system_fails_the_files_that_do_not_fit_and_the_batch_goes_on() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    let mut files = Vec::new();
+    for i in 0..6 {
+        files.push((format!("big{i}"), data(12 << 20, 40 + i)));
+    }
+    for i in 0..20 {
+        files.push((format!("small{i}"), data(3000, 60 + i)));
+    }
+    for (name, bytes) in &files {
+        dir.write(format!("tree/{name}"), bytes);
+    }
+    dir.line("seal tree --to server.pub -o sealed").run().ok();
+    // 40 MiB for 72 MiB of plaintext; eight threads decrypt into mapped outputs.
+    let _fs = SmallFs::mount(dir.path("out"), "40m");
+    let run = dir
+        .line("unseal sealed/tree --key server.key -o out --threads 8")
+        .run()
+        .fails(7);
+    let failed: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains("No space left on device"))
+        .collect();
+    assert!(!failed.is_empty(), "nothing failed for space:\n{}", run.stderr);
+    assert!(
+        !run.stderr.contains("mapped output failed"),
+        "a fault stopped the process:\n{}",
+        run.stderr
+    );
+    // Each file is whole or absent, and every one was reported.
+    let mut whole = 0;
+    for (name, bytes) in &files {
+        match fs::read(dir.path(format!("out/tree/{name}"))) {
+            Ok(out) => {
+                assert!(out == *bytes, "{name} differs");
+                whole += 1;
+            }
+            Err(_) => assert!(
+                run.stderr.contains(&format!("{name}.age")),
+                "{name} is missing and was not reported:\n{}",
+                run.stderr
+            ),
+        }
+    }
+    assert!(whole >= 20, "the small files fit, and were written");
+    let partial = dir
+        .listing()
+        .into_iter()
+        .any(|p| p.to_string_lossy().ends_with(".seal-partial"));
+    assert!(!partial, "a temporary file was left");
+}
