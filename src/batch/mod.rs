@@ -23,7 +23,11 @@
 //! files are skipped; an output directory inside an input tree is not walked; file names are
 //! kept as bytes ([`std::ffi::OsStr`]), UTF-8 or not. Outputs are only ever written inside
 //! the output directory, whose subdirectories are created by this module and never followed
-//! through a symbolic link.
+//! through a symbolic link: each output directory is opened once ([`OutputDirs`]), below the
+//! root from its parent's handle, and every output is created, renamed and removed relative
+//! to its directory's handle ([`Dir`]), so that a directory swapped for a link while the batch
+//! runs takes nothing elsewhere. `remove_source` removes an input through a handle of its
+//! directory, and only if its name still refers to the file that was processed.
 //!
 //! This module never prints, exits or looks at a terminal: progress and results reach the
 //! caller through [`Observer`] and the returned reports.
@@ -61,8 +65,8 @@ mod run;
 mod staging;
 mod walk;
 
-pub use run::{remove_source, run};
-pub use staging::{is_partial_name, PARTIAL_SUFFIX};
+pub use run::{remove_source, run, Source};
+pub use staging::{is_partial_name, Broken, Dir, FileId, OutputDirs, PARTIAL_SUFFIX};
 pub use walk::plan;
 
 /// Which way a batch goes.

@@ -221,7 +221,7 @@ fn open(
             let output = pending.target().to_path_buf();
             pending.commit()?;
             // A checked signature goes with its file.
-            batch::remove_single(&args.batch, path, &output, senders.is_some())
+            batch::remove_single(&args.batch, (path, &meta), &output, senders.is_some())
         }
         (Source::File(path), Destination::Stdout) => {
             let (file, meta) = open_input(path)?;

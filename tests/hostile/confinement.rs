@@ -1,1 +1,223 @@
-//! (to be written)
+//! Writes only beneath `-o`: an uploader who can write into the output directory swaps a
+//! directory of the batch for a symbolic link to its own; an output that names its own
+//! input; two batches on one tree removing each other's temporary files (issue 15).
+//!
+//! The uploader is simulated by a thread of the test racing the batch: the tests run as
+//! root in CI, where no second user is at hand, and the kernel checks no permission on the
+//! paths a root process follows anyway.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+// The documented exit codes (src/cli/failure.rs).
+const EXIT_BATCH: i32 = 7;
+
+/// `count` small files under `TREE` (every other one in `TREE/sub`), sealed to the key
+/// `server` under `sealed/TREE` by one `seal` run; returns their relative paths and contents.
+fn sealed_tree(dir: &Dir, count: u64) -> BTreeMap<PathBuf, Vec<u8>> {
+    dir.new_key("server");
+    let files: BTreeMap<PathBuf, Vec<u8>> = (0..count)
+        .map(|i| {
+            let name = match i % 2 {
+                0 => format!("f{i:05}.bin"),
+                _ => format!("sub/f{i:05}.bin"),
+            };
+            (PathBuf::from(name), data(16 + (i % 97) as usize, i))
+        })
+        .collect();
+    for (name, contents) in &files {
+        dir.write(Path::new("TREE").join(name), contents);
+    }
+    dir.line("seal TREE --to server.pub -o sealed --quiet")
+        .run()
+        .ok();
+    files
+}
+
+/// The regular files under `root`, however deep (links not followed).
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// Regular files whose name does not start with a dot (outputs in place, not temporary
+/// files) in `dir`.
+fn outputs_in(dir: &Path) -> usize {
+    fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+            .count()
+    })
+}
+
+/// The attacker: once the batch has put its first output into `victim` (a directory it
+/// made), renames `victim` away (to `OUT/moved-N`) and puts a symbolic link to `attacker`
+/// in its place, again whenever a real directory is back there, until the batch ends.
+/// Returns the directories moved away, and whether outputs kept arriving in one of them
+/// after it was moved (the attack landed in the middle of the batch).
+fn swap_for_links(
+    dir: &Dir,
+    batch: &mut Background,
+    victim: &Path,
+    attacker: &Path,
+) -> (Vec<PathBuf>, bool) {
+    let mut moved: Vec<(PathBuf, usize)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while batch.running() {
+        assert!(Instant::now() < deadline, "the batch never ended");
+        let real_dir = fs::symlink_metadata(victim).is_ok_and(|meta| meta.is_dir());
+        if real_dir && outputs_in(victim) > 0 {
+            let away = dir.path(format!("OUT/moved-{}", moved.len()));
+            if fs::rename(victim, &away).is_ok() {
+                symlink(attacker, victim).unwrap();
+                let before = outputs_in(&away);
+                moved.push((away, before));
+            }
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let landed = moved
+        .iter()
+        .any(|(away, before)| outputs_in(away) > *before);
+    (moved.into_iter().map(|(away, _)| away).collect(), landed)
+}
+
+#[test]
+fn a_directory_swapped_for_a_symbolic_link_mid_batch_never_takes_an_output_outside_o() {
+    let dir = Dir::new();
+    let files = sealed_tree(&dir, 2000);
+    let attacker = dir.path("attacker");
+    let mut landed = 0;
+    let trials = 4;
+    for trial in 0..trials {
+        let _ = fs::remove_dir_all(dir.path("OUT"));
+        let _ = fs::remove_dir_all(&attacker);
+        // The attacker's directory has the tree's shape, so that paths through the link
+        // resolve.
+        fs::create_dir_all(attacker.join("sub")).unwrap();
+        // Half the trials swap the tree's own directory, half its subdirectory.
+        let (victim, prefix) = match trial % 2 {
+            0 => ("OUT/TREE", ""),
+            _ => ("OUT/TREE/sub", "sub"),
+        };
+        let mut batch = dir
+            .line("unseal sealed/TREE --key server.key -o OUT --json")
+            .start();
+        let (moved, hit) = swap_for_links(&dir, &mut batch, &dir.path(victim), &attacker);
+        let run = batch.wait();
+        landed += usize::from(hit);
+
+        let stolen = files_under(&attacker);
+        assert!(
+            stolen.is_empty(),
+            "trial {trial} ({victim}): {} outputs written outside -o, such as {:?}",
+            stolen.len(),
+            stolen.first()
+        );
+        assert!(
+            [0, EXIT_BATCH].contains(&run.code),
+            "trial {trial}: exit {}: {}",
+            run.code,
+            run.stderr
+        );
+        // Every file is either reported failed, or whole in the real output tree (where
+        // it was, or in the directory moved away).
+        let outcomes: BTreeMap<String, String> = run
+            .json()
+            .into_iter()
+            .filter(|record| record["type"] == "file")
+            .map(|r| {
+                let path = r["path"].as_str().unwrap().to_string();
+                (path, r["outcome"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(
+            outcomes.len(),
+            files.len(),
+            "trial {trial}: one record a file"
+        );
+        for (name, contents) in &files {
+            let source = format!("sealed/TREE/{}.age", name.display());
+            match outcomes[&source].as_str() {
+                "failed" => {}
+                "unsealed" => {
+                    let mut places = vec![dir.path("OUT/TREE").join(name)];
+                    if let Ok(rest) = name.strip_prefix(prefix) {
+                        places.extend(moved.iter().map(|away| away.join(rest)));
+                    }
+                    let whole = places
+                        .iter()
+                        .any(|p| fs::read(p).ok().as_ref() == Some(contents));
+                    assert!(
+                        whole,
+                        "trial {trial}: {source} reported done, but not whole in {places:?}"
+                    );
+                }
+                other => panic!("trial {trial}: {source}: {other}"),
+            }
+        }
+    }
+    assert!(
+        landed > 0,
+        "the swap never landed while the batch was writing: the test proves nothing"
+    );
+}
+
+#[test]
+fn two_concurrent_batches_on_one_tree_never_remove_each_others_temporary_files() {
+    let dir = Dir::new();
+    let files = sealed_tree(&dir, 2000);
+    for trial in 0..5 {
+        let _ = fs::remove_dir_all(dir.path("OUT"));
+        let line = "unseal sealed/TREE --key server.key -o OUT --force --quiet";
+        let mut first = dir.line(line).start();
+        // The second starts (and clears the output tree of stale temporary files) while the
+        // first is writing; a third and a fourth do the same a little later.
+        let mut others = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while others.len() < 3 && first.running() {
+            assert!(Instant::now() < deadline, "the first batch never ended");
+            let written = outputs_in(&dir.path("OUT/TREE")) + outputs_in(&dir.path("OUT/TREE/sub"));
+            if written > 100 * (others.len() + 1) {
+                others.push(dir.line(line).start());
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        for run in std::iter::once(first).chain(others).map(Background::wait) {
+            assert_eq!(run.code, 0, "trial {trial}: {}", run.stderr);
+        }
+        for (name, contents) in &files {
+            assert_eq!(
+                &dir.read(Path::new("OUT/TREE").join(name)),
+                contents,
+                "trial {trial}"
+            );
+        }
+        let partial = files_under(&dir.path("OUT"))
+            .into_iter()
+            .find(|p| p.as_os_str().as_encoded_bytes().ends_with(b".seal-partial"));
+        assert_eq!(partial, None, "trial {trial}");
+    }
+}
