@@ -278,6 +278,10 @@ pub enum FileError {
     /// The keys given do not fit the direction of the batch.
     #[error("recipients given to open files, or identities to seal them")]
     WrongKeys,
+    /// The output names the input itself (the same file, also through a hard or symbolic
+    /// link): writing it would destroy the input, so it is refused, `force` or not.
+    #[error("the output is the input itself")]
+    OutputIsInput,
     /// The output could not be created, written, synced or renamed into place.
     #[error("cannot write {}: {error}", path.display())]
     Write {

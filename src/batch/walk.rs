@@ -81,7 +81,7 @@ impl Planner<'_> {
             if self.options.output_dir.is_none() {
                 self.output_dir(out_dir.clone());
             }
-            self.file(input, name, &out_dir, meta.len(), true);
+            self.file(input, name, &out_dir, &meta, true);
         } else {
             self.skip(input, None, 0, Skip::Special);
         }
@@ -198,13 +198,15 @@ impl Planner<'_> {
         {
             self.skip(path, None, meta.len(), Skip::Special);
         } else {
-            self.file(path, name, out, meta.len(), self.options.follow_symlinks);
+            self.file(path, name, out, &meta, self.options.follow_symlinks);
         }
         None
     }
 
-    /// Plans a regular file named `name`, whose output goes in `out_dir`.
-    fn file(&mut self, path: &Path, name: &OsStr, out_dir: &Path, len: u64, follow: bool) {
+    /// Plans a regular file named `name` (`meta`: the file it is, a link followed), whose
+    /// output goes in `out_dir`.
+    fn file(&mut self, path: &Path, name: &OsStr, out_dir: &Path, meta: &Metadata, follow: bool) {
+        let len = meta.len();
         if is_partial_name(name) {
             // Beside the inputs, the run removes these (when stale); in an input tree
             // mirrored elsewhere they are reported.
@@ -232,8 +234,20 @@ impl Planner<'_> {
         if !self.outputs.insert(output.clone()) {
             return self.skip(path, Some(output), len, Skip::DuplicateOutput);
         }
-        if !self.options.force && output.symlink_metadata().is_ok() {
-            return self.skip(path, Some(output), len, Skip::OutputExists);
+        if let Ok(existing) = output.symlink_metadata() {
+            // The same file under another name (a hard link), or a link to it: writing the
+            // output would destroy the input, `force` or not.
+            let same = match existing.file_type().is_symlink() {
+                true => fs::metadata(&output).is_ok_and(|target| id(&target) == id(meta)),
+                false => id(&existing) == id(meta),
+            };
+            if same {
+                let outcome = Outcome::Failed(FileError::OutputIsInput);
+                return self.report(path, Some(output), len, outcome);
+            }
+            if !self.options.force {
+                return self.skip(path, Some(output), len, Skip::OutputExists);
+            }
         }
         self.plan.jobs.push(Job {
             source: path.to_path_buf(),

@@ -551,9 +551,10 @@ fn code(error: &FileError) -> ExitCode {
     match error {
         FileError::Decrypt(e) => Failure::from(e).code,
         FileError::Sender(_) => ExitCode::Signature,
-        FileError::NoRecipients | FileError::IncompatibleRecipients(_) | FileError::WrongKeys => {
-            ExitCode::Usage
-        }
+        FileError::NoRecipients
+        | FileError::IncompatibleRecipients(_)
+        | FileError::WrongKeys
+        | FileError::OutputIsInput => ExitCode::Usage,
         _ => ExitCode::Io,
     }
 }

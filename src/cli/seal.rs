@@ -145,6 +145,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             Source::Stdin => Ok(None),
         },
         args.shared.force,
+        &source,
     )?;
     if destination.is_terminal() && !args.armor {
         return Err(

@@ -173,6 +173,7 @@ fn open(
             Source::Stdin => Ok(None),
         },
         args.shared.force,
+        &source,
     )?;
     batch::check_remove_source(&args.batch, &source, &destination)?;
     let (threads, quiet) = (args.shared.threads, args.shared.quiet);

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 // The documented exit codes (src/cli/failure.rs).
+const EXIT_USAGE: i32 = 2;
 const EXIT_BATCH: i32 = 7;
 
 /// `count` small files under `TREE` (every other one in `TREE/sub`), sealed to the key
@@ -183,6 +184,100 @@ fn a_directory_swapped_for_a_symbolic_link_mid_batch_never_takes_an_output_outsi
         landed > 0,
         "the swap never landed while the batch was writing: the test proves nothing"
     );
+}
+
+#[test]
+fn an_output_that_is_its_own_input_is_refused_whatever_force_says() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("x", "the only copy\n");
+    dir.line("seal x --to server.pub -o x.age").run().ok();
+    let sealed = dir.read("x.age");
+    fs::hard_link(dir.path("x.age"), dir.path("hard.age")).unwrap();
+    dir.symlink("x.age", "soft.age");
+    fs::hard_link(dir.path("x"), dir.path("hard")).unwrap();
+    dir.symlink("x", "soft");
+    let listing = dir.listing();
+
+    let unseal = "--key server.key --force --remove-source";
+    let seal = "--to server.pub --force --remove-source";
+    let cases = [
+        (
+            format!("unseal x.age -o x.age {unseal}"),
+            "unseal: error: x.age:",
+        ),
+        (
+            format!("unseal x.age -o hard.age {unseal}"),
+            "unseal: error: x.age:",
+        ),
+        (
+            format!("unseal x.age -o soft.age {unseal}"),
+            "unseal: error: x.age:",
+        ),
+        (
+            format!("unseal soft.age -o x.age {unseal}"),
+            "unseal: error: soft.age:",
+        ),
+        (format!("seal x -o x {seal}"), "seal: error: x:"),
+        (format!("seal x -o hard {seal}"), "seal: error: x:"),
+        (format!("seal x -o soft {seal}"), "seal: error: x:"),
+        (format!("seal soft -o x {seal}"), "seal: error: soft:"),
+    ];
+    for (line, error) in cases {
+        dir.line(&line)
+            .run()
+            .fails(EXIT_USAGE)
+            .says(&[error, "the output is the input itself"]);
+        assert_eq!(dir.listing(), listing, "{line}: nothing changed");
+        assert_eq!(dir.read("x.age"), sealed, "{line}");
+        assert_eq!(dir.read("x"), b"the only copy\n", "{line}");
+    }
+}
+
+#[test]
+fn a_batch_fails_only_the_file_whose_output_is_its_own_input() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("in/a", "a");
+    dir.write("in/b", "b");
+    dir.line("seal in --to server.pub --quiet").run().ok();
+    // The uploader makes `in/a` a second name of `in/a.age`, and `in/b` a link to `in/b.age`.
+    fs::remove_file(dir.path("in/a")).unwrap();
+    fs::hard_link(dir.path("in/a.age"), dir.path("in/a")).unwrap();
+    fs::remove_file(dir.path("in/b")).unwrap();
+    dir.symlink("b.age", "in/b");
+    dir.write("in/c", "c");
+    dir.line("seal in/c --to server.pub").run().ok();
+    fs::remove_file(dir.path("in/c")).unwrap();
+    let a = dir.read("in/a.age");
+
+    let run = dir
+        .line("unseal in --key server.key --force --remove-source")
+        .run()
+        .fails(EXIT_BATCH);
+    run.says(&["unseal: error: in/a.age: the output is the input itself"])
+        .says(&["unseal: error: in/b.age: the output is the input itself"]);
+    assert_eq!(run.summary("unseal", " unsealed"), (1, 2, 2));
+    assert_eq!(dir.read("in/a.age"), a);
+    assert_eq!(dir.read("in/a"), a);
+    assert!(dir.exists("in/b.age"));
+    assert_eq!(dir.read("in/c"), b"c");
+    assert!(!dir.exists("in/c.age"));
+
+    // Sealing: `in/d.age` is a second name of `in/d`.
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("in/d", "d");
+    fs::hard_link(dir.path("in/d"), dir.path("in/d.age")).unwrap();
+    dir.write("in/e", "e");
+    let run = dir
+        .line("seal in --to server.pub --force --remove-source")
+        .run()
+        .fails(EXIT_BATCH);
+    run.says(&["seal: error: in/d: the output is the input itself"]);
+    assert_eq!(dir.read("in/d"), b"d");
+    assert_eq!(dir.read("in/d.age"), b"d");
+    assert!(!dir.exists("in/e") && dir.exists("in/e.age"));
 }
 
 #[test]
