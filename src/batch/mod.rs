@@ -151,7 +151,18 @@ pub struct Plan {
     pub left_out: Vec<Report>,
     /// Output directories, parents first: created by [`run`] if missing, and scanned for
     /// temporary files left by an earlier run.
-    pub output_dirs: Vec<PathBuf>,
+    pub output_dirs: Vec<OutputDir>,
+}
+
+/// An output directory of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputDir {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The operator named it (`-o`, a directory input written beside, the directory of a
+    /// file input): it is opened as named, following symbolic links. Otherwise the walk
+    /// reached it, and it is opened from its parent's handle, never through a link.
+    pub named: bool,
 }
 
 impl Plan {

@@ -18,7 +18,8 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use super::staging::{self, Dir, FileId, OutputDirs, Staged};
-use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, Plan, Report};
+use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, OutputDir};
+use super::{Plan, Report};
 use crate::error::{DecryptError, EncryptError, StreamError};
 use crate::format::Stanza;
 use crate::mmap::MappedFile;
@@ -86,14 +87,20 @@ fn failed(job: &Job, path: &Path, error: io::Error) -> Report {
 
 /// Opens (and makes) the output directories and removes stale temporary files from them.
 /// Directories for plaintext are made owner-only.
-fn prepare_dirs(dirs: &[PathBuf], options: &Options, observer: &dyn Observer) -> OutputDirs {
-    let mode = match options.direction {
-        Direction::Unseal => 0o700,
-        Direction::Seal => 0o777,
-    };
-    let mut opened = OutputDirs::new(options.output_dir.as_deref(), mode);
-    for path in dirs {
-        let Ok(dir) = opened.add(path) else { continue };
+fn prepare_dirs(dirs: &[OutputDir], options: &Options, observer: &dyn Observer) -> OutputDirs {
+    // Beside the inputs, directories exist: none are made.
+    let make = options
+        .output_dir
+        .as_ref()
+        .map(|_| match options.direction {
+            Direction::Unseal => 0o700,
+            Direction::Seal => 0o777,
+        });
+    let mut opened = OutputDirs::new(make);
+    for OutputDir { path, named } in dirs {
+        let Ok(dir) = opened.add(path, *named) else {
+            continue;
+        };
         match staging::remove_stale(dir) {
             Ok(removed) => {
                 for path in removed {

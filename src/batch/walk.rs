@@ -17,7 +17,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::{is_partial_name, Direction, FileError, Job, Options, Outcome, Plan, Report, Skip};
+use super::{is_partial_name, Direction, FileError, Job, Options, Outcome, OutputDir, Plan};
+use super::{Report, Skip};
 
 /// Walks `inputs` (files and directories) and plans the batch. Reads only; writes nothing.
 pub fn plan(inputs: &[PathBuf], options: &Options) -> Plan {
@@ -33,7 +34,7 @@ pub fn plan(inputs: &[PathBuf], options: &Options) -> Plan {
             .map(|meta| id(&meta)),
     };
     if let Some(dir) = &options.output_dir {
-        planner.output_dir(dir.clone());
+        planner.output_dir(dir.clone(), true);
     }
     for input in inputs {
         planner.input(input);
@@ -79,7 +80,7 @@ impl Planner<'_> {
                 None => parent(input),
             };
             if self.options.output_dir.is_none() {
-                self.output_dir(out_dir.clone());
+                self.output_dir(out_dir.clone(), true);
             }
             self.file(input, name, &out_dir, &meta, true);
         } else {
@@ -115,7 +116,9 @@ impl Planner<'_> {
             ancestors,
         }) = stack.pop()
         {
-            self.output_dir(out.clone());
+            // Beside the inputs, the tree's own directory is one the operator named.
+            let named = self.options.output_dir.is_none() && dir == root;
+            self.output_dir(out.clone(), named);
             let mut entries = match read_sorted(&dir) {
                 Ok(entries) => entries,
                 Err(e) => {
@@ -257,9 +260,9 @@ impl Planner<'_> {
         });
     }
 
-    fn output_dir(&mut self, dir: PathBuf) {
-        if self.dirs.insert(dir.clone()) {
-            self.plan.output_dirs.push(dir);
+    fn output_dir(&mut self, path: PathBuf, named: bool) {
+        if self.dirs.insert(path.clone()) {
+            self.plan.output_dirs.push(OutputDir { path, named });
         }
     }
 
@@ -381,14 +384,14 @@ mod tests {
         let dirs: Vec<_> = plan
             .output_dirs
             .iter()
-            .map(|d| d.strip_prefix(root).unwrap())
+            .map(|d| (d.path.strip_prefix(root).unwrap(), d.named))
             .collect();
         assert_eq!(
             dirs,
             [
-                Path::new("in/out"),
-                Path::new("in/out/in"),
-                Path::new("in/out/in/sub")
+                (Path::new("in/out"), true),
+                (Path::new("in/out/in"), false),
+                (Path::new("in/out/in/sub"), false)
             ]
         );
     }

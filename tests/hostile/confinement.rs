@@ -61,14 +61,15 @@ fn files_under(root: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// Regular files whose name does not start with a dot (outputs in place, not temporary
-/// files) in `dir`.
+/// Outputs in place in `dir`: regular files, not temporary (`.NAME...`), not inputs
+/// (`NAME.age`).
 fn outputs_in(dir: &Path) -> usize {
+    let output = |name: &[u8]| !name.starts_with(b".") && !name.ends_with(b".age");
     fs::read_dir(dir).map_or(0, |entries| {
         entries
             .filter_map(Result::ok)
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+            .filter(|e| output(e.file_name().as_encoded_bytes()))
             .count()
     })
 }
@@ -106,26 +107,37 @@ fn swap_for_links(
 }
 
 #[test]
-fn a_directory_swapped_for_a_symbolic_link_mid_batch_never_takes_an_output_outside_o() {
+fn a_directory_swapped_for_a_symbolic_link_mid_batch_never_takes_an_output_elsewhere() {
     let dir = Dir::new();
     let files = sealed_tree(&dir, 2000);
     let attacker = dir.path("attacker");
     let mut landed = 0;
-    let trials = 4;
-    for trial in 0..trials {
-        let _ = fs::remove_dir_all(dir.path("OUT"));
-        let _ = fs::remove_dir_all(&attacker);
+    // The tree's own directory under -o, its subdirectory, and the subdirectory of a tree
+    // opened beside its inputs (the uploader's own inbox): each twice.
+    let trials = [
+        ("sealed/TREE", "OUT/TREE", "OUT/TREE", ""),
+        ("sealed/TREE", "OUT/TREE", "OUT/TREE/sub", "sub"),
+        ("inbox/TREE", "inbox/TREE", "inbox/TREE/sub", "sub"),
+    ];
+    for (trial, (input, out, victim, prefix)) in trials.iter().cycle().take(6).enumerate() {
+        for stale in ["OUT", "inbox", "attacker"] {
+            let _ = fs::remove_dir_all(dir.path(stale));
+        }
         // The attacker's directory has the tree's shape, so that paths through the link
         // resolve.
         fs::create_dir_all(attacker.join("sub")).unwrap();
-        // Half the trials swap the tree's own directory, half its subdirectory.
-        let (victim, prefix) = match trial % 2 {
-            0 => ("OUT/TREE", ""),
-            _ => ("OUT/TREE/sub", "sub"),
+        fs::create_dir_all(dir.path("OUT")).unwrap();
+        let line = match *input {
+            "inbox/TREE" => {
+                for name in files.keys() {
+                    let name = format!("TREE/{}.age", name.display());
+                    dir.write(format!("inbox/{name}"), dir.read(format!("sealed/{name}")));
+                }
+                format!("unseal {input} --key server.key --json")
+            }
+            _ => format!("unseal {input} --key server.key -o OUT --json"),
         };
-        let mut batch = dir
-            .line("unseal sealed/TREE --key server.key -o OUT --json")
-            .start();
+        let mut batch = dir.line(&line).start();
         let (moved, hit) = swap_for_links(&dir, &mut batch, &dir.path(victim), &attacker);
         let run = batch.wait();
         landed += usize::from(hit);
@@ -160,11 +172,11 @@ fn a_directory_swapped_for_a_symbolic_link_mid_batch_never_takes_an_output_outsi
             "trial {trial}: one record a file"
         );
         for (name, contents) in &files {
-            let source = format!("sealed/TREE/{}.age", name.display());
+            let source = format!("{input}/{}.age", name.display());
             match outcomes[&source].as_str() {
                 "failed" => {}
                 "unsealed" => {
-                    let mut places = vec![dir.path("OUT/TREE").join(name)];
+                    let mut places = vec![dir.path(out).join(name)];
                     if let Ok(rest) = name.strip_prefix(prefix) {
                         places.extend(moved.iter().map(|away| away.join(rest)));
                     }

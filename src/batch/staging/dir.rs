@@ -293,38 +293,36 @@ impl Broken {
     }
 }
 
-/// The output directories of a batch, each opened once, parents before their children.
+/// The output directories of a batch (or of an inbox), each opened once, parents before
+/// their children.
 ///
-/// With an output root (`-o`), the root is made if missing and opened following symbolic
-/// links (the operator named it); every directory below it is made and opened from its
-/// parent's handle, never through a link. Without one, outputs go beside their inputs:
-/// each directory the operator named is opened as named, and the directories of a tree
-/// below it from their parent's handle, as above, but never made.
+/// A directory the operator named (an output root such as `-o`, or the directory of an
+/// input whose output goes beside it) is opened as named, following symbolic links: it may
+/// be or lie under one. Every directory below one is opened from its parent's handle, never
+/// through a link. Missing directories are made, if asked, with the mode given.
 #[derive(Debug)]
 pub struct OutputDirs {
-    root: Option<PathBuf>,
     /// The mode new directories are made with; `None`: none are made.
     make: Option<u32>,
     dirs: HashMap<PathBuf, Result<Dir, Broken>>,
 }
 
 impl OutputDirs {
-    /// No directory opened yet. Under `root`, directories are made with `mode` (before the
-    /// umask).
-    pub fn new(root: Option<&Path>, mode: u32) -> OutputDirs {
+    /// No directory opened yet. With `make`, missing directories are made with that mode
+    /// (before the umask).
+    pub fn new(make: Option<u32>) -> OutputDirs {
         OutputDirs {
-            root: root.map(Path::to_path_buf),
-            make: root.map(|_| mode),
+            make,
             dirs: HashMap::new(),
         }
     }
 
-    /// Opens the output directory `path` (making it if under the root), unless it is open
-    /// already; its parent must have been added first, unless it is the root (or, without
-    /// one, a directory the operator named). A directory whose parent is broken is broken.
-    pub fn add(&mut self, path: &Path) -> Result<&Dir, &Broken> {
+    /// Opens the output directory `path` unless it is open already (making it first if
+    /// missing, when asked to). `named`: the operator named it. Otherwise its parent must
+    /// have been added first; a directory whose parent is broken is broken.
+    pub fn add(&mut self, path: &Path, named: bool) -> Result<&Dir, &Broken> {
         if !self.dirs.contains_key(path) {
-            let opened = self.open(path);
+            let opened = self.open(path, named);
             self.dirs.insert(path.to_path_buf(), opened);
         }
         self.get(path).expect("just added")
@@ -342,20 +340,22 @@ impl OutputDirs {
         self.dirs.get(path).map(Result::as_ref)
     }
 
-    fn open(&self, path: &Path) -> Result<Dir, Broken> {
+    fn open(&self, path: &Path, named: bool) -> Result<Dir, Broken> {
         let broken = |e: io::Error| Broken::new(path, &e);
-        if self.root.as_deref() == Some(path) {
-            return Dir::create(path).map_err(broken);
+        if named {
+            let opened = match self.make {
+                Some(_) => Dir::create(path),
+                None => Dir::open(path),
+            };
+            return opened.map_err(broken);
         }
         let parent = path.parent().and_then(|parent| self.dirs.get(parent));
         match (parent, path.file_name()) {
             (Some(Ok(parent)), Some(name)) => parent.child(name, self.make).map_err(broken),
             (Some(Err(cause)), _) => Err(cause.clone()),
-            // Without a root, a directory the operator named (or the one of a file named).
-            _ if self.root.is_none() => Dir::open(path).map_err(broken),
             _ => Err(broken(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "not beneath the output directory",
+                "not beneath an output directory that was opened",
             ))),
         }
     }
@@ -445,17 +445,22 @@ mod tests {
     ) {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("out");
-        let mut dirs = OutputDirs::new(Some(&root), 0o700);
-        dirs.add(&root).unwrap();
-        dirs.add(&root.join("a")).unwrap();
-        dirs.add(&root.join("a/b")).unwrap();
+        let mut dirs = OutputDirs::new(Some(0o700));
+        dirs.add(&root, true).unwrap();
+        dirs.add(&root.join("a"), false).unwrap();
+        dirs.add(&root.join("a/b"), false).unwrap();
         assert!(root.join("a/b").is_dir());
         std::os::unix::fs::symlink(tmp.path(), root.join("link")).unwrap();
-        let broken = dirs.add(&root.join("link")).unwrap_err().clone();
+        let broken = dirs.add(&root.join("link"), false).unwrap_err().clone();
         assert_eq!(broken.path(), root.join("link"));
-        let child = dirs.add(&root.join("link/c")).unwrap_err();
+        let child = dirs.add(&root.join("link/c"), false).unwrap_err();
         assert_eq!(child.path(), root.join("link"));
-        assert!(dirs.add(&tmp.path().join("elsewhere")).is_err());
+        assert!(dirs.add(&tmp.path().join("elsewhere"), false).is_err());
         assert!(!tmp.path().join("c").exists());
+        // A directory the operator named may be a link; below it, none is followed.
+        let mut beside = OutputDirs::new(None);
+        beside.add(&root.join("link"), true).unwrap();
+        assert!(beside.add(&root.join("link/new"), false).is_err());
+        assert!(!tmp.path().join("new").exists());
     }
 }
