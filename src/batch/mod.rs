@@ -23,7 +23,11 @@
 //! files are skipped; an output directory inside an input tree is not walked; file names are
 //! kept as bytes ([`std::ffi::OsStr`]), UTF-8 or not. Outputs are only ever written inside
 //! the output directory, whose subdirectories are created by this module and never followed
-//! through a symbolic link.
+//! through a symbolic link: each output directory is opened once ([`OutputDirs`]), below the
+//! root from its parent's handle, and every output is created, renamed and removed relative
+//! to its directory's handle ([`Dir`]), so that a directory swapped for a link while the batch
+//! runs takes nothing elsewhere. `remove_source` removes an input through a handle of its
+//! directory, and only if its name still refers to the file that was processed.
 //!
 //! This module never prints, exits or looks at a terminal: progress and results reach the
 //! caller through [`Observer`] and the returned reports.
@@ -61,8 +65,8 @@ mod run;
 mod staging;
 mod walk;
 
-pub use run::{remove_source, run};
-pub use staging::{is_partial_name, PARTIAL_SUFFIX};
+pub use run::{remove_source, run, Source};
+pub use staging::{is_partial_name, Broken, Dir, FileId, OutputDirs, PARTIAL_SUFFIX};
 pub use walk::plan;
 
 /// Which way a batch goes.
@@ -147,7 +151,18 @@ pub struct Plan {
     pub left_out: Vec<Report>,
     /// Output directories, parents first: created by [`run`] if missing, and scanned for
     /// temporary files left by an earlier run.
-    pub output_dirs: Vec<PathBuf>,
+    pub output_dirs: Vec<OutputDir>,
+}
+
+/// An output directory of a [`Plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputDir {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The operator named it (`-o`, a directory input written beside, the directory of a
+    /// file input): it is opened as named, following symbolic links. Otherwise the walk
+    /// reached it, and it is opened from its parent's handle, never through a link.
+    pub named: bool,
 }
 
 impl Plan {
@@ -274,6 +289,10 @@ pub enum FileError {
     /// The keys given do not fit the direction of the batch.
     #[error("recipients given to open files, or identities to seal them")]
     WrongKeys,
+    /// The output names the input itself (the same file, also through a hard or symbolic
+    /// link): writing it would destroy the input, so it is refused, `force` or not.
+    #[error("the output is the input itself")]
+    OutputIsInput,
     /// The output could not be created, written, synced or renamed into place.
     #[error("cannot write {}: {error}", path.display())]
     Write {

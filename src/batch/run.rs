@@ -8,26 +8,26 @@
 //! Rayon's work stealing interleaves the two: while one large file's chunk groups are being
 //! processed, idle threads take other files.
 
-use std::collections::HashMap;
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
-use super::staging::{self, Staged};
-use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, Plan, Report};
+use super::staging::{self, Dir, FileId, OutputDirs, Staged};
+use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, OutputDir};
+use super::{Plan, Report};
 use crate::error::{DecryptError, EncryptError, StreamError};
 use crate::format::Stanza;
 use crate::recipient::{Identity, Recipient};
 use crate::sender::Verdict;
-use crate::sender::{read_signature, remove_signature, sign_file, signature_path};
+use crate::sender::{read_signature, sign_file, signature_path, SIGNATURE_SUFFIX};
 use crate::sender::{FileCheck, HashingReader};
 use crate::sshsig::{Digest, Hasher, SigningKey};
-use crate::{Decryptor, Encryptor, Output, SealedFile, SealedSlice};
+use crate::{Decryptor, Encryptor, SealedFile, SealedSlice};
 
 /// Files up to this size are read into memory rather than mapped.
 pub const IN_MEMORY: u64 = 1 << 20;
@@ -35,9 +35,10 @@ pub const IN_MEMORY: u64 = 1 << 20;
 /// Runs `plan` on the current rayon pool and returns one report per file, the files left
 /// out by the plan included, sorted by input path.
 ///
-/// First the output directories are made (below [`Options::output_dir`] never through a
-/// symbolic link) and cleared of temporary files that an earlier run left; then every job
-/// runs. `observer` hears each event as it happens.
+/// First the output directories are opened, each once (made below [`Options::output_dir`],
+/// never through a symbolic link: see [`OutputDirs`]), and cleared of temporary files that an
+/// earlier run left; then every job runs, writing only through those directory handles.
+/// `observer` hears each event as it happens.
 pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observer) -> Vec<Report> {
     let Plan {
         jobs,
@@ -47,23 +48,18 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
     for report in &left_out {
         observer.event(Event::Finished(report));
     }
-    let broken_dirs = prepare_dirs(&output_dirs, options, observer);
+    let dirs = prepare_dirs(&output_dirs, options, observer);
     let mut reports: Vec<Report> = jobs
         .par_iter()
         .map(|job| {
             observer.event(Event::Started(job));
-            let report = match broken_dirs.get(job.output.parent().unwrap_or(Path::new(""))) {
-                Some(error) => Report {
-                    source: job.source.clone(),
-                    output: Some(job.output.clone()),
-                    bytes: job.len,
-                    outcome: Outcome::Failed(FileError::Write {
-                        path: error.0.clone(),
-                        error: io::Error::new(error.1, error.2.clone()),
-                    }),
-                    sender: None,
-                },
-                None => process(job, keys, options, observer),
+            let report = match dirs.get(&parent(&job.output)) {
+                Some(Ok(dir)) => process(job, dir, keys, options, observer),
+                Some(Err(broken)) => failed(job, broken.path(), broken.error()),
+                None => {
+                    let error = io::Error::other("not among the planned output directories");
+                    failed(job, &parent(&job.output), error)
+                }
             };
             observer.event(Event::Finished(&report));
             report
@@ -74,50 +70,75 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
     reports
 }
 
-/// An output directory that could not be made: the directory that failed, and why.
-type Broken = (PathBuf, io::ErrorKind, String);
+/// The report of a job that failed to write `path`.
+fn failed(job: &Job, path: &Path, error: io::Error) -> Report {
+    Report {
+        source: job.source.clone(),
+        output: Some(job.output.clone()),
+        bytes: job.len,
+        outcome: Outcome::Failed(FileError::Write {
+            path: path.to_path_buf(),
+            error,
+        }),
+        sender: None,
+    }
+}
 
-/// Makes the output directories and removes stale temporary files from them; returns the
-/// directories that cannot take outputs.
-fn prepare_dirs(
-    dirs: &[PathBuf],
-    options: &Options,
-    observer: &dyn Observer,
-) -> HashMap<PathBuf, Broken> {
-    let mut broken: HashMap<PathBuf, Broken> = HashMap::new();
-    let private = options.direction == Direction::Unseal;
-    for dir in dirs {
-        let made = match &options.output_dir {
-            // Outputs beside their inputs go into directories that exist.
-            None => Ok(()),
-            // The operator named this one; it may be (or lie under) a symbolic link.
-            Some(root) if root == dir => fs::create_dir_all(dir),
-            Some(_) => match dir.parent().and_then(|parent| broken.get(parent)) {
-                Some(cause) => Err(io::Error::new(cause.1, cause.2.clone())),
-                None => staging::make_dir(dir, private),
-            },
+/// Opens (and makes) the output directories and removes stale temporary files from them.
+/// Directories for plaintext are made owner-only.
+fn prepare_dirs(dirs: &[OutputDir], options: &Options, observer: &dyn Observer) -> OutputDirs {
+    // Beside the inputs, directories exist: none are made.
+    let make = options
+        .output_dir
+        .as_ref()
+        .map(|_| match options.direction {
+            Direction::Unseal => 0o700,
+            Direction::Seal => 0o777,
+        });
+    let mut opened = OutputDirs::new(make);
+    for OutputDir { path, named } in dirs {
+        let Ok(dir) = opened.add(path, *named) else {
+            continue;
         };
-        let result = made.and_then(|()| staging::remove_stale(dir));
-        match result {
+        match staging::remove_stale(dir) {
             Ok(removed) => {
                 for path in removed {
                     observer.event(Event::RemovedPartial(&path));
                 }
             }
-            Err(e) => {
-                let cause = match dir.parent().and_then(|parent| broken.get(parent)) {
-                    Some(cause) => cause.clone(),
-                    None => (dir.clone(), e.kind(), e.to_string()),
-                };
-                broken.insert(dir.clone(), cause);
-            }
+            Err(e) => opened.break_dir(path, &e),
         }
     }
-    broken
+    opened
+}
+
+/// The directory a path is in (`.` for a bare name), as the plan names it.
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// What a job writes: its output's directory, open, and the output's name in it.
+struct Output<'a> {
+    dir: &'a Dir,
+    name: &'a OsStr,
 }
 
 /// Processes one job, reporting progress in input bytes that add up to `job.len`.
-fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer) -> Report {
+fn process(
+    job: &Job,
+    dir: &Dir,
+    keys: Keys<'_>,
+    options: &Options,
+    observer: &dyn Observer,
+) -> Report {
+    let Some(name) = job.output.file_name() else {
+        let error = io::Error::new(io::ErrorKind::InvalidInput, "not a file name");
+        return failed(job, &job.output, error);
+    };
+    let output = Output { dir, name };
     let done = AtomicU64::new(0);
     let tick = |n: u64| {
         done.fetch_add(n, Ordering::Relaxed);
@@ -125,10 +146,10 @@ fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer
     };
     let result = match (keys, options.direction) {
         (Keys::Recipients(recipients), Direction::Seal) => {
-            seal(job, recipients, options, observer, &tick).map(|bytes| (bytes, None))
+            seal(job, &output, recipients, options, observer, &tick).map(|(s, b)| (s, b, None))
         }
         (Keys::Identities(identities), Direction::Unseal) => {
-            open(job, identities, options, observer, &tick)
+            open(job, &output, identities, options, observer, &tick)
         }
         _ => Err(FileError::WrongKeys),
     };
@@ -137,13 +158,14 @@ fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer
         observer.event(Event::Progress(rest));
     }
     let (bytes, outcome, sender) = match result {
-        Ok((bytes, sender)) if options.remove_source => {
-            match remove_source(&job.source, &job.output, options.senders.is_some()) {
+        Ok((source, bytes, sender)) if options.remove_source => {
+            let signature = options.senders.is_some();
+            match remove_source(&source, dir, signature) {
                 Ok(()) => (bytes, Outcome::Done, sender),
                 Err(e) => (bytes, Outcome::Failed(FileError::RemoveSource(e)), sender),
             }
         }
-        Ok((bytes, sender)) => (bytes, Outcome::Done, sender),
+        Ok((_, bytes, sender)) => (bytes, Outcome::Done, sender),
         Err(error) => (job.len, Outcome::Failed(error), None),
     };
     Report {
@@ -155,34 +177,54 @@ fn process(job: &Job, keys: Keys<'_>, options: &Options, observer: &dyn Observer
     }
 }
 
-/// Removes `source` once `output` (already fsync'ed and renamed) is durable: the directory
-/// holding the new name is fsync'ed first, so that after a power loss either the source
-/// or the output survives. With `signature`, the source's checked signature
-/// (`SOURCE.sig`) goes with it.
-pub fn remove_source(source: &Path, output: &Path, signature: bool) -> io::Result<()> {
-    let dir = match output.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()?;
-    fs::remove_file(source)?;
-    match signature {
-        true => remove_signature(source),
-        false => Ok(()),
+/// An input as it was opened: its directory (open), its name there, and the identity of the
+/// file read (from `fstat` of the open file).
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The directory the input is in.
+    pub dir: Dir,
+    /// The input's name in `dir`.
+    pub name: OsString,
+    /// The file that was opened and processed.
+    pub id: FileId,
+    /// Whether `name` may be a symbolic link to that file (it was opened through one).
+    pub follow: bool,
+}
+
+/// Removes the input `source` once its output (already fsync'ed and renamed into
+/// `output_dir`) is durable: `output_dir` is fsync'ed first, so that after a power loss
+/// either the source or the output survives. The name is removed relative to the input's
+/// directory handle, and only if it still refers to the file that was processed: one
+/// swapped in since (another file, a link, the output itself) is left, and this fails.
+/// With `signature`, the source's checked signature (`NAME.sig`) goes with it.
+pub fn remove_source(source: &Source, output_dir: &Dir, signature: bool) -> io::Result<()> {
+    output_dir.sync()?;
+    source
+        .dir
+        .remove_if_same(&source.name, source.id, source.follow)?;
+    if !signature {
+        return Ok(());
+    }
+    let mut sig = source.name.clone();
+    sig.push(SIGNATURE_SUFFIX);
+    match source.dir.remove(&sig) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }
 
 type Tick<'a> = &'a (dyn Fn(u64) + Sync);
 
-/// Seals one file; returns the size of its input.
+/// Seals one file; returns the input as opened, and its size.
 fn seal(
     job: &Job,
+    output: &Output<'_>,
     recipients: &[&dyn Recipient],
     options: &Options,
     observer: &dyn Observer,
     tick: Tick<'_>,
-) -> Result<u64, FileError> {
-    let (file, meta) = open_input(job)?;
+) -> Result<(Source, u64), FileError> {
+    let (source, file, meta) = open_input(job, output.dir)?;
     let encryptor = match &options.signer {
         None => Encryptor::new(recipients),
         Some(key) => Encryptor::new_signed_by(recipients, &key.public_key()),
@@ -191,7 +233,7 @@ fn seal(
         EncryptError::IncompatibleRecipients => FileError::IncompatibleRecipients(e),
         _ => FileError::NoRecipients,
     })?;
-    let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
+    let staged = Staged::create(output.dir, output.name, observer).map_err(write_error(job))?;
     let signing = options.signer.is_some();
     // A signature's hash, when it is computed alongside the sealing.
     let mut digest = None;
@@ -216,10 +258,10 @@ fn seal(
         stream_result(job, result)?;
     }
     match &options.signer {
-        Some(key) => commit_signed(job, staged, (key, digest), options, observer)?,
+        Some(key) => commit_signed(job, output, staged, (key, digest), options, observer)?,
         None => staged.commit(options.force).map_err(write_error(job))?,
     }
-    Ok(meta.len())
+    Ok((source, meta.len()))
 }
 
 /// Signs the sealed output in `staged` (over `digest` if it was hashed alongside the sealing,
@@ -228,12 +270,15 @@ fn seal(
 /// without it.
 fn commit_signed(
     job: &Job,
+    output: &Output<'_>,
     staged: Staged<'_>,
     (key, digest): (&SigningKey, Option<Digest>),
     options: &Options,
     observer: &dyn Observer,
 ) -> Result<(), FileError> {
     let sig_path = signature_path(&job.output);
+    let mut sig_name = output.name.to_os_string();
+    sig_name.push(SIGNATURE_SUFFIX);
     let sig_error = |error| FileError::Write {
         path: sig_path.clone(),
         error,
@@ -243,27 +288,29 @@ fn commit_signed(
         None => sign_file(key, staged.file()),
     }
     .map_err(write_error(job))?;
-    let sig = Staged::create(&sig_path, observer).map_err(sig_error)?;
+    let sig = Staged::create(output.dir, &sig_name, observer).map_err(sig_error)?;
     (&mut sig.file())
         .write_all(signature.to_pem().as_bytes())
         .map_err(sig_error)?;
     sig.commit(options.force).map_err(sig_error)?;
     staged.commit(options.force).map_err(|e| {
         // The sealed file could not follow its signature: take the signature back.
-        let _ = fs::remove_file(&sig_path);
+        let _ = output.dir.remove(&sig_name);
         write_error(job)(e)
     })
 }
 
-/// Opens one sealed file; returns the size of its input, and who sent it under a sender
-/// policy. The output is renamed into place only once the signature (if any) checks out.
+/// Opens one sealed file; returns the input as opened, its size, and who sent it under a
+/// sender policy. The output is renamed into place only once the signature (if any) checks
+/// out.
 fn open(
     job: &Job,
+    output: &Output<'_>,
     identities: &[&dyn Identity],
     options: &Options,
     observer: &dyn Observer,
     tick: Tick<'_>,
-) -> Result<(u64, Option<Verdict>), FileError> {
+) -> Result<(Source, u64, Option<Verdict>), FileError> {
     let (mut check, mut hasher) = match &options.senders {
         Some(policy) => {
             let path = signature_path(&job.source);
@@ -276,7 +323,7 @@ fn open(
         }
         None => (None, None),
     };
-    let (file, meta) = open_input(job)?;
+    let (source, file, meta) = open_input(job, output.dir)?;
     let read_error = |e| match e {
         DecryptError::Io(e) => FileError::Read(e),
         other => FileError::Decrypt(other),
@@ -300,7 +347,7 @@ fn open(
         let payload = slice.unwrap(identities).map_err(read_error)?;
         bind(&mut check, &slice.header().stanzas)?;
         let plaintext = Zeroizing::new(payload.decrypt_to_vec().map_err(read_error)?);
-        let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
+        let staged = Staged::create(output.dir, output.name, observer).map_err(write_error(job))?;
         (&mut staged.file())
             .write_all(&plaintext)
             .map_err(write_error(job))?;
@@ -314,10 +361,10 @@ fn open(
         if let Some(hasher) = hasher.as_mut() {
             hasher.update(sealed.head());
         }
-        let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
+        let staged = Staged::create(output.dir, output.name, observer).map_err(write_error(job))?;
         let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
         let hash = feed.as_mut().map(|f| f as crate::parallel::Hash<'_>);
-        let result = payload.decrypt(Output::File(staged.file()), hash, tick);
+        let result = payload.decrypt(crate::Output::File(staged.file()), hash, tick);
         stream_result(job, result.map(drop))?;
         staged
     } else {
@@ -327,7 +374,7 @@ fn open(
             .and_then(|d| d.open(identities))
             .map_err(read_error)?;
         bind(&mut check, &opened.header().stanzas)?;
-        let staged = Staged::create(&job.output, observer).map_err(write_error(job))?;
+        let staged = Staged::create(output.dir, output.name, observer).map_err(write_error(job))?;
         stream_result(job, opened.decrypt_to(staged.file()))?;
         staged
     };
@@ -336,7 +383,7 @@ fn open(
         None => None,
     };
     staged.commit(options.force).map_err(write_error(job))?;
-    Ok((meta.len(), sender))
+    Ok((source, meta.len(), sender))
 }
 
 /// The sender check's step once the header is authenticated, if there is a check.
@@ -347,23 +394,28 @@ fn bind(check: &mut Option<FileCheck>, stanzas: &[Stanza]) -> Result<(), FileErr
     }
 }
 
-/// Opens a planned input, without blocking (a FIFO swapped in after planning must not hang
-/// the batch) and, unless the plan allows it, without following a symbolic link.
-fn open_input(job: &Job) -> Result<(File, Metadata), FileError> {
-    let mut flags = libc::O_NONBLOCK;
-    if !job.follow {
-        flags |= libc::O_NOFOLLOW;
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(&job.source)
-        .map_err(FileError::Read)?;
+/// Opens a planned input from a handle of its directory (the output directory `beside`,
+/// when the output goes beside it), without blocking (a FIFO swapped in after planning must
+/// not hang the batch) and, unless the plan allows it, without following a symbolic link.
+fn open_input(job: &Job, beside: &Dir) -> Result<(Source, File, Metadata), FileError> {
+    let dir_path = parent(&job.source);
+    let dir = match dir_path == beside.path() {
+        true => beside.clone(),
+        false => Dir::open(&dir_path).map_err(FileError::Read)?,
+    };
+    let name = job.source.file_name().ok_or(FileError::NotAFile)?;
+    let file = dir.open_file(name, job.follow).map_err(FileError::Read)?;
     let meta = file.metadata().map_err(FileError::Read)?;
     if !meta.is_file() {
         return Err(FileError::NotAFile);
     }
-    Ok((file, meta))
+    let source = Source {
+        dir,
+        name: name.to_os_string(),
+        id: FileId::of_metadata(&meta),
+        follow: job.follow,
+    };
+    Ok((source, file, meta))
 }
 
 /// Reads a whole (small) file of `len` bytes, as it was when opened. Plain reads into a

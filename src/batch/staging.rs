@@ -1,24 +1,30 @@
-//! Outputs that appear whole or not at all, and the clean-up after a run that was killed.
+//! Outputs that appear whole or not at all, written only where the batch meant, and the
+//! clean-up after a run that was killed.
 //!
-//! Each output is written to `.NAME.XXXXXX.seal-partial` beside its target (mode 0600, created
-//! exclusively), holding an exclusive advisory lock (`flock`) for as long as it is written.
-//! [`Staged::commit`] fsyncs it and renames it into place; dropping a [`Staged`] removes it.
-//! A temporary file that is not locked belongs to a run that is gone: [`remove_stale`]
-//! deletes those, and leaves locked ones (a live process is writing them) alone. Every
-//! temporary file is also registered with [`crate::mmap::remove_on_fault`], so that a mapped
-//! input truncated under the batch takes no partial output down with the process.
+//! Each output is written to `.NAME.XXXXXX.seal-partial` in its directory, which is held
+//! open as a [`Dir`] (see [`dir`]): the file is created there exclusively (mode 0600, never
+//! through a symbolic link), holds an exclusive advisory lock (`flock`) for as long as it is
+//! written, and [`Staged::commit`] fsyncs it and renames it into place in that same
+//! directory; dropping a [`Staged`] removes it. A temporary file that is not locked belongs
+//! to a run that is gone: [`remove_stale`] deletes those, and leaves locked ones (a live
+//! process is writing them) alone. Every temporary file is also registered with
+//! [`crate::mmap::remove_on_fault`], so that a mapped output whose file system could not
+//! allocate ahead, and then filled up, takes no partial output down with the process.
 
-use std::ffi::OsString;
-use std::fs::{self, File, TryLockError};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, TryLockError};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use tempfile::NamedTempFile;
+use rand_core::{OsRng, RngCore};
 
 use super::Observer;
 use crate::mmap::{remove_on_fault, FaultCleanup};
+
+pub mod dir;
+
+pub use dir::{Broken, Dir, FileId, OutputDirs};
 
 /// Suffix of every temporary output file this tool creates.
 pub const PARTIAL_SUFFIX: &str = ".seal-partial";
@@ -33,77 +39,63 @@ pub fn is_partial_name(name: &std::ffi::OsStr) -> bool {
 
 /// An output being written under a temporary name.
 pub struct Staged<'o> {
-    temp: Option<NamedTempFile>,
+    /// The temporary file, locked; `None` once committed or removed.
+    file: Option<File>,
     // Removes the temporary file if a mapped input is truncated under us (see `mmap`).
     _fault: FaultCleanup,
-    target: PathBuf,
+    dir: Dir,
+    temp: OsString,
+    target: OsString,
     observer: &'o dyn Observer,
 }
 
 impl<'o> Staged<'o> {
-    /// Creates the temporary file beside `target` and locks it.
-    pub fn create(target: &Path, observer: &'o dyn Observer) -> io::Result<Staged<'o>> {
-        let dir = match target.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let name = target.file_name().ok_or(io::ErrorKind::InvalidInput)?;
-        let mut prefix = OsString::from(".");
-        prefix.push(name);
-        prefix.push(".");
-        let temp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(PARTIAL_SUFFIX)
-            .tempfile_in(dir)?;
-        observer.partial_created(temp.path());
-        let staged = Staged {
-            _fault: remove_on_fault(temp.path()),
-            temp: Some(temp),
-            target: target.to_path_buf(),
+    /// Creates a temporary file for `target` in `dir`, and locks it.
+    pub fn create(dir: &Dir, target: &OsStr, observer: &'o dyn Observer) -> io::Result<Staged<'o>> {
+        let (file, temp) = new_temp(dir, target, &mut |_| {})?;
+        let path = dir.join(&temp);
+        observer.partial_created(&path);
+        Ok(Staged {
+            file: Some(file),
+            _fault: remove_on_fault(&path),
+            dir: dir.clone(),
+            temp,
+            target: target.to_os_string(),
             observer,
-        };
-        // Nobody else knows the name yet, so the lock cannot be contended; it only tells a
-        // later run's clean-up that this file is alive.
-        staged.file().try_lock().map_err(|e| match e {
-            TryLockError::Error(e) => e,
-            TryLockError::WouldBlock => io::ErrorKind::WouldBlock.into(),
-        })?;
-        Ok(staged)
+        })
     }
 
     /// The temporary file to write to.
     pub fn file(&self) -> &File {
-        self.temp.as_ref().expect("present until commit").as_file()
+        self.file.as_ref().expect("present until commit")
     }
 
     /// The temporary file's path.
-    #[cfg(test)]
-    fn path(&self) -> &Path {
-        self.temp.as_ref().expect("present until commit").path()
+    fn path(&self) -> PathBuf {
+        self.dir.join(&self.temp)
     }
 
     /// Flushes the data to disk and renames the file to its target, replacing an existing
     /// target only if `force`.
     pub fn commit(mut self, force: bool) -> io::Result<()> {
-        let temp = self.temp.take().expect("present until commit");
-        let path = temp.path().to_path_buf();
         let mut result = Ok(());
-        let mut temp = Some(temp);
-        self.observer.partial_finishing(&path, &mut || {
-            let Some(temp) = temp.take() else { return };
-            result = temp.as_file().sync_all().and_then(|()| {
-                let persisted = if force {
-                    temp.persist(&self.target)
-                } else {
-                    temp.persist_noclobber(&self.target)
-                };
-                // On failure the returned temporary file is dropped, which removes it.
-                persisted.map(drop).map_err(|e| e.error)
-            });
+        let mut file = self.file.take();
+        let (dir, temp, target) = (&self.dir, &self.temp, &self.target);
+        self.observer.partial_finishing(&self.path(), &mut || {
+            let Some(file) = file.take() else { return };
+            result = file
+                .sync_all()
+                .and_then(|()| dir.rename(temp, target, force));
+            if result.is_err() {
+                let _ = dir.remove(temp);
+            }
+            // Closing the file drops its lock, once its name is gone.
+            drop(file);
         });
-        // The observer did not call `finish` (a signal is stopping the process): the
-        // temporary file is removed when `temp` drops, and nothing was renamed.
-        if temp.is_some() {
+        // The observer did not call `finish` (a signal is stopping the process): nothing
+        // was renamed, and the temporary file goes.
+        if file.take().is_some() {
+            let _ = self.dir.remove(&self.temp);
             return Err(io::ErrorKind::Interrupted.into());
         }
         result
@@ -112,67 +104,114 @@ impl<'o> Staged<'o> {
 
 impl Drop for Staged<'_> {
     fn drop(&mut self) {
-        if let Some(temp) = self.temp.take() {
-            let path = temp.path().to_path_buf();
-            let mut temp = Some(temp);
-            self.observer
-                .partial_finishing(&path, &mut || drop(temp.take()));
+        if let Some(file) = self.file.take() {
+            let mut file = Some(file);
+            let (dir, temp) = (&self.dir, &self.temp);
+            self.observer.partial_finishing(&self.path(), &mut || {
+                if let Some(file) = file.take() {
+                    let _ = dir.remove(temp);
+                    drop(file);
+                }
+            });
         }
     }
 }
 
+/// How many names [`new_temp`] tries before it gives up.
+const ATTEMPTS: usize = 16;
+
+/// Creates and locks a new temporary file for `target` in `dir`; returns it and its name.
+/// `between` runs between the two steps (tests put a concurrent clean-up there).
+///
+/// The file cannot be created locked: between `open(O_CREAT|O_EXCL)` and `flock`, another
+/// run's [`remove_stale`] may open it, find it unlocked, take the lock and remove the name.
+/// So, once the lock is ours, the name must still be our file (`fstatat` against `fstat`); if
+/// it is not, or if the clean-up holds the lock (it is about to remove the name), that file
+/// is lost to us and we start again under a new name. A file whose lock we hold and whose
+/// name we checked after taking it is ours: the clean-up only removes a name after it has
+/// taken the lock itself and checked that the name is still the file it locked.
+fn new_temp(
+    dir: &Dir,
+    target: &OsStr,
+    between: &mut dyn FnMut(&OsStr),
+) -> io::Result<(File, OsString)> {
+    for _ in 0..ATTEMPTS {
+        let name = temp_name(target);
+        let file = match dir.create_new(&name) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            result => result?,
+        };
+        between(&name);
+        match file.try_lock() {
+            Ok(()) => {}
+            // A clean-up holds it, and removes it.
+            Err(TryLockError::WouldBlock) => continue,
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        if dir.id_of(&name, false)? == Some(FileId::of(&file)?) {
+            return Ok((file, name));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no temporary file could be made (each was taken or removed at once)",
+    ))
+}
+
+/// `.TARGET.XXXXXX.seal-partial`, with six random letters and digits.
+fn temp_name(target: &OsStr) -> OsString {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut random = [0u8; 6];
+    OsRng.fill_bytes(&mut random);
+    let mut name = OsString::from(".");
+    name.push(target);
+    name.push(".");
+    let letters: Vec<u8> = random
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()])
+        .collect();
+    name.push(OsStr::from_bytes(&letters));
+    name.push(PARTIAL_SUFFIX);
+    name
+}
+
 /// Removes the temporary files in `dir` that no live process holds; returns their paths.
-/// A missing directory has none.
-pub fn remove_stale(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
+///
+/// A file is removed only while this process holds its lock, and only if its name still
+/// refers to the file locked: a writer that renamed it into place (and let go of the lock)
+/// since it was listed keeps its output, and one that is still creating it sees the name
+/// gone and starts again (see [`new_temp`]).
+pub fn remove_stale(dir: &Dir) -> io::Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        if !is_partial_name(&entry.file_name()) || !entry.file_type()?.is_file() {
+    for name in dir.files()? {
+        if !is_partial_name(&name) {
             continue;
         }
-        let path = entry.path();
-        let Ok(file) = File::open(&path) else {
+        let Ok(file) = dir.open_file(&name, false) else {
             continue;
         };
         // Locked: a running process is writing it. Keep the lock while removing, so that
         // no process can start using the name in between.
-        if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
-            removed.push(path);
+        if file.try_lock().is_err() {
+            continue;
+        }
+        let removed_it = FileId::of(&file).and_then(|id| dir.remove_if_same(&name, id, false));
+        if removed_it.is_ok() {
+            removed.push(dir.join(&name));
         }
     }
     Ok(removed)
 }
 
-/// Makes the output directory `dir` unless it exists. `dir` must not be (or become) a
-/// symbolic link: outputs are never written through one. Directories for plaintext are made
-/// owner-only (`private`).
-pub fn make_dir(dir: &Path, private: bool) -> io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.mode(if private { 0o700 } else { 0o777 });
-    match builder.create(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if fs::symlink_metadata(dir)?.is_dir() {
-                Ok(())
-            } else {
-                Err(io::Error::new(
-                    io::ErrorKind::NotADirectory,
-                    "not a directory (symbolic links are not followed in the output tree)",
-                ))
-            }
-        }
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::Path;
+
+    fn open(path: &Path) -> Dir {
+        Dir::open(path).unwrap()
+    }
 
     #[test]
     fn partial_names() {
@@ -180,52 +219,72 @@ mod tests {
         assert!(!is_partial_name("a.txt.seal-partial".as_ref()));
         assert!(!is_partial_name(".seal-partial".as_ref()));
         assert!(!is_partial_name(".a.txt".as_ref()));
+        assert!(is_partial_name(&temp_name("a.txt".as_ref())));
     }
 
     #[test]
     fn a_committed_file_has_its_name_and_no_temporary_file_is_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("out");
-        let staged = Staged::create(&target, &()).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let staged = Staged::create(&open(tmp.path()), "out".as_ref(), &()).unwrap();
         std::io::Write::write_all(&mut staged.file(), b"data").unwrap();
         staged.commit(false).unwrap();
-        assert_eq!(fs::read(&target).unwrap(), b"data");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(fs::read(tmp.path().join("out")).unwrap(), b"data");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
     #[test]
     fn an_existing_target_is_kept_without_force_and_replaced_with_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("out");
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, target) = (open(tmp.path()), tmp.path().join("out"));
         fs::write(&target, b"old").unwrap();
-        let staged = Staged::create(&target, &()).unwrap();
+        let staged = Staged::create(&dir, "out".as_ref(), &()).unwrap();
         let e = staged.commit(false).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&target).unwrap(), b"old");
-        Staged::create(&target, &()).unwrap().commit(true).unwrap();
+        let staged = Staged::create(&dir, "out".as_ref(), &()).unwrap();
+        staged.commit(true).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+        drop(Staged::create(&dir, "dropped".as_ref(), &()).unwrap());
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
     #[test]
     fn stale_files_are_removed_and_live_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let stale = dir.path().join(".a.ABCDEF.seal-partial");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(tmp.path());
+        let stale = tmp.path().join(".a.ABCDEF.seal-partial");
         fs::write(&stale, b"half").unwrap();
-        let live = Staged::create(&dir.path().join("b"), &()).unwrap();
-        let removed = remove_stale(dir.path()).unwrap();
+        let live = Staged::create(&dir, "b".as_ref(), &()).unwrap();
+        let removed = remove_stale(&dir).unwrap();
         assert_eq!(removed, vec![stale.clone()]);
         assert!(!stale.exists());
         assert!(live.path().exists());
     }
 
     #[test]
-    fn an_output_directory_is_never_a_symbolic_link() {
-        let dir = tempfile::tempdir().unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(dir.path(), &link).unwrap();
-        assert!(make_dir(&link, false).is_err());
-        make_dir(&dir.path().join("d"), true).unwrap();
-        make_dir(&dir.path().join("d"), true).unwrap();
+    fn a_clean_up_between_creating_and_locking_a_temporary_file_never_takes_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open(tmp.path());
+        // Another run's clean-up comes in after the file is made and before it is locked:
+        // it finds the file unlocked, and removes it.
+        let mut cleaned = Vec::new();
+        let mut clean_up = |_: &OsStr| {
+            if cleaned.is_empty() {
+                cleaned = remove_stale(&dir).unwrap();
+            }
+        };
+        let (file, name) = new_temp(&dir, "out".as_ref(), &mut clean_up).unwrap();
+        assert_eq!(cleaned.len(), 1, "the clean-up ran");
+        assert_ne!(cleaned[0], dir.join(&name), "a new name was taken");
+        assert_eq!(
+            dir.id_of(&name, false).unwrap(),
+            Some(FileId::of(&file).unwrap())
+        );
+        // The one kept is locked, so a later clean-up leaves it.
+        assert_eq!(remove_stale(&dir).unwrap(), Vec::<PathBuf>::new());
+        std::io::Write::write_all(&mut &file, b"whole").unwrap();
+        dir.rename(&name, "out".as_ref(), false).unwrap();
+        assert_eq!(fs::read(tmp.path().join("out")).unwrap(), b"whole");
     }
 }

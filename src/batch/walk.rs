@@ -17,7 +17,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::{is_partial_name, Direction, FileError, Job, Options, Outcome, Plan, Report, Skip};
+use super::{is_partial_name, Direction, FileError, Job, Options, Outcome, OutputDir, Plan};
+use super::{Report, Skip};
 
 /// Walks `inputs` (files and directories) and plans the batch. Reads only; writes nothing.
 pub fn plan(inputs: &[PathBuf], options: &Options) -> Plan {
@@ -33,7 +34,7 @@ pub fn plan(inputs: &[PathBuf], options: &Options) -> Plan {
             .map(|meta| id(&meta)),
     };
     if let Some(dir) = &options.output_dir {
-        planner.output_dir(dir.clone());
+        planner.output_dir(dir.clone(), true);
     }
     for input in inputs {
         planner.input(input);
@@ -79,9 +80,9 @@ impl Planner<'_> {
                 None => parent(input),
             };
             if self.options.output_dir.is_none() {
-                self.output_dir(out_dir.clone());
+                self.output_dir(out_dir.clone(), true);
             }
-            self.file(input, name, &out_dir, meta.len(), true);
+            self.file(input, name, &out_dir, &meta, true);
         } else {
             self.skip(input, None, 0, Skip::Special);
         }
@@ -115,7 +116,9 @@ impl Planner<'_> {
             ancestors,
         }) = stack.pop()
         {
-            self.output_dir(out.clone());
+            // Beside the inputs, the tree's own directory is one the operator named.
+            let named = self.options.output_dir.is_none() && dir == root;
+            self.output_dir(out.clone(), named);
             let mut entries = match read_sorted(&dir) {
                 Ok(entries) => entries,
                 Err(e) => {
@@ -198,13 +201,15 @@ impl Planner<'_> {
         {
             self.skip(path, None, meta.len(), Skip::Special);
         } else {
-            self.file(path, name, out, meta.len(), self.options.follow_symlinks);
+            self.file(path, name, out, &meta, self.options.follow_symlinks);
         }
         None
     }
 
-    /// Plans a regular file named `name`, whose output goes in `out_dir`.
-    fn file(&mut self, path: &Path, name: &OsStr, out_dir: &Path, len: u64, follow: bool) {
+    /// Plans a regular file named `name` (`meta`: the file it is, a link followed), whose
+    /// output goes in `out_dir`.
+    fn file(&mut self, path: &Path, name: &OsStr, out_dir: &Path, meta: &Metadata, follow: bool) {
+        let len = meta.len();
         if is_partial_name(name) {
             // Beside the inputs, the run removes these (when stale); in an input tree
             // mirrored elsewhere they are reported.
@@ -232,8 +237,20 @@ impl Planner<'_> {
         if !self.outputs.insert(output.clone()) {
             return self.skip(path, Some(output), len, Skip::DuplicateOutput);
         }
-        if !self.options.force && output.symlink_metadata().is_ok() {
-            return self.skip(path, Some(output), len, Skip::OutputExists);
+        if let Ok(existing) = output.symlink_metadata() {
+            // The same file under another name (a hard link), or a link to it: writing the
+            // output would destroy the input, `force` or not.
+            let same = match existing.file_type().is_symlink() {
+                true => fs::metadata(&output).is_ok_and(|target| id(&target) == id(meta)),
+                false => id(&existing) == id(meta),
+            };
+            if same {
+                let outcome = Outcome::Failed(FileError::OutputIsInput);
+                return self.report(path, Some(output), len, outcome);
+            }
+            if !self.options.force {
+                return self.skip(path, Some(output), len, Skip::OutputExists);
+            }
         }
         self.plan.jobs.push(Job {
             source: path.to_path_buf(),
@@ -243,9 +260,9 @@ impl Planner<'_> {
         });
     }
 
-    fn output_dir(&mut self, dir: PathBuf) {
-        if self.dirs.insert(dir.clone()) {
-            self.plan.output_dirs.push(dir);
+    fn output_dir(&mut self, path: PathBuf, named: bool) {
+        if self.dirs.insert(path.clone()) {
+            self.plan.output_dirs.push(OutputDir { path, named });
         }
     }
 
@@ -367,14 +384,14 @@ mod tests {
         let dirs: Vec<_> = plan
             .output_dirs
             .iter()
-            .map(|d| d.strip_prefix(root).unwrap())
+            .map(|d| (d.path.strip_prefix(root).unwrap(), d.named))
             .collect();
         assert_eq!(
             dirs,
             [
-                Path::new("in/out"),
-                Path::new("in/out/in"),
-                Path::new("in/out/in/sub")
+                (Path::new("in/out"), true),
+                (Path::new("in/out/in"), false),
+                (Path::new("in/out/in/sub"), false)
             ]
         );
     }

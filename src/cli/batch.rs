@@ -7,6 +7,7 @@
 //! code: 7 when any file failed.
 
 use std::fmt::Write as _;
+use std::fs::Metadata;
 use std::io::{self, IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ use super::paths::{Destination, Source};
 use super::senders;
 use super::{in_pool, output};
 use crate::batch::{self, Direction, Event, FileError, Keys, Observer, Options, Outcome, Report};
-use crate::batch::{Skip, Summary};
+use crate::batch::{Dir, FileId, Skip, Summary};
 use crate::sender::Verdict;
 
 /// The flags of batch mode, shared by `seal` and `unseal`.
@@ -102,18 +103,32 @@ pub fn check_remove_source(
     Ok(())
 }
 
-/// `--remove-source` for a single file whose output is committed; with `signature`, its
-/// checked signature too.
+/// `--remove-source` for a single file whose output is committed; `input`: the input as it
+/// was opened (its `fstat`), so that only that file goes; with `signature`, its checked
+/// signature too.
 pub fn remove_single(
     flags: &Flags,
-    source: &Path,
+    (source, input): (&Path, &Metadata),
     output: &Path,
     signature: bool,
 ) -> Result<(), Failure> {
     if !flags.remove_source {
         return Ok(());
     }
-    batch::remove_source(source, output, signature).map_err(|e| {
+    let remove = || {
+        let (dir, name) = Dir::open_parent(source)?;
+        let id = FileId::of_metadata(input);
+        let (output_dir, _) = Dir::open_parent(output)?;
+        // The operator named the input: it may be a symbolic link to the file read.
+        let opened = batch::Source {
+            dir,
+            name,
+            id,
+            follow: true,
+        };
+        batch::remove_source(&opened, &output_dir, signature)
+    };
+    remove().map_err(|e: io::Error| {
         Failure::new(
             ExitCode::Io,
             format!(
@@ -540,9 +555,10 @@ fn code(error: &FileError) -> ExitCode {
     match error {
         FileError::Decrypt(e) => Failure::from(e).code,
         FileError::Sender(_) => ExitCode::Signature,
-        FileError::NoRecipients | FileError::IncompatibleRecipients(_) | FileError::WrongKeys => {
-            ExitCode::Usage
-        }
+        FileError::NoRecipients
+        | FileError::IncompatibleRecipients(_)
+        | FileError::WrongKeys
+        | FileError::OutputIsInput => ExitCode::Usage,
         _ => ExitCode::Io,
     }
 }

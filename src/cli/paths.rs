@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::failure::Failure;
 use super::output::PendingFile;
+use crate::batch::FileId;
 use crate::error::StreamError;
 
 /// What standard input and output are called in messages.
@@ -89,6 +90,23 @@ pub fn open_input(path: &Path) -> Result<(File, Metadata), Failure> {
     Ok((file, meta))
 }
 
+/// Refuses an output that names the input file itself (the same device and inode, also
+/// through a hard or symbolic link), whatever `--force` says: the output would replace the
+/// input as it is read, and `--remove-source` would then remove the output.
+fn refuse_input(source: &Source, output: &Path) -> Result<(), Failure> {
+    let Source::File(input) = source else {
+        return Ok(());
+    };
+    let same = match (std::fs::metadata(input), std::fs::metadata(output)) {
+        (Ok(input), Ok(output)) => FileId::of_metadata(&input) == FileId::of_metadata(&output),
+        _ => false,
+    };
+    match same {
+        true => Err(Failure::usage("the output is the input itself").about(input)),
+        false => Ok(()),
+    }
+}
+
 /// Where the output goes.
 pub enum Destination {
     /// Standard output.
@@ -98,11 +116,13 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// `-o -` means standard output; `-o PATH` a file; without `-o`, `default` decides.
+    /// `-o -` means standard output; `-o PATH` a file; without `-o`, `default` decides. An
+    /// output that is the input `source` itself is refused before anything is made.
     pub fn new(
         output: Option<PathBuf>,
         default: impl FnOnce() -> Result<Option<PathBuf>, Failure>,
         force: bool,
+        source: &Source,
     ) -> Result<Destination, Failure> {
         let path = match output {
             Some(path) if path.as_os_str() == "-" => None,
@@ -110,7 +130,10 @@ impl Destination {
             None => default()?,
         };
         match path {
-            Some(path) => Ok(Destination::File(PendingFile::create(&path, force)?)),
+            Some(path) => {
+                refuse_input(source, &path)?;
+                Ok(Destination::File(PendingFile::create(&path, force)?))
+            }
             None => Ok(Destination::Stdout),
         }
     }

@@ -145,6 +145,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             Source::Stdin => Ok(None),
         },
         args.shared.force,
+        &source,
     )?;
     if destination.is_terminal() && !args.armor {
         return Err(
@@ -204,7 +205,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
                 Some(signing) => signing.sign_and_commit(pending, digest)?,
                 None => pending.commit()?,
             }
-            batch::remove_single(&args.batch, path, &output, false)
+            batch::remove_single(&args.batch, (path, &meta), &output, false)
         }
         (Source::File(path), Destination::Stdout) => {
             let (file, meta) = open_input(path)?;

@@ -174,6 +174,7 @@ fn open(
             Source::Stdin => Ok(None),
         },
         args.shared.force,
+        &source,
     )?;
     batch::check_remove_source(&args.batch, &source, &destination)?;
     let (threads, quiet) = (args.shared.threads, args.shared.quiet);
@@ -213,7 +214,7 @@ fn open(
             let output = pending.target().to_path_buf();
             pending.commit()?;
             // A checked signature goes with its file.
-            batch::remove_single(&args.batch, path, &output, senders.is_some())
+            batch::remove_single(&args.batch, (path, &meta), &output, senders.is_some())
         }
         (Source::File(path), Destination::Stdout) => {
             refuse_unchecked_stream(&signed)?;

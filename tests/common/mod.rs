@@ -149,6 +149,28 @@ impl Cmd {
             .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.cmd))
     }
 
+    /// Starts the command in the background, its standard output and error drained by
+    /// threads (so that a long report never blocks it on a full pipe).
+    pub fn start(self) -> Background {
+        let what = format!("{:?}", self.cmd);
+        let mut child = self.spawn();
+        let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                pipe.read_to_end(&mut bytes).unwrap();
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        Background {
+            child,
+            stdout,
+            stderr,
+            what,
+        }
+    }
+
     pub fn run(mut self) -> Run {
         let what = format!("{:?}", self.cmd);
         let output = self
@@ -165,6 +187,36 @@ impl Cmd {
             stdout_bytes: output.stdout,
             stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
             what,
+        }
+    }
+}
+
+/// A command running in the background ([`Cmd::start`]).
+pub struct Background {
+    pub child: std::process::Child,
+    stdout: std::thread::JoinHandle<Vec<u8>>,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+    what: String,
+}
+
+impl Background {
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for it to finish.
+    pub fn wait(mut self) -> Run {
+        let status = self.child.wait().unwrap();
+        let stdout = self.stdout.join().unwrap();
+        Run {
+            code: status
+                .code()
+                .unwrap_or_else(|| panic!("{} was killed", self.what)),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stdout_bytes: stdout,
+            stderr: String::from_utf8(self.stderr.join().unwrap()).expect("stderr is UTF-8"),
+            what: self.what,
         }
     }
 }

@@ -270,7 +270,10 @@ impl SmallFs {
             .arg(&at)
             .status()
             .unwrap_or_else(|e| panic!("cannot run mount: {e}"));
-        assert!(status.success(), "mount a {size} tmpfs (this test needs root)");
+        assert!(
+            status.success(),
+            "mount a {size} tmpfs (this test needs root)"
+        );
         SmallFs(at)
     }
 }
@@ -308,7 +311,11 @@ fn a_full_file_system_fails_the_files_that_do_not_fit_and_the_batch_goes_on() {
         .lines()
         .filter(|line| line.contains("No space left on device"))
         .collect();
-    assert!(!failed.is_empty(), "nothing failed for space:\n{}", run.stderr);
+    assert!(
+        !failed.is_empty(),
+        "nothing failed for space:\n{}",
+        run.stderr
+    );
     assert!(
         !run.stderr.contains("mapped output failed"),
         "a fault stopped the process:\n{}",

@@ -1,0 +1,466 @@
+//! Directories held open, so that outputs are written only where the batch meant.
+//!
+//! An uploader who can write into the output directory can swap a directory the batch made
+//! for a symbolic link to one of its own while the batch runs. Paths would follow that link;
+//! a [`Dir`] does not: it is a handle to the directory as it was when opened, and every file
+//! is created, renamed and removed relative to it (`openat`, `renameat2`, `unlinkat`). Below
+//! a directory the operator named, each directory is opened from its parent's handle with
+//! `O_NOFOLLOW`, so that no symbolic link is ever followed beneath the root.
+//! [`OutputDirs`] opens the directories of a batch that way, each once.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{self as sys, AtFlags, FileType, Mode, OFlags, RenameFlags, CWD};
+use rustix::io::Errno;
+
+/// A file's identity: its device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The identity of an open file (`fstat`).
+    pub fn of(file: impl AsFd) -> io::Result<FileId> {
+        Ok(FileId::from_stat(&sys::fstat(file)?))
+    }
+
+    /// The identity in `meta`.
+    pub fn of_metadata(meta: &Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+
+    fn from_stat(stat: &sys::Stat) -> FileId {
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+        FileId {
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
+        }
+    }
+}
+
+/// An open directory, and the path it was reached by (for messages only: nothing is done
+/// through it).
+#[derive(Debug, Clone)]
+pub struct Dir {
+    fd: Arc<OwnedFd>,
+    path: PathBuf,
+}
+
+/// Open flags of a directory handle.
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+}
+
+impl Dir {
+    /// Opens the directory at `path`, following symbolic links: for directories the
+    /// operator named, which may be or lie under one.
+    pub fn open(path: &Path) -> io::Result<Dir> {
+        let fd = sys::openat(CWD, path, dir_flags(), Mode::empty())?;
+        Ok(Dir {
+            fd: Arc::new(fd),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens the directory that `path` is in (`.` for a bare name), following symbolic
+    /// links as [`Dir::open`]; returns it and the name of `path` in it.
+    pub fn open_parent(path: &Path) -> io::Result<(Dir, OsString)> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        Ok((Dir::open(dir)?, name.to_os_string()))
+    }
+
+    /// Makes the directory at `path` and its parents unless they exist, then opens it
+    /// (following symbolic links, as [`Dir::open`]).
+    pub fn create(path: &Path) -> io::Result<Dir> {
+        std::fs::create_dir_all(path)?;
+        Dir::open(path)
+    }
+
+    /// Opens the subdirectory `name`, never through a symbolic link; with `make`, makes it
+    /// first (with that mode) unless it exists.
+    pub fn child(&self, name: &OsStr, make: Option<u32>) -> io::Result<Dir> {
+        let name = plain_name(name)?;
+        if let Some(mode) = make {
+            match sys::mkdirat(&*self.fd, name, Mode::from_raw_mode(mode)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let fd = sys::openat(
+            &*self.fd,
+            name,
+            dir_flags() | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            // A symbolic link (`ELOOP`), or something else that is not a directory.
+            Errno::LOOP | Errno::NOTDIR => io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory (symbolic links are not followed in the output tree)",
+            ),
+            e => e.into(),
+        })?;
+        Ok(Dir {
+            fd: Arc::new(fd),
+            path: self.path.join(name),
+        })
+    }
+
+    /// The path this directory was reached by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of `name` in this directory, for messages.
+    pub fn join(&self, name: &OsStr) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Opens the file `name` to read, without blocking (a FIFO must not hang the batch) and
+    /// without following a symbolic link unless `follow`.
+    pub fn open_file(&self, name: &OsStr, follow: bool) -> io::Result<File> {
+        let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        let fd = sys::openat(&*self.fd, plain_name(name)?, flags, Mode::empty())?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates the file `name`, which must not exist (not even as a symbolic link), owner
+    /// read-write only, open to read and write.
+    pub fn create_new(&self, name: &OsStr) -> io::Result<File> {
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        let mode = Mode::RUSR | Mode::WUSR;
+        let fd = sys::openat(&*self.fd, plain_name(name)?, flags | OFlags::CLOEXEC, mode)?;
+        Ok(File::from(fd))
+    }
+
+    /// The identity of what `name` refers to (following a symbolic link if `follow`), or
+    /// `None` if there is nothing by that name.
+    pub fn id_of(&self, name: &OsStr, follow: bool) -> io::Result<Option<FileId>> {
+        let flags = match follow {
+            true => AtFlags::empty(),
+            false => AtFlags::SYMLINK_NOFOLLOW,
+        };
+        match sys::statat(&*self.fd, plain_name(name)?, flags) {
+            Ok(stat) => Ok(Some(FileId::from_stat(&stat))),
+            Err(Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renames `from` to `to`, both in this directory. An existing `to` is replaced only if
+    /// `replace`; otherwise the rename fails with [`io::ErrorKind::AlreadyExists`].
+    pub fn rename(&self, from: &OsStr, to: &OsStr, replace: bool) -> io::Result<()> {
+        let (from, to) = (plain_name(from)?, plain_name(to)?);
+        let fd = &*self.fd;
+        if replace {
+            return Ok(sys::renameat(fd, from, fd, to)?);
+        }
+        match sys::renameat_with(fd, from, fd, to, RenameFlags::NOREPLACE) {
+            // A file system (or kernel) without RENAME_NOREPLACE: a hard link fails just
+            // the same on an existing name, then the old name goes.
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                sys::linkat(fd, from, fd, to, AtFlags::empty())?;
+                Ok(sys::unlinkat(fd, from, AtFlags::empty())?)
+            }
+            result => Ok(result?),
+        }
+    }
+
+    /// Removes the file `name`.
+    pub fn remove(&self, name: &OsStr) -> io::Result<()> {
+        Ok(sys::unlinkat(
+            &*self.fd,
+            plain_name(name)?,
+            AtFlags::empty(),
+        )?)
+    }
+
+    /// Removes the file `name` only if it is still the file `id`, checked just before; with
+    /// `follow`, `name` may also be a symbolic link to that file (the link goes). Otherwise
+    /// fails and leaves it.
+    ///
+    /// The check and the removal are two system calls: a name swapped in the instant between
+    /// them is removed. That takes a process racing this one, and leaves the file it swapped
+    /// in, not ours, at stake.
+    pub fn remove_if_same(&self, name: &OsStr, id: FileId, follow: bool) -> io::Result<()> {
+        let same = match self.id_of(name, false)? {
+            None => return Err(io::ErrorKind::NotFound.into()),
+            Some(now) if now == id => true,
+            Some(_) => follow && self.id_of(name, true)? == Some(id),
+        };
+        match same {
+            true => self.remove(name),
+            false => Err(io::Error::other(
+                "it was replaced by another file while it was processed",
+            )),
+        }
+    }
+
+    /// Flushes the directory's entries to disk: the names renamed into it survive a power
+    /// loss.
+    pub fn sync(&self) -> io::Result<()> {
+        Ok(sys::fsync(&*self.fd)?)
+    }
+
+    /// The names of the regular files in the directory (symbolic links not followed).
+    pub fn files(&self) -> io::Result<Vec<OsString>> {
+        let mut names = Vec::new();
+        let mut entries = sys::Dir::read_from(&*self.fd)?;
+        while let Some(entry) = entries.read() {
+            let entry = entry?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." {
+                continue;
+            }
+            let file_type = match entry.file_type() {
+                // A file system that does not say in the listing.
+                FileType::Unknown => {
+                    match sys::statat(&*self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+                        Err(_) => continue,
+                    }
+                }
+                known => known,
+            };
+            if file_type == FileType::RegularFile {
+                names.push(name.to_os_string());
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// `name` if it is one plain name (no `/`, not `.` or `..`): every step below a directory
+/// handle goes through exactly one entry.
+fn plain_name(name: &OsStr) -> io::Result<&OsStr> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a plain file name",
+        ));
+    }
+    Ok(name)
+}
+
+/// An output directory that cannot take outputs: the directory that failed, and why.
+#[derive(Debug, Clone)]
+pub struct Broken {
+    path: PathBuf,
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl Broken {
+    fn new(path: &Path, error: &io::Error) -> Broken {
+        Broken {
+            path: path.to_path_buf(),
+            kind: error.kind(),
+            message: error.to_string(),
+        }
+    }
+
+    /// The directory that failed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Why it failed.
+    pub fn error(&self) -> io::Error {
+        io::Error::new(self.kind, self.message.clone())
+    }
+}
+
+/// The output directories of a batch (or of an inbox), each opened once, parents before
+/// their children.
+///
+/// A directory the operator named (an output root such as `-o`, or the directory of an
+/// input whose output goes beside it) is opened as named, following symbolic links: it may
+/// be or lie under one. Every directory below one is opened from its parent's handle, never
+/// through a link. Missing directories are made, if asked, with the mode given.
+#[derive(Debug)]
+pub struct OutputDirs {
+    /// The mode new directories are made with; `None`: none are made.
+    make: Option<u32>,
+    dirs: HashMap<PathBuf, Result<Dir, Broken>>,
+}
+
+impl OutputDirs {
+    /// No directory opened yet. With `make`, missing directories are made with that mode
+    /// (before the umask).
+    pub fn new(make: Option<u32>) -> OutputDirs {
+        OutputDirs {
+            make,
+            dirs: HashMap::new(),
+        }
+    }
+
+    /// Opens the output directory `path` unless it is open already (making it first if
+    /// missing, when asked to). `named`: the operator named it. Otherwise its parent must
+    /// have been added first; a directory whose parent is broken is broken.
+    pub fn add(&mut self, path: &Path, named: bool) -> Result<&Dir, &Broken> {
+        if !self.dirs.contains_key(path) {
+            let opened = self.open(path, named);
+            self.dirs.insert(path.to_path_buf(), opened);
+        }
+        self.get(path).expect("just added")
+    }
+
+    /// Marks the output directory `path` as unable to take outputs (add it first): its
+    /// children added later are too.
+    pub fn break_dir(&mut self, path: &Path, error: &io::Error) {
+        self.dirs
+            .insert(path.to_path_buf(), Err(Broken::new(path, error)));
+    }
+
+    /// The output directory `path`, if it was added.
+    pub fn get(&self, path: &Path) -> Option<Result<&Dir, &Broken>> {
+        self.dirs.get(path).map(Result::as_ref)
+    }
+
+    fn open(&self, path: &Path, named: bool) -> Result<Dir, Broken> {
+        let broken = |e: io::Error| Broken::new(path, &e);
+        if named {
+            let opened = match self.make {
+                Some(_) => Dir::create(path),
+                None => Dir::open(path),
+            };
+            return opened.map_err(broken);
+        }
+        let parent = path.parent().and_then(|parent| self.dirs.get(parent));
+        match (parent, path.file_name()) {
+            (Some(Ok(parent)), Some(name)) => parent.child(name, self.make).map_err(broken),
+            (Some(Err(cause)), _) => Err(cause.clone()),
+            _ => Err(broken(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not beneath an output directory that was opened",
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn a_child_is_never_a_symbolic_link_and_is_made_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), tmp.path().join("link")).unwrap();
+        let e = dir.child("link".as_ref(), Some(0o700)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotADirectory);
+        dir.child("d".as_ref(), Some(0o700)).unwrap();
+        dir.child("d".as_ref(), Some(0o700)).unwrap();
+        assert!(dir.child("missing".as_ref(), None).is_err());
+        assert!(dir.child("..".as_ref(), None).is_err());
+        assert!(dir.child("d/..".as_ref(), None).is_err());
+    }
+
+    #[test]
+    fn a_handle_keeps_its_directory_when_the_path_is_swapped_for_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Dir::open(tmp.path()).unwrap();
+        let out = root.child("out".as_ref(), Some(0o700)).unwrap();
+        fs::create_dir(tmp.path().join("attacker")).unwrap();
+        fs::rename(tmp.path().join("out"), tmp.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink("attacker", tmp.path().join("out")).unwrap();
+        out.create_new("f".as_ref()).unwrap();
+        assert!(tmp.path().join("moved/f").is_file());
+        assert_eq!(
+            fs::read_dir(tmp.path().join("attacker")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_rename_without_replace_keeps_an_existing_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join("a"), b"a").unwrap();
+        fs::write(tmp.path().join("b"), b"b").unwrap();
+        let e = dir.rename("a".as_ref(), "b".as_ref(), false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(tmp.path().join("b")).unwrap(), b"b");
+        dir.rename("a".as_ref(), "b".as_ref(), true).unwrap();
+        assert_eq!(fs::read(tmp.path().join("b")).unwrap(), b"a");
+        dir.rename("b".as_ref(), "c".as_ref(), false).unwrap();
+        assert_eq!(fs::read(tmp.path().join("c")).unwrap(), b"a");
+    }
+
+    #[test]
+    fn a_name_whose_file_changed_is_not_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join("input"), b"processed").unwrap();
+        let opened = dir.open_file("input".as_ref(), false).unwrap();
+        let id = FileId::of(&opened).unwrap();
+        // Swapped for another file between processing and removal.
+        fs::write(tmp.path().join("other"), b"not processed").unwrap();
+        fs::rename(tmp.path().join("other"), tmp.path().join("input")).unwrap();
+        assert!(dir.remove_if_same("input".as_ref(), id, false).is_err());
+        assert_eq!(
+            fs::read(tmp.path().join("input")).unwrap(),
+            b"not processed"
+        );
+        // Or for a symbolic link to the file processed.
+        fs::remove_file(tmp.path().join("input")).unwrap();
+        let id = FileId::of(dir.create_new("kept".as_ref()).unwrap()).unwrap();
+        std::os::unix::fs::symlink("kept", tmp.path().join("input")).unwrap();
+        assert!(dir.remove_if_same("input".as_ref(), id, false).is_err());
+        assert!(tmp.path().join("input").symlink_metadata().is_ok());
+        // Unless links are followed: then the link goes, and the file stays.
+        dir.remove_if_same("input".as_ref(), id, true).unwrap();
+        assert!(tmp.path().join("input").symlink_metadata().is_err());
+        // The same file: removed.
+        dir.remove_if_same("kept".as_ref(), id, false).unwrap();
+        assert!(!tmp.path().join("kept").exists());
+    }
+
+    #[test]
+    fn directories_below_the_root_are_made_from_their_parents_and_a_broken_parent_breaks_its_children(
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        let mut dirs = OutputDirs::new(Some(0o700));
+        dirs.add(&root, true).unwrap();
+        dirs.add(&root.join("a"), false).unwrap();
+        dirs.add(&root.join("a/b"), false).unwrap();
+        assert!(root.join("a/b").is_dir());
+        std::os::unix::fs::symlink(tmp.path(), root.join("link")).unwrap();
+        let broken = dirs.add(&root.join("link"), false).unwrap_err().clone();
+        assert_eq!(broken.path(), root.join("link"));
+        let child = dirs.add(&root.join("link/c"), false).unwrap_err();
+        assert_eq!(child.path(), root.join("link"));
+        assert!(dirs.add(&tmp.path().join("elsewhere"), false).is_err());
+        assert!(!tmp.path().join("c").exists());
+        // A directory the operator named may be a link; below it, none is followed.
+        let mut beside = OutputDirs::new(None);
+        beside.add(&root.join("link"), true).unwrap();
+        assert!(beside.add(&root.join("link/new"), false).is_err());
+        assert!(!tmp.path().join("new").exists());
+    }
+}
