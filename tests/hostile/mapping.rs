@@ -309,7 +309,7 @@ fn a_full_file_system_fails_the_files_that_do_not_fit_and_the_batch_goes_on() {
     let failed: Vec<&str> = run
         .stderr
         .lines()
-        .filter(|line| line.contains("No space left on device"))
+        .filter(|line| line.contains("no space left on device"))
         .collect();
     assert!(
         !failed.is_empty(),
