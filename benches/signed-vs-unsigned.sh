@@ -6,8 +6,8 @@
 #
 # Usage: benches/signed-vs-unsigned.sh [BIN_DIR ...]
 #   BIN_DIR   directories with prebuilt seal, unseal and seal-keygen, the aws-lc build in one
-#             whose path says aws-lc (default: cargo build --release, and with AWS_LC=1 also
-#             --features aws-lc)
+#             whose path says aws-lc, other builds named by their directory's name in the rows
+#             (default: cargo build --release, and with AWS_LC=1 also --features aws-lc)
 #
 # Environment:
 #   SIZE_MIB  input size in MiB (default 1024)
@@ -93,6 +93,8 @@ echo "| --- | ---: | ---: | ---: |"
 for dir in "${BINS[@]}"; do
     tag=""
     [[ $dir == *aws-lc* ]] && tag=" aws-lc"
+    # Several builds to compare (say, before and after a change): each row names its own.
+    [[ ${#BINS[@]} -gt 1 && -z $tag ]] && tag=" [$(basename "$dir")]"
     for t in ${THREADS:-0}; do
         th=""
         [[ $t != 0 ]] && th=" -t$t"

@@ -10,8 +10,10 @@
 //! is a short read, an error of that file alone, never a fault that stops the process.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::os::unix::fs::FileExt;
+
+use crate::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
 /// The sealed chunks of a payload (after its nonce).
 #[derive(Clone, Copy)]
@@ -38,11 +40,6 @@ impl Chunks<'_> {
         }
     }
 
-    /// Whether there are none (a payload that is only its nonce).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Copies the bytes at `at` into `buf`, which must lie within [`Chunks::len`].
     pub fn read(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
         match self {
@@ -56,6 +53,47 @@ impl Chunks<'_> {
                         io::ErrorKind::UnexpectedEof => shrank(),
                         _ => e,
                     })
+            }
+        }
+    }
+}
+
+impl Chunks<'_> {
+    /// Copies `len` bytes from `at` into `buf` spread out as sealed chunks lay them out: each
+    /// 64 KiB at its chunk's place (`i * ENCRYPTED_CHUNK_SIZE`), with a tag's room after it,
+    /// so that they can be sealed in place. One read (`preadv`) for a file.
+    pub fn read_spread(&self, at: u64, len: usize, buf: &mut [u8]) -> io::Result<()> {
+        let mut pieces: Vec<&mut [u8]> = buf
+            .chunks_mut(ENCRYPTED_CHUNK_SIZE)
+            .zip((0..len).step_by(CHUNK_SIZE))
+            .map(|(slot, start)| &mut slot[..CHUNK_SIZE.min(len - start)])
+            .collect();
+        match self {
+            Chunks::Memory(_) => {
+                let mut offset = at;
+                for piece in pieces {
+                    self.read(offset, piece)?;
+                    offset += piece.len() as u64;
+                }
+                Ok(())
+            }
+            Chunks::File { file, start, .. } => {
+                let mut slices: Vec<IoSliceMut<'_>> =
+                    pieces.iter_mut().map(|p| IoSliceMut::new(p)).collect();
+                let mut slices = &mut slices[..];
+                let mut offset = start + at;
+                while !slices.is_empty() {
+                    match rustix::io::preadv(file, slices, offset) {
+                        Ok(0) => return Err(shrank()),
+                        Ok(n) => {
+                            IoSliceMut::advance_slices(&mut slices, n);
+                            offset += n as u64;
+                        }
+                        Err(rustix::io::Errno::INTR) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(())
             }
         }
     }

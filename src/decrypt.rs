@@ -432,11 +432,11 @@ impl<'a> OpenPayload<'a> {
                 let mapped = self.plaintext_len > CHUNK_SIZE as u64
                     && parallel::maps_output(rayon::current_num_threads());
                 if mapped {
-                    // Blocks are reserved before mapping, so a full file system is an
-                    // error here, not a fault while the map is written.
+                    // Pages are allocated before they are written, so a full file system
+                    // is an error, not a fault while the map is written.
                     let mut out =
                         MappedOutput::new(file, self.plaintext_len).map_err(StreamError::Write)?;
-                    let sink = parallel::Sink::Slice(&mut out);
+                    let sink = parallel::Sink::Map(&mut out);
                     return parallel::open(&self.cipher, self.chunks, sink, hash, progress);
                 }
                 file.set_len(self.plaintext_len)

@@ -7,8 +7,8 @@
 //!
 //! - [`encrypt`] / [`decrypt`]: whole messages in memory, parallel.
 //! - [`Encryptor`] / [`Decryptor`]: streaming `Write` and `Read`.
-//! - [`SealedSlice`]: random access to a sealed file in memory or mapped, for parallel
-//!   decryption straight into an output file.
+//! - [`SealedSlice`] (in memory) and [`SealedFile`] (on disk, each byte read once): random
+//!   access to a sealed file, for parallel decryption straight into an output file.
 //! - [`batch`]: whole directory trees, every file on one pool, one report per file.
 //! - [`sshsig`], [`allowed_signers`], [`sender`]: who sent a file, by client-key signatures.
 //! - [`scrypt`]: passphrases instead of keys; [`armor`]: the ASCII armor, which
@@ -64,7 +64,7 @@ pub mod batch;
 // What a sealed file says about itself, without a key.
 pub mod inspect;
 
-// Memory maps of inputs and outputs: the crate's only `unsafe`.
+// Memory maps of new output files: the crate's only `unsafe`.
 #[allow(unsafe_code)]
 pub mod mmap;
 

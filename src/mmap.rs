@@ -11,8 +11,10 @@
 //! 0600, which nobody else can write. Its one hazard is the file system running out of space
 //! when a page is first written (tmpfs, sparse files), which raises SIGBUS. Two defences:
 //!
-//! 1. [`MappedOutput::new`] allocates the file's blocks before mapping it (`fallocate`), so
-//!    a full file system is an error of that one file, returned there.
+//! 1. Pages are allocated before they are written: each thread populates the run it is
+//!    about to write (`MADV_POPULATE_WRITE`, [`populate`]), which fails with an error where a
+//!    write would fault; on kernels without it, [`MappedOutput::new`] allocates the whole file
+//!    (`fallocate`). Either way a full file system is an error of that one file.
 //! 2. Where a file system cannot allocate ahead, a SIGBUS handler checks that the fault lies
 //!    in one of our maps. If it does, it removes every temporary output registered with
 //!    [`remove_on_fault`] (so no partial output survives), writes one clear line to
@@ -49,9 +51,13 @@ impl MappedOutput {
     ///
     /// `file` must be a temporary output of this process, registered with [`remove_on_fault`]
     /// by the caller so that a fault (no space left) leaves nothing behind.
+    ///
+    /// Its pages are then allocated ahead of each write by whoever writes them
+    /// ([`populate`]), so that a full file system is an error of this file. Where the kernel
+    /// cannot (before Linux 5.14), the whole file is allocated here instead (`fallocate`),
+    /// which costs one thread's time.
     pub fn new(file: &File, len: u64) -> io::Result<MappedOutput> {
         assert!(len > 0, "an empty file cannot be mapped");
-        reserve(file, len)?;
         file.set_len(len)?;
         install_handler();
         // SAFETY: the file is a new temporary output that only this process writes, sized just
@@ -59,8 +65,75 @@ impl MappedOutput {
         // and the handler deals with that as the module docs describe.
         let map = unsafe { MmapMut::map_mut(file)? };
         let slot = MAPS.claim(map.as_ptr() as usize, map.len());
-        Ok(MappedOutput { map, slot })
+        let mut out = MappedOutput { map, slot };
+        // The first page tells whether the kernel populates ahead.
+        match populate_pages(&mut out.map[..1]) {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => reserve(file, len)?,
+            other => other?,
+        }
+        Ok(out)
     }
+}
+
+/// Allocates, for writing, the pages of a mapped output that hold `bytes` (part of a
+/// [`MappedOutput`]), so that a full file system is this error (`StorageFull`) rather than a
+/// SIGBUS when they are written. Called by each thread for the run it is about to write, so
+/// the pages are allocated in parallel, as the page faults of the writes would have been.
+/// A no-op where the kernel cannot populate ahead ([`MappedOutput::new`] has then
+/// allocated the whole file).
+pub fn populate(bytes: &mut [u8]) -> io::Result<()> {
+    match populate_pages(bytes) {
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
+        other => other,
+    }
+}
+
+fn populate_pages(bytes: &mut [u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    #[cfg(target_os = "linux")]
+    let rc = {
+        let page = page_size();
+        let start = bytes.as_ptr() as usize / page * page;
+        let end = (bytes.as_ptr() as usize + bytes.len()).div_ceil(page) * page;
+        // SAFETY: `bytes` lies in a live mapping of ours, whose pages it covers; a mapping
+        // spans whole pages, so the rounded range does too. MADV_POPULATE_WRITE only
+        // allocates and maps those pages, as writing them would, and changes no byte.
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            )
+        }
+    };
+    #[cfg(not(target_os = "linux"))]
+    let rc: libc::c_int = {
+        // No way to populate ahead here: as before Linux 5.14.
+        return Err(io::ErrorKind::Unsupported.into());
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    Err(match e.raw_os_error() {
+        // Before Linux 5.14.
+        Some(libc::EINVAL) => io::ErrorKind::Unsupported.into(),
+        // A write there would have raised SIGBUS: no space for the page.
+        Some(libc::EFAULT) => io::Error::new(
+            io::ErrorKind::StorageFull,
+            "no space left on device (the output's file system is full)",
+        ),
+        _ => e,
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: sysconf reads a constant of the system.
+    *PAGE.get_or_init(|| unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize)
 }
 
 impl std::ops::DerefMut for MappedOutput {
@@ -85,10 +158,11 @@ impl Drop for MappedOutput {
     }
 }
 
-/// Allocates the blocks of `file`'s first `len` bytes now, so that a full file system (or a
-/// quota) is an error of this one file here, rather than a SIGBUS on the first write to a
-/// page of its map. A file system that cannot allocate ahead (`EOPNOTSUPP`: some network
-/// file systems) is mapped without, and the fault handler remains its only defence.
+/// Allocates the blocks of `file`'s first `len` bytes now, where the kernel cannot populate a
+/// mapping ahead: a full file system (or a quota) is then an error of this one file here,
+/// rather than a SIGBUS on the first write to a page of its map. A file system that cannot
+/// allocate ahead either (`EOPNOTSUPP`: some network file systems) is mapped without, and the
+/// fault handler remains its only defence.
 fn reserve(file: &File, len: u64) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {

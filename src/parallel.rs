@@ -47,7 +47,10 @@ const TASKS_PER_THREAD: usize = 2;
 
 /// Checks the size of the payload's chunks and authenticates the last one, from a copy of
 /// it; returns the plaintext size.
-pub fn check_payload(cipher: &PayloadCipher, chunks: &Chunks<'_>) -> Result<u64, StreamError> {
+pub(crate) fn check_payload(
+    cipher: &PayloadCipher,
+    chunks: &Chunks<'_>,
+) -> Result<u64, StreamError> {
     let len = chunks.len();
     let result = stream::plaintext_len(len)
         .map_err(StreamError::Decrypt)
@@ -158,10 +161,13 @@ pub fn maps_output(threads: usize) -> bool {
 const MAP_FROM_THREADS: usize = 8;
 
 /// Where [`open`] puts the plaintext.
-pub enum Sink<'a> {
-    /// Memory exactly the plaintext size: a vector, or a mapped output file. The caller
-    /// must discard it on error.
+pub(crate) enum Sink<'a> {
+    /// Memory exactly the plaintext size. The caller must discard it on error.
     Slice(&'a mut [u8]),
+    /// A mapped output file exactly the plaintext size ([`crate::mmap::MappedOutput`]):
+    /// each run's pages are allocated before it is written ([`crate::mmap::populate`]), so
+    /// a full file system is a write error. The caller must discard it on error.
+    Map(&'a mut [u8]),
     /// A file, from `offset`, with positioned writes from every thread. The caller must
     /// discard the file on error: runs before and after the failing one may be written.
     File(&'a File, u64),
@@ -186,7 +192,7 @@ const WINDOW_RUNS: usize = 32;
 /// release plaintext that was not authenticated. With `hash`, the copies are kept a window
 /// at a time and hashed in order, one window behind the decryption, so that a signature is
 /// checked over exactly the bytes that were decrypted.
-pub fn open(
+pub(crate) fn open(
     cipher: &PayloadCipher,
     chunks: Chunks<'_>,
     sink: Sink<'_>,
@@ -196,8 +202,9 @@ pub fn open(
     let plain_len = check_payload(cipher, &chunks)?;
     let len = chunks.len() as usize;
     let runs = len.div_ceil(RUN_SEALED);
+    let populate = matches!(sink, Sink::Map(_));
     let (mut slice, mut writer, file) = match sink {
-        Sink::Slice(out) => (Some(out), None, None),
+        Sink::Slice(out) | Sink::Map(out) => (Some(out), None, None),
         Sink::Writer(out) => (None, Some(out), None),
         Sink::File(file, offset) => (None, None, Some((file, offset))),
     };
@@ -267,6 +274,7 @@ pub fn open(
                             index: first + i,
                             last: first + i + 1 == runs,
                             len,
+                            populate,
                         };
                         let done = run.open(cipher, &chunks, buffers, sealed, plain, file)?;
                         progress(done as u64);
@@ -322,11 +330,13 @@ struct RunBuffers {
     plain: Zeroizing<Vec<u8>>,
 }
 
-/// One run of chunks of a payload of `len` sealed bytes.
+/// One run of chunks of a payload of `len` sealed bytes; `populate`: its plaintext goes to
+/// a mapped output, whose pages are allocated first.
 struct Run {
     index: usize,
     last: bool,
     len: usize,
+    populate: bool,
 }
 
 impl Run {
@@ -357,7 +367,12 @@ impl Run {
                 .map_err(StreamError::Decrypt)
         };
         match (plain, file) {
-            (Some(out), _) => decrypt(out)?,
+            (Some(out), _) => {
+                if self.populate {
+                    crate::mmap::populate(out).map_err(StreamError::Write)?;
+                }
+                decrypt(out)?
+            }
             (None, Some((file, offset))) => {
                 let out = grown(&mut buffers.plain, plain_n);
                 decrypt(out)?;
@@ -416,7 +431,7 @@ pub fn seal_chunks(
 /// Encrypts `plaintext` into `out` (a mapped output file, exactly [`stream::encrypted_len`]
 /// long) on every core, reporting progress. Each run of plaintext is read once, into
 /// private memory ([`Chunks::read`]), so a file that shrinks meanwhile is this error.
-pub fn seal_to_map(
+pub(crate) fn seal_to_map(
     cipher: &PayloadCipher,
     plaintext: Chunks<'_>,
     out: &mut [u8],
@@ -426,7 +441,8 @@ pub fn seal_to_map(
     seal_runs(cipher, &plaintext, 0, out, progress)
 }
 
-/// Seals the runs of `plaintext` from run `first` into `out`, exactly their sealed size.
+/// Seals the runs of `plaintext` from run `first` into `out` (part of a mapped output, whose
+/// pages each run allocates before writing them), exactly their sealed size.
 fn seal_runs(
     cipher: &PayloadCipher,
     plaintext: &Chunks<'_>,
@@ -467,7 +483,7 @@ const HASH_WINDOW_RUNS: usize = 128;
 /// encryption: while the pool seals a window, one of its threads hashes the window before,
 /// so a signature costs one thread's hashing beside the sealing rather than a second pass
 /// after it.
-pub fn seal_to_map_hashing(
+pub(crate) fn seal_to_map_hashing(
     cipher: &PayloadCipher,
     plaintext: Chunks<'_>,
     out: &mut [u8],
@@ -496,7 +512,7 @@ pub fn seal_to_map_hashing(
 }
 
 /// Encrypts `plaintext` into `file` at `offset`, with positioned writes from every thread.
-pub fn seal_to_file(
+pub(crate) fn seal_to_file(
     cipher: &PayloadCipher,
     plaintext: Chunks<'_>,
     file: &File,
@@ -510,22 +526,22 @@ pub fn seal_to_file(
         return file.write_all_at(&out, offset).map_err(StreamError::Write);
     }
     let runs = len.div_ceil(RUN_PLAIN);
+    // One buffer a thread, a run's plaintext read into it where its chunks go and sealed in
+    // place: a quarter of a MiB that stays in the core's L2 cache.
     (0..runs).into_par_iter().try_for_each_init(
-        || (Zeroizing::new(Vec::new()), Vec::new()),
-        |(plain_buf, sealed_buf), run| {
+        || Zeroizing::new(Vec::new()),
+        |buf, run| {
             let at = run * RUN_PLAIN;
-            let plain = grown(plain_buf, RUN_PLAIN.min(len - at));
+            let plain_len = RUN_PLAIN.min(len - at);
+            let sealed = grown(buf, stream::encrypted_len(plain_len as u64) as usize);
             plaintext
-                .read(at as u64, plain)
+                .read_spread(at as u64, plain_len, sealed)
                 .map_err(StreamError::Read)?;
-            let sealed = grown(
-                sealed_buf,
-                stream::encrypted_len(plain.len() as u64) as usize,
-            );
-            cipher.seal_chunks((run * WRITE_RUN) as u64, run + 1 == runs, plain, sealed);
+            let first = (run * WRITE_RUN) as u64;
+            cipher.seal_chunks_in_place(first, run + 1 == runs, plain_len, sealed);
             let at = offset + (run * RUN_SEALED) as u64;
             file.write_all_at(sealed, at).map_err(StreamError::Write)?;
-            progress(plain.len() as u64);
+            progress(plain_len as u64);
             Ok(())
         },
     )

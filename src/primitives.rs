@@ -66,6 +66,9 @@ pub trait ChunkAead: Clone + Send + Sync + Sized {
     /// which goes right after the ciphertext.
     fn seal(&self, nonce: &[u8; 12], plaintext: &[u8], out: &mut [u8]) -> [u8; TAG_SIZE];
 
+    /// Encrypts `buf` in place under `nonce` and returns the tag.
+    fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE];
+
     /// Decrypts `ciphertext` into `out` (the same length) if `tag` authenticates it. On
     /// failure `out` holds no plaintext.
     fn open(&self, nonce: &[u8; 12], ciphertext: &[u8], tag: &[u8], out: &mut [u8]) -> bool;
@@ -124,6 +127,13 @@ mod rustcrypto {
                 .into()
         }
 
+        fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE] {
+            self.0
+                .encrypt_inout_detached(&Nonce::from(*nonce), &[], InOutBuf::from(buf))
+                .expect("chunks are far below the ChaCha20 length limit")
+                .into()
+        }
+
         fn open(&self, nonce: &[u8; 12], ciphertext: &[u8], tag: &[u8], out: &mut [u8]) -> bool {
             let Ok(tag) = <&Tag>::try_from(tag) else {
                 return false;
@@ -164,10 +174,14 @@ mod awslc {
 
         fn seal(&self, nonce: &[u8; 12], plaintext: &[u8], out: &mut [u8]) -> [u8; TAG_SIZE] {
             out.copy_from_slice(plaintext);
+            self.seal_in_place(nonce, out)
+        }
+
+        fn seal_in_place(&self, nonce: &[u8; 12], buf: &mut [u8]) -> [u8; TAG_SIZE] {
             let nonce = Nonce::assume_unique_for_key(*nonce);
             let tag = self
                 .0
-                .seal_in_place_separate_tag(nonce, Aad::empty(), out)
+                .seal_in_place_separate_tag(nonce, Aad::empty(), buf)
                 .expect("chunks are far below the ChaCha20 length limit");
             tag.as_ref().try_into().expect("a 16-byte tag")
         }

@@ -98,6 +98,21 @@ impl PayloadCipher {
         }
     }
 
+    /// [`PayloadCipher::seal_chunks`] in place: `buf` holds `plain_len` bytes of plaintext
+    /// laid out as their sealed chunks will be (chunk `i` at `i * ENCRYPTED_CHUNK_SIZE`, a
+    /// tag's room after each), and is exactly `encrypted_len(plain_len)` long.
+    pub fn seal_chunks_in_place(&self, first: u64, ends: bool, plain_len: usize, buf: &mut [u8]) {
+        let count = chunk_count(plain_len as u64);
+        for i in 0..count {
+            let start = i as usize * CHUNK_SIZE;
+            let len = CHUNK_SIZE.min(plain_len - start);
+            let at = i as usize * ENCRYPTED_CHUNK_SIZE;
+            let (body, rest) = buf[at..].split_at_mut(len);
+            let nonce = chunk_nonce(first + i, ends && i + 1 == count);
+            rest[..TAG_SIZE].copy_from_slice(&self.0.seal_in_place(&nonce, body));
+        }
+    }
+
     /// Opens consecutive chunks, the first of which has index `first`, into `out` (exactly the
     /// plaintext size). `ends` says whether the last of them ends the payload.
     ///

@@ -92,7 +92,8 @@ pub struct Options {
     pub follow_symlinks: bool,
     /// Remove each input once its output is written, fsync'ed and renamed into place.
     pub remove_source: bool,
-    /// Map large inputs into memory (the fastest path); `false` streams them with plain reads.
+    /// Read large inputs with positioned reads on every core (the fastest path); `false`
+    /// streams them. (The name is historical: no input is mapped.)
     pub mmap: bool,
     /// Sealing: sign each output with this client key, `NAME.age.sig` beside it, and name the
     /// signer in its header (as `seal --sign-with`).
@@ -103,7 +104,8 @@ pub struct Options {
 }
 
 impl Options {
-    /// Outputs beside their inputs; no force, no symbolic links, sources kept, inputs mapped.
+    /// Outputs beside their inputs; no force, no symbolic links, sources kept, large inputs
+    /// read on every core.
     pub fn new(direction: Direction) -> Options {
         Options {
             direction,

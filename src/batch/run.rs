@@ -1,10 +1,10 @@
 //! Running a plan: every job on the current rayon pool, one report per file.
 //!
 //! Small files (up to [`IN_MEMORY`]) are read whole, sealed or opened in memory and written
-//! with one call: a few system calls and one key wrap or unwrap each. Larger files are mapped
-//! and processed a group of chunks at a time on every core of the pool, exactly as a single
-//! file is ([`Encryptor::seal_file`], [`crate::OpenPayload::decrypt`]); with `--no-mmap`
-//! they are streamed.
+//! with one call: a few system calls and one key wrap or unwrap each. Larger files are read
+//! and processed a run of chunks at a time on every core of the pool, each run read once
+//! into private memory, exactly as a single file is ([`Encryptor::seal_file`],
+//! [`crate::OpenPayload::decrypt`]); with `--no-mmap` they are streamed.
 //! Rayon's work stealing interleaves the two: while one large file's chunk groups are being
 //! processed, idle threads take other files.
 
@@ -29,7 +29,7 @@ use crate::sender::{FileCheck, HashingReader};
 use crate::sshsig::{Digest, Hasher, SigningKey};
 use crate::{Decryptor, Encryptor, SealedFile, SealedSlice};
 
-/// Files up to this size are read into memory rather than mapped.
+/// Files up to this size are read into memory whole rather than a run of chunks at a time.
 pub const IN_MEMORY: u64 = 1 << 20;
 
 /// Runs `plan` on the current rayon pool and returns one report per file, the files left

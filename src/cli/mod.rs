@@ -60,7 +60,8 @@ pub struct Shared {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 
-    /// Read the input with plain reads instead of a memory map.
+    /// Read the input as one stream instead of with positioned reads on every core (the
+    /// name is historical: no input is memory-mapped).
     #[arg(long)]
     pub no_mmap: bool,
 

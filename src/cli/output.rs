@@ -57,7 +57,7 @@ pub fn finish_tracked(path: &Path, finish: &mut dyn FnMut()) {
 /// An output file being written under a temporary name.
 pub struct PendingFile {
     temp: Option<NamedTempFile>,
-    // Removes the temporary file if a mapped input is truncated under us (see `mmap`).
+    // Removes the temporary file if a mapped output faults (see `mmap`).
     _fault_cleanup: crate::mmap::FaultCleanup,
     target: PathBuf,
     force: bool,

@@ -110,13 +110,18 @@ fn an_openssh_private_key_given_as_a_recipient_is_named_by_its_kind_and_never_sh
     refuses_without_echo(&dir, &["-r", line], line, "private key");
 }
 
-#[test]
-fn a_secret_key_given_to_key_instead_of_its_file_is_never_shown() {
-    let dir = Dir::new();
+/// A server key and `plain.age` sealed to it; returns the key's secret line.
+fn sealed_to_server(dir: &Dir) -> String {
     dir.new_key("server");
     dir.write("plain", "hello");
     dir.line("seal plain --to server.pub").run().ok();
-    let secret = secret_line(&dir, "server.key");
+    secret_line(dir, "server.key")
+}
+
+#[test]
+fn a_secret_key_given_to_key_instead_of_its_file_is_never_shown() {
+    let dir = Dir::new();
+    let secret = sealed_to_server(&dir);
     let body = &secret["AGE-SECRET-KEY-1".len()..];
     let run = dir
         .bin("unseal")
@@ -133,10 +138,7 @@ fn a_secret_key_given_to_key_instead_of_its_file_is_never_shown() {
 #[test]
 fn secrets_in_an_allowed_signers_list_or_a_passphrase_argument_are_never_shown() {
     let dir = Dir::new();
-    dir.new_key("server");
-    dir.write("plain", "hello");
-    dir.line("seal plain --to server.pub").run().ok();
-    let secret = secret_line(&dir, "server.key");
+    let secret = sealed_to_server(&dir);
     let body = &secret["AGE-SECRET-KEY-1".len()..];
     // A secret pasted into the list where a key type belongs.
     dir.write("signers", format!("alice {secret} AAAA\n"));
