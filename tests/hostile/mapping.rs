@@ -143,6 +143,10 @@ fn a_byte_rewritten_during_unseal_to_a_file_never_passes() {
 
 /// The rewrites met the reads at least once (a run failed), so the race was really run.
 fn met(failed: usize) {
+    eprintln!(
+        "{failed} of {} runs met a rewritten byte and failed cleanly",
+        runs()
+    );
     assert!(
         failed > 0,
         "no run met a rewritten byte: the attack did not happen"
