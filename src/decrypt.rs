@@ -290,7 +290,7 @@ impl<'a> SealedSlice<'a> {
 ///
 /// Nothing is mapped: the header, the payload nonce and each run of chunks are read once,
 /// with positioned reads, into this process's memory, and only those copies are
-/// authenticated, decrypted and hashed (see [`crate::chunks`]). So the file may be rewritten
+/// authenticated, decrypted and hashed (see `src/chunks.rs`). So the file may be rewritten
 /// or truncated while it is opened, as a hostile upload can be, and the worst that follows
 /// is an error for this file: never plaintext that was not authenticated, never a fault.
 /// Binary only, as [`SealedSlice`]: armored files go through [`Decryptor`].

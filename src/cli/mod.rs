@@ -72,7 +72,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Caps `--threads` at [`max_threads`], with a warning saying what is used instead.
+    /// Caps `--threads` at four per core (`max_threads`), with a warning saying what is
+    /// used instead.
     pub fn cap_threads(&mut self, program: &str) {
         let (max, cores) = max_threads();
         if self.threads > max {
