@@ -318,6 +318,9 @@ fn pair<T>(buffers: &mut [T; 2], now: usize) -> (&mut T, &T) {
     }
 }
 
+/// Chunks decrypted and written at a time within a run that goes out by positioned writes.
+const WRITE_PAIR: usize = 2;
+
 /// Sealed and plaintext bytes of one run of [`WRITE_RUN`] chunks.
 const RUN_SEALED: usize = WRITE_RUN * ENCRYPTED_CHUNK_SIZE;
 const RUN_PLAIN: usize = WRITE_RUN * CHUNK_SIZE;
@@ -374,10 +377,20 @@ impl Run {
                 decrypt(out)?
             }
             (None, Some((file, offset))) => {
-                let out = grown(&mut buffers.plain, plain_n);
-                decrypt(out)?;
-                let at = offset + (self.index * RUN_PLAIN) as u64;
-                file.write_all_at(out, at).map_err(StreamError::Write)?;
+                // A pair of chunks at a time: the plaintext buffer and the sealed copy then
+                // fit a core's L2 cache together (a quarter MiB each would not, on 512 KiB).
+                let mut at = offset + (self.index * RUN_PLAIN) as u64;
+                let pair = WRITE_PAIR * ENCRYPTED_CHUNK_SIZE;
+                for (i, part) in sealed.chunks(pair).enumerate() {
+                    let n = part.len() - part.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
+                    let out = grown(&mut buffers.plain, n);
+                    let last = self.last && (i + 1) * pair >= sealed.len();
+                    cipher
+                        .open_chunks(first + (i * WRITE_PAIR) as u64, last, part, out)
+                        .map_err(StreamError::Decrypt)?;
+                    file.write_all_at(out, at).map_err(StreamError::Write)?;
+                    at += n as u64;
+                }
             }
             // The empty final chunk of an empty payload: authenticated, nothing to write.
             (None, None) => decrypt(&mut [])?,
