@@ -137,6 +137,7 @@ pub(crate) fn secret_kind(text: &str) -> Option<&'static str> {
 
 /// `text` with every secret in it replaced by `<KIND, not shown>`. A PEM block is replaced
 /// up to its end line (or the end of the text), other secrets as far as their characters go.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // messages of the CLI
 pub(crate) fn redact(text: &str) -> Cow<'_, str> {
     let mut rest = text;
     let mut out = String::new();
@@ -200,6 +201,7 @@ pub(crate) fn escape(bytes: &[u8]) -> String {
 }
 
 /// A file name for a message: its exact bytes, escaped, any secret in it replaced.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // messages of the CLI
 pub(crate) fn path(path: &Path) -> String {
     let escaped = escape(path.as_os_str().as_bytes());
     redact(&escaped).into_owned()
@@ -207,6 +209,7 @@ pub(crate) fn path(path: &Path) -> String {
 
 /// One line of a message, as written to the terminal or a log: secrets replaced, then
 /// escaped, so that it stays one line whatever text went into it.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // messages of the CLI
 pub(crate) fn line(text: &str) -> String {
     escape(redact(text).as_bytes())
 }
