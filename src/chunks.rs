@@ -47,18 +47,10 @@ impl Chunks<'_> {
                 buf.copy_from_slice(&bytes[at as usize..at as usize + buf.len()]);
                 Ok(())
             }
-            Chunks::File { file, start, .. } => {
-                file.read_exact_at(buf, start + at)
-                    .map_err(|e| match e.kind() {
-                        io::ErrorKind::UnexpectedEof => shrank(),
-                        _ => e,
-                    })
-            }
+            Chunks::File { file, start, .. } => read_exact_at(file, buf, start + at),
         }
     }
-}
 
-impl Chunks<'_> {
     /// Copies `len` bytes from `at` into `buf` spread out as sealed chunks lay them out: each
     /// 64 KiB at its chunk's place (`i * ENCRYPTED_CHUNK_SIZE`), with a tag's room after it,
     /// so that they can be sealed in place. One read (`preadv`) for a file.
@@ -99,8 +91,16 @@ impl Chunks<'_> {
     }
 }
 
+/// Fills `buf` from `file` at `at`; a file that ends first has shrunk since it was opened.
+pub fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
+    file.read_exact_at(buf, at).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => shrank(),
+        _ => e,
+    })
+}
+
 /// The error of a file that ended before the size it had when it was opened.
-pub fn shrank() -> io::Error {
+fn shrank() -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
         "the file shrank while it was being read (truncated by another process)",

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, Chain, Cursor, Read};
-use std::os::unix::fs::FileExt;
 
 use zeroize::Zeroizing;
 
@@ -318,11 +317,7 @@ impl<'f> SealedFile<'f> {
         let header_len = head.len() as u64;
         let nonce_len = len.saturating_sub(header_len).min(NONCE_SIZE as u64) as usize;
         head.resize(head.len() + nonce_len, 0);
-        file.read_exact_at(&mut head[header_len as usize..], header_len)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => chunks::shrank(),
-                _ => e,
-            })?;
+        chunks::read_exact_at(file, &mut head[header_len as usize..], header_len)?;
         Ok(SealedFile {
             file,
             header,
@@ -379,7 +374,8 @@ pub enum Output<'a> {
 
 impl<'a> OpenPayload<'a> {
     fn new(cipher: PayloadCipher, chunks: Chunks<'a>) -> Result<Self, DecryptError> {
-        let plaintext_len = parallel::check_payload(&cipher, &chunks).map_err(into_decrypt)?;
+        let plaintext_len =
+            parallel::check_payload(&cipher, &chunks).map_err(DecryptError::from)?;
         Ok(OpenPayload {
             cipher,
             chunks,
@@ -396,7 +392,8 @@ impl<'a> OpenPayload<'a> {
     pub fn decrypt_to_vec(&self) -> Result<Vec<u8>, DecryptError> {
         let mut out = Zeroizing::new(vec![0u8; self.plaintext_len as usize]);
         let sink = parallel::Sink::Slice(&mut out);
-        parallel::open(&self.cipher, self.chunks, sink, None, &|_| {}).map_err(into_decrypt)?;
+        parallel::open(&self.cipher, self.chunks, sink, None, &|_| {})
+            .map_err(DecryptError::from)?;
         Ok(std::mem::take(&mut *out))
     }
 
@@ -404,7 +401,7 @@ impl<'a> OpenPayload<'a> {
     /// the file holds partial plaintext: the caller must discard it.
     pub fn decrypt_to_file(&self, file: &File) -> Result<u64, DecryptError> {
         self.decrypt(Output::File(file), None, &|_| {})
-            .map_err(into_decrypt)
+            .map_err(DecryptError::from)
     }
 
     /// Decrypts to `out` (standard output, a pipe) in order, on every core of the current
@@ -445,15 +442,6 @@ impl<'a> OpenPayload<'a> {
             }
         };
         parallel::open(&self.cipher, self.chunks, sink, hash, progress)
-    }
-}
-
-/// A stream error as a decryption error, for the APIs that return one: reading and writing
-/// are both I/O there.
-fn into_decrypt(e: StreamError) -> DecryptError {
-    match e {
-        StreamError::Decrypt(e) => e,
-        StreamError::Read(e) | StreamError::Write(e) => DecryptError::Io(e),
     }
 }
 

@@ -143,11 +143,7 @@ impl Encryptor {
     /// Seals `plaintext` into `file` from its start, on every core of the current rayon pool;
     /// returns the sealed size. The file is grown to that size first.
     pub fn seal_to_file(self, plaintext: &[u8], file: &File) -> io::Result<u64> {
-        self.seal_chunks(Chunks::Memory(plaintext), file, None, &|_| {})
-            .map_err(|e| match e {
-                StreamError::Read(e) | StreamError::Write(e) => e,
-                StreamError::Decrypt(e) => e.into(),
-            })
+        Ok(self.seal_chunks(Chunks::Memory(plaintext), file, None, &|_| {})?)
     }
 
     /// Seals the regular file `input`, as long as it is now, into `file` from its start, on

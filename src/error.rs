@@ -150,6 +150,23 @@ pub enum KeyError {
     Io(#[from] io::Error),
 }
 
+/// A stream error where only one kind of I/O is told apart: reading and writing are both
+/// [`DecryptError::Io`].
+impl From<StreamError> for DecryptError {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::Decrypt(e) => e,
+            StreamError::Read(e) | StreamError::Write(e) => DecryptError::Io(e),
+        }
+    }
+}
+
+impl From<StreamError> for io::Error {
+    fn from(e: StreamError) -> Self {
+        DecryptError::from(e).into()
+    }
+}
+
 impl From<DecryptError> for io::Error {
     fn from(e: DecryptError) -> Self {
         match e {

@@ -104,11 +104,8 @@ pub fn open_to_slice(
     out: &mut [u8],
 ) -> Result<(), DecryptError> {
     let chunks = Chunks::Memory(encrypted);
-    match open(cipher, chunks, Sink::Slice(out), None, &|_| {}) {
-        Ok(_) => Ok(()),
-        Err(StreamError::Decrypt(e)) => Err(e),
-        Err(StreamError::Read(e) | StreamError::Write(e)) => Err(DecryptError::Io(e)),
-    }
+    open(cipher, chunks, Sink::Slice(out), None, &|_| {})?;
+    Ok(())
 }
 
 /// Opens a run of consecutive chunks (in private memory) on every core: the parallel twin
@@ -230,7 +227,7 @@ pub(crate) fn open(
         let window_plain = sealed_len - sealed_len.div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
         let (sealed_now, sealed_then) = pair(&mut sealed, now);
         let (plain_now, plain_then) = pair(&mut plain, now);
-        let mut sealed_slots: Vec<Option<&mut [u8]>> = match hash.is_some() {
+        let sealed_slots: Vec<Option<&mut [u8]>> = match hash.is_some() {
             true => sealed_now[..sealed_len]
                 .chunks_mut(RUN_SEALED)
                 .map(Some)
@@ -264,10 +261,9 @@ pub(crate) fn open(
             },
             || {
                 let first = first_run;
-                let tasks = sealed_slots.drain(..).zip(plain_slots.drain(..));
-                let results: Vec<_> = tasks
-                    .collect::<Vec<_>>()
+                let results: Vec<_> = sealed_slots
                     .into_par_iter()
+                    .zip(plain_slots)
                     .enumerate()
                     .map_init(RunBuffers::default, |buffers, (i, (sealed, plain))| {
                         let run = Run {

@@ -18,6 +18,10 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+// Only the pseudo-random data of the shared harness: this suite keeps its own `Dir` and `Cmd`.
+mod common;
+use common::data;
+
 // The documented exit codes (src/cli/failure.rs).
 const EXIT_IO: i32 = 1;
 const EXIT_USAGE: i32 = 2;
@@ -274,19 +278,6 @@ impl Run {
 
 // ---------------------------------------------------------------------------------------------
 // Data, and where things are in a sealed file.
-
-/// `len` pseudo-random bytes (xorshift64*), different for each `seed`.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
 
 /// Offsets in a sealed file, as `seal` writes it (one-line stanza bodies).
 struct Layout {

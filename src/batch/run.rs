@@ -11,13 +11,14 @@
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use super::staging::{self, Dir, FileId, OutputDirs, Staged};
+use super::walk::parent;
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, OutputDir};
 use super::{Plan, Report};
 use crate::error::{DecryptError, EncryptError, StreamError};
@@ -110,14 +111,6 @@ fn prepare_dirs(dirs: &[OutputDir], options: &Options, observer: &dyn Observer) 
         }
     }
     opened
-}
-
-/// The directory a path is in (`.` for a bare name), as the plan names it.
-fn parent(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// What a job writes: its output's directory, open, and the output's name in it.

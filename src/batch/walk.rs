@@ -293,8 +293,8 @@ fn is_signature(name: &OsStr) -> bool {
         .is_some_and(|sealed| sealed.ends_with(b".age"))
 }
 
-/// The directory a path is in (`.` for a bare name).
-fn parent(path: &Path) -> PathBuf {
+/// The directory a path is in (`.` for a bare name), as the plan names it.
+pub(in crate::batch) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),

@@ -19,7 +19,7 @@ use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::sender::HashingReader;
 use crate::sshsig::Hasher;
-use crate::{armor, parallel, Decryptor, Identity, OpenPayload, Output, SealedFile};
+use crate::{armor, parallel, Decryptor, Identity, Output, SealedFile};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -191,16 +191,9 @@ fn open(
             let output = pending.target();
             let names = (path.as_path(), output);
             if positioned(&file, &meta, args.shared.no_mmap, path)? {
-                let opened = open_file(&file, path, identities, &mut signed, hasher.as_mut())?;
-                let progress = Progress::new(quiet, Some(opened.plaintext_len()), &label(path));
-                let tick = |n| progress.add(n);
-                let out = Output::File(pending.file());
-                let result = in_pool(threads, || {
-                    let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
-                    let hash = feed.as_mut().map(|f| f as parallel::Hash<'_>);
-                    opened.decrypt(out, hash, &tick).map(drop)
-                })?;
-                stream_outcome(result, path, output)?;
+                let out = (Output::File(pending.file()), output);
+                let check = (&mut signed, hasher.as_mut());
+                decrypt_file(&file, path, identities, (threads, quiet), check, out)?;
             } else {
                 // Armored, not a regular file, or --no-mmap: read as a stream, hashed as read.
                 let progress = Progress::for_file(quiet, &meta, path);
@@ -221,17 +214,10 @@ fn open(
             let (file, meta) = open_input(path)?;
             let to_terminal = io::stdout().is_terminal();
             if !to_terminal && positioned(&file, &meta, args.shared.no_mmap, path)? {
-                let opened = open_file(&file, path, identities, &mut signed, hasher.as_mut())?;
                 let mut stdout = stdout_file()?;
-                let progress = Progress::new(quiet, Some(opened.plaintext_len()), &label(path));
-                let tick = |n| progress.add(n);
-                let result = in_pool(threads, || {
-                    let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
-                    let hash = feed.as_mut().map(|f| f as parallel::Hash<'_>);
-                    let out = Output::Writer(&mut stdout);
-                    opened.decrypt(out, hash, &tick).map(drop)
-                })?;
-                stream_outcome(result, path, STDOUT.as_ref())?;
+                let out = (Output::Writer(&mut stdout), STDOUT.as_ref());
+                let check = (&mut signed, hasher.as_mut());
+                decrypt_file(&file, path, identities, (threads, quiet), check, out)?;
                 return signed.finish(hasher);
             }
             let progress = Progress::for_file(quiet, &meta, path);
@@ -289,23 +275,32 @@ fn positioned(file: &File, meta: &Metadata, no_mmap: bool, path: &Path) -> Resul
         .map_err(|e| Failure::io(path, &e))
 }
 
-/// Reads the header of a regular file and unwraps its key: the header is authenticated,
-/// the signer bound and the header and nonce hashed; the payload is ready to decrypt.
-fn open_file<'f>(
-    file: &'f File,
+/// Opens a regular binary file with positioned reads on every core ([`SealedFile`]) into
+/// `out` (named `out_name` in messages): the header authenticated, the signer bound, and the
+/// header, nonce and every chunk hashed from the very copies that are decrypted.
+fn decrypt_file(
+    file: &File,
     path: &Path,
     identities: &[&dyn Identity],
-    signed: &mut FileCheck<'_>,
-    hasher: Option<&mut Hasher>,
-) -> Result<OpenPayload<'f>, Failure> {
+    (threads, quiet): (usize, bool),
+    (signed, mut hasher): (&mut FileCheck<'_>, Option<&mut Hasher>),
+    (out, out_name): (Output<'_>, &Path),
+) -> Result<(), Failure> {
     let blame = |e| Failure::from(e).about(path);
     let sealed = SealedFile::new(file).map_err(blame)?;
     let opened = sealed.unwrap(identities).map_err(blame)?;
     signed.bind(&sealed.header().stanzas)?;
-    if let Some(hasher) = hasher {
+    if let Some(hasher) = hasher.as_mut() {
         hasher.update(sealed.head());
     }
-    Ok(opened)
+    let progress = Progress::new(quiet, Some(opened.plaintext_len()), &label(path));
+    let tick = |n| progress.add(n);
+    let result = in_pool(threads, || {
+        let mut feed = hasher.map(|h| |bytes: &[u8]| h.update(bytes));
+        let hash = feed.as_mut().map(|f| f as parallel::Hash<'_>);
+        opened.decrypt(out, hash, &tick).map(drop)
+    })?;
+    stream_outcome(result, path, out_name)
 }
 
 /// `report.pdf.age` becomes `report.pdf`; anything else needs `-o`.

@@ -81,11 +81,8 @@ impl Dir {
         let name = path
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        Ok((Dir::open(dir)?, name.to_os_string()))
+        let dir = crate::batch::walk::parent(path);
+        Ok((Dir::open(&dir)?, name.to_os_string()))
     }
 
     /// Makes the directory at `path` and its parents unless they exist, then opens it
