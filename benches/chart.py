@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Draws the README's charts from the tables the benchmark scripts print.
+"""Draws the charts of benches/README.md from the tables the benchmark scripts print.
 
     python3 benches/chart.py < benches/results.md > benches/throughput.svg
     python3 benches/chart.py --scaling < benches/scaling.md > benches/scaling.svg

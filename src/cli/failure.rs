@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::error::{DecryptError, EncryptError, KeyError};
 
-/// The exit codes of `seal`, `unseal` and `seal-keygen` (documented in the README).
+/// The exit codes of `seal`, `unseal` and `seal-keygen` (documented in `doc/manual.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     /// 1: reading input or writing output failed, or the output exists already.

@@ -1,8 +1,8 @@
 //! RSA-OAEP with SHA-256 (and MGF1-SHA-256), the one RSA operation age needs, and the
 //! RSASSA-PKCS1-v1_5 signatures (SHA-256, SHA-512) of SSH signatures by `ssh-rsa` client keys.
 //!
-//! Keys are parsed and checked by the `rsa` crate (0.10: constant-time arithmetic, see the
-//! README on RUSTSEC-2023-0071). The private-key operation, the per-file cost of an `ssh-rsa`
+//! Keys are parsed and checked by the `rsa` crate (0.10: constant-time arithmetic, see
+//! `doc/security.md` on RUSTSEC-2023-0071). The private-key operation, the per-file cost of an `ssh-rsa`
 //! server, runs on the build's backend: `rsa` by default, AWS-LC with the `aws-lc` feature
 //! (about five times faster, and the implementation we recommend for servers that decrypt
 //! whatever arrives). Encryption, the cheap public operation, runs there too.
