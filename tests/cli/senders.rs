@@ -2,11 +2,8 @@
 //! path and batches. A refusal is exit code 8, one error line naming the file, and nothing
 //! left behind.
 
-use super::ssh_keys::{required_tool, ssh_sign};
+use super::ssh_keys::ssh_sign;
 use super::*;
-
-const EXIT_SIGNATURE: i32 = 8;
-const EXIT_BATCH: i32 = 7;
 
 /// The ways a single input is read.
 const PATHS: &[&str] = &["mapped", "streamed", "stdin", "stdout", "armored"];
@@ -20,7 +17,7 @@ fn signed_upload() -> (Dir, Vec<u8>) {
     for client in ["alice", "mallory", "bob"] {
         dir.bin("seal-keygen").args(["--client", client]).run().ok();
     }
-    let line = |name: &str| format!("{name} {}", dir.read_string(&format!("{name}.pub")));
+    let line = |name: &str| format!("{name} {}", dir.read_string(format!("{name}.pub")));
     dir.write("allowed", line("alice") + &line("mallory"));
     let plaintext = data(3 * CHUNK + 77, 9);
     dir.write("upload", &plaintext);
@@ -111,7 +108,7 @@ fn a_signed_file_opens_on_every_path_and_names_its_signer() {
 
 #[test]
 fn ssh_keygen_signatures_over_a_bound_file_are_accepted_and_go_age_still_opens_it() {
-    let age = required_tool("age");
+    let age = program("age");
     let (dir, plaintext) = signed_upload();
     // Alice signs with ssh-keygen (SHA-512, its default) instead of seal (SHA-256).
     dir.remove("upload.age.sig");
@@ -136,7 +133,7 @@ fn ssh_keygen_signatures_over_a_bound_file_are_accepted_and_go_age_still_opens_i
 /// why, nothing written. Without `--require-signature` the same files open with a warning.
 #[test]
 fn require_signature_refuses_unsigned_unknown_expired_re_signed_and_altered_files() {
-    required_tool("ssh-keygen");
+    program("ssh-keygen");
     let (dir, plaintext) = signed_upload();
     let sealed = dir.read("upload.age");
     let signature = dir.read("upload.age.sig");
@@ -441,7 +438,7 @@ fn remove_source_takes_a_checked_signature_with_its_file() {
     // In a batch too.
     fs::create_dir(dir.path("in")).unwrap();
     for name in ["a", "b"] {
-        dir.write(&format!("in/{name}"), &plaintext);
+        dir.write(format!("in/{name}"), &plaintext);
         dir.bin("seal")
             .args([
                 &format!("in/{name}"),
@@ -475,12 +472,12 @@ fn a_batch_seal_signs_every_output_and_a_rerun_leaves_the_signatures_alone() {
         .ok();
     for name in ["x", "y"] {
         let verify = dir
-            .cmd(required_tool("ssh-keygen"))
+            .cmd(program("ssh-keygen"))
             .args([
                 "-Y", "verify", "-f", "allowed", "-I", "mallory", "-n", "seal",
             ])
             .args(["-s", &format!("in/{name}.age.sig")])
-            .stdin(dir.read(&format!("in/{name}.age")))
+            .stdin(dir.read(format!("in/{name}.age")))
             .run()
             .ok();
         assert!(verify

@@ -4,7 +4,7 @@
 
 use seal::sshsig::{Digest, Signature, SignatureError, SignerKey, SigningKey, NAMESPACE};
 
-use super::ssh_keys::{required_tool, ssh_sign, unseal_ssh, with_keys};
+use super::ssh_keys::{ssh_sign, unseal_ssh, with_keys};
 use super::*;
 
 fn no_passphrase() -> Result<zeroize::Zeroizing<String>, seal::KeyError> {
@@ -22,7 +22,7 @@ fn with_sealed_upload() -> (Dir, Vec<u8>) {
 
 #[test]
 fn signatures_made_here_pass_ssh_keygen_verify_and_altered_files_do_not() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let (dir, sealed) = with_sealed_upload();
     let alice = SigningKey::generate_ed25519("alice");
     let sig = alice.sign(&Digest::of(&sealed)).unwrap();
@@ -45,7 +45,7 @@ fn signatures_made_here_pass_ssh_keygen_verify_and_altered_files_do_not() {
 
 #[test]
 fn ssh_keygen_signatures_verify_here_and_altered_ones_do_not() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let (dir, sealed) = with_sealed_upload();
     ssh_sign(&dir, "ed25519", NAMESPACE, "upload.age");
     let pem = dir.read("upload.age.sig");
@@ -118,7 +118,7 @@ fn existing_ed25519_and_rsa_ssh_keys_sign_and_other_types_are_refused() {
     // its own.
     for name in ["rsa2048", "rsa2048-pass", "rsa4096"] {
         let key = SigningKey::from_openssh(&dir.read_string(name), &mut ask).unwrap();
-        let public = SignerKey::from_openssh(&dir.read_string(&format!("{name}.pub"))).unwrap();
+        let public = SignerKey::from_openssh(&dir.read_string(format!("{name}.pub"))).unwrap();
         assert_eq!(key.public_key(), public, "{name}");
         let digest = Digest::of(name.as_bytes());
         let sig = key.sign(&digest).unwrap();
@@ -143,7 +143,7 @@ fn existing_ed25519_and_rsa_ssh_keys_sign_and_other_types_are_refused() {
 
 #[test]
 fn rsa_signatures_made_here_pass_ssh_keygen_verify_and_altered_ones_do_not() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let (dir, sealed) = with_sealed_upload();
     let alice = SigningKey::from_openssh(&dir.read_string("rsa2048"), &mut no_passphrase).unwrap();
     let sig = alice.sign(&Digest::of(&sealed)).unwrap();
@@ -174,7 +174,7 @@ fn rsa_signatures_made_here_pass_ssh_keygen_verify_and_altered_ones_do_not() {
 
 #[test]
 fn ssh_keygen_rsa_signatures_verify_here_with_either_hash_and_small_keys_are_refused() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let (dir, sealed) = with_sealed_upload();
     let expected = SignerKey::from_openssh(&dir.read_string("rsa2048.pub")).unwrap();
     let sign = |key: &str, options: &[&str]| {
@@ -241,7 +241,7 @@ fn ssh_keygen_rsa_signatures_verify_here_with_either_hash_and_small_keys_are_ref
 #[test]
 fn allowed_signers_lists_are_read_as_ssh_keygen_reads_them() {
     use seal::allowed_signers::{AllowedSigners, Refusal};
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let (dir, sealed) = with_sealed_upload();
     let alice = SigningKey::generate_ed25519("alice");
     dir.write(
@@ -326,7 +326,7 @@ fn seal_signed(dir: &Dir, signer: &SignerKey, plaintext: &[u8]) -> Vec<u8> {
 
 #[test]
 fn signed_files_name_their_signer_and_go_age_rage_and_unseal_still_open_them() {
-    let age = go_tool("age");
+    let age = program("age");
     let (dir, _) = with_sealed_upload();
     let alice = SigningKey::generate_ed25519("alice");
     let plaintext = data(2 * CHUNK + 9, 8);
@@ -424,7 +424,7 @@ fn a_re_signed_file_is_refused_and_so_is_a_signature_over_an_unbound_file() {
 #[test]
 fn keygen_client_makes_a_signing_key_pair_and_the_allowed_signers_line() {
     use seal::allowed_signers::AllowedSigners;
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let (dir, sealed) = with_sealed_upload();
     let run = dir.line("seal-keygen --client alice").run().ok();
     assert_eq!(dir.mode("alice.key"), 0o600);
@@ -475,7 +475,7 @@ fn keygen_client_makes_a_signing_key_pair_and_the_allowed_signers_line() {
 
 #[test]
 fn seal_sign_with_writes_a_signature_ssh_keygen_accepts_and_a_bound_header() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let dir = with_keys();
     dir.new_key("server");
     let allowed = dir.line("seal-keygen --client alice").run().ok().stdout;
@@ -558,7 +558,7 @@ fn seal_sign_with_writes_a_signature_ssh_keygen_accepts_and_a_bound_header() {
 
 #[test]
 fn seal_sign_with_an_rsa_key_writes_a_signature_ssh_keygen_accepts() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let dir = with_keys();
     dir.new_key("server");
     let public = dir.read_string("rsa2048.pub");

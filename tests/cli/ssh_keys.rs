@@ -8,20 +8,9 @@
 
 use super::*;
 
-/// A tool these tests need (`ssh-keygen`, from openssh-client). Fails the test when it is
-/// missing: never skips it.
-pub(crate) fn required_tool(name: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| panic!("`{name}` is not on PATH: apt-get install openssh-client"))
-}
-
 /// `ssh-keygen -q -Y sign -f KEY -n NAMESPACE FILE`: writes FILE.sig.
 pub(crate) fn ssh_sign(dir: &Dir, key: &str, namespace: &str, file: &str) {
-    dir.cmd(required_tool("ssh-keygen"))
+    dir.cmd(program("ssh-keygen"))
         .args(["-q", "-Y", "sign", "-f", key, "-n", namespace, file])
         .run()
         .ok();
@@ -131,7 +120,7 @@ fn a_file_for_several_key_types_opens_with_each_and_stanzas_not_ours_are_skipped
 
 #[test]
 fn go_age_opens_what_seal_writes_to_ssh_keys_and_the_reverse() {
-    let age = go_tool("age");
+    let age = program("age");
     let dir = with_keys();
     for (seed, (public, private)) in PAIRS[..3].iter().enumerate() {
         for &len in &[0, CHUNK + 1] {
@@ -276,8 +265,8 @@ fn small_rsa_keys_other_key_types_and_damaged_files_are_refused_clearly() {
 
 #[test]
 fn keygen_makes_openssh_key_pairs_that_ssh_keygen_and_go_age_read() {
-    let ssh_keygen = required_tool("ssh-keygen");
-    let age = go_tool("age");
+    let ssh_keygen = program("ssh-keygen");
+    let age = program("age");
     let dir = Dir::new();
     for (kind, bits, prefix) in [
         ("rsa", "2048", "ssh-rsa "),
@@ -337,7 +326,7 @@ fn keygen_makes_openssh_key_pairs_that_ssh_keygen_and_go_age_read() {
 
 #[test]
 fn keygen_protects_a_new_key_with_a_passphrase_when_asked() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let dir = Dir::new();
     dir.write_private("pass", "s3cret words\n");
     dir.bin("seal-keygen")
@@ -385,7 +374,7 @@ fn keygen_protects_a_new_key_with_a_passphrase_when_asked() {
 
 #[test]
 fn fingerprints_are_those_ssh_keygen_prints_and_stable_for_age_keys() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let dir = with_keys();
     // Public key files, unencrypted private keys (OpenSSH and PEM): the line ssh-keygen -l
     // prints. For a protected key, the public half is read without its passphrase.
@@ -462,7 +451,7 @@ fn fingerprints_are_those_ssh_keygen_prints_and_stable_for_age_keys() {
 
 #[test]
 fn keygen_y_prints_the_openssh_public_key_of_openssh_and_pem_private_keys() {
-    let ssh_keygen = required_tool("ssh-keygen");
+    let ssh_keygen = program("ssh-keygen");
     let dir = with_keys();
     for file in [
         "rsa2048",
@@ -597,7 +586,7 @@ fn inspect_shows_stanzas_tags_and_sizes_without_a_key_and_writes_nothing() {
 
 #[test]
 fn inspect_sees_armor_that_go_age_writes() {
-    let age = go_tool("age");
+    let age = program("age");
     let dir = with_keys();
     dir.write("plain", data(1000, 3));
     dir.cmd(&age)
@@ -613,7 +602,7 @@ fn inspect_sees_armor_that_go_age_writes() {
 
 #[test]
 fn fresh_openssl_keys_work_and_small_ones_are_refused() {
-    let openssl = required_tool("openssl");
+    let openssl = program("openssl");
     let dir = Dir::new();
     let run = |args: &[&str]| dir.cmd(&openssl).args(args).run().ok();
     run(&[
@@ -660,12 +649,15 @@ fn fresh_openssl_keys_work_and_small_ones_are_refused() {
 #[test]
 fn without_a_flag_the_passphrase_is_asked_on_the_terminal() {
     // `script` (util-linux) runs unseal on a pseudo-terminal and types what it reads.
-    let script = required_tool("script");
+    let script = program("script");
     let dir = with_keys();
     let plaintext = data(3000, 6);
     let sealed = seal_ssh(&dir, &plaintext, &["--to", "ed25519-pass.pub"]);
     dir.write("in.age", &sealed);
-    let unseal = format!("{} --key ed25519-pass in.age -o out", bin("unseal"));
+    let unseal = format!(
+        "{} --key ed25519-pass in.age -o out",
+        bin("unseal").display()
+    );
     let run = dir
         .cmd(&script)
         .args(["-qec", &unseal, "/dev/null"])
