@@ -16,6 +16,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::terminal::on_terminal;
 use common::*;
 
 /// Sizes around every chunk edge, up to more than one parallel group (16 chunks).
@@ -1513,53 +1514,37 @@ fn a_key_given_for_a_passphrase_file_gets_a_hint() {
     assert_eq!(dir.listing(), before);
 }
 
-/// Runs `command` (a shell line) on a fresh pseudo-terminal, typing `typed` at it, as a
-/// person would answer passphrase prompts. Needs `script` (util-linux); fails loudly without.
-fn on_terminal(dir: &Dir, command: &str, typed: &str) -> Run {
-    let script = program("script");
-    dir.cmd(script)
-        .args(["-qec", command, "/dev/null"])
-        .stdin(typed)
-        .run()
-}
-
 #[test]
 fn passphrases_typed_on_a_terminal_interoperate_with_go_age_both_ways() {
     let age = program("age");
-    let age = age.to_str().unwrap();
     let dir = Dir::new();
     let plaintext = data(CHUNK + 100, 31);
     dir.write("plain", &plaintext);
-    let (seal, unseal) = (bin("seal"), bin("unseal"));
-    let (seal, unseal) = (seal.display(), unseal.display());
 
     // seal asks twice; age -d asks once.
-    let line = format!("{seal} plain --passphrase --work-factor 12 -o ours.age");
-    on_terminal(&dir, &line, "hunter2\nhunter2\n").ok();
-    on_terminal(&dir, &format!("{age} -d -o opened ours.age"), "hunter2\n").ok();
+    let line = "seal plain --passphrase --work-factor 12 -o ours.age";
+    on_terminal(dir.line(line), "hunter2\nhunter2\n").ok();
+    let age_decrypt = dir.cmd(&age).args(["-d", "-o", "opened", "ours.age"]);
+    on_terminal(age_decrypt, "hunter2\n").ok();
     assert!(dir.read("opened") == plaintext);
     dir.remove("opened");
 
     // age -p asks twice; unseal asks once, and only because the file needs it.
-    on_terminal(
-        &dir,
-        &format!("{age} -p -o theirs.age plain"),
-        "hunter2\nhunter2\n",
-    )
-    .ok();
-    on_terminal(&dir, &format!("{unseal} theirs.age -o opened"), "hunter2\n").ok();
+    let age_encrypt = dir.cmd(&age).args(["-p", "-o", "theirs.age", "plain"]);
+    on_terminal(age_encrypt, "hunter2\nhunter2\n").ok();
+    on_terminal(dir.line("unseal theirs.age -o opened"), "hunter2\n").ok();
     assert!(dir.read("opened") == plaintext);
     dir.remove("opened");
 
     // A wrong passphrase, and two that differ when sealing: nothing is written.
     let before = dir.listing();
-    let run = on_terminal(&dir, &format!("{unseal} theirs.age -o opened"), "hunter3\n");
+    let run = on_terminal(dir.line("unseal theirs.age -o opened"), "hunter3\n");
     let run = run.fails(EXIT_NO_MATCH);
     assert!(run
         .stdout_string()
         .contains("unseal: error: theirs.age: wrong passphrase"));
-    let line = format!("{seal} plain --passphrase -o again.age");
-    let run = on_terminal(&dir, &line, "hunter2\nhunter3\n").fails(EXIT_USAGE);
+    let line = "seal plain --passphrase -o again.age";
+    let run = on_terminal(dir.line(line), "hunter2\nhunter3\n").fails(EXIT_USAGE);
     assert!(run
         .stdout_string()
         .contains("seal: error: the passphrases do not match"));

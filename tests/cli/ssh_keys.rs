@@ -648,32 +648,19 @@ fn fresh_openssl_keys_work_and_small_ones_are_refused() {
 
 #[test]
 fn without_a_flag_the_passphrase_is_asked_on_the_terminal() {
-    // `script` (util-linux) runs unseal on a pseudo-terminal and types what it reads.
-    let script = program("script");
     let dir = with_keys();
     let plaintext = data(3000, 6);
     let sealed = seal_ssh(&dir, &plaintext, &["--to", "ed25519-pass.pub"]);
     dir.write("in.age", &sealed);
-    let unseal = format!(
-        "{} --key ed25519-pass in.age -o out",
-        bin("unseal").display()
-    );
-    let run = dir
-        .cmd(&script)
-        .args(["-qec", &unseal, "/dev/null"])
-        .stdin("correct horse\n")
-        .run()
-        .ok();
-    assert!(String::from_utf8_lossy(&run.stdout).contains("Passphrase for ed25519-pass: "));
+    let unseal = "unseal --key ed25519-pass in.age -o out";
+    let run = on_terminal(dir.line(unseal), "correct horse\n").ok();
+    assert!(run
+        .stdout_string()
+        .contains("Passphrase for ed25519-pass: "));
     assert!(dir.read("out") == plaintext);
     dir.remove("out");
     let before = dir.listing();
-    let run = dir
-        .cmd(&script)
-        .args(["-qec", &unseal, "/dev/null"])
-        .stdin("incorrect horse\n")
-        .run()
-        .fails(EXIT_USAGE);
-    assert!(String::from_utf8_lossy(&run.stdout).contains("wrong passphrase"));
+    let run = on_terminal(dir.line(unseal), "incorrect horse\n").fails(EXIT_USAGE);
+    assert!(run.stdout_string().contains("wrong passphrase"));
     assert_eq!(dir.listing(), before);
 }

@@ -1,7 +1,7 @@
 //! The harness of the end-to-end tests: a temporary directory, programs run in it, and what
 //! they did. Each test target takes it with `mod common;`, and none uses all of it.
 //!
-//! Programs from outside (the Go `age` CLI, `ssh-keygen`, `openssl`, `script`) are found with
+//! Programs from outside (the Go `age` CLI, `ssh-keygen`, `openssl`) are found with
 //! [`program`], which fails the test loudly, naming the package to install, when one is
 //! missing: a test that needs one never skips.
 // Each target uses a part: the rest, and its re-export below, are unused there.
@@ -19,6 +19,7 @@ use tempfile::TempDir;
 
 pub mod age_file;
 pub mod sealing;
+pub mod terminal;
 
 pub use age_file::*;
 pub use sealing::*;
@@ -54,7 +55,6 @@ const PACKAGES: &[(&str, &str)] = &[
     ("age-keygen", "age"),
     ("ssh-keygen", "openssh-client"),
     ("openssl", "openssl"),
-    ("script", "bsdutils"),
 ];
 
 /// The path of an outside program on `PATH`. Fails the test, naming the package to install,
