@@ -6,13 +6,18 @@
 //! `program: error: ...` line naming the file, and a directory left exactly as it was: no
 //! output file, no `.seal-partial` temporary file.
 //!
-//! The interop tests need the Go `age` CLI on `PATH`, and fail loudly without it.
+//! Nothing here runs a program from outside: interop is checked in process, against the
+//! `age` crate, the `ssh-key` crate's own SSHSIG code, and what `ssh-keygen` made once
+//! (`testdata/ssh-keygen`, `testdata/signatures`), and passphrase prompts on a
+//! pseudo-terminal opened in process. The same checks against the Go `age` CLI, `ssh-keygen`
+//! and `openssl` themselves are `tests/interop.rs` (`cargo test --test interop`).
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 mod common;
@@ -1083,71 +1088,83 @@ fn an_input_truncated_while_read_fails_cleanly_without_sigbus() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Interop with the Go age CLI
+// Interop with the `age` crate, in process (with the Go age CLI: tests/interop/go_age.rs)
+
+/// The X25519 identity in an age key file, as the `age` crate reads it.
+fn age_identity(dir: &Dir, key_file: &str) -> age::x25519::Identity {
+    let text = dir.read_string(key_file);
+    let secret = text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1"));
+    age::x25519::Identity::from_str(secret.expect("a secret key line")).unwrap()
+}
 
 #[test]
-fn go_age_opens_what_seal_writes() {
-    let age = program("age");
+fn the_age_crate_opens_what_seal_writes() {
     let dir = Dir::new();
     dir.new_key("server");
+    let identity = age_identity(&dir, "server.key");
     for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
         let plaintext = data(len, 100 + seed as u64);
-        for flags in [&[][..], &["--no-mmap"]] {
+        for flags in [&[][..], &["--no-mmap"], &["--threads", "1"]] {
             let to = [&["--to", "server.pub"], flags].concat();
             let sealed = seal_via(&dir, Io::OutputFlag, &plaintext, &to);
-            dir.write("sealed.age", sealed);
-            // To stdout: age creates an `-o` file only when it first writes to it.
-            let opened = dir.cmd(&age).args(["-d", "-i", "server.key", "sealed.age"]);
-            let opened = opened.run().ok().stdout;
-            assert!(opened == plaintext, "age -d: {len} bytes, {flags:?}");
+            let opened = age::decrypt(&identity, &sealed).unwrap();
+            assert!(opened == plaintext, "age: {len} bytes, sealed {flags:?}");
         }
     }
 }
 
 #[test]
-fn unseal_opens_what_go_age_writes() {
-    let age = program("age");
+fn unseal_opens_what_the_age_crate_writes() {
     let dir = Dir::new();
     let recipient = dir.new_key("server");
+    let to = age::x25519::Recipient::from_str(&recipient).unwrap();
     for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
         let plaintext = data(len, 200 + seed as u64);
-        dir.write("plain", &plaintext);
-        for to in [["-R", "server.pub"], ["-r", &recipient]] {
-            let age_encrypt = dir.cmd(&age).args(to);
-            age_encrypt.args(["-o", "sealed.age", "plain"]).run().ok();
-            let sealed = dir.read("sealed.age");
-            dir.remove("sealed.age");
-            for flags in [&[][..], &["--no-mmap"], &["--threads", "1"]] {
-                let keys = [WITH_KEY, flags].concat();
-                for io in [Io::DefaultNames, Io::Pipes] {
-                    let opened = unseal_via(&dir, io, &sealed, &keys);
-                    let how = format!("{to:?}, {len} bytes, unsealed {flags:?} {io:?}");
-                    assert!(opened == plaintext, "age {how}");
-                }
+        let sealed = age::encrypt(&to, &plaintext).unwrap();
+        for flags in [&[][..], &["--no-mmap"], &["--threads", "1"]] {
+            let keys = [WITH_KEY, flags].concat();
+            for io in [Io::DefaultNames, Io::Pipes] {
+                let opened = unseal_via(&dir, io, &sealed, &keys);
+                let how = format!("{len} bytes, unsealed {flags:?} {io:?}");
+                assert!(opened == plaintext, "age: {how}");
             }
         }
-        dir.remove("plain");
     }
 }
 
 #[test]
-fn go_age_keygen_and_seal_keygen_read_each_others_keys() {
-    let age_keygen = program("age-keygen");
+fn the_age_crate_and_seal_keygen_read_each_others_keys() {
+    use age::secrecy::ExposeSecret;
     let dir = Dir::new();
     let ours = dir.new_key("ours");
-    let derived = dir.cmd(&age_keygen).args(["-y", "ours.key"]).run().ok();
-    assert_eq!(derived.stdout_string(), format!("{ours}\n"));
+    let derived = age_identity(&dir, "ours.key").to_public().to_string();
+    assert_eq!(derived, ours);
+    let identities = age::IdentityFile::from_buffer(&dir.read("ours.key")[..]).unwrap();
+    let identities = identities.into_identities().unwrap();
+    let sealed = seal_via(&dir, Io::Pipes, b"to ours", &["-r", &ours]);
+    let decryptor = age::Decryptor::new_buffered(&sealed[..]).unwrap();
+    let mut opened = Vec::new();
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as _))
+        .unwrap();
+    std::io::Read::read_to_end(&mut reader, &mut opened).unwrap();
+    assert_eq!(opened, b"to ours");
 
-    dir.cmd(&age_keygen).args(["-o", "theirs.key"]).run().ok();
+    // A key the age crate made, in the file age-keygen writes.
+    let key = age::x25519::Identity::generate();
+    let theirs = key.to_public().to_string();
+    let secret = key.to_string();
+    let file = format!(
+        "# created: 2025-01-01T00:00:00Z\n# public key: {theirs}\n{}\n",
+        secret.expose_secret()
+    );
+    dir.write_private("theirs.key", file);
     let run = dir.bin("seal-keygen").args(["-y", "theirs.key"]).run().ok();
-    let theirs = run.stdout_string();
-    let theirs = theirs.trim_end();
-    let text = dir.read_string("theirs.key");
-    let line = format!("# public key: {theirs}\n");
-    assert!(text.contains(&line), "{text}");
+    assert_eq!(run.stdout_string(), format!("{theirs}\n"));
 
     let plaintext = data(CHUNK + 7, 13);
-    let sealed = seal_via(&dir, Io::Pipes, &plaintext, &["-r", theirs]);
+    let sealed = seal_via(&dir, Io::Pipes, &plaintext, &["-r", &theirs]);
+    assert!(age::decrypt(&key, &sealed).unwrap() == plaintext);
     let opened = unseal_via(&dir, Io::Pipes, &sealed, &["--key", "theirs.key"]);
     assert!(opened == plaintext);
 }
@@ -1249,45 +1266,29 @@ fn bad_armor_is_refused_with_exit_4_and_nothing_left_behind() {
 }
 
 #[test]
-fn go_age_opens_what_seal_armors() {
-    let age = program("age");
+fn the_age_crate_reads_what_seal_armors_and_unseal_what_it_armors() {
     let dir = Dir::new();
-    dir.new_key("server");
+    let recipient = dir.new_key("server");
+    let identity = age_identity(&dir, "server.key");
+    let to = age::x25519::Recipient::from_str(&recipient).unwrap();
     for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
         let plaintext = data(len, 400 + seed as u64);
-        let armored = transform(
+        let ours = transform(
             &dir,
             "seal",
             Io::Pipes,
             &plaintext,
             &["-a", "--to", "server.pub"],
         );
-        dir.write("sealed.age", armored);
-        let opened = dir.cmd(&age).args(["-d", "-i", "server.key", "sealed.age"]);
-        assert!(opened.run().ok().stdout == plaintext, "age -d: {len} bytes");
-    }
-}
+        let opened = age::decrypt(&identity, &ours).unwrap();
+        assert!(opened == plaintext, "age: {len} bytes armored by seal");
 
-#[test]
-fn unseal_opens_what_go_age_armors() {
-    let age = program("age");
-    let dir = Dir::new();
-    dir.new_key("server");
-    for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
-        let plaintext = data(len, 500 + seed as u64);
-        dir.write("plain", &plaintext);
-        let age_encrypt = dir
-            .cmd(&age)
-            .args(["-a", "-R", "server.pub", "-o", "sealed.age"]);
-        age_encrypt.arg("plain").run().ok();
-        let armored = dir.read("sealed.age");
-        assert!(armored.starts_with(BEGIN.as_bytes()));
-        dir.remove("sealed.age");
-        dir.remove("plain");
+        let theirs = age::encrypt_and_armor(&to, &plaintext).unwrap();
+        assert!(theirs.starts_with(BEGIN));
         for flags in [&[][..], &["--no-mmap"]] {
             let keys = [WITH_KEY, flags].concat();
             for io in [Io::DefaultNames, Io::Pipes] {
-                let opened = unseal_via(&dir, io, &armored, &keys);
+                let opened = unseal_via(&dir, io, theirs.as_bytes(), &keys);
                 assert!(opened == plaintext, "age -a: {len} bytes, {flags:?} {io:?}");
             }
         }
@@ -1514,26 +1515,44 @@ fn a_key_given_for_a_passphrase_file_gets_a_hint() {
     assert_eq!(dir.listing(), before);
 }
 
+/// A passphrase for the `age` crate's scrypt recipients and identities.
+fn age_passphrase(text: &str) -> age::secrecy::SecretString {
+    age::secrecy::SecretString::from(text.to_string())
+}
+
+/// `seal --passphrase` and `unseal` of a passphrase file ask on the terminal, as a person
+/// types: seal twice, unseal once and only because the file needs it. The `age` crate reads
+/// what seal wrote, and unseal what it wrote (the Go age CLI: tests/interop/go_age.rs).
 #[test]
-fn passphrases_typed_on_a_terminal_interoperate_with_go_age_both_ways() {
-    let age = program("age");
+fn passphrases_typed_on_a_terminal_seal_and_unseal_and_the_age_crate_agrees() {
     let dir = Dir::new();
     let plaintext = data(CHUNK + 100, 31);
     dir.write("plain", &plaintext);
 
-    // seal asks twice; age -d asks once.
     let line = "seal plain --passphrase --work-factor 12 -o ours.age";
-    on_terminal(dir.line(line), "hunter2\nhunter2\n").ok();
-    let age_decrypt = dir.cmd(&age).args(["-d", "-o", "opened", "ours.age"]);
-    on_terminal(age_decrypt, "hunter2\n").ok();
+    let run = on_terminal(dir.line(line), "hunter2\nhunter2\n").ok();
+    let shown = run.stdout_string();
+    assert!(
+        shown.contains("Enter passphrase: ") && shown.contains("Confirm passphrase: "),
+        "{shown}"
+    );
+    let mut identity = age::scrypt::Identity::new(age_passphrase("hunter2"));
+    identity.set_max_work_factor(12);
+    let opened = age::decrypt(&identity, &dir.read("ours.age")).unwrap();
+    assert!(opened == plaintext, "the age crate opens what seal sealed");
+    let run = on_terminal(dir.line("unseal ours.age -o opened"), "hunter2\n").ok();
+    assert!(run.stdout_string().contains("Enter passphrase: "));
     assert!(dir.read("opened") == plaintext);
     dir.remove("opened");
 
-    // age -p asks twice; unseal asks once, and only because the file needs it.
-    let age_encrypt = dir.cmd(&age).args(["-p", "-o", "theirs.age", "plain"]);
-    on_terminal(age_encrypt, "hunter2\nhunter2\n").ok();
+    let mut recipient = age::scrypt::Recipient::new(age_passphrase("hunter2"));
+    recipient.set_work_factor(12);
+    dir.write("theirs.age", age::encrypt(&recipient, &plaintext).unwrap());
     on_terminal(dir.line("unseal theirs.age -o opened"), "hunter2\n").ok();
-    assert!(dir.read("opened") == plaintext);
+    assert!(
+        dir.read("opened") == plaintext,
+        "unseal opens what age sealed"
+    );
     dir.remove("opened");
 
     // A wrong passphrase, and two that differ when sealing: nothing is written.

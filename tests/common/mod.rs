@@ -1,9 +1,10 @@
 //! The harness of the end-to-end tests: a temporary directory, programs run in it, and what
 //! they did. Each test target takes it with `mod common;`, and none uses all of it.
 //!
-//! Programs from outside (the Go `age` CLI, `ssh-keygen`, `openssl`) are found with
-//! [`program`], which fails the test loudly, naming the package to install, when one is
-//! missing: a test that needs one never skips.
+//! Two tiers share it. `cargo test` runs every target that needs nothing but this crate's
+//! binaries; `cargo test --test interop` runs the tests that drive programs from outside
+//! (the Go `age` CLI, `ssh-keygen`, `openssl`), which it finds with [`program`], failing
+//! loudly, never skipping, when one is missing.
 // Each target uses a part: the rest, and its re-export below, are unused there.
 #![allow(dead_code, unused_imports)]
 
@@ -18,11 +19,15 @@ use std::process::{Command, Stdio};
 use tempfile::TempDir;
 
 pub mod age_file;
+pub mod keys;
 pub mod sealing;
+pub mod signers;
 pub mod terminal;
 
 pub use age_file::*;
+pub use keys::*;
 pub use sealing::*;
+pub use signers::*;
 
 // The documented exit codes (src/cli/failure.rs).
 pub const EXIT_IO: i32 = 1;

@@ -83,3 +83,13 @@ pub fn unseal_via(dir: &Dir, io: Io, sealed: &[u8], args: &[&str]) -> Vec<u8> {
 pub fn seal_to_server(dir: &Dir, plaintext: &[u8]) -> Vec<u8> {
     seal_via(dir, Io::OutputFlag, plaintext, &["--to", "server.pub"])
 }
+
+/// Seals `plaintext` with `args` through pipes.
+pub fn seal_ssh(dir: &Dir, plaintext: &[u8], args: &[&str]) -> Vec<u8> {
+    transform(dir, "seal", Io::Pipes, plaintext, args)
+}
+
+/// Unseals `sealed` with `args` by way of files and `-o`.
+pub fn unseal_ssh(dir: &Dir, sealed: &[u8], args: &[&str]) -> Vec<u8> {
+    transform(dir, "unseal", Io::OutputFlag, sealed, args)
+}
