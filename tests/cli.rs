@@ -1,41 +1,28 @@
 //! End-to-end tests of the `seal`, `unseal` and `seal-keygen` binaries.
 //!
 //! Every test works in its own temporary directory ([`Dir`]) and runs the built binaries in
-//! it through [`Cmd`], in the style of ripgrep's integration tests. A failure is checked for
-//! its documented exit code, a single `program: error: ...` line naming the file, and a
-//! directory left exactly as it was: no output file, no `.seal-partial` temporary file.
+//! it through [`Cmd`], in the style of ripgrep's integration tests (the harness is
+//! `tests/common`). A failure is checked for its documented exit code, a single
+//! `program: error: ...` line naming the file, and a directory left exactly as it was: no
+//! output file, no `.seal-partial` temporary file.
 //!
-//! The interop tests need the Go `age` CLI on `PATH`, and fail loudly without it.
+//! Nothing here runs a program from outside: interop is checked in process, against the
+//! `age` crate, the `ssh-key` crate's own SSHSIG code, and what `ssh-keygen` made once
+//! (`testdata/ssh-keygen`, `testdata/signatures`), and passphrase prompts on a
+//! pseudo-terminal opened in process. The same checks against the Go `age` CLI, `ssh-keygen`
+//! and `openssl` themselves are `tests/interop.rs` (`cargo test --test interop`).
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-
-// Only the pseudo-random data of the shared harness: this suite keeps its own `Dir` and `Cmd`.
 mod common;
-use common::data;
-
-// The documented exit codes (src/cli/failure.rs).
-const EXIT_IO: i32 = 1;
-const EXIT_USAGE: i32 = 2;
-const EXIT_NO_MATCH: i32 = 3;
-const EXIT_HEADER: i32 = 4;
-const EXIT_HEADER_MAC: i32 = 5;
-const EXIT_PAYLOAD: i32 = 6;
-const EXIT_INTERRUPTED: i32 = 130;
-
-// The age v1 payload layout.
-const CHUNK: usize = 64 * 1024;
-const TAG: usize = 16;
-const SEALED_CHUNK: usize = CHUNK + TAG;
-const NONCE: usize = 16;
+use common::terminal::on_terminal;
+use common::*;
 
 /// Sizes around every chunk edge, up to more than one parallel group (16 chunks).
 const SIZES: &[usize] = &[
@@ -50,398 +37,7 @@ const SIZES: &[usize] = &[
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Harness: a temporary directory, commands run in it, and what they did.
-
-/// The path of one of this crate's binaries.
-fn bin(program: &str) -> &'static str {
-    match program {
-        "seal" => env!("CARGO_BIN_EXE_seal"),
-        "unseal" => env!("CARGO_BIN_EXE_unseal"),
-        "seal-keygen" => env!("CARGO_BIN_EXE_seal-keygen"),
-        _ => panic!("no binary {program}"),
-    }
-}
-
-/// A temporary directory that commands run in; files are named relative to it.
-struct Dir(TempDir);
-
-impl Dir {
-    fn new() -> Dir {
-        let dir = tempfile::Builder::new().prefix("seal-cli-test.").tempdir();
-        Dir(dir.expect("create a temporary directory"))
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
-    }
-
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) {
-        fs::write(self.path(name), contents).unwrap_or_else(|e| panic!("write {name}: {e}"));
-    }
-
-    /// Writes a file readable by its owner only, as key files should be.
-    fn write_private(&self, name: &str, contents: impl AsRef<[u8]>) {
-        self.write(name, contents);
-        self.chmod(name, 0o600);
-    }
-
-    fn chmod(&self, name: &str, mode: u32) {
-        fs::set_permissions(self.path(name), fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    fn mode(&self, name: &str) -> u32 {
-        fs::metadata(self.path(name)).unwrap().permissions().mode() & 0o777
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        fs::read(self.path(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
-    }
-
-    fn read_string(&self, name: &str) -> String {
-        String::from_utf8(self.read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
-
-    fn remove(&self, name: &str) {
-        fs::remove_file(self.path(name)).unwrap_or_else(|e| panic!("remove {name}: {e}"));
-    }
-
-    /// The paths of every file and directory in the directory, hidden (temporary) files and
-    /// the contents of subdirectories included.
-    fn listing(&self) -> BTreeSet<String> {
-        let mut names = BTreeSet::new();
-        let mut dirs = vec![String::new()];
-        while let Some(dir) = dirs.pop() {
-            for entry in fs::read_dir(self.0.path().join(&dir)).unwrap() {
-                let entry = entry.unwrap();
-                let name = entry.file_name().into_string().unwrap();
-                let path = if dir.is_empty() {
-                    name
-                } else {
-                    format!("{dir}/{name}")
-                };
-                if entry.file_type().unwrap().is_dir() {
-                    dirs.push(path.clone());
-                }
-                names.insert(path);
-            }
-        }
-        names
-    }
-
-    /// Any program, run in this directory.
-    fn cmd(&self, program: impl AsRef<OsStr>) -> Cmd {
-        let mut cmd = Command::new(program);
-        cmd.current_dir(self.0.path());
-        Cmd { cmd, stdin: None }
-    }
-
-    /// One of this crate's binaries (`seal`, `unseal`, `seal-keygen`).
-    fn bin(&self, program: &str) -> Cmd {
-        self.cmd(bin(program))
-    }
-
-    /// A command line of one of this crate's binaries, split at whitespace.
-    fn line(&self, line: &str) -> Cmd {
-        let mut words = line.split_whitespace();
-        self.bin(words.next().expect("a program")).args(words)
-    }
-
-    /// Makes `NAME.key` and `NAME.pub` with `seal-keygen`; returns the `age1...` recipient.
-    fn new_key(&self, name: &str) -> String {
-        let private = format!("{name}.key");
-        self.bin("seal-keygen").args(["-o", &private]).run().ok();
-        self.read_string(&format!("{name}.pub"))
-            .trim_end()
-            .to_string()
-    }
-}
-
-/// `names` as a directory listing.
-fn listing(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|name| name.to_string()).collect()
-}
-
-/// A command to run, with optional standard input (otherwise `/dev/null`).
-struct Cmd {
-    cmd: Command,
-    stdin: Option<Vec<u8>>,
-}
-
-impl Cmd {
-    fn arg(mut self, arg: impl AsRef<OsStr>) -> Cmd {
-        self.cmd.arg(arg);
-        self
-    }
-
-    fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Cmd {
-        self.cmd.args(args);
-        self
-    }
-
-    fn stdin(mut self, input: impl Into<Vec<u8>>) -> Cmd {
-        self.stdin = Some(input.into());
-        self
-    }
-
-    fn run(mut self) -> Run {
-        let what = format!("{:?}", self.cmd);
-        let stdin = match self.stdin {
-            Some(_) => Stdio::piped(),
-            None => Stdio::null(),
-        };
-        let mut child = self
-            .cmd
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-        // Feed stdin from a thread, so a large input cannot deadlock against a full stdout
-        // pipe. A command that fails early closes its stdin: that write error is expected.
-        let feeder = child.stdin.take().zip(self.stdin).map(|(mut pipe, input)| {
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&input);
-            })
-        });
-        let output = child.wait_with_output().unwrap();
-        if let Some(feeder) = feeder {
-            feeder.join().unwrap();
-        }
-        let code = output.status.code();
-        Run {
-            code: code.unwrap_or_else(|| panic!("{what} was killed: {:?}", output.status)),
-            stdout: output.stdout,
-            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-            what,
-        }
-    }
-}
-
-/// A finished command.
-struct Run {
-    code: i32,
-    stdout: Vec<u8>,
-    stderr: String,
-    what: String,
-}
-
-impl Run {
-    /// Asserts success.
-    fn ok(self) -> Run {
-        self.fails(0)
-    }
-
-    /// Asserts exit code `code`.
-    fn fails(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "{} exited {} instead of {code}; stderr:\n{}",
-            self.what, self.code, self.stderr
-        );
-        self
-    }
-
-    fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr.lines().collect()
-    }
-
-    fn stdout_string(&self) -> String {
-        String::from_utf8(self.stdout.clone()).expect("stdout is UTF-8")
-    }
-
-    /// Asserts that stderr is exactly one `program: error: ...` line containing each of
-    /// `needles`, then, if `hint` is given, one `program: hint: ...` line containing it.
-    fn says(self, program: &str, needles: &[&str], hint: Option<&str>) -> Run {
-        let lines = self.stderr_lines();
-        let expected = 1 + usize::from(hint.is_some());
-        let what = &self.what;
-        assert_eq!(lines.len(), expected, "{what}: stderr:\n{}", self.stderr);
-        let error = lines[0];
-        let prefix = format!("{program}: error: ");
-        assert!(error.starts_with(&prefix), "{what}: {error:?}");
-        assert!(
-            !error.ends_with('.'),
-            "{what}: messages end without a period"
-        );
-        for needle in needles {
-            assert!(error.contains(needle), "{what}: no {needle:?} in {error:?}");
-        }
-        if let Some(hint) = hint {
-            let line = lines[1];
-            let prefix = format!("{program}: hint: ");
-            assert!(line.starts_with(&prefix), "{what}: not a hint: {line:?}");
-            assert!(line.contains(hint), "{what}: no {hint:?} in {line:?}");
-        }
-        self
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Data, and where things are in a sealed file.
-
-/// Offsets in a sealed file, as `seal` writes it (one-line stanza bodies).
-struct Layout {
-    /// The share argument of each `-> X25519 ` stanza.
-    shares: Vec<usize>,
-    /// The body line of each stanza.
-    bodies: Vec<usize>,
-    /// The base64 MAC on the `--- ` line.
-    mac: usize,
-    /// Length of the header, its final newline included.
-    header_len: usize,
-}
-
-impl Layout {
-    fn of(sealed: &[u8]) -> Layout {
-        let (mut shares, mut bodies) = (Vec::new(), Vec::new());
-        let mut offset = 0;
-        for line in sealed.split_inclusive(|&b| b == b'\n') {
-            if shares.len() > bodies.len() {
-                bodies.push(offset);
-            } else if line.starts_with(b"-> X25519 ") {
-                shares.push(offset + "-> X25519 ".len());
-            } else if line.starts_with(b"--- ") {
-                let (mac, header_len) = (offset + "--- ".len(), offset + line.len());
-                return Layout {
-                    shares,
-                    bodies,
-                    mac,
-                    header_len,
-                };
-            }
-            offset += line.len();
-        }
-        panic!("no MAC line in the sealed file");
-    }
-
-    /// Offset of chunk `index` (the payload nonce comes first).
-    fn chunk(&self, index: usize) -> usize {
-        self.header_len + NONCE + index * SEALED_CHUNK
-    }
-}
-
-/// Size of the age file that seals `len` bytes under a header of `header_len` bytes.
-fn sealed_len(header_len: usize, len: usize) -> usize {
-    header_len + NONCE + len + len.div_ceil(CHUNK).max(1) * TAG
-}
-
-const BASE64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// A copy of `bytes` with the byte at `at` replaced by `f` of it (which must differ).
-fn altered(bytes: &[u8], at: usize, f: impl FnOnce(u8) -> u8) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    out[at] = f(out[at]);
-    assert_ne!(out[at], bytes[at], "the alteration must change the byte");
-    out
-}
-
-/// Flips the low bit of the byte at `at`.
-fn flipped(bytes: &[u8], at: usize) -> Vec<u8> {
-    altered(bytes, at, |b| b ^ 1)
-}
-
-/// Applies `f` to the index of the base64 character at `at`.
-fn base64_altered(bytes: &[u8], at: usize, f: impl FnOnce(usize) -> usize) -> Vec<u8> {
-    altered(bytes, at, |c| {
-        let index = BASE64
-            .iter()
-            .position(|&b| b == c)
-            .expect("a base64 character");
-        BASE64[f(index)]
-    })
-}
-
-/// Swaps a base64 character that carries six data bits for another: still canonical base64,
-/// but other bytes.
-fn other_base64(bytes: &[u8], at: usize) -> Vec<u8> {
-    base64_altered(bytes, at, |i| i ^ 0b10_0000)
-}
-
-/// Sets a padding bit in the last character of a 32-byte value (43 characters, the last of
-/// which carries four data bits and two zero bits): the base64 is no longer canonical.
-fn noncanonical_base64(bytes: &[u8], at: usize) -> Vec<u8> {
-    base64_altered(bytes, at, |i| i | 1)
-}
-
-fn truncated(bytes: &[u8], len: usize) -> Vec<u8> {
-    bytes[..len].to_vec()
-}
-
-fn appended(bytes: &[u8], tail: &[u8]) -> Vec<u8> {
-    [bytes, tail].concat()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sealing and unsealing by way of files, default names and pipes.
-
-/// How a command gets its input and where its output goes.
-#[derive(Clone, Copy, Debug)]
-enum Io {
-    /// `seal FILE` writes `FILE.age`; `unseal FILE.age` writes `FILE`.
-    DefaultNames,
-    /// `-o OUTPUT`.
-    OutputFlag,
-    /// No file argument: standard input to standard output.
-    Pipes,
-    /// `-` as the input and `-o -` as the output.
-    Dashes,
-}
-
-/// Runs `program` (seal or unseal) on `input` by way of `io`, with `args`; returns its
-/// output. The directory is left as it was found: the output file is read and removed after
-/// checking that it and the input are all the command left there.
-fn transform(dir: &Dir, program: &str, io: Io, input: &[u8], args: &[&str]) -> Vec<u8> {
-    let before = dir.listing();
-    let (input_name, output_name) = match (program, io) {
-        ("seal", Io::DefaultNames) => ("input", "input.age"),
-        ("seal", _) => ("input", "output.age"),
-        (_, Io::DefaultNames) => ("input.age", "input"),
-        _ => ("input.age", "output"),
-    };
-    let cmd = dir.bin(program).args(args);
-    let cmd = match io {
-        Io::DefaultNames => cmd.arg(input_name),
-        Io::OutputFlag => cmd.args([input_name, "-o", output_name]),
-        Io::Pipes => cmd.stdin(input),
-        Io::Dashes => cmd.args(["-", "-o", "-"]).stdin(input),
-    };
-    let to_files = matches!(io, Io::DefaultNames | Io::OutputFlag);
-    if to_files {
-        dir.write(input_name, input);
-    }
-    let run = cmd.run().ok();
-    assert_eq!(run.stderr, "", "{}: stderr", run.what);
-    if !to_files {
-        assert_eq!(dir.listing(), before, "{}: files left behind", run.what);
-        return run.stdout;
-    }
-    let mut expected = before;
-    expected.extend([input_name.to_string(), output_name.to_string()]);
-    assert_eq!(dir.listing(), expected, "{}: files left behind", run.what);
-    assert!(run.stdout.is_empty(), "{}: wrote to stdout", run.what);
-    let output = dir.read(output_name);
-    dir.remove(input_name);
-    dir.remove(output_name);
-    output
-}
-
-/// Seals `plaintext`, and checks the sealed file's start and size.
-fn seal_via(dir: &Dir, io: Io, plaintext: &[u8], args: &[&str]) -> Vec<u8> {
-    let sealed = transform(dir, "seal", io, plaintext, args);
-    assert!(sealed.starts_with(b"age-encryption.org/v1\n-> X25519 "));
-    let header_len = Layout::of(&sealed).header_len;
-    let len = plaintext.len();
-    assert_eq!(
-        sealed.len(),
-        sealed_len(header_len, len),
-        "sealed {len} bytes"
-    );
-    sealed
-}
-
-fn unseal_via(dir: &Dir, io: Io, sealed: &[u8], args: &[&str]) -> Vec<u8> {
-    transform(dir, "unseal", io, sealed, args)
-}
+// Round trips by way of files, default names and pipes.
 
 /// Seals and unseals every size in [`SIZES`] by way of `io`, with extra flags for each side.
 fn check_round_trips(io: Io, seal_flags: &[&str], unseal_flags: &[&str]) {
@@ -514,11 +110,6 @@ fn check_refused(
     }
 }
 
-/// Seals `plaintext` to `server.pub` with `-o`.
-fn seal_to_server(dir: &Dir, plaintext: &[u8]) -> Vec<u8> {
-    seal_via(dir, Io::OutputFlag, plaintext, &["--to", "server.pub"])
-}
-
 /// A directory with a `server` key, and three chunks (two full, one of 500 bytes) sealed to
 /// it, with their layout.
 fn three_chunk_file() -> (Dir, Vec<u8>, Layout) {
@@ -529,8 +120,6 @@ fn three_chunk_file() -> (Dir, Vec<u8>, Layout) {
     let layout = Layout::of(&sealed);
     (dir, sealed, layout)
 }
-
-const WITH_KEY: &[&str] = &["--key", "server.key"];
 
 // ---------------------------------------------------------------------------------------------
 // seal-keygen
@@ -1300,13 +889,6 @@ fn a_private_key_given_as_a_recipients_file_is_never_echoed() {
 // ---------------------------------------------------------------------------------------------
 // Signals
 
-/// Sends `signal` (a name: `TERM`, `INT`, `HUP`) to a running child.
-fn send_signal(child: &std::process::Child, signal: &str) {
-    let kill = format!("kill -{signal} {}", child.id());
-    let killed = Command::new("sh").args(["-c", &kill]).status().unwrap();
-    assert!(killed.success(), "{kill}");
-}
-
 /// With standard error a closed pipe, messages are lost but nothing else: a signal still stops
 /// a stream (the handler's message used to panic its thread, and the command ran on), and a
 /// failure keeps its exit code rather than a panic's 101. Lines printed to a closed standard
@@ -1402,7 +984,10 @@ fn an_interrupted_command_exits_130_and_leaves_no_partial_output() {
         // which stays open until after the signal.
         let stdin = child.stdin.take();
         let deadline = Instant::now() + Duration::from_secs(30);
-        let partial = |names: BTreeSet<String>| names.iter().any(|n| n.ends_with(".seal-partial"));
+        let partial = |names: BTreeSet<PathBuf>| {
+            let partial = |n: &PathBuf| n.to_string_lossy().ends_with(".seal-partial");
+            names.iter().any(partial)
+        };
         while !partial(dir.listing()) {
             assert!(Instant::now() < deadline, "{program}: no temporary file");
             std::thread::sleep(Duration::from_millis(10));
@@ -1496,109 +1081,96 @@ fn an_input_truncated_while_read_fails_cleanly_without_sigbus() {
         "{stderr}"
     );
     let mut after = dir.listing();
-    after.retain(|name| name != "big.age");
+    after.retain(|name| name != Path::new("big.age"));
     let mut expected = before;
-    expected.retain(|name| name != "big.age");
+    expected.retain(|name| name != Path::new("big.age"));
     assert_eq!(after, expected, "no output and no temporary file");
 }
 
 // ---------------------------------------------------------------------------------------------
-// Interop with the Go age CLI
+// Interop with the `age` crate, in process (with the Go age CLI: tests/interop/go_age.rs)
 
-/// The path of a Go age tool. Fails the test when it is missing: never skips it.
-fn go_tool(name: &str) -> PathBuf {
-    tool(name, "the Go age CLI is required (apt-get install age)")
+/// The X25519 identity in an age key file, as the `age` crate reads it.
+fn age_identity(dir: &Dir, key_file: &str) -> age::x25519::Identity {
+    let text = dir.read_string(key_file);
+    let secret = text.lines().find(|l| l.starts_with("AGE-SECRET-KEY-1"));
+    age::x25519::Identity::from_str(secret.expect("a secret key line")).unwrap()
 }
-
-/// The path of a program on `PATH`; fails the test, saying `why`, when it is missing.
-fn tool(name: &str, why: &str) -> PathBuf {
-    let executable = |path: &PathBuf| {
-        let meta = path.metadata();
-        meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join(name))
-                .find(executable)
-        })
-        .unwrap_or_else(|| panic!("`{name}` is not on PATH: {why}"))
-}
-
-const INTEROP_SIZES: &[usize] = &[0, 1, CHUNK, CHUNK + 1, 300 * 1024];
 
 #[test]
-fn go_age_opens_what_seal_writes() {
-    let age = go_tool("age");
+fn the_age_crate_opens_what_seal_writes() {
     let dir = Dir::new();
     dir.new_key("server");
+    let identity = age_identity(&dir, "server.key");
     for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
         let plaintext = data(len, 100 + seed as u64);
-        for flags in [&[][..], &["--no-mmap"]] {
+        for flags in [&[][..], &["--no-mmap"], &["--threads", "1"]] {
             let to = [&["--to", "server.pub"], flags].concat();
             let sealed = seal_via(&dir, Io::OutputFlag, &plaintext, &to);
-            dir.write("sealed.age", sealed);
-            // To stdout: age creates an `-o` file only when it first writes to it.
-            let opened = dir.cmd(&age).args(["-d", "-i", "server.key", "sealed.age"]);
-            let opened = opened.run().ok().stdout;
-            assert!(opened == plaintext, "age -d: {len} bytes, {flags:?}");
+            let opened = age::decrypt(&identity, &sealed).unwrap();
+            assert!(opened == plaintext, "age: {len} bytes, sealed {flags:?}");
         }
     }
 }
 
 #[test]
-fn unseal_opens_what_go_age_writes() {
-    let age = go_tool("age");
+fn unseal_opens_what_the_age_crate_writes() {
     let dir = Dir::new();
     let recipient = dir.new_key("server");
+    let to = age::x25519::Recipient::from_str(&recipient).unwrap();
     for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
         let plaintext = data(len, 200 + seed as u64);
-        dir.write("plain", &plaintext);
-        for to in [["-R", "server.pub"], ["-r", &recipient]] {
-            let age_encrypt = dir.cmd(&age).args(to);
-            age_encrypt.args(["-o", "sealed.age", "plain"]).run().ok();
-            let sealed = dir.read("sealed.age");
-            dir.remove("sealed.age");
-            for flags in [&[][..], &["--no-mmap"], &["--threads", "1"]] {
-                let keys = [WITH_KEY, flags].concat();
-                for io in [Io::DefaultNames, Io::Pipes] {
-                    let opened = unseal_via(&dir, io, &sealed, &keys);
-                    let how = format!("{to:?}, {len} bytes, unsealed {flags:?} {io:?}");
-                    assert!(opened == plaintext, "age {how}");
-                }
+        let sealed = age::encrypt(&to, &plaintext).unwrap();
+        for flags in [&[][..], &["--no-mmap"], &["--threads", "1"]] {
+            let keys = [WITH_KEY, flags].concat();
+            for io in [Io::DefaultNames, Io::Pipes] {
+                let opened = unseal_via(&dir, io, &sealed, &keys);
+                let how = format!("{len} bytes, unsealed {flags:?} {io:?}");
+                assert!(opened == plaintext, "age: {how}");
             }
         }
-        dir.remove("plain");
     }
 }
 
 #[test]
-fn go_age_keygen_and_seal_keygen_read_each_others_keys() {
-    let age_keygen = go_tool("age-keygen");
+fn the_age_crate_and_seal_keygen_read_each_others_keys() {
+    use age::secrecy::ExposeSecret;
     let dir = Dir::new();
     let ours = dir.new_key("ours");
-    let derived = dir.cmd(&age_keygen).args(["-y", "ours.key"]).run().ok();
-    assert_eq!(derived.stdout_string(), format!("{ours}\n"));
+    let derived = age_identity(&dir, "ours.key").to_public().to_string();
+    assert_eq!(derived, ours);
+    let identities = age::IdentityFile::from_buffer(&dir.read("ours.key")[..]).unwrap();
+    let identities = identities.into_identities().unwrap();
+    let sealed = seal_via(&dir, Io::Pipes, b"to ours", &["-r", &ours]);
+    let decryptor = age::Decryptor::new_buffered(&sealed[..]).unwrap();
+    let mut opened = Vec::new();
+    let mut reader = decryptor
+        .decrypt(identities.iter().map(|i| i.as_ref() as _))
+        .unwrap();
+    std::io::Read::read_to_end(&mut reader, &mut opened).unwrap();
+    assert_eq!(opened, b"to ours");
 
-    dir.cmd(&age_keygen).args(["-o", "theirs.key"]).run().ok();
+    // A key the age crate made, in the file age-keygen writes.
+    let key = age::x25519::Identity::generate();
+    let theirs = key.to_public().to_string();
+    let secret = key.to_string();
+    let file = format!(
+        "# created: 2025-01-01T00:00:00Z\n# public key: {theirs}\n{}\n",
+        secret.expose_secret()
+    );
+    dir.write_private("theirs.key", file);
     let run = dir.bin("seal-keygen").args(["-y", "theirs.key"]).run().ok();
-    let theirs = run.stdout_string();
-    let theirs = theirs.trim_end();
-    let text = dir.read_string("theirs.key");
-    let line = format!("# public key: {theirs}\n");
-    assert!(text.contains(&line), "{text}");
+    assert_eq!(run.stdout_string(), format!("{theirs}\n"));
 
     let plaintext = data(CHUNK + 7, 13);
-    let sealed = seal_via(&dir, Io::Pipes, &plaintext, &["-r", theirs]);
+    let sealed = seal_via(&dir, Io::Pipes, &plaintext, &["-r", &theirs]);
+    assert!(age::decrypt(&key, &sealed).unwrap() == plaintext);
     let opened = unseal_via(&dir, Io::Pipes, &sealed, &["--key", "theirs.key"]);
     assert!(opened == plaintext);
 }
 
 // ---------------------------------------------------------------------------------------------
 // ASCII armor and passphrases (issue 6)
-
-const BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
-const END: &str = "-----END AGE ENCRYPTED FILE-----";
 
 /// Checks the shape age's spec gives armor: the begin line, full 64-column lines, a last line
 /// that may be shorter but not empty, the end line, a final newline.
@@ -1694,45 +1266,29 @@ fn bad_armor_is_refused_with_exit_4_and_nothing_left_behind() {
 }
 
 #[test]
-fn go_age_opens_what_seal_armors() {
-    let age = go_tool("age");
+fn the_age_crate_reads_what_seal_armors_and_unseal_what_it_armors() {
     let dir = Dir::new();
-    dir.new_key("server");
+    let recipient = dir.new_key("server");
+    let identity = age_identity(&dir, "server.key");
+    let to = age::x25519::Recipient::from_str(&recipient).unwrap();
     for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
         let plaintext = data(len, 400 + seed as u64);
-        let armored = transform(
+        let ours = transform(
             &dir,
             "seal",
             Io::Pipes,
             &plaintext,
             &["-a", "--to", "server.pub"],
         );
-        dir.write("sealed.age", armored);
-        let opened = dir.cmd(&age).args(["-d", "-i", "server.key", "sealed.age"]);
-        assert!(opened.run().ok().stdout == plaintext, "age -d: {len} bytes");
-    }
-}
+        let opened = age::decrypt(&identity, &ours).unwrap();
+        assert!(opened == plaintext, "age: {len} bytes armored by seal");
 
-#[test]
-fn unseal_opens_what_go_age_armors() {
-    let age = go_tool("age");
-    let dir = Dir::new();
-    dir.new_key("server");
-    for (seed, &len) in INTEROP_SIZES.iter().enumerate() {
-        let plaintext = data(len, 500 + seed as u64);
-        dir.write("plain", &plaintext);
-        let age_encrypt = dir
-            .cmd(&age)
-            .args(["-a", "-R", "server.pub", "-o", "sealed.age"]);
-        age_encrypt.arg("plain").run().ok();
-        let armored = dir.read("sealed.age");
-        assert!(armored.starts_with(BEGIN.as_bytes()));
-        dir.remove("sealed.age");
-        dir.remove("plain");
+        let theirs = age::encrypt_and_armor(&to, &plaintext).unwrap();
+        assert!(theirs.starts_with(BEGIN));
         for flags in [&[][..], &["--no-mmap"]] {
             let keys = [WITH_KEY, flags].concat();
             for io in [Io::DefaultNames, Io::Pipes] {
-                let opened = unseal_via(&dir, io, &armored, &keys);
+                let opened = unseal_via(&dir, io, theirs.as_bytes(), &keys);
                 assert!(opened == plaintext, "age -a: {len} bytes, {flags:?} {io:?}");
             }
         }
@@ -1959,52 +1515,55 @@ fn a_key_given_for_a_passphrase_file_gets_a_hint() {
     assert_eq!(dir.listing(), before);
 }
 
-/// Runs `command` (a shell line) on a fresh pseudo-terminal, typing `typed` at it, as a
-/// person would answer passphrase prompts. Needs `script` (util-linux); fails loudly without.
-fn on_terminal(dir: &Dir, command: &str, typed: &str) -> Run {
-    let script = tool("script", "util-linux's script runs commands on a terminal");
-    dir.cmd(script)
-        .args(["-qec", command, "/dev/null"])
-        .stdin(typed)
-        .run()
+/// A passphrase for the `age` crate's scrypt recipients and identities.
+fn age_passphrase(text: &str) -> age::secrecy::SecretString {
+    age::secrecy::SecretString::from(text.to_string())
 }
 
+/// `seal --passphrase` and `unseal` of a passphrase file ask on the terminal, as a person
+/// types: seal twice, unseal once and only because the file needs it. The `age` crate reads
+/// what seal wrote, and unseal what it wrote (the Go age CLI: tests/interop/go_age.rs).
 #[test]
-fn passphrases_typed_on_a_terminal_interoperate_with_go_age_both_ways() {
-    let age = go_tool("age");
-    let age = age.to_str().unwrap();
+fn passphrases_typed_on_a_terminal_seal_and_unseal_and_the_age_crate_agrees() {
     let dir = Dir::new();
     let plaintext = data(CHUNK + 100, 31);
     dir.write("plain", &plaintext);
-    let (seal, unseal) = (bin("seal"), bin("unseal"));
 
-    // seal asks twice; age -d asks once.
-    let line = format!("{seal} plain --passphrase --work-factor 12 -o ours.age");
-    on_terminal(&dir, &line, "hunter2\nhunter2\n").ok();
-    on_terminal(&dir, &format!("{age} -d -o opened ours.age"), "hunter2\n").ok();
+    let line = "seal plain --passphrase --work-factor 12 -o ours.age";
+    let run = on_terminal(dir.line(line), "hunter2\nhunter2\n").ok();
+    let shown = run.stdout_string();
+    assert!(
+        shown.contains("Enter passphrase: ") && shown.contains("Confirm passphrase: "),
+        "{shown}"
+    );
+    let mut identity = age::scrypt::Identity::new(age_passphrase("hunter2"));
+    identity.set_max_work_factor(12);
+    let opened = age::decrypt(&identity, &dir.read("ours.age")).unwrap();
+    assert!(opened == plaintext, "the age crate opens what seal sealed");
+    let run = on_terminal(dir.line("unseal ours.age -o opened"), "hunter2\n").ok();
+    assert!(run.stdout_string().contains("Enter passphrase: "));
     assert!(dir.read("opened") == plaintext);
     dir.remove("opened");
 
-    // age -p asks twice; unseal asks once, and only because the file needs it.
-    on_terminal(
-        &dir,
-        &format!("{age} -p -o theirs.age plain"),
-        "hunter2\nhunter2\n",
-    )
-    .ok();
-    on_terminal(&dir, &format!("{unseal} theirs.age -o opened"), "hunter2\n").ok();
-    assert!(dir.read("opened") == plaintext);
+    let mut recipient = age::scrypt::Recipient::new(age_passphrase("hunter2"));
+    recipient.set_work_factor(12);
+    dir.write("theirs.age", age::encrypt(&recipient, &plaintext).unwrap());
+    on_terminal(dir.line("unseal theirs.age -o opened"), "hunter2\n").ok();
+    assert!(
+        dir.read("opened") == plaintext,
+        "unseal opens what age sealed"
+    );
     dir.remove("opened");
 
     // A wrong passphrase, and two that differ when sealing: nothing is written.
     let before = dir.listing();
-    let run = on_terminal(&dir, &format!("{unseal} theirs.age -o opened"), "hunter3\n");
+    let run = on_terminal(dir.line("unseal theirs.age -o opened"), "hunter3\n");
     let run = run.fails(EXIT_NO_MATCH);
     assert!(run
         .stdout_string()
         .contains("unseal: error: theirs.age: wrong passphrase"));
-    let line = format!("{seal} plain --passphrase -o again.age");
-    let run = on_terminal(&dir, &line, "hunter2\nhunter3\n").fails(EXIT_USAGE);
+    let line = "seal plain --passphrase -o again.age";
+    let run = on_terminal(dir.line(line), "hunter2\nhunter3\n").fails(EXIT_USAGE);
     assert!(run
         .stdout_string()
         .contains("seal: error: the passphrases do not match"));
@@ -2026,14 +1585,14 @@ fn batch_mode_opens_armored_files_small_and_large_mapped_or_not() {
             plaintext,
             &["-a", "--to", "server.pub"],
         );
-        dir.write(&format!("up/{name}.age"), armored);
+        dir.write(format!("up/{name}.age"), armored);
     }
     for flags in [&[][..], &["--no-mmap"]] {
         let out = format!("out{}", flags.len());
         let args = [&["up", "-q", "-k", "server.key", "-o", &out][..], flags].concat();
         dir.bin("unseal").args(args).run().ok();
-        assert!(dir.read(&format!("{out}/up/small")) == small, "{flags:?}");
-        assert!(dir.read(&format!("{out}/up/large")) == large, "{flags:?}");
+        assert!(dir.read(format!("{out}/up/small")) == small, "{flags:?}");
+        assert!(dir.read(format!("{out}/up/large")) == large, "{flags:?}");
     }
 }
 
@@ -2045,7 +1604,7 @@ fn a_batch_without_keys_is_a_usage_error_but_a_passphrase_file_opens_one() {
     let flags = ["--passphrase-file", "pass", "--work-factor", "2"];
     for name in ["a", "b"] {
         let sealed = transform(&dir, "seal", Io::Pipes, name.as_bytes(), &flags);
-        dir.write(&format!("up/{name}.age"), sealed);
+        dir.write(format!("up/{name}.age"), sealed);
     }
     let before = dir.listing();
     dir.line("unseal up -o out").run().fails(EXIT_USAGE).says(
@@ -2075,7 +1634,7 @@ fn new_pq_key(dir: &Dir, name: &str) -> String {
         .args(["--pq", "-o", &private])
         .run()
         .ok();
-    dir.read_string(&format!("{name}.pub"))
+    dir.read_string(format!("{name}.pub"))
         .trim_end()
         .to_string()
 }

@@ -1,66 +1,13 @@
 //! Issue 4: SSH and PEM keys as recipients and identities, `seal-keygen --type`, `-y` and
 //! `--fingerprint`, `unseal --inspect`.
 //!
-//! The keys in `testdata/keys` were made once by `ssh-keygen` (RSA 2048 and 4096, Ed25519,
-//! with and without the passphrase in `passphrase.txt`; RSA 1024 and ECDSA, to be refused)
-//! and `openssl` (`genpkey`: PKCS#8, `genrsa -traditional`: PKCS#1, `pkey -pubout`: SPKI).
-//! The interop tests run the Go `age` CLI, `ssh-keygen` and fail loudly without them.
+//! The fixture keys are `testdata/keys` (`tests/common/keys.rs` says how they were made).
+//! Interop is checked in process: the `age` crate, with its own OpenSSH key parser, opens what
+//! seal seals to SSH keys and seals what unseal opens, and fingerprints and public keys are
+//! compared with what `ssh-keygen` printed for the fixtures (`testdata/ssh-keygen`). The
+//! same against the Go `age` CLI, `ssh-keygen` and `openssl` run: `tests/interop`.
 
 use super::*;
-
-/// A tool these tests need (`ssh-keygen`, from openssh-client). Fails the test when it is
-/// missing: never skips it.
-pub(crate) fn required_tool(name: &str) -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    found.unwrap_or_else(|| panic!("`{name}` is not on PATH: apt-get install openssh-client"))
-}
-
-/// `ssh-keygen -q -Y sign -f KEY -n NAMESPACE FILE`: writes FILE.sig.
-pub(crate) fn ssh_sign(dir: &Dir, key: &str, namespace: &str, file: &str) {
-    dir.cmd(required_tool("ssh-keygen"))
-        .args(["-q", "-Y", "sign", "-f", key, "-n", namespace, file])
-        .run()
-        .ok();
-}
-
-/// The fixture keys, copied into the test directory readable by their owner only (git does
-/// not keep the 0600 mode, and unseal warns about keys others can read).
-pub(crate) fn with_keys() -> Dir {
-    let dir = Dir::new();
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/keys");
-    for entry in fs::read_dir(&fixtures).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name().into_string().unwrap();
-        dir.write_private(&name, fs::read(entry.path()).unwrap());
-    }
-    dir
-}
-
-/// (public key file, private key file) for every key type that opens files.
-const PAIRS: &[(&str, &str)] = &[
-    ("rsa2048.pub", "rsa2048"),
-    ("rsa4096.pub", "rsa4096"),
-    ("ed25519.pub", "ed25519"),
-    ("pkcs8.spki.pem", "pkcs8.pem"),
-    ("pkcs1.spki.pem", "pkcs1.pem"),
-];
-
-fn seal_ssh(dir: &Dir, plaintext: &[u8], args: &[&str]) -> Vec<u8> {
-    transform(dir, "seal", Io::Pipes, plaintext, args)
-}
-
-pub(crate) fn unseal_ssh(dir: &Dir, sealed: &[u8], args: &[&str]) -> Vec<u8> {
-    transform(dir, "unseal", Io::OutputFlag, sealed, args)
-}
-
-/// The first line of a file, without its newline.
-fn first_line(dir: &Dir, name: &str) -> String {
-    dir.read_string(name).lines().next().unwrap().to_string()
-}
 
 #[test]
 fn every_ssh_and_pem_key_pair_round_trips() {
@@ -130,36 +77,6 @@ fn a_file_for_several_key_types_opens_with_each_and_stanzas_not_ours_are_skipped
 }
 
 #[test]
-fn go_age_opens_what_seal_writes_to_ssh_keys_and_the_reverse() {
-    let age = go_tool("age");
-    let dir = with_keys();
-    for (seed, (public, private)) in PAIRS[..3].iter().enumerate() {
-        for &len in &[0, CHUNK + 1] {
-            let plaintext = data(len, 400 + seed as u64);
-            let sealed = seal_ssh(&dir, &plaintext, &["--to", public]);
-            dir.write("ours.age", &sealed);
-            let opened = dir.cmd(&age).args(["-d", "-i", private, "ours.age"]).run();
-            assert!(
-                opened.ok().stdout == plaintext,
-                "age -d -i {private}, {len} bytes"
-            );
-            dir.remove("ours.age");
-
-            dir.write("plain", &plaintext);
-            dir.cmd(&age)
-                .args(["-R", public, "-o", "theirs.age", "plain"])
-                .run()
-                .ok();
-            let theirs = dir.read("theirs.age");
-            dir.remove("theirs.age");
-            dir.remove("plain");
-            let opened = unseal_ssh(&dir, &theirs, &["--key", private]);
-            assert!(opened == plaintext, "age -R {public}, {len} bytes");
-        }
-    }
-}
-
-#[test]
 fn protected_openssh_keys_open_with_the_passphrase_from_a_file_or_the_environment() {
     let dir = with_keys();
     let plaintext = data(5000, 5);
@@ -225,6 +142,7 @@ fn small_rsa_keys_other_key_types_and_damaged_files_are_refused_clearly() {
         ("seal plain --to rsa1024.pub", "rsa1024.pub: line 1: the RSA key has 1024 bits: keys under 2048 bits are refused"),
         ("unseal in.age -o out --key rsa1024", "rsa1024: the RSA key has 1024 bits: keys under 2048 bits are refused"),
         ("unseal in.age -o out --key pkcs1-1024.pem", "has 1024 bits: keys under 2048 bits are refused"),
+        ("seal plain --to pkcs1-1024.spki.pem", "pkcs1-1024.spki.pem: the RSA key has 1024 bits"),
         ("unseal in.age -o out --key truncated.pem", "truncated.pem: damaged PEM file"),
         ("unseal in.age -o out --key ecdsa", "ecdsa: ecdsa-sha2-nistp256 keys are not supported"),
         ("seal plain --to ecdsa.pub", "ecdsa-sha2-nistp256 keys are not supported"),
@@ -271,218 +189,6 @@ fn small_rsa_keys_other_key_types_and_damaged_files_are_refused_clearly() {
             .fails(EXIT_USAGE)
             .says(program, &[error], Some(hint));
         assert_eq!(dir.listing(), before, "{line}");
-    }
-}
-
-#[test]
-fn keygen_makes_openssh_key_pairs_that_ssh_keygen_and_go_age_read() {
-    let ssh_keygen = required_tool("ssh-keygen");
-    let age = go_tool("age");
-    let dir = Dir::new();
-    for (kind, bits, prefix) in [
-        ("rsa", "2048", "ssh-rsa "),
-        ("ed25519", "256", "ssh-ed25519 "),
-    ] {
-        let key = format!("{kind}.key");
-        let public = format!("{kind}.pub");
-        dir.bin("seal-keygen")
-            .args([
-                "--type",
-                kind,
-                "--bits",
-                "2048",
-                "-C",
-                "test@seal",
-                "-o",
-                &key,
-            ])
-            .run()
-            .ok();
-        assert_eq!(dir.mode(&key), 0o600);
-        let line = first_line(&dir, &public);
-        assert!(
-            line.starts_with(prefix) && line.ends_with(" test@seal"),
-            "{line}"
-        );
-        // ssh-keygen derives the same public key and fingerprint.
-        let derived = dir.cmd(&ssh_keygen).args(["-y", "-f", &key]).run().ok();
-        assert_eq!(derived.stdout_string().trim_end(), line);
-        let theirs = dir.cmd(&ssh_keygen).args(["-l", "-f", &public]).run().ok();
-        let ours = dir
-            .bin("seal-keygen")
-            .args(["--fingerprint", &public])
-            .run()
-            .ok();
-        assert_eq!(ours.stdout_string(), theirs.stdout_string());
-        assert!(theirs
-            .stdout_string()
-            .starts_with(&format!("{bits} SHA256:")));
-        // Go age opens what is sealed to it; we open what Go age seals to it.
-        let plaintext = data(CHUNK + 5, 77);
-        let sealed = seal_ssh(&dir, &plaintext, &["--to", &public]);
-        dir.write("s.age", &sealed);
-        let opened = dir.cmd(&age).args(["-d", "-i", &key, "s.age"]).run().ok();
-        assert!(opened.stdout == plaintext, "{kind}");
-        dir.remove("s.age");
-        // Never over an existing key.
-        let before = dir.listing();
-        dir.bin("seal-keygen")
-            .args(["--type", kind, "-o", &key])
-            .run()
-            .fails(EXIT_IO)
-            .says("seal-keygen", &[&key, "already exists"], None);
-        assert_eq!(dir.listing(), before);
-    }
-}
-
-#[test]
-fn keygen_protects_a_new_key_with_a_passphrase_when_asked() {
-    let ssh_keygen = required_tool("ssh-keygen");
-    let dir = Dir::new();
-    dir.write_private("pass", "s3cret words\n");
-    dir.bin("seal-keygen")
-        .args([
-            "--type",
-            "ed25519",
-            "-o",
-            "k.key",
-            "--key-passphrase-file",
-            "pass",
-        ])
-        .run()
-        .ok();
-    // Without the passphrase ssh-keygen cannot read it; with it, it can.
-    dir.cmd(&ssh_keygen)
-        .args(["-y", "-P", "", "-f", "k.key"])
-        .run()
-        .fails(255);
-    let derived = dir
-        .cmd(&ssh_keygen)
-        .args(["-y", "-P", "s3cret words", "-f", "k.key"]);
-    assert_eq!(
-        derived.run().ok().stdout_string().trim_end(),
-        first_line(&dir, "k.pub")
-    );
-    let plaintext = data(100, 1);
-    let sealed = seal_ssh(&dir, &plaintext, &["--to", "k.pub"]);
-    let opened = unseal_ssh(
-        &dir,
-        &sealed,
-        &["--key", "k.key", "--key-passphrase-file", "pass"],
-    );
-    assert!(opened == plaintext);
-    // An age key has no passphrase to protect it with.
-    dir.bin("seal-keygen")
-        .args(["-o", "age.key", "--key-passphrase-file", "pass"])
-        .run()
-        .fails(EXIT_USAGE)
-        .says(
-            "seal-keygen",
-            &["age keys have no passphrase"],
-            Some("--type"),
-        );
-}
-
-#[test]
-fn fingerprints_are_those_ssh_keygen_prints_and_stable_for_age_keys() {
-    let ssh_keygen = required_tool("ssh-keygen");
-    let dir = with_keys();
-    // Public key files, unencrypted private keys (OpenSSH and PEM): the line ssh-keygen -l
-    // prints. For a protected key, the public half is read without its passphrase.
-    let files = [
-        "rsa2048.pub",
-        "rsa2048",
-        "rsa4096.pub",
-        "rsa4096",
-        "ed25519.pub",
-        "ed25519",
-        "rsa2048-pass.pub",
-        "ed25519-pass.pub",
-        "pkcs1.pem",
-        "pkcs8.pem",
-    ];
-    for file in files {
-        let theirs = dir.cmd(&ssh_keygen).args(["-l", "-f", file]).run().ok();
-        let ours = dir
-            .bin("seal-keygen")
-            .args(["--fingerprint", file])
-            .run()
-            .ok();
-        assert_eq!(ours.stdout_string(), theirs.stdout_string(), "{file}");
-    }
-    let protected = dir
-        .bin("seal-keygen")
-        .args(["--fingerprint", "ed25519-pass"])
-        .run()
-        .ok();
-    let public = dir
-        .cmd(&ssh_keygen)
-        .args(["-l", "-f", "ed25519-pass.pub"])
-        .run()
-        .ok();
-    let fp = |s: String| s.split(' ').nth(1).unwrap().to_string();
-    assert_eq!(fp(protected.stdout_string()), fp(public.stdout_string()));
-    // SPKI public keys: the same fingerprint as the private key they came from.
-    for (spki, pem) in [
-        ("pkcs1.spki.pem", "pkcs1.pem"),
-        ("pkcs8.spki.pem", "pkcs8.pem"),
-    ] {
-        let a = dir
-            .bin("seal-keygen")
-            .args(["--fingerprint", spki])
-            .run()
-            .ok();
-        let b = dir
-            .bin("seal-keygen")
-            .args(["--fingerprint", pem])
-            .run()
-            .ok();
-        assert_eq!(a.stdout_string(), b.stdout_string());
-    }
-
-    // age keys: SHA256: and the base64 of SHA-256 of the recipient string, the same for the
-    // private and the public file. A fixed key pins the documented value.
-    let recipient = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
-    dir.write("fixed.pub", format!("{recipient}\n"));
-    dir.write_private(
-        "fixed.key",
-        "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX\n",
-    );
-    let expected =
-        format!("SHA256:aoBHc5goQPp+rjhHB5pTsLFA1ngTDcaPHH9yteUIDU8 {recipient} (X25519)\n");
-    for file in ["fixed.pub", "fixed.key"] {
-        let run = dir
-            .bin("seal-keygen")
-            .args(["--fingerprint", file])
-            .run()
-            .ok();
-        assert_eq!(run.stdout_string(), expected, "{file}");
-    }
-}
-
-#[test]
-fn keygen_y_prints_the_openssh_public_key_of_openssh_and_pem_private_keys() {
-    let ssh_keygen = required_tool("ssh-keygen");
-    let dir = with_keys();
-    for file in [
-        "rsa2048",
-        "ed25519",
-        "pkcs1.pem",
-        "pkcs8.pem",
-        "ed25519-pass",
-    ] {
-        let ours = dir
-            .bin("seal-keygen")
-            .args(["-y", file])
-            .run()
-            .ok()
-            .stdout_string();
-        let key_part = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-        let theirs = dir
-            .cmd(&ssh_keygen)
-            .args(["-y", "-P", "correct horse", "-f", file]);
-        let theirs = theirs.run().ok().stdout_string();
-        assert_eq!(key_part(&ours), key_part(&theirs), "{file}");
     }
 }
 
@@ -595,15 +301,215 @@ fn inspect_shows_stanzas_tags_and_sizes_without_a_key_and_writes_nothing() {
         .says("unseal", &["passphrase.txt: not an age file"], None);
 }
 
+/// An SSH private key file as the `age` crate reads it (its own OpenSSH parser, not ours).
+fn age_ssh_identity(dir: &Dir, file: &str) -> age::ssh::Identity {
+    let bytes = dir.read(file);
+    age::ssh::Identity::from_buffer(&bytes[..], Some(file.to_string()))
+        .unwrap_or_else(|e| panic!("age cannot read {file}: {e}"))
+}
+
+/// The SSH public key in `file` as the `age` crate reads it.
+fn age_ssh_recipient(dir: &Dir, file: &str) -> age::ssh::Recipient {
+    age::ssh::Recipient::from_str(&first_line(dir, file))
+        .unwrap_or_else(|e| panic!("age cannot read {file}: {e:?}"))
+}
+
 #[test]
-fn inspect_sees_armor_that_go_age_writes() {
-    let age = go_tool("age");
+fn the_age_crate_opens_what_seal_seals_to_ssh_keys_and_the_reverse() {
     let dir = with_keys();
-    dir.write("plain", data(1000, 3));
-    dir.cmd(&age)
-        .args(["-a", "-R", "ed25519.pub", "-o", "a.age", "plain"])
+    for (seed, (public, private)) in PAIRS[..3].iter().enumerate() {
+        let identity = age_ssh_identity(&dir, private);
+        let recipient = age_ssh_recipient(&dir, public);
+        for &len in &[0, CHUNK + 1] {
+            let plaintext = data(len, 400 + seed as u64);
+            let sealed = seal_ssh(&dir, &plaintext, &["--to", public]);
+            let opened = age::decrypt(&identity, &sealed).unwrap();
+            assert!(opened == plaintext, "age with {private}, {len} bytes");
+
+            let theirs = age::encrypt(&recipient, &plaintext).unwrap();
+            let opened = unseal_ssh(&dir, &theirs, &["--key", private]);
+            assert!(opened == plaintext, "age to {public}, {len} bytes");
+        }
+    }
+}
+
+#[test]
+fn keygen_makes_openssh_key_pairs_that_the_age_crate_reads() {
+    let dir = Dir::new();
+    for (kind, bits, prefix) in [
+        ("rsa", "2048", "ssh-rsa "),
+        ("ed25519", "256", "ssh-ed25519 "),
+    ] {
+        let key = format!("{kind}.key");
+        let public = format!("{kind}.pub");
+        dir.bin("seal-keygen")
+            .args([
+                "--type",
+                kind,
+                "--bits",
+                "2048",
+                "-C",
+                "test@seal",
+                "-o",
+                &key,
+            ])
+            .run()
+            .ok();
+        assert_eq!(dir.mode(&key), 0o600);
+        let line = first_line(&dir, &public);
+        assert!(
+            line.starts_with(prefix) && line.ends_with(" test@seal"),
+            "{line}"
+        );
+        // The private key gives the same public key and fingerprint.
+        let derived = dir.bin("seal-keygen").args(["-y", &key]).run().ok();
+        let key_part = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        assert_eq!(key_part(&derived.stdout_string()), key_part(&line));
+        let fingerprint = |file: &str| {
+            let run = dir.bin("seal-keygen").args(["--fingerprint", file]).run();
+            run.ok().stdout_string()
+        };
+        let of_public = fingerprint(&public);
+        assert!(
+            of_public.starts_with(&format!("{bits} SHA256:")),
+            "{of_public}"
+        );
+        let hash = |line: &str| line.split(' ').nth(1).unwrap().to_string();
+        assert_eq!(hash(&fingerprint(&key)), hash(&of_public));
+        // The age crate opens what is sealed to the new key, and seals what unseal opens.
+        let plaintext = data(CHUNK + 5, 77);
+        let sealed = seal_ssh(&dir, &plaintext, &["--to", &public]);
+        let opened = age::decrypt(&age_ssh_identity(&dir, &key), &sealed).unwrap();
+        assert!(opened == plaintext, "age with {key}");
+        let theirs = age::encrypt(&age_ssh_recipient(&dir, &public), &plaintext).unwrap();
+        assert!(unseal_ssh(&dir, &theirs, &["--key", &key]) == plaintext);
+        // Never over an existing key.
+        let before = dir.listing();
+        dir.bin("seal-keygen")
+            .args(["--type", kind, "-o", &key])
+            .run()
+            .fails(EXIT_IO)
+            .says("seal-keygen", &[&key, "already exists"], None);
+        assert_eq!(dir.listing(), before);
+    }
+}
+
+#[test]
+fn keygen_protects_a_new_key_with_a_passphrase_when_asked() {
+    let dir = Dir::new();
+    dir.write_private("pass", "s3cret words\n");
+    dir.bin("seal-keygen")
+        .args(["--type", "ed25519", "-o", "k.key"])
+        .args(["--key-passphrase-file", "pass"])
         .run()
         .ok();
+    // The age crate finds the key encrypted: the passphrase (without the file's final
+    // newline) opens it, and nothing else does.
+    let age::ssh::Identity::Encrypted(key) = age_ssh_identity(&dir, "k.key") else {
+        panic!("k.key is not encrypted");
+    };
+    assert!(key.decrypt(age_passphrase("s3cret words\n")).is_err());
+    let identity = age::ssh::Identity::from(key.decrypt(age_passphrase("s3cret words")).unwrap());
+    let plaintext = data(100, 1);
+    let sealed = seal_ssh(&dir, &plaintext, &["--to", "k.pub"]);
+    assert!(age::decrypt(&identity, &sealed).unwrap() == plaintext);
+    let opened = unseal_ssh(
+        &dir,
+        &sealed,
+        &["--key", "k.key", "--key-passphrase-file", "pass"],
+    );
+    assert!(opened == plaintext);
+    // An age key has no passphrase to protect it with.
+    dir.bin("seal-keygen")
+        .args(["-o", "age.key", "--key-passphrase-file", "pass"])
+        .run()
+        .fails(EXIT_USAGE)
+        .says(
+            "seal-keygen",
+            &["age keys have no passphrase"],
+            Some("--type"),
+        );
+}
+
+#[test]
+fn fingerprints_are_those_ssh_keygen_printed_and_stable_for_age_keys() {
+    let dir = with_keys();
+    // Public key files, unencrypted private keys (OpenSSH and PEM): the line ssh-keygen -l
+    // printed for each.
+    let printed = ssh_keygen_printed("fingerprints");
+    for (file, theirs) in &printed {
+        let ours = dir.bin("seal-keygen").args(["--fingerprint", file]).run();
+        assert_eq!(&ours.ok().stdout_string(), theirs, "{file}");
+    }
+    // For a protected key, the public half is read without its passphrase.
+    let fp = |s: &str| s.split(' ').nth(1).unwrap().to_string();
+    let protected = dir
+        .bin("seal-keygen")
+        .args(["--fingerprint", "ed25519-pass"])
+        .run()
+        .ok();
+    let public = &printed
+        .iter()
+        .find(|(f, _)| f == "ed25519-pass.pub")
+        .unwrap()
+        .1;
+    assert_eq!(fp(&protected.stdout_string()), fp(public));
+    // SPKI public keys: the same fingerprint as the private key they came from.
+    for (spki, pem) in [
+        ("pkcs1.spki.pem", "pkcs1.pem"),
+        ("pkcs8.spki.pem", "pkcs8.pem"),
+    ] {
+        let a = dir
+            .bin("seal-keygen")
+            .args(["--fingerprint", spki])
+            .run()
+            .ok();
+        let b = dir
+            .bin("seal-keygen")
+            .args(["--fingerprint", pem])
+            .run()
+            .ok();
+        assert_eq!(a.stdout_string(), b.stdout_string());
+    }
+
+    // age keys: SHA256: and the base64 of SHA-256 of the recipient string, the same for the
+    // private and the public file. A fixed key pins the documented value.
+    let recipient = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+    dir.write("fixed.pub", format!("{recipient}\n"));
+    dir.write_private(
+        "fixed.key",
+        "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX\n",
+    );
+    let expected =
+        format!("SHA256:aoBHc5goQPp+rjhHB5pTsLFA1ngTDcaPHH9yteUIDU8 {recipient} (X25519)\n");
+    for file in ["fixed.pub", "fixed.key"] {
+        let run = dir
+            .bin("seal-keygen")
+            .args(["--fingerprint", file])
+            .run()
+            .ok();
+        assert_eq!(run.stdout_string(), expected, "{file}");
+    }
+}
+
+#[test]
+fn keygen_y_prints_the_public_key_ssh_keygen_printed_for_openssh_and_pem_private_keys() {
+    let dir = with_keys();
+    let key_part = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    for (file, theirs) in ssh_keygen_printed("public-keys") {
+        let ours = dir.bin("seal-keygen").args(["-y", &file]).run().ok();
+        assert_eq!(key_part(&ours.stdout_string()), key_part(&theirs), "{file}");
+    }
+}
+
+#[test]
+fn inspect_sees_armor_that_the_age_crate_writes() {
+    let dir = with_keys();
+    let to = age_ssh_recipient(&dir, "ed25519.pub");
+    dir.write(
+        "a.age",
+        age::encrypt_and_armor(&to, &data(1000, 3)).unwrap(),
+    );
     let run = dir.line("unseal --inspect a.age --json").run().ok();
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(json["armored"], true);
@@ -612,76 +518,20 @@ fn inspect_sees_armor_that_go_age_writes() {
 }
 
 #[test]
-fn fresh_openssl_keys_work_and_small_ones_are_refused() {
-    let openssl = required_tool("openssl");
-    let dir = Dir::new();
-    let run = |args: &[&str]| dir.cmd(&openssl).args(args).run().ok();
-    run(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        "p8.pem",
-    ]);
-    run(&["pkey", "-in", "p8.pem", "-pubout", "-out", "p8.pub.pem"]);
-    run(&["genrsa", "-traditional", "-out", "p1.pem", "2048"]);
-    run(&["rsa", "-in", "p1.pem", "-pubout", "-out", "p1.pub.pem"]);
-    run(&["genrsa", "-traditional", "-out", "small.pem", "1024"]);
-    run(&[
-        "rsa",
-        "-in",
-        "small.pem",
-        "-pubout",
-        "-out",
-        "small.pub.pem",
-    ]);
-    for name in ["p8.pem", "p1.pem", "small.pem"] {
-        dir.chmod(name, 0o600);
-    }
-    let plaintext = data(70_000, 8);
-    for (public, private) in [("p8.pub.pem", "p8.pem"), ("p1.pub.pem", "p1.pem")] {
-        let sealed = seal_ssh(&dir, &plaintext, &["--to", public]);
-        assert!(
-            unseal_ssh(&dir, &sealed, &["--key", private]) == plaintext,
-            "{private}"
-        );
-    }
-    dir.write("plain", "x");
-    let before = dir.listing();
-    dir.line("seal plain --to small.pub.pem")
-        .run()
-        .fails(EXIT_USAGE)
-        .says("seal", &["small.pub.pem: the RSA key has 1024 bits"], None);
-    assert_eq!(dir.listing(), before);
-}
-
-#[test]
 fn without_a_flag_the_passphrase_is_asked_on_the_terminal() {
-    // `script` (util-linux) runs unseal on a pseudo-terminal and types what it reads.
-    let script = required_tool("script");
     let dir = with_keys();
     let plaintext = data(3000, 6);
     let sealed = seal_ssh(&dir, &plaintext, &["--to", "ed25519-pass.pub"]);
     dir.write("in.age", &sealed);
-    let unseal = format!("{} --key ed25519-pass in.age -o out", bin("unseal"));
-    let run = dir
-        .cmd(&script)
-        .args(["-qec", &unseal, "/dev/null"])
-        .stdin("correct horse\n")
-        .run()
-        .ok();
-    assert!(String::from_utf8_lossy(&run.stdout).contains("Passphrase for ed25519-pass: "));
+    let unseal = "unseal --key ed25519-pass in.age -o out";
+    let run = on_terminal(dir.line(unseal), "correct horse\n").ok();
+    assert!(run
+        .stdout_string()
+        .contains("Passphrase for ed25519-pass: "));
     assert!(dir.read("out") == plaintext);
     dir.remove("out");
     let before = dir.listing();
-    let run = dir
-        .cmd(&script)
-        .args(["-qec", &unseal, "/dev/null"])
-        .stdin("incorrect horse\n")
-        .run()
-        .fails(EXIT_USAGE);
-    assert!(String::from_utf8_lossy(&run.stdout).contains("wrong passphrase"));
+    let run = on_terminal(dir.line(unseal), "incorrect horse\n").fails(EXIT_USAGE);
+    assert!(run.stdout_string().contains("wrong passphrase"));
     assert_eq!(dir.listing(), before);
 }

@@ -1,16 +1,44 @@
-//! The harness of the end-to-end tests: a temporary directory, this crate's binaries run in
-//! it, and what they did. Each test target takes it with `mod common;`, and none uses all of
-//! it.
-#![allow(dead_code)]
+//! The harness of the end-to-end tests: a temporary directory, programs run in it, and what
+//! they did. Each test target takes it with `mod common;`, and none uses all of it.
+//!
+//! Two tiers share it. `cargo test` runs every target that needs nothing but this crate's
+//! binaries; `cargo test --test interop` runs the tests that drive programs from outside
+//! (the Go `age` CLI, `ssh-keygen`, `openssl`), which it finds with [`program`], failing
+//! loudly, never skipping, when one is missing.
+// Each target uses a part: the rest, and its re-export below, are unused there.
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
+
+pub mod age_file;
+pub mod keys;
+pub mod sealing;
+pub mod signers;
+pub mod terminal;
+
+pub use age_file::*;
+pub use keys::*;
+pub use sealing::*;
+pub use signers::*;
+
+// The documented exit codes (src/cli/failure.rs).
+pub const EXIT_IO: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_NO_MATCH: i32 = 3;
+pub const EXIT_HEADER: i32 = 4;
+pub const EXIT_HEADER_MAC: i32 = 5;
+pub const EXIT_PAYLOAD: i32 = 6;
+pub const EXIT_BATCH: i32 = 7;
+pub const EXIT_SIGNATURE: i32 = 8;
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// The path of one of this crate's binaries: this build's, or those in `SEAL_TEST_BIN_DIR`
 /// when it is set (to show that an attack test fails on an older build).
@@ -24,6 +52,55 @@ pub fn bin(program: &str) -> PathBuf {
         "seal-keygen" => env!("CARGO_BIN_EXE_seal-keygen"),
         _ => panic!("no binary {program}"),
     })
+}
+
+/// The Debian package of each outside program that the interop tests run.
+const PACKAGES: &[(&str, &str)] = &[
+    ("age", "age"),
+    ("age-keygen", "age"),
+    ("ssh-keygen", "openssh-client"),
+    ("openssl", "openssl"),
+];
+
+/// The path of an outside program on `PATH`. Fails the test, naming the package to install,
+/// when it is missing: a test that needs it never skips.
+pub fn program(name: &str) -> PathBuf {
+    let package = PACKAGES
+        .iter()
+        .find_map(|&(program, package)| (program == name).then_some(package))
+        .unwrap_or_else(|| panic!("`{name}` is not a program the tests know the package of"));
+    let executable = |path: &PathBuf| {
+        let meta = path.metadata();
+        meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(executable)
+        })
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not on PATH: the interop tests run it (apt-get install {package})")
+        })
+}
+
+/// Sends `signal` (a name: `TERM`, `INT`, `HUP`) to a running child.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let number = match signal {
+        "TERM" => libc::SIGTERM,
+        "INT" => libc::SIGINT,
+        "HUP" => libc::SIGHUP,
+        _ => panic!("no signal {signal}"),
+    };
+    let pid = libc::pid_t::try_from(child.id()).expect("a process id");
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let sent = unsafe { libc::kill(pid, number) };
+    assert_eq!(
+        sent,
+        0,
+        "kill -{signal} {pid}: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// A temporary directory that commands run in; paths are relative to it.
@@ -47,9 +124,29 @@ impl Dir {
         fs::write(&path, contents).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
     }
 
+    /// Writes a file readable by its owner only, as key files should be.
+    pub fn write_private(&self, name: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+        self.write(&name, contents);
+        self.chmod(name, 0o600);
+    }
+
+    pub fn chmod(&self, name: impl AsRef<Path>, mode: u32) {
+        fs::set_permissions(self.path(name), fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     pub fn read(&self, name: impl AsRef<Path>) -> Vec<u8> {
         let path = self.path(name);
         fs::read(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"))
+    }
+
+    pub fn read_string(&self, name: impl AsRef<Path>) -> String {
+        let path = self.path(name);
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"))
+    }
+
+    pub fn remove(&self, name: impl AsRef<Path>) {
+        let path = self.path(name);
+        fs::remove_file(&path).unwrap_or_else(|e| panic!("remove {path:?}: {e}"));
     }
 
     pub fn mkdir(&self, name: impl AsRef<Path>) {
@@ -61,11 +158,10 @@ impl Dir {
     }
 
     pub fn mkfifo(&self, name: &str) {
-        let made = Command::new("mkfifo")
-            .arg(self.path(name))
-            .status()
-            .unwrap();
-        assert!(made.success(), "mkfifo {name}");
+        use rustix::fs::{mknodat, FileType, Mode, CWD};
+        let path = self.path(name);
+        mknodat(CWD, &path, FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+            .unwrap_or_else(|e| panic!("mkfifo {path:?}: {e}"));
     }
 
     pub fn exists(&self, name: impl AsRef<Path>) -> bool {
@@ -76,8 +172,9 @@ impl Dir {
         fs::metadata(self.path(name)).unwrap().permissions().mode() & 0o777
     }
 
-    /// Every file, directory and link under the directory (hidden ones too), as relative
-    /// paths, kept as bytes so that names that are not UTF-8 compare exactly.
+    /// Every file, directory and link under the directory (hidden ones, such as temporary
+    /// files, too), as relative paths, kept as bytes so that names that are not UTF-8
+    /// compare exactly.
     pub fn listing(&self) -> BTreeSet<PathBuf> {
         let mut names = BTreeSet::new();
         let mut dirs = vec![PathBuf::new()];
@@ -101,31 +198,43 @@ impl Dir {
         names
     }
 
-    /// One of this crate's binaries, run in this directory.
-    pub fn bin(&self, program: &str) -> Cmd {
-        let mut cmd = Command::new(bin(program));
+    /// Any program, run in this directory.
+    pub fn cmd(&self, program: impl AsRef<OsStr>) -> Cmd {
+        let mut cmd = Command::new(program);
         cmd.current_dir(self.0.path());
-        Cmd { cmd }
+        Cmd { cmd, stdin: None }
+    }
+
+    /// One of this crate's binaries (`seal`, `unseal`, `seal-keygen`), run in this directory.
+    pub fn bin(&self, program: &str) -> Cmd {
+        self.cmd(bin(program))
     }
 
     /// A command line of one of this crate's binaries, split at whitespace.
     pub fn line(&self, line: &str) -> Cmd {
         let mut words = line.split_whitespace();
-        let program = words.next().expect("a program");
-        let mut cmd = self.bin(program);
-        cmd.cmd.args(words);
-        cmd
+        self.bin(words.next().expect("a program")).args(words)
     }
 
-    /// Makes `NAME.key` and `NAME.pub`.
-    pub fn new_key(&self, name: &str) {
-        self.line(&format!("seal-keygen -o {name}.key")).run().ok();
+    /// Makes `NAME.key` and `NAME.pub` with `seal-keygen`; returns the `age1...` recipient.
+    pub fn new_key(&self, name: &str) -> String {
+        let private = format!("{name}.key");
+        self.bin("seal-keygen").args(["-o", &private]).run().ok();
+        self.read_string(format!("{name}.pub"))
+            .trim_end()
+            .to_string()
     }
 }
 
-/// A command to run, with no standard input unless given one.
+/// `names` as a directory listing.
+pub fn listing(names: &[&str]) -> BTreeSet<PathBuf> {
+    names.iter().map(PathBuf::from).collect()
+}
+
+/// A command to run, with optional standard input (otherwise `/dev/null`).
 pub struct Cmd {
     pub cmd: Command,
+    stdin: Option<Vec<u8>>,
 }
 
 impl Cmd {
@@ -139,8 +248,14 @@ impl Cmd {
         self
     }
 
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(input.into());
+        self
+    }
+
     /// Starts the command in the background, its output captured.
     pub fn spawn(mut self) -> std::process::Child {
+        assert!(self.stdin.is_none(), "a background command reads no input");
         self.cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -173,18 +288,32 @@ impl Cmd {
 
     pub fn run(mut self) -> Run {
         let what = format!("{:?}", self.cmd);
-        let output = self
+        let stdin = match self.stdin {
+            Some(_) => Stdio::piped(),
+            None => Stdio::null(),
+        };
+        let mut child = self
             .cmd
-            .stdin(Stdio::null())
-            .output()
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        // Feed stdin from a thread, so a large input cannot deadlock against a full stdout
+        // pipe. A command that fails early closes its stdin: that write error is expected.
+        let feeder = child.stdin.take().zip(self.stdin).map(|(mut pipe, input)| {
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&input);
+            })
+        });
+        let output = child.wait_with_output().unwrap();
+        if let Some(feeder) = feeder {
+            feeder.join().unwrap();
+        }
+        let code = output.status.code();
         Run {
-            code: output
-                .status
-                .code()
-                .unwrap_or_else(|| panic!("{what} was killed")),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stdout_bytes: output.stdout,
+            code: code.unwrap_or_else(|| panic!("{what} was killed: {:?}", output.status)),
+            stdout: output.stdout,
             stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
             what,
         }
@@ -208,13 +337,11 @@ impl Background {
     /// Waits for it to finish.
     pub fn wait(mut self) -> Run {
         let status = self.child.wait().unwrap();
-        let stdout = self.stdout.join().unwrap();
         Run {
             code: status
                 .code()
                 .unwrap_or_else(|| panic!("{} was killed", self.what)),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stdout_bytes: stdout,
+            stdout: self.stdout.join().unwrap(),
             stderr: String::from_utf8(self.stderr.join().unwrap()).expect("stderr is UTF-8"),
             what: self.what,
         }
@@ -224,18 +351,18 @@ impl Background {
 /// A finished command.
 pub struct Run {
     pub code: i32,
-    /// Standard output as text (bytes that are not UTF-8 replaced), and as it was.
-    pub stdout: String,
-    pub stdout_bytes: Vec<u8>,
+    pub stdout: Vec<u8>,
     pub stderr: String,
     pub what: String,
 }
 
 impl Run {
+    /// Asserts success.
     pub fn ok(self) -> Run {
         self.fails(0)
     }
 
+    /// Asserts exit code `code`.
     pub fn fails(self, code: i32) -> Run {
         assert_eq!(
             self.code, code,
@@ -245,8 +372,43 @@ impl Run {
         self
     }
 
-    /// Asserts that some stderr line contains every one of `needles`.
-    pub fn says(&self, needles: &[&str]) -> &Run {
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+
+    pub fn stdout_string(&self) -> String {
+        String::from_utf8(self.stdout.clone()).expect("stdout is UTF-8")
+    }
+
+    /// Asserts that stderr is exactly one `program: error: ...` line containing each of
+    /// `needles`, then, if `hint` is given, one `program: hint: ...` line containing it.
+    pub fn says(self, program: &str, needles: &[&str], hint: Option<&str>) -> Run {
+        let lines = self.stderr_lines();
+        let expected = 1 + usize::from(hint.is_some());
+        let what = &self.what;
+        assert_eq!(lines.len(), expected, "{what}: stderr:\n{}", self.stderr);
+        let error = lines[0];
+        let prefix = format!("{program}: error: ");
+        assert!(error.starts_with(&prefix), "{what}: {error:?}");
+        assert!(
+            !error.ends_with('.'),
+            "{what}: messages end without a period"
+        );
+        for needle in needles {
+            assert!(error.contains(needle), "{what}: no {needle:?} in {error:?}");
+        }
+        if let Some(hint) = hint {
+            let line = lines[1];
+            let prefix = format!("{program}: hint: ");
+            assert!(line.starts_with(&prefix), "{what}: not a hint: {line:?}");
+            assert!(line.contains(hint), "{what}: no {hint:?} in {line:?}");
+        }
+        self
+    }
+
+    /// Asserts that some stderr line contains every one of `needles` (among other lines,
+    /// as a batch prints them).
+    pub fn mentions(&self, needles: &[&str]) -> &Run {
         let found = self
             .stderr
             .lines()
@@ -261,7 +423,7 @@ impl Run {
 
     /// The `--json` report, one parsed object per line.
     pub fn json(&self) -> Vec<serde_json::Value> {
-        self.stdout
+        String::from_utf8_lossy(&self.stdout)
             .lines()
             .map(|line| {
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"))

@@ -35,7 +35,7 @@ fn refuses_without_echo(dir: &Dir, args: &[&str], secret_body: &str, kind: &str)
             run.stderr
         );
     }
-    run.says(&["seal: error: ", kind, "not a recipient"]);
+    run.mentions(&["seal: error: ", kind, "not a recipient"]);
     assert!(
         run.stderr.contains("seal: hint: "),
         "{args:.20?}: no hint:\n{}",
@@ -67,7 +67,7 @@ fn a_secret_key_given_as_a_recipient_is_named_by_its_kind_and_never_shown() {
         .args(["plain", "--to", "team.pub"])
         .run()
         .fails(2)
-        .says(&["team.pub: line 3: "]);
+        .mentions(&["team.pub: line 3: "]);
 
     dir.line("seal-keygen --pq -o pq.key").run().ok();
     let pq = secret_line(&dir, "pq.key");
@@ -104,7 +104,7 @@ fn an_openssh_private_key_given_as_a_recipient_is_named_by_its_kind_and_never_sh
     if let Some(piece) = leaked_piece(&run.stderr, &body) {
         panic!("stderr shows {piece:?} of the secret:\n{}", run.stderr);
     }
-    run.says(&[kind, "not shown"]);
+    run.mentions(&[kind, "not shown"]);
     // One line of it, pasted alone.
     let line = block.lines().nth(1).unwrap();
     refuses_without_echo(&dir, &["-r", line], line, "private key");
@@ -131,7 +131,7 @@ fn a_secret_key_given_to_key_instead_of_its_file_is_never_shown() {
     if let Some(piece) = leaked_piece(&run.stderr, body) {
         panic!("stderr shows {piece:?} of the secret:\n{}", run.stderr);
     }
-    run.says(&["unseal: error: --key: ", "secret key (AGE-SECRET-KEY-1...)"]);
+    run.mentions(&["unseal: error: --key: ", "secret key (AGE-SECRET-KEY-1...)"]);
     assert!(!dir.exists("out"));
 }
 
@@ -149,7 +149,7 @@ fn secrets_in_an_allowed_signers_list_or_a_passphrase_argument_are_never_shown()
     if let Some(piece) = leaked_piece(&run.stderr, body) {
         panic!("stderr shows {piece:?} of the secret:\n{}", run.stderr);
     }
-    run.says(&["signers: allowed signers line 1: ", "secret key"]);
+    run.mentions(&["signers: allowed signers line 1: ", "secret key"]);
     // A passphrase typed where its file belongs is not repeated.
     let run = dir
         .bin("unseal")
@@ -163,7 +163,7 @@ fn secrets_in_an_allowed_signers_list_or_a_passphrase_argument_are_never_shown()
         .run()
         .fails(1);
     assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
-    run.says(&["--passphrase-file: no such file or directory"]);
+    run.mentions(&["--passphrase-file: no such file or directory"]);
     assert!(!dir.exists("out"));
 }
 
@@ -216,7 +216,7 @@ fn file_names_cannot_forge_a_line_or_reach_the_terminal_raw() {
         .fails(7);
     only_own_lines("unseal", &run.stderr);
     for (name, escaped) in hostile_names() {
-        run.says(&["unseal: error: in/", escaped, ": not an age file"]);
+        run.mentions(&["unseal: error: in/", escaped, ": not an age file"]);
         // The report keeps the exact name: JSON escapes it, and bytes that are not UTF-8
         // come in base64 too.
         let record = run
@@ -240,7 +240,7 @@ fn file_names_cannot_forge_a_line_or_reach_the_terminal_raw() {
             .run()
             .fails(1);
         only_own_lines("unseal", &run.stderr);
-        run.says(&["unseal: error: ", escaped, ": no such file or directory"]);
+        run.mentions(&["unseal: error: ", escaped, ": no such file or directory"]);
         let run = dir
             .bin("seal")
             .arg(OsStr::from_bytes(&name))
@@ -248,7 +248,7 @@ fn file_names_cannot_forge_a_line_or_reach_the_terminal_raw() {
             .run()
             .fails(1);
         only_own_lines("seal", &run.stderr);
-        run.says(&["seal: error: ", escaped]);
+        run.mentions(&["seal: error: ", escaped]);
     }
 }
 
