@@ -12,6 +12,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 use zeroize::Zeroizing;
@@ -20,6 +21,9 @@ use crate::chunks::Chunks;
 use crate::error::{DecryptError, StreamError};
 use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+
+mod in_order;
+use in_order::InOrder;
 
 /// A progress callback: plaintext bytes just finished, from any thread.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
@@ -176,8 +180,8 @@ pub(crate) enum Sink<'a> {
 /// Something that sees every sealed byte in order: a signature's hash.
 pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
-/// Runs of chunks per window, when [`open`] goes a window at a time (a stream sink, or a
-/// hash): 8 MiB of plaintext, two windows of each side, so 32 MiB at most.
+/// Runs of chunks per window, when [`open`] goes a window at a time (a stream sink): 8 MiB
+/// of plaintext, two windows of each side, so 32 MiB at most.
 const WINDOW_RUNS: usize = 32;
 
 /// Opens `chunks` into `sink` on every core of the current rayon pool; returns the
@@ -186,9 +190,10 @@ const WINDOW_RUNS: usize = 32;
 /// The payload's size is checked and its last chunk authenticated first. Then each task
 /// copies one run of [`WRITE_RUN`] chunks into private memory ([`Chunks::read`]) and
 /// authenticates and decrypts that copy, so a file rewritten meanwhile can fail but never
-/// release plaintext that was not authenticated. With `hash`, the copies are kept a window
-/// at a time and hashed in order, one window behind the decryption, so that a signature is
-/// checked over exactly the bytes that were decrypted.
+/// release plaintext that was not authenticated. With `hash`, each copy is hashed too, in
+/// file order, so that a signature is checked over exactly the bytes that were decrypted:
+/// by the thread that decrypted it, in its turn ([`open_hashing`]), or, for a stream sink,
+/// a window at a time, one window behind the decryption.
 pub(crate) fn open(
     cipher: &PayloadCipher,
     chunks: Chunks<'_>,
@@ -205,8 +210,19 @@ pub(crate) fn open(
         Sink::Writer(out) => (None, Some(out), None),
         Sink::File(file, offset) => (None, None, Some((file, offset))),
     };
-    let windowed = hash.is_some() || writer.is_some();
-    let window_runs = if windowed { WINDOW_RUNS } else { runs };
+    if let (Some(hash), None) = (hash.as_mut(), &writer) {
+        open_hashing(
+            cipher,
+            &chunks,
+            slice,
+            file,
+            populate,
+            &mut **hash,
+            progress,
+        )?;
+        return Ok(plain_len);
+    }
+    let window_runs = if writer.is_some() { WINDOW_RUNS } else { runs };
     let window = |n: usize| match hash.is_some() {
         true => vec![0u8; n * RUN_SEALED],
         false => Vec::new(),
@@ -305,6 +321,58 @@ pub(crate) fn open(
     result.map(|()| plain_len)
 }
 
+/// [`open`] with a hash, into a sink that takes runs in any order (memory, a mapped or a
+/// written file).
+///
+/// Each thread takes the next run in file order, copies it into a buffer of its own,
+/// authenticates and decrypts the copy, and hands it to [`InOrder`], which hashes the runs
+/// in file order on whichever thread completes the next one, while it is most likely still
+/// in a core's cache. A thread waits for a slower one only once [`SPARE_RUNS`] copies per
+/// thread are taken. A failing run stops the others from taking more,
+/// and the error is the first failing run's in file order; nothing after it is hashed.
+fn open_hashing(
+    cipher: &PayloadCipher,
+    chunks: &Chunks<'_>,
+    slice: Option<&mut [u8]>,
+    file: Option<(&File, u64)>,
+    populate: bool,
+    hash: Hash<'_>,
+    progress: Progress<'_>,
+) -> Result<(), StreamError> {
+    let len = chunks.len() as usize;
+    let runs = len.div_ceil(RUN_SEALED);
+    // Each run with its plaintext slot (none for a file, and for an empty payload's chunk).
+    let slots = slice.into_iter().flat_map(|out| out.chunks_mut(RUN_PLAIN));
+    let next = slots.map(Some).chain(std::iter::repeat_with(|| None));
+    let next = Mutex::new(next.take(runs).enumerate());
+    let in_order = InOrder::new(hash, SPARE_RUNS * rayon::current_num_threads());
+    rayon::broadcast(|_| {
+        let mut buffers = RunBuffers::default();
+        while let Some(mut sealed) = in_order.buffer() {
+            let taken = next.lock().unwrap_or_else(PoisonError::into_inner).next();
+            let Some((index, plain)) = taken else { break };
+            let run = Run {
+                index,
+                last: index + 1 == runs,
+                len,
+                populate,
+            };
+            sealed.resize(run.sealed_len(), 0);
+            match run.open(cipher, chunks, &mut buffers, Some(&mut sealed), plain, file) {
+                Ok(done) => {
+                    progress(done as u64);
+                    in_order.hash(index, sealed);
+                }
+                Err(e) => in_order.fail(index, e),
+            }
+        }
+    });
+    in_order.finish()
+}
+
+/// Sealed copies per thread, being opened or waiting for their turn to be hashed: 1 MiB.
+const SPARE_RUNS: usize = 4;
+
 /// The buffer `now` of two to fill, and the other one to read.
 fn pair<T>(buffers: &mut [T; 2], now: usize) -> (&mut T, &T) {
     let [a, b] = buffers;
@@ -339,6 +407,11 @@ struct Run {
 }
 
 impl Run {
+    /// The run's sealed bytes: [`RUN_SEALED`], or fewer for the last.
+    fn sealed_len(&self) -> usize {
+        RUN_SEALED.min(self.len - self.index * RUN_SEALED)
+    }
+
     /// Copies the run into `sealed` (or the thread's buffer), authenticates and decrypts the
     /// copy into `plain` (or the thread's buffer, then written to `file`); returns the
     /// plaintext size.
@@ -352,7 +425,7 @@ impl Run {
         file: Option<(&File, u64)>,
     ) -> Result<usize, StreamError> {
         let at = self.index * RUN_SEALED;
-        let n = RUN_SEALED.min(self.len - at);
+        let n = self.sealed_len();
         let plain_n = n - n.div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
         let sealed = match sealed {
             Some(sealed) => sealed,
@@ -657,6 +730,54 @@ mod tests {
                 file.read_exact_at(&mut read, 0).unwrap();
                 assert!(read == plaintext, "{len}: file");
             }
+        }
+    }
+
+    #[test]
+    fn a_hash_sees_runs_in_order_from_many_threads_and_stops_before_the_first_corrupt_one() {
+        let cipher = cipher();
+        let plaintext = vec![9u8; 40 * RUN_PLAIN];
+        let mut sealed = vec![0u8; stream::encrypted_len(plaintext.len() as u64) as usize];
+        seal_to_slice(&cipher, &plaintext, &mut sealed);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(8)
+            .build()
+            .unwrap();
+        for _ in 0..20 {
+            let mut hashed = Vec::new();
+            let mut feed = |bytes: &[u8]| hashed.extend_from_slice(bytes);
+            let file = tempfile::tempfile().unwrap();
+            let (sink, chunks) = (Sink::File(&file, 0), Chunks::Memory(&sealed));
+            pool.install(|| open(&cipher, chunks, sink, Some(&mut feed), &|_| {}))
+                .unwrap();
+            assert!(
+                hashed == sealed,
+                "8 threads: hashed bytes differ from the sealed ones"
+            );
+        }
+        // Runs 7 and 30 corrupt: 30 may well be met first, 7 is the one to report.
+        for run in [7, 30] {
+            sealed[run * RUN_SEALED + 100] ^= 1;
+        }
+        for _ in 0..20 {
+            let mut hashed = Vec::new();
+            let mut feed = |bytes: &[u8]| hashed.extend_from_slice(bytes);
+            let mut out = vec![0u8; plaintext.len()];
+            let sink = Sink::Slice(&mut out);
+            let chunks = Chunks::Memory(&sealed);
+            let e = pool
+                .install(|| open(&cipher, chunks, sink, Some(&mut feed), &|_| {}))
+                .unwrap_err();
+            let chunk = (7 * WRITE_RUN) as u64;
+            assert!(
+                matches!(e, StreamError::Decrypt(DecryptError::PayloadCorrupt { chunk: c }) if c == chunk),
+                "{e:?}"
+            );
+            assert!(
+                hashed.len() <= 7 * RUN_SEALED,
+                "hashed past the corrupt run"
+            );
+            assert!(sealed.starts_with(&hashed), "hashed bytes out of order");
         }
     }
 
