@@ -2246,3 +2246,9 @@ mod signing;
 
 #[path = "cli/senders.rs"]
 mod senders;
+
+// ---------------------------------------------------------------------------------------------
+// Issue 16: rough edges of the command line
+
+#[path = "cli/rough_edges.rs"]
+mod rough_edges;

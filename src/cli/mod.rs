@@ -39,6 +39,7 @@ pub mod unseal;
 pub use batch::Flags as BatchFlags;
 pub use failure::{ExitCode, Failure};
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process;
 
@@ -99,10 +100,18 @@ fn max_threads() -> (usize, usize) {
     (THREADS_PER_CORE * cores, cores)
 }
 
-/// The command line, parsed by clap; a clap error that would repeat a secret (a private key
-/// given as an argument clap does not expect) is printed with the secret replaced by its kind.
+/// The command line, parsed by clap. A long option typed with one dash is refused first
+/// (see [`one_dash_long`]); a clap error that would repeat a secret (a private key given as
+/// an argument clap does not expect) is printed with the secret replaced by its kind.
 fn parse_args<A: clap::Parser>() -> A {
-    A::try_parse().unwrap_or_else(|e| {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut command = A::command();
+    command.build();
+    if let Some(failure) = one_dash_long(&command, args.get(1..).unwrap_or_default()) {
+        failure.print(command.get_name());
+        process::exit(ExitCode::Usage as i32);
+    }
+    A::try_parse_from(args).unwrap_or_else(|e| {
         let text = e.render().to_string();
         if let std::borrow::Cow::Owned(redacted) = crate::shown::redact(&text) {
             use std::io::Write as _;
@@ -111,6 +120,27 @@ fn parse_args<A: clap::Parser>() -> A {
         }
         e.exit()
     })
+}
+
+/// `-to`, `-key`, `-output`: a long option of `command` typed with one dash (before any
+/// `--`). Clap would read `-to` as `-t o` and seal to a file named `o`; Go age refuses
+/// `-to` too. The value after a `=` is not repeated: it may be a secret.
+fn one_dash_long(command: &clap::Command, args: &[OsString]) -> Option<Failure> {
+    let is_long = |name: &str| {
+        command.get_arguments().any(|arg| {
+            arg.get_long() == Some(name) || arg.get_all_aliases().is_some_and(|a| a.contains(&name))
+        })
+    };
+    let name = args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .filter_map(|arg| arg.to_str()?.strip_prefix('-'))
+        .filter(|word| !word.starts_with('-'))
+        .map(|word| word.split('=').next().unwrap_or(word))
+        .find(|name| name.len() > 1 && is_long(name))?;
+    Some(Failure::usage(format!(
+        "-{name}: long options take two dashes: --{name}"
+    )))
 }
 
 /// Builds a rayon pool of `threads` threads (0 = one per core) and runs `f` in it.
