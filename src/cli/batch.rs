@@ -31,20 +31,28 @@ use crate::sender::Verdict;
 #[derive(Args, Debug, Default)]
 #[command(next_help_heading = "Batch mode (a directory, or several inputs)")]
 pub struct Flags {
+    /// Report each file as a JSON line on standard output
+    ///
     /// Write a report to standard output: one JSON object per file (path, output, bytes,
     /// outcome, reason, error, code) as it finishes, then a summary object.
     #[arg(long)]
     pub json: bool,
 
+    /// Show progress even off a terminal
+    ///
     /// Show progress even when standard error is not a terminal (as a line every second).
     #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
 
+    /// Remove each input once its output is safe
+    ///
     /// Remove each input after its output is written, fsync'ed and renamed into place (also
     /// for a single file).
     #[arg(long)]
     pub remove_source: bool,
 
+    /// Follow symbolic links inside input directories
+    ///
     /// Follow symbolic links inside input directories (never to outside the directory).
     #[arg(long)]
     pub follow_symlinks: bool,

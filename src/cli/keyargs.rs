@@ -16,11 +16,15 @@ use crate::recipient::{Identity, Recipient};
 /// asked on the terminal, when there is one.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct PassphraseFlags {
+    /// Passphrase of protected OpenSSH keys, from FILE
+    ///
     /// Read the passphrase of protected OpenSSH keys from the first line of this file
     /// (for unattended servers; keep it 0600).
     #[arg(long, value_name = "FILE", conflicts_with = "key_passphrase_env")]
     pub key_passphrase_file: Option<PathBuf>,
 
+    /// Passphrase of protected OpenSSH keys, from VAR
+    ///
     /// Read the passphrase of protected OpenSSH keys from this environment variable.
     #[arg(long, value_name = "VAR")]
     pub key_passphrase_env: Option<String>,

@@ -18,6 +18,15 @@ use crate::{pq, x25519};
 const EXAMPLES: &str = "\
 Examples:
   seal-keygen -o server.key       writes server.key (0600) and server.pub
+  seal-keygen -y server.key       prints the public key (of any supported key file)
+  seal-keygen --client alice >> allowed_signers
+                                  a client key pair for alice, and the server's line for it
+
+More examples, and every flag in full: man seal-keygen";
+
+const LONG_EXAMPLES: &str = "\
+Examples:
+  seal-keygen -o server.key       writes server.key (0600) and server.pub
   seal-keygen --pq -o server.key  the same, a post-quantum key (age1pq1...)
   seal-keygen --type rsa --bits 4096 -o server.key    an RSA key, in OpenSSH formats
   seal-keygen --type ed25519 -o server.key --key-passphrase-file pass    passphrase-protected
@@ -41,15 +50,20 @@ pub enum KeyType {
     Pq,
 }
 
-/// Make server key pairs for seal and unseal, or show the public key or fingerprint of one.
+/// Make server key pairs for seal and unseal, or show the public key or fingerprint of one
 #[derive(Parser, Debug)]
-#[command(name = "seal-keygen", version, after_help = EXAMPLES)]
+#[command(name = "seal-keygen", version, after_help = EXAMPLES, after_long_help = LONG_EXAMPLES)]
+#[command(disable_help_flag = true)]
 pub struct Args {
+    /// Write the private key here, the public key beside it
+    ///
     /// Write the private key here (created 0600, never over an existing file) and the public
     /// key beside it (NAME.pub for NAME.key, else OUTPUT.pub).
     #[arg(short, long, value_name = "OUTPUT", conflicts_with_all = ["public", "fingerprint"])]
     pub output: Option<PathBuf>,
 
+    /// The kind of key pair to make
+    ///
     /// The kind of key pair to make. RSA and Ed25519 keys are written in the OpenSSH formats,
     /// so ssh-keygen, age and rage read them too.
     #[arg(
@@ -60,35 +74,45 @@ pub struct Args {
     )]
     pub key_type: KeyType,
 
-    /// RSA modulus size in bits.
+    /// RSA modulus size in bits
     #[arg(short, long, value_name = "BITS", default_value = "3072",
           value_parser = [clap::builder::PossibleValue::new("2048"), "3072".into(), "4096".into()])]
     pub bits: String,
 
+    /// Comment for a new OpenSSH key
+    ///
     /// Comment for a new OpenSSH key (shown after the public key).
     #[arg(short = 'C', long, value_name = "COMMENT", default_value = "")]
     pub comment: String,
 
+    /// Make a post-quantum key (the same as --type pq)
+    ///
     /// Make a post-quantum key: ML-KEM-768 + X25519 hybrid (age's `age1pq1...` keys, which Go
     /// age 1.3 and later reads). Files sealed to it stay safe from a future quantum computer.
     /// The same as --type pq.
     #[arg(long, conflicts_with_all = ["public", "fingerprint"])]
     pub pq: bool,
 
+    /// Print the public key of a key file (`-`: standard input)
+    ///
     /// Print the public key of each private key in this key file (`-` for standard input):
     /// age identity files, OpenSSH, PKCS#1 and PKCS#8 private keys.
     #[arg(short = 'y', value_name = "KEY", conflicts_with = "fingerprint")]
     pub public: Option<PathBuf>,
 
+    /// Print the SHA-256 fingerprint of each key in FILE
+    ///
     /// Print the SHA-256 fingerprint of each key in this key file, private or public: for SSH
     /// keys exactly as `ssh-keygen -l` does; for age keys `SHA256:` and the base64 of SHA-256
     /// of the `age1...` recipient.
     #[arg(long, value_name = "FILE")]
     pub fingerprint: Option<PathBuf>,
 
+    /// Make a client key pair for NAME, who signs what they seal
+    ///
     /// Make a client key for NAME, who signs what they seal (seal --sign-with): an Ed25519
     /// OpenSSH key pair, NAME.key (0600, to hand to the user; or -o PATH) and the public key
-    /// beside it, and print the line for the server's allowed-signers list
+    /// beside it, and print the line for the server's allowed signers list
     /// (unseal --allowed-signers).
     #[arg(long, value_name = "NAME", conflicts_with_all = ["public", "fingerprint", "pq", "key_type"])]
     pub client: Option<String>,
@@ -97,6 +121,10 @@ pub struct Args {
     /// --key-passphrase-file or --key-passphrase-env.
     #[command(flatten)]
     pub passphrase: PassphraseFlags,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub help: super::HelpFlag,
 }
 
 /// The `seal-keygen` binary.

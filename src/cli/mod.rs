@@ -44,32 +44,56 @@ use std::path::PathBuf;
 use std::process;
 
 /// The flags `seal` and `unseal` share, in one file or in batch mode.
+///
+/// Help texts: the first paragraph is the one-line `--help` (`-h` and `--help` both print the
+/// short help, [`HelpFlag`]); the whole text goes to the man page (`cargo run --example
+/// gen-docs`).
 #[derive(clap::Args, Debug)]
 pub struct Shared {
+    /// Output file (or directory in batch mode), or `-`
+    ///
     /// Where to write: a file, or `-` for standard output. Default: beside the input (`seal`
     /// adds `.age`, `unseal` strips it), or standard output when reading standard input.
     /// In batch mode: the directory to mirror the inputs under (default: beside them).
     #[arg(short, long, value_name = "OUTPUT")]
     pub output: Option<PathBuf>,
 
-    /// Overwrite an output file that exists.
+    /// Overwrite outputs that exist
     #[arg(short, long)]
     pub force: bool,
 
-    /// Worker threads; 0 means one per core, 1 the sequential path; at most 4 per core
-    /// (more is capped, with a warning).
+    /// Worker threads: 0 one per core, 1 sequential
+    ///
+    /// Worker threads; 0 means one per core, 1 the sequential path; at most 4 per core (more
+    /// is capped, with a warning).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 
-    /// Read the input as one stream instead of with positioned reads on every core (the
-    /// name is historical: no input is memory-mapped).
+    /// Read the input as one stream
+    ///
+    /// Read the input as one stream instead of with positioned reads on every core (the name
+    /// is historical: no input is memory-mapped).
     #[arg(long)]
     pub no_mmap: bool,
 
+    /// No progress bar; in batch mode, errors only
+    ///
     /// No progress bar (it is shown only on a terminal, for large inputs); in batch mode, no
     /// summary or notes either, only errors.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// age's `-e`/`--encrypt`: `seal` encrypts anyway; `unseal` points to `seal`.
+    #[arg(short = 'e', long, hide = true)]
+    pub encrypt: bool,
+
+    /// age's `-d`/`--decrypt`: `unseal` decrypts anyway; `seal` points to `unseal`.
+    #[arg(short = 'd', long, hide = true)]
+    pub decrypt: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub help: HelpFlag,
 }
 
 impl Shared {
@@ -85,6 +109,30 @@ impl Shared {
             self.threads = max;
         }
     }
+
+    /// age's `-e` and `-d`, as scripts written for age pass them: the direction `program`
+    /// goes is accepted and changes nothing; the other one is refused, naming the tool that
+    /// goes that way.
+    pub fn check_direction(&self, program: &str) -> Result<(), Failure> {
+        let (wrong, verb, other) = match program {
+            "seal" => (self.decrypt, "decrypt", "unseal"),
+            _ => (self.encrypt, "encrypt", "seal"),
+        };
+        match wrong {
+            true => Err(Failure::usage(format!("{program} does not {verb}"))
+                .hint(format!("to {verb}, use {other}"))),
+            false => Ok(()),
+        }
+    }
+}
+
+/// `-h` and `--help`: both print the short help, one line per flag, as age's does; every
+/// detail is in the man page. (Clap's own flag prints the long help for `--help`.)
+#[derive(clap::Args, Debug)]
+pub struct HelpFlag {
+    /// Print help
+    #[arg(short = 'h', long = "help", action = clap::ArgAction::HelpShort)]
+    help: Option<bool>,
 }
 
 /// Worker threads per core at most. The work is CPU-bound (ChaCha20-Poly1305, scrypt,

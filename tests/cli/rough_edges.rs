@@ -50,3 +50,56 @@ fn a_long_option_with_one_dash_is_refused_naming_its_two_dash_form() {
         .fails(EXIT_IO)
         .says("seal", &["-to: no such file or directory"], None);
 }
+
+#[test]
+fn age_mode_flags_are_accepted_or_point_to_the_other_tool() {
+    let (dir, _) = with_server();
+    // age -e and age -d: the direction each tool goes anyway.
+    for flag in ["-e", "--encrypt"] {
+        let line = format!("seal {flag} f --to server.pub -o f.age -f");
+        dir.line(&line).run().ok();
+        for flag in ["-d", "--decrypt"] {
+            let line = format!("unseal {flag} -i server.key f.age -o -");
+            assert_eq!(dir.line(&line).run().ok().stdout, b"hello\n");
+        }
+    }
+    let before = dir.listing();
+    for (line, hint) in [
+        ("seal -d f.age -o g", "to decrypt, use unseal"),
+        ("seal --decrypt f.age -o g", "to decrypt, use unseal"),
+        ("unseal -e f -k server.key -o g", "to encrypt, use seal"),
+    ] {
+        let program = line.split(' ').next().unwrap();
+        dir.line(line)
+            .run()
+            .fails(EXIT_USAGE)
+            .says(program, &[&format!("{program} does not")], Some(hint));
+        assert_eq!(dir.listing(), before, "{line}");
+    }
+}
+
+#[test]
+fn help_is_short_on_both_flags_and_the_man_page_has_the_details() {
+    use clap::CommandFactory;
+    let dir = Dir::new();
+    let commands = [
+        ("seal", seal::cli::seal::Args::command(), "SSHSIG"),
+        ("unseal", seal::cli::unseal::Args::command(), "allowed signers"),
+        ("seal-keygen", seal::cli::keygen::Args::command(), "allowed signers list"),
+    ];
+    for (program, command, detail) in commands {
+        let short = dir.bin(program).arg("-h").run().ok().stdout_string();
+        let long = dir.bin(program).arg("--help").run().ok().stdout_string();
+        assert_eq!(short, long, "{program}: -h and --help differ");
+        let lines = short.lines().count();
+        assert!(lines <= 45, "{program} --help: {lines} lines:\n{short}");
+        assert!(short.contains("man "), "{program} --help points to the man page");
+        assert!(!short.contains(detail), "{program} --help: details stay in the man page");
+
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command).render(&mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.contains(detail), "{program}.1 has the details");
+        assert!(page.contains("Examples"), "{program}.1 has the examples");
+    }
+}
