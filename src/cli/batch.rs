@@ -168,6 +168,9 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         Keys::Recipients(_) => Direction::Seal,
         Keys::Identities(_) => Direction::Unseal,
     };
+    if let Some(out) = &command.shared.output {
+        check_output_dir(out, direction, command.inputs)?;
+    }
     let options = Options {
         direction,
         output_dir: command.shared.output,
@@ -221,6 +224,28 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
     })?;
     reporter.progress.finish();
     reporter.finish(started.elapsed(), command.shared.force)
+}
+
+/// The `-o` of a batch names a directory, existing or new (it is made). An existing file is
+/// refused, and so is a new `NAME.age` when sealing: it reads as one sealed file
+/// (`seal DIR -o single.age` made a directory of that name without a word).
+fn check_output_dir(out: &Path, direction: Direction, inputs: &[PathBuf]) -> Result<(), Failure> {
+    let batch = "a batch (a directory, or several inputs) writes into -o DIRECTORY";
+    match std::fs::metadata(out) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Failure::usage("not a directory").about(out).hint(batch)),
+        Err(_) if direction == Direction::Seal && out.extension().is_some_and(|e| e == "age") => {
+            let inputs: Vec<String> = inputs.iter().map(|p| crate::shown::path(p)).collect();
+            Err(Failure::usage("a batch writes into a directory, not one sealed file")
+                .about(out)
+                .hint(format!(
+                    "to seal it all into one file: tar c {} | seal --to KEY -o {}; to use the name for a directory, make it first",
+                    inputs.join(" "),
+                    crate::shown::path(out)
+                )))
+        }
+        Err(_) => Ok(()),
+    }
 }
 
 /// How progress is shown.

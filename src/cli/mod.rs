@@ -50,11 +50,17 @@ use std::process;
 /// gen-docs`).
 #[derive(clap::Args, Debug)]
 pub struct Shared {
-    /// Output file (or directory in batch mode), or `-`
+    /// Output file, directory, or `-` for standard output
     ///
     /// Where to write: a file, or `-` for standard output. Default: beside the input (`seal`
-    /// adds `.age`, `unseal` strips it), or standard output when reading standard input.
-    /// In batch mode: the directory to mirror the inputs under (default: beside them).
+    /// adds `.age`, `unseal` strips it), or standard output when reading standard input. An
+    /// existing directory takes the output under the name it would have beside the input, as
+    /// `cp` places a file (`seal report.pdf -o /upload` writes /upload/report.pdf.age).
+    ///
+    /// In batch mode: the directory to mirror the inputs under (default: beside them), made if
+    /// missing. It must be a directory: an existing file is refused, and so is a missing
+    /// `NAME.age` given to seal, which reads as one sealed file (to seal a directory into one
+    /// file, use tar; to use such a name for a directory, make it first).
     #[arg(short, long, value_name = "OUTPUT")]
     pub output: Option<PathBuf>,
 

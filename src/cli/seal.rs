@@ -34,6 +34,7 @@ Examples:
   seal report.pdf --to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   tar c docs | seal --to server.pub > docs.tar.age
   seal big.iso --to server.pub -o /upload/big.iso.age --threads 4
+  seal big.iso --to server.pub -o /upload   writes /upload/big.iso.age
   seal outbox --to server.pub -o /upload    a whole tree, in batch mode
   seal notes.txt --passphrase               asks for a passphrase, twice
   seal notes.txt -a --to server.pub -o -    ASCII armor, for email or a terminal

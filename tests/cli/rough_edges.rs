@@ -103,3 +103,72 @@ fn help_is_short_on_both_flags_and_the_man_page_has_the_details() {
         assert!(page.contains("Examples"), "{program}.1 has the examples");
     }
 }
+
+#[test]
+fn an_existing_directory_as_output_takes_the_file_under_its_usual_name() {
+    let (dir, _) = with_server();
+    fs::create_dir(dir.path("out")).unwrap();
+    // As cp does: the output goes into the directory, named as it would be beside the input.
+    dir.line("seal f --to server.pub -o out").run().ok();
+    assert_eq!(opened(&dir, "out/f.age"), b"hello\n");
+    fs::create_dir(dir.path("plain")).unwrap();
+    dir.line("unseal out/f.age -k server.key -o plain").run().ok();
+    assert_eq!(dir.read("plain/f"), b"hello\n");
+
+    // A file already there is kept, as any output is; the message names it, not the directory.
+    let before = dir.listing();
+    dir.line("seal f --to server.pub -o out")
+        .run()
+        .fails(EXIT_IO)
+        .says("seal", &["out/f.age: output file already exists"], Some("--force"));
+    assert_eq!(dir.listing(), before);
+    dir.line("seal f --to server.pub -o out --force").run().ok();
+
+    // Standard input has no name to give the file.
+    dir.line("seal --to server.pub -o out")
+        .stdin("hello\n")
+        .run()
+        .fails(EXIT_USAGE)
+        .says("seal", &["out: is a directory"], Some("-o out/NAME"));
+    // Nor has a sealed file whose name does not end in .age.
+    fs::copy(dir.path("out/f.age"), dir.path("sealed")).unwrap();
+    dir.line("unseal sealed -k server.key -o plain")
+        .run()
+        .fails(EXIT_USAGE)
+        .says("unseal", &["sealed: does not end in .age"], Some("-o plain/NAME"));
+    assert_eq!(dir.listing().len(), before.len() + 1, "only sealed was added");
+}
+
+#[test]
+fn a_batch_output_must_be_a_directory_and_a_file_name_is_explained() {
+    let (dir, _) = with_server();
+    fs::create_dir(dir.path("in")).unwrap();
+    dir.write("in/a", "a\n");
+    let before = dir.listing();
+    // A missing output named NAME.age is meant as one file: a batch writes a tree.
+    dir.line("seal in --to server.pub -o single.age")
+        .run()
+        .fails(EXIT_USAGE)
+        .says(
+            "seal",
+            &["single.age: a batch writes into a directory"],
+            Some("tar c in | seal"),
+        );
+    assert_eq!(dir.listing(), before, "no single.age directory");
+    // An existing file is no directory, for seal and unseal.
+    for line in [
+        "seal in --to server.pub -o f",
+        "unseal in -k server.key -o f",
+    ] {
+        let program = line.split(' ').next().unwrap();
+        dir.line(line)
+            .run()
+            .fails(EXIT_USAGE)
+            .says(program, &["f: not a directory"], Some("-o DIRECTORY"));
+        assert_eq!(dir.listing(), before, "{line}");
+    }
+    // An existing directory is one, whatever its name.
+    fs::create_dir(dir.path("tree.age")).unwrap();
+    dir.line("seal in --to server.pub -o tree.age").run().ok();
+    assert_eq!(opened(&dir, "tree.age/in/a.age"), b"a\n");
+}
