@@ -243,6 +243,16 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     if let Some(kind) = shown::secret_kind(s) {
         return Err(KeyError::SecretNotRecipient { kind, line: None });
     }
+    // Bech32 may be written all in upper case (BIP 173), as a QR code or a shouting paste
+    // does; mixed case is invalid, and stays so.
+    let lower;
+    let s = match s.starts_with("AGE1") && !s.bytes().any(|b| b.is_ascii_lowercase()) {
+        true => {
+            lower = s.to_ascii_lowercase();
+            lower.as_str()
+        }
+        false => s,
+    };
     if s.starts_with(PQ_RECIPIENT_PREFIX) {
         return Ok(PublicKey::Pq(Box::new(s.parse()?)));
     }
@@ -255,7 +265,8 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     Err(KeyError::InvalidRecipient(shown::value(s)))
 }
 
-/// Parses one recipient: `age1...`, or an OpenSSH `ssh-rsa`/`ssh-ed25519` public key line.
+/// Parses one recipient: `age1...` (or `AGE1...`, all upper case, as Bech32 allows), or an
+/// OpenSSH `ssh-rsa`/`ssh-ed25519` public key line.
 pub fn parse_recipient(s: &str) -> Result<Box<dyn Recipient>, KeyError> {
     parse_public(s).map(|k| k.to_recipient())
 }
@@ -408,6 +419,18 @@ pub fn write_new_private_file(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipients_in_upper_case_are_read_and_mixed_case_is_not() {
+        let classic = x25519::Identity::generate().to_public().to_string();
+        let pq = pq::Identity::generate().to_public().to_string();
+        for recipient in [classic, pq] {
+            let upper = recipient.to_uppercase();
+            assert_eq!(parse_public(&upper).unwrap().to_string(), recipient);
+            let mixed = format!("{}{}", &upper[..8], &recipient[8..]);
+            assert!(parse_public(&mixed).is_err());
+        }
+    }
 
     #[test]
     fn identity_files_skip_comments_and_blank_lines_and_name_bad_lines() {

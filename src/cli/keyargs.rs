@@ -63,13 +63,19 @@ impl PassphraseFlags {
     }
 }
 
-/// A `--to` value that is a recipient itself rather than a file naming recipients.
+/// A `--to` or `-R` value that is a recipient itself rather than a file naming recipients
+/// (`AGE1...` too: Bech32 may be all upper case).
 fn is_literal(value: &str) -> bool {
-    value.starts_with("age1") || value.starts_with("ssh-rsa ") || value.starts_with("ssh-ed25519 ")
+    let value = value.trim();
+    value.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("age1"))
+        || value.starts_with("ssh-rsa ")
+        || value.starts_with("ssh-ed25519 ")
 }
 
 /// Recipients from `--to` (a recipients file, or a literal `age1...` or `ssh-...` key that
-/// names no file), `-r` (literals) and `-R` (files).
+/// names no file), `-r` (literals) and `-R` (files). A literal is read without the spaces and
+/// line ends around it, as pasted. A file given to `-r`, or a recipient to `-R`, is refused
+/// with a hint naming the flag that takes it (`--to` takes either).
 pub fn recipients(
     to: &[String],
     literals: &[String],
@@ -79,17 +85,31 @@ pub fn recipients(
     for value in to {
         not_a_secret("--to", value)?;
         if is_literal(value) && !Path::new(value).exists() {
-            out.push(keys::parse_recipient(value)?);
+            out.push(keys::parse_recipient(value.trim())?);
         } else {
             out.extend(recipients_file(Path::new(value))?);
         }
     }
     for value in literals {
         not_a_secret("-r", value)?;
-        out.push(keys::parse_recipient(value)?);
+        let parsed = keys::parse_recipient(value.trim());
+        if parsed.is_err() && Path::new(value).is_file() {
+            let name = crate::shown::path(Path::new(value));
+            return Err(
+                Failure::usage(format!("-r: {name} is a file, not a recipient")).hint(format!(
+                    "use -R {name} (or --to {name}) for the recipients in a file"
+                )),
+            );
+        }
+        out.push(parsed?);
     }
     for path in files {
-        not_a_secret("-R", &path.to_string_lossy())?;
+        let value = path.to_string_lossy();
+        not_a_secret("-R", &value)?;
+        if is_literal(&value) && !path.exists() {
+            return Err(Failure::usage("-R: this is a recipient, not a file")
+                .hint("use -r RECIPIENT (or --to, which takes a file or a recipient)"));
+        }
         out.extend(recipients_file(path)?);
     }
     if out.is_empty() {

@@ -65,7 +65,9 @@ pub struct Args {
 
     /// Seal to a recipient (age1...), as `age -r`
     ///
-    /// Seal to a literal recipient, as `age -r` does. Repeatable.
+    /// Seal to a literal recipient, as `age -r` does. Repeatable. Spaces and line ends around
+    /// it (as pasted) are left out, and an `AGE1...` recipient in upper case is read as
+    /// Bech32 allows.
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     pub recipient: Vec<String>,
 

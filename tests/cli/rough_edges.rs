@@ -172,3 +172,41 @@ fn a_batch_output_must_be_a_directory_and_a_file_name_is_explained() {
     dir.line("seal in --to server.pub -o tree.age").run().ok();
     assert_eq!(opened(&dir, "tree.age/in/a.age"), b"a\n");
 }
+
+#[test]
+fn recipients_given_to_the_wrong_flag_get_a_hint_and_pasted_ones_are_accepted() {
+    let (dir, recipient) = with_server();
+    let before = dir.listing();
+    dir.line("seal f -r server.pub")
+        .run()
+        .fails(EXIT_USAGE)
+        .says("seal", &["-r: server.pub is a file, not a recipient"], Some("-R server.pub"));
+    dir.bin("seal")
+        .args(["f", "-R", &recipient])
+        .run()
+        .fails(EXIT_USAGE)
+        .says("seal", &["-R: this is a recipient, not a file"], Some("-r RECIPIENT"));
+    // Mixed case is not Bech32: refused.
+    let mixed = format!("Age1{}", &recipient[4..]);
+    dir.bin("seal")
+        .args(["f", "-r", &mixed])
+        .run()
+        .fails(EXIT_USAGE)
+        .says("seal", &["invalid recipient"], None);
+    assert_eq!(dir.listing(), before);
+
+    // Pasted with a space or line end around it, or in upper case (valid Bech32): accepted.
+    let pasted = [
+        format!("{recipient} "),
+        format!(" {recipient}\n"),
+        format!("{recipient}\r\n"),
+        recipient.to_uppercase(),
+    ];
+    for value in &pasted {
+        for flag in ["-r", "--to"] {
+            let run = dir.bin("seal").args(["f", flag, value, "-o", "f.age", "-f"]);
+            assert!(run.run().ok().stderr.is_empty());
+            assert_eq!(opened(&dir, "f.age"), b"hello\n", "{flag} {value:?}");
+        }
+    }
+}
