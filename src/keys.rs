@@ -176,6 +176,53 @@ pub fn parse_key_file(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile,
     }
 }
 
+/// What a key file holds, told from its PEM label or first key line without parsing it: for
+/// a message about a key file given where another kind belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFileKind {
+    /// Public keys: `age1...`, `ssh-...` lines, or a PEM public key.
+    Public,
+    /// age identities, `AGE-SECRET-KEY-1...`.
+    AgeIdentity,
+    /// An OpenSSH private key.
+    OpenSsh,
+    /// A PEM private key (PKCS#1, PKCS#8, encrypted or not).
+    Pem,
+}
+
+impl fmt::Display for KeyFileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyFileKind::Public => "a public key",
+            KeyFileKind::AgeIdentity => "an age identity",
+            KeyFileKind::OpenSsh => "an OpenSSH private key",
+            KeyFileKind::Pem => "a PEM private key",
+        })
+    }
+}
+
+impl KeyFileKind {
+    /// The kind of the key file `text`; `None` for none of the formats here.
+    pub fn of(text: &str) -> Option<KeyFileKind> {
+        if let Some(rest) = text.trim_start().strip_prefix("-----BEGIN ") {
+            let label = rest.lines().next()?.trim_end().strip_suffix("-----")?;
+            return match label {
+                "OPENSSH PRIVATE KEY" => Some(KeyFileKind::OpenSsh),
+                _ if label.ends_with("PUBLIC KEY") => Some(KeyFileKind::Public),
+                _ if label.ends_with("PRIVATE KEY") => Some(KeyFileKind::Pem),
+                _ => None,
+            };
+        }
+        match key_lines(text).next() {
+            Some((_, first)) if first.starts_with("AGE-SECRET-KEY-") => {
+                Some(KeyFileKind::AgeIdentity)
+            }
+            Some((_, first)) if looks_public(first) => Some(KeyFileKind::Public),
+            _ => None,
+        }
+    }
+}
+
 fn looks_public(line: &str) -> bool {
     line.starts_with("age1") || line.starts_with("ssh-") || ssh::unsupported_line(line).is_some()
 }

@@ -189,10 +189,7 @@ pub fn identity_file(
     let parsed = keys::parse_identity_file_with(&text, &mut ask).map_err(|e| {
         let needed = matches!(e, KeyError::PassphraseNeeded);
         let failure = Failure::from(e).about(path);
-        let public = text.trim_start().starts_with("age1")
-            || text.trim_start().starts_with("ssh-")
-            || text.contains("PUBLIC KEY-----");
-        if public {
+        if keys::KeyFileKind::of(&text) == Some(keys::KeyFileKind::Public) {
             failure.hint("this is a public key: --key needs the private key file")
         } else if needed {
             failure.hint("use --key-passphrase-file FILE or --key-passphrase-env VAR")

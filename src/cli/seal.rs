@@ -17,6 +17,7 @@ use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::armor::ArmoredWriter;
 use crate::batch::Keys;
+use crate::keys::KeyFileKind;
 use crate::sshsig::{Digest, Hasher, SigningKey};
 use crate::{scrypt, Encryptor, Recipient};
 
@@ -111,6 +112,7 @@ pub struct Args {
     /// `seal-keygen --client` makes, or an RSA one of 2048 bits or more): writes the detached
     /// signature OUTPUT.sig (SSHSIG, namespace `seal`, which `ssh-keygen -Y verify -n seal`
     /// checks too) and names the signer in the file's header. In batch mode, every output.
+    /// A public key, an age identity or a PEM key given here is named for what it is.
     #[arg(long, value_name = "KEY")]
     pub sign_with: Option<PathBuf>,
 
@@ -278,12 +280,23 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     }
 }
 
-/// The client key of `--sign-with`, asking for its passphrase if it has one.
+/// The client key of `--sign-with`, asking for its passphrase if it has one. A key file of
+/// another kind (a public key, an age identity, a PEM key) is named for what it is.
 fn signing_key(
     path: &Path,
     passphrase_flags: &keyargs::PassphraseFlags,
 ) -> Result<SigningKey, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure::io(path, &e))?;
+    let kind = KeyFileKind::of(&text).filter(|kind| *kind != KeyFileKind::OpenSsh);
+    if let Some(kind) = kind {
+        let hint = match kind {
+            KeyFileKind::Public => "give the private key, not its public half",
+            KeyFileKind::Pem => "--sign-with takes a client key: seal-keygen --client NAME makes one (ssh-keygen -p -f KEY converts a PEM key)",
+            _ => "--sign-with takes a client key: seal-keygen --client NAME makes one",
+        };
+        let failure = Failure::usage(format!("this is {kind}, not an OpenSSH private key"));
+        return Err(failure.about(path).hint(hint));
+    }
     let mut passphrase = || passphrase_flags.get(path);
     SigningKey::from_openssh(&text, &mut passphrase).map_err(|e| Failure::from(e).about(path))
 }

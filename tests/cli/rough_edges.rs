@@ -210,3 +210,28 @@ fn recipients_given_to_the_wrong_flag_get_a_hint_and_pasted_ones_are_accepted() 
         }
     }
 }
+
+#[test]
+fn sign_with_names_the_kind_of_key_it_was_given() {
+    let dir = super::ssh_keys::with_keys();
+    dir.new_key("server");
+    dir.write("f", "hello\n");
+    // (key file, what it is, the hint)
+    let cases = [
+        ("ed25519.pub", "this is a public key", "the private key"),
+        ("server.pub", "this is a public key", "the private key"),
+        ("server.key", "this is an age identity", "seal-keygen --client"),
+        ("pkcs1.pem", "this is a PEM private key", "seal-keygen --client"),
+    ];
+    let before = dir.listing();
+    for (key, what, hint) in cases {
+        dir.line(&format!("seal f --to server.pub --sign-with {key}"))
+            .run()
+            .fails(EXIT_USAGE)
+            .says("seal", &[&format!("{key}: {what}"), "OpenSSH private key"], Some(hint));
+        assert_eq!(dir.listing(), before, "{key}");
+    }
+    // An OpenSSH private key signs.
+    dir.line("seal f --to server.pub --sign-with ed25519").run().ok();
+    assert!(dir.path("f.age.sig").is_file());
+}
