@@ -201,11 +201,17 @@ pub fn identity_file(
     Ok(parsed)
 }
 
+/// Whether a file holding a secret lets group or others in: a regular file whose mode
+/// gives them any permission.
+pub fn exposed(meta: &fs::Metadata) -> bool {
+    meta.is_file() && meta.permissions().mode() & 0o077 != 0
+}
+
 /// Warns (on stderr) when a secret file (`what`: "private key", "passphrase file") is readable
 /// by group or others.
 pub fn warn_if_exposed(program: &str, path: &Path, what: &str) {
     if let Ok(meta) = fs::metadata(path) {
-        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        if exposed(&meta) {
             say!(
                 "{program}: warning: {}: {what} is readable by group or others; run chmod 600",
                 crate::shown::path(path)

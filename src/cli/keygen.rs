@@ -1,13 +1,14 @@
 //! `seal-keygen`: make a server key pair, or print the public half of one.
 
 use std::io::{self, IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use zeroize::Zeroizing;
 
 use super::failure::{ExitCode, Failure};
-use super::keyargs::PassphraseFlags;
+use super::keyargs::{exposed, PassphraseFlags};
 use super::paths::STDOUT;
 use super::run;
 use crate::error::KeyError;
@@ -58,7 +59,8 @@ pub struct Args {
     /// Write the private key here, the public key beside it
     ///
     /// Write the private key here (created 0600, never over an existing file) and the public
-    /// key beside it (NAME.pub for NAME.key, else OUTPUT.pub).
+    /// key beside it (NAME.pub for NAME.key, else OUTPUT.pub). Without it, the private key
+    /// goes to standard output, with a warning if that is a file others can read.
     #[arg(short, long, value_name = "OUTPUT", conflicts_with_all = ["public", "fingerprint"])]
     pub output: Option<PathBuf>,
 
@@ -199,6 +201,7 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
             if !io::stdout().is_terminal() {
                 say!("Public key: {public}");
             }
+            warn_if_stdout_exposed();
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())
                 .and_then(|()| out.flush())
@@ -206,6 +209,15 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Warns when the private key goes to a regular file that group or others can read
+/// (`seal-keygen > key.txt` under the usual umask), as age-keygen does.
+fn warn_if_stdout_exposed() {
+    let stdout = io::stdout().as_fd().try_clone_to_owned().map(std::fs::File::from);
+    if stdout.and_then(|file| file.metadata()).is_ok_and(|meta| exposed(&meta)) {
+        say!("seal-keygen: warning: standard output: writing a secret key to a file that group or others can read; run chmod 600 on it");
+    }
 }
 
 /// Writes a new private key file (0600) and its public key beside it, never over anything.

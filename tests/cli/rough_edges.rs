@@ -235,3 +235,36 @@ fn sign_with_names_the_kind_of_key_it_was_given() {
     dir.line("seal f --to server.pub --sign-with ed25519").run().ok();
     assert!(dir.path("f.age.sig").is_file());
 }
+
+/// Runs `seal-keygen` with standard output a new file `name` of mode `mode`.
+fn keygen_into_file(dir: &Dir, name: &str, mode: u32) -> Run {
+    let file = fs::File::create(dir.path(name)).unwrap();
+    dir.chmod(name, mode);
+    let mut cmd = dir.bin("seal-keygen").cmd;
+    let output = cmd.stdin(Stdio::null()).stdout(file).output().unwrap();
+    Run {
+        code: output.status.code().unwrap(),
+        stdout: output.stdout,
+        stderr: String::from_utf8(output.stderr).unwrap(),
+        what: format!("{cmd:?}"),
+    }
+}
+
+#[test]
+fn keygen_warns_when_its_secret_goes_to_a_file_others_can_read() {
+    let dir = Dir::new();
+    let run = keygen_into_file(&dir, "open.txt", 0o644).ok();
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    assert!(lines[0].starts_with("Public key: age1"), "{}", run.stderr);
+    assert_eq!(
+        lines[1],
+        "seal-keygen: warning: standard output: writing a secret key to a file that group or \
+others can read; run chmod 600 on it"
+    );
+    assert!(dir.read_string("open.txt").contains("AGE-SECRET-KEY-1"));
+
+    let run = keygen_into_file(&dir, "closed.txt", 0o600).ok();
+    assert_eq!(run.stderr_lines().len(), 1, "no warning: {}", run.stderr);
+    assert!(dir.read_string("closed.txt").contains("AGE-SECRET-KEY-1"));
+}
