@@ -115,7 +115,8 @@ pub struct Args {
     /// Make a client key for NAME, who signs what they seal (seal --sign-with): an Ed25519
     /// OpenSSH key pair, NAME.key (0600, to hand to the user; or -o PATH) and the public key
     /// beside it, and print the line for the server's allowed signers list
-    /// (unseal --allowed-signers).
+    /// (unseal --allowed-signers). NAME is the signer's name in that list and the file's
+    /// name: letters, digits, `.`, `_`, `-` and `@`, not starting with `.` or `-`.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["public", "fingerprint", "pq", "key_type"])]
     pub client: Option<String>,
 
@@ -237,12 +238,10 @@ fn write_pair(path: &Path, text: &str, public: &str) -> Result<(), Failure> {
 /// `--client NAME`: an Ed25519 client key pair, and the allowed-signers line for it, limited
 /// to the `seal` namespace, on standard output.
 fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
-    // The name becomes the principal of an allowed-signers line: one plain word.
-    let plain = |c: char| c.is_ascii_graphic() && !matches!(c, ',' | '"' | '#' | '*' | '?' | '!');
-    if name.is_empty() || !name.chars().all(plain) {
+    if !is_client_name(name) {
         return Err(
             Failure::usage(format!("client name {name:?} cannot be a signer name")).hint(
-                "use letters, digits and punctuation such as . _ - @, without spaces or commas",
+                "use letters, digits, '.', '_', '-' and '@', not starting with '.' or '-', without spaces or slashes",
             ),
         );
     }
@@ -266,6 +265,14 @@ fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
     );
     let namespace = crate::sshsig::NAMESPACE;
     print_line(&format!("{name} namespaces=\"{namespace}\" {public}"))
+}
+
+/// A client name is the principal of an allowed-signers line and the name of the key file
+/// (`NAME.key`, in the working directory): one plain word of ASCII letters, digits, `.`, `_`,
+/// `-` and `@`, not starting with `.` (no hidden file, no `..`) or `-` (no option).
+fn is_client_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    !name.starts_with(['.', '-']) && !name.is_empty() && name.chars().all(allowed)
 }
 
 /// The passphrase to protect a new SSH key with, if the flags give one.
@@ -379,6 +386,16 @@ mod tests {
         );
         assert_eq!(public_path(Path::new("server")), Path::new("server.pub"));
         assert_eq!(public_path(Path::new("a.txt")), Path::new("a.txt.pub"));
+    }
+
+    #[test]
+    fn client_names_are_plain_words() {
+        for good in ["alice", "a", "alice.smith@example.com", "build_bot-2", "a..b"] {
+            assert!(is_client_name(good), "{good}");
+        }
+        for bad in ["", ".", "..", "../evil", "a/b", ".hidden", "-x", "a b", "a,b", "caf\u{e9}"] {
+            assert!(!is_client_name(bad), "{bad}");
+        }
     }
 
     #[test]

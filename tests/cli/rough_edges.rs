@@ -268,3 +268,34 @@ others can read; run chmod 600 on it"
     assert_eq!(run.stderr_lines().len(), 1, "no warning: {}", run.stderr);
     assert!(dir.read_string("closed.txt").contains("AGE-SECRET-KEY-1"));
 }
+
+#[test]
+fn client_names_are_plain_words_that_stay_in_the_working_directory() {
+    let dir = Dir::new();
+    fs::create_dir(dir.path("work")).unwrap();
+    let keygen = || {
+        let mut cmd = dir.bin("seal-keygen");
+        cmd.cmd.current_dir(dir.path("work"));
+        cmd
+    };
+    let before = dir.listing();
+    let absolute = dir.path("evil").display().to_string();
+    for bad in ["../evil", "a/b", &absolute, ".hidden", "-x", "", "a b", "caf\u{e9}"] {
+        keygen()
+            .arg(format!("--client={bad}"))
+            .run()
+            .fails(EXIT_USAGE)
+            .says(
+                "seal-keygen",
+                &["cannot be a signer name"],
+                Some("letters, digits, '.', '_', '-' and '@'"),
+            );
+        assert_eq!(dir.listing(), before, "{bad:?}");
+    }
+    for good in ["alice", "alice.smith@example.com", "build_bot-2"] {
+        let run = keygen().args(["--client", good]).run().ok();
+        let line = run.stdout_string();
+        assert!(line.starts_with(&format!("{good} namespaces=\"seal\" ssh-ed25519 ")));
+        assert!(dir.path(&format!("work/{good}.key")).is_file());
+    }
+}
