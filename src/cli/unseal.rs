@@ -84,8 +84,9 @@ pub struct Args {
     /// Show what a sealed file holds, without opening it
     ///
     /// Show what a sealed file holds instead of opening it: format, armor, each stanza's type
-    /// and the recipient it names where knowable, header and payload sizes, chunk count. Needs
-    /// no key; with --key, also says which key opens which stanza. Writes no plaintext.
+    /// and the recipient it names where knowable (or the signer it names), header and payload
+    /// sizes, chunk count. Needs no key; with --key, also says which key opens which stanza.
+    /// Writes no plaintext.
     #[arg(long)]
     pub inspect: bool,
 

@@ -299,3 +299,33 @@ fn client_names_are_plain_words_that_stay_in_the_working_directory() {
         assert!(dir.path(&format!("work/{good}.key")).is_file());
     }
 }
+
+#[test]
+fn inspect_calls_the_signer_stanza_what_it_is() {
+    let (dir, _) = with_server();
+    dir.line("seal-keygen --client alice").run().ok();
+    dir.line("seal f --to server.pub --sign-with alice.key").run().ok();
+    let fingerprint = dir.line("seal-keygen --fingerprint alice.pub").run().ok();
+    let fingerprint = fingerprint.stdout_string();
+    let fingerprint = fingerprint.split(' ').nth(1).unwrap();
+
+    let run = dir.line("unseal --inspect f.age -k server.key").run().ok();
+    let text = run.stdout_string();
+    let signer = format!(
+        "  2. seal-signer: not a recipient; it names the file's signer, {fingerprint} \
+(unseal --allowed-signers checks it)\n"
+    );
+    assert!(text.contains(&signer), "{text}");
+    assert!(text.contains("  1. X25519, recipient: "), "{text}");
+    assert!(text.contains("     opens with: server.key\n"), "{text}");
+    assert!(!text.contains("none of the keys given"), "{text}");
+
+    let run = dir.line("unseal --inspect f.age -k server.key --json").run().ok();
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let stanza = &json["stanzas"][1];
+    assert_eq!(stanza["type"], "seal-signer");
+    assert_eq!(stanza["recipient"], serde_json::Value::Null);
+    assert_eq!(stanza["signer"], fingerprint);
+    assert!(stanza.get("opens_with").is_none(), "{stanza}");
+    assert_eq!(json["stanzas"][0]["opens_with"], serde_json::json!(["server.key"]));
+}
