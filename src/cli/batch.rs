@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use clap::Args;
-use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar};
 
 use super::failure::{describe_io, ExitCode, Failure};
 use super::paths::{Destination, Source};
@@ -274,16 +274,10 @@ struct Progress {
 impl Progress {
     fn new(show: Show, files: u64, total: u64) -> Progress {
         let bar = (show == Show::Bar).then(|| {
-            let style = ProgressStyle::with_template(
-                "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> ");
-            let bar =
-                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(8));
-            bar.set_style(style);
+            let template =
+                "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}";
+            let bar = super::progress::bar(Some(total), template);
             bar.set_prefix(format!("0/{files} files"));
-            bar.enable_steady_tick(Duration::from_millis(125));
             bar
         });
         Progress {

@@ -329,3 +329,125 @@ fn inspect_calls_the_signer_stanza_what_it_is() {
     assert!(stanza.get("opens_with").is_none(), "{stanza}");
     assert_eq!(json["stanzas"][0]["opens_with"], serde_json::json!(["server.key"]));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ctrl-C with a progress bar on the terminal: the bar is cleared before the message.
+
+/// A pseudo-terminal: the main side, read by the test, and the side a child writes to.
+fn pty() -> (fs::File, fs::File) {
+    use rustix::pty::{grantpt, openpt, ptsname, unlockpt, OpenptFlags};
+    let main = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&main).unwrap();
+    unlockpt(&main).unwrap();
+    let name = ptsname(&main, Vec::new()).unwrap();
+    let size = rustix::termios::Winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    rustix::termios::tcsetwinsize(&main, size).unwrap();
+    let terminal = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    (fs::File::from(main), terminal)
+}
+
+/// The lines a terminal shows after `output`: text, carriage returns, line feeds, and the
+/// erase and cursor sequences a progress bar uses (others are dropped).
+fn screen(output: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(output);
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                if lines.len() <= row {
+                    lines.push(Vec::new());
+                }
+            }
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut param = String::new();
+                let end = loop {
+                    match chars.next() {
+                        Some(c) if c.is_ascii_digit() || c == ';' || c == '?' => param.push(c),
+                        other => break other,
+                    }
+                };
+                let n = param.parse::<usize>().unwrap_or(0);
+                let line = &mut lines[row];
+                match end {
+                    Some('K') if n == 2 => line.clear(),
+                    Some('K') | Some('J') => line.truncate(col),
+                    Some('A') => row = row.saturating_sub(n.max(1)),
+                    Some('G') => col = n.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            c if !c.is_control() => {
+                let line = &mut lines[row];
+                while line.len() < col {
+                    line.push(' ');
+                }
+                match line.get_mut(col) {
+                    Some(at) => *at = c,
+                    None => line.push(c),
+                }
+                col += 1;
+            }
+            _ => {}
+        }
+    }
+    lines.into_iter().map(|l| l.into_iter().collect()).collect()
+}
+
+#[test]
+fn ctrl_c_clears_the_progress_bar_before_its_message() {
+    let (dir, _) = with_server();
+    let (mut main, terminal) = pty();
+    // Standard input is a pipe, of unknown size: a spinner is drawn from the start.
+    let mut cmd = dir.line("seal --to server.pub -o out.age").cmd;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(terminal)
+        .spawn()
+        .unwrap();
+    drop(cmd);
+    let stdin = child.stdin.take();
+    let (drawn, first_drawn) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Reading fails (EIO) once the child, the last holder of the terminal side, exits.
+        while let Ok(n @ 1..) = std::io::Read::read(&mut main, &mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+            let _ = drawn.send(());
+        }
+        seen
+    });
+    // The spinner is drawn once the output file is made and the handler is in place.
+    let wait = first_drawn.recv_timeout(Duration::from_secs(30));
+    wait.expect("seal drew nothing on the terminal");
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    let output = reader.join().unwrap();
+    assert_eq!(status.code(), Some(EXIT_INTERRUPTED));
+    let shown = String::from_utf8_lossy(&output);
+    assert!(shown.contains("standard input"), "a spinner was drawn: {shown:?}");
+    let message = "seal: error: interrupted; no partial output was left behind";
+    let screen = screen(&output);
+    let line = screen.iter().find(|l| l.contains(message));
+    let line = line.unwrap_or_else(|| panic!("no message on {screen:?}"));
+    assert_eq!(line.trim_end(), message, "the bar is cleared first: {shown:?}");
+    assert!(!screen.iter().any(|l| l.contains("standard input")), "{screen:?}");
+}
