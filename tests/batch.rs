@@ -632,3 +632,28 @@ fn a_single_file_takes_remove_source_but_not_the_batch_only_flags() {
         .says(&["a batch cannot write to standard output"]);
     assert_eq!(dir.listing(), listing);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 16: what a batch counts, leaves behind and suggests.
+
+#[test]
+fn signatures_beside_sealed_files_are_not_counted_as_files() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("a.txt", "a\n");
+    dir.mkdir("in");
+    dir.line("seal a.txt --to server.pub -o in/a.txt.age")
+        .run()
+        .ok();
+    dir.write("in/a.txt.age.sig", "a detached signature, not checked here");
+    dir.write("in/b.txt.age", "not age");
+    dir.write("in/b.txt.age.sig", "another");
+    let run = dir
+        .line("unseal in --key server.key -o out")
+        .run()
+        .fails(EXIT_BATCH);
+    run.says(&["unseal: error: 1 of 2 files failed"]);
+    // The signatures are still reported, as skipped.
+    assert_eq!(run.summary("unseal", " unsealed"), (1, 2, 1));
+    run.says(&["2 signatures"]);
+}

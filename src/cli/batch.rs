@@ -193,7 +193,8 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         (false, true, false) => Show::Lines,
         (false, false, false) => Show::Nothing,
     };
-    let files = (plan.jobs.len() + plan.left_out.len()) as u64;
+    let signatures = plan.left_out.iter().filter(|r| is_signature(r)).count();
+    let files = (plan.jobs.len() + plan.left_out.len() - signatures) as u64;
     let reporter = Reporter {
         program,
         direction,
@@ -370,6 +371,8 @@ struct Tally {
     /// Skips too common to list one by one (outputs that exist, names of the other
     /// direction), counted by kind.
     quiet_skips: Vec<(Skip, u64)>,
+    /// The files of the batch: every report but those of signatures.
+    files: u64,
     removed_partials: u64,
 }
 
@@ -418,11 +421,15 @@ impl Reporter {
     }
 
     fn finished(&self, report: &Report) {
-        self.progress.file_done(&report.source);
+        let file = !is_signature(report);
+        if file {
+            self.progress.file_done(&report.source);
+        }
         let mut listed = true;
         {
             let mut tally = self.tally();
             tally.summary.add(report);
+            tally.files += u64::from(file);
             if let Outcome::Skipped(skip) = report.outcome {
                 if is_common(skip) {
                     listed = false;
@@ -527,7 +534,7 @@ impl Reporter {
             }
         }
         if s.failed > 0 {
-            let total = s.done + s.skipped + s.failed;
+            let total = tally.files;
             let files = if total == 1 { "file" } else { "files" };
             return Err(Failure::new(
                 ExitCode::Batch,
@@ -536,6 +543,12 @@ impl Reporter {
         }
         Ok(())
     }
+}
+
+/// A detached signature met beside its sealed file (`NAME.age.sig`): reported, as skipped,
+/// but it goes with its file and is not counted as one of the batch's files.
+fn is_signature(report: &Report) -> bool {
+    matches!(report.outcome, Outcome::Skipped(Skip::Signature))
 }
 
 /// Skips that a re-run, or a tree holding both directions, produces by the thousand: counted,
