@@ -657,3 +657,39 @@ fn signatures_beside_sealed_files_are_not_counted_as_files() {
     assert_eq!(run.summary("unseal", " unsealed"), (1, 2, 1));
     run.says(&["2 signatures"]);
 }
+
+#[test]
+fn directories_made_for_outputs_that_all_failed_are_removed_and_empty_inputs_mirrored() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.new_key("other");
+    dir.write("in/ok/a.txt", "a\n");
+    dir.write("in/bad/deeper/b.txt", "b\n");
+    dir.mkdir("in/empty");
+    dir.line("seal in/ok --to server.pub -o sealed/in").run().ok();
+    dir.line("seal in/bad --to other.pub -o sealed/in").run().ok();
+    dir.mkdir("sealed/in/empty");
+
+    let run = dir
+        .line("unseal sealed --key server.key -o plain")
+        .run()
+        .fails(EXIT_BATCH);
+    assert_eq!(run.summary("unseal", " unsealed"), (1, 0, 1));
+    assert_eq!(dir.read("plain/sealed/in/ok/a.txt"), b"a\n");
+    assert!(dir.path("plain/sealed/in/empty").is_dir(), "empty inputs are mirrored");
+    assert!(!dir.exists("plain/sealed/in/bad"), "no empty tree for failed files");
+
+    // A batch that writes nothing leaves nothing, its -o directory included...
+    let before = dir.listing();
+    dir.line("unseal sealed/in/bad --key server.key -o nothing")
+        .run()
+        .fails(EXIT_BATCH);
+    assert_eq!(dir.listing(), before);
+    // ...but a directory that was there before stays.
+    dir.mkdir("there");
+    dir.line("unseal sealed/in/bad --key server.key -o there")
+        .run()
+        .fails(EXIT_BATCH);
+    assert!(dir.path("there").is_dir());
+    assert_eq!(fs::read_dir(dir.path("there")).unwrap().count(), 0);
+}
