@@ -93,7 +93,7 @@ fn a_mixed_tree_round_trips_byte_for_byte_and_odd_entries_are_reported() {
             "seal: skipped in/link-inside:",
             "symbolic link, not followed",
         ])
-        .says(&["in/link-outside", "--follow-symlinks"]);
+        .says(&["in/link-outside", "symbolic link to outside the input directory"]);
     for name in sealed_names("out/in") {
         assert!(dir.path(&name).is_file(), "{name:?}");
     }
@@ -692,4 +692,29 @@ fn directories_made_for_outputs_that_all_failed_are_removed_and_empty_inputs_mir
         .fails(EXIT_BATCH);
     assert!(dir.path("there").is_dir());
     assert_eq!(fs::read_dir(dir.path("there")).unwrap().count(), 0);
+}
+
+#[test]
+fn follow_symlinks_is_suggested_only_for_links_it_would_follow() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("secret.txt", "outside\n");
+    dir.write("in/a.txt", "a\n");
+    dir.symlink("a.txt", "in/inside");
+    dir.symlink("../secret.txt", "in/outside");
+    dir.symlink("missing", "in/dangling");
+    dir.mkdir("in/sub");
+    dir.symlink("..", "in/sub/up");
+    let run = dir.line("seal in --to server.pub -o out").run().ok();
+    run.says(&["seal: skipped in/inside: symbolic link, not followed (use --follow-symlinks)"])
+        .says(&["seal: skipped in/outside: symbolic link to outside the input directory"])
+        .says(&["seal: skipped in/dangling: symbolic link to nothing"])
+        .says(&["seal: skipped in/sub/up: symbolic link to a directory that contains it"]);
+    let hinted: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("--follow-symlinks"))
+        .collect();
+    assert_eq!(hinted.len(), 1, "{}", run.stderr);
+    assert_eq!(run.summary("seal", " sealed"), (1, 4, 0));
 }

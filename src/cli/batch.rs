@@ -53,7 +53,9 @@ pub struct Flags {
 
     /// Follow symbolic links inside input directories
     ///
-    /// Follow symbolic links inside input directories (never to outside the directory).
+    /// Follow symbolic links inside input directories (never to outside the directory, nor
+    /// to a directory that contains the link). Without it, links are skipped, and the
+    /// message suggests this flag for those it would follow.
     #[arg(long)]
     pub follow_symlinks: bool,
 }
