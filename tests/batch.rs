@@ -718,3 +718,16 @@ fn follow_symlinks_is_suggested_only_for_links_it_would_follow() {
     assert_eq!(hinted.len(), 1, "{}", run.stderr);
     assert_eq!(run.summary("seal", " sealed"), (1, 4, 0));
 }
+
+#[test]
+fn a_huge_thread_count_is_capped_in_batch_mode_too() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("in/a.txt", "a\n");
+    let run = dir
+        .line("seal in --to server.pub -o out --threads 100000")
+        .run()
+        .ok();
+    run.says(&["seal: warning: --threads 100000 is more than 4 per core", "; using "]);
+    assert!(dir.path("out/in/a.txt.age").is_file());
+}
