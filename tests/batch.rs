@@ -93,7 +93,10 @@ fn a_mixed_tree_round_trips_byte_for_byte_and_odd_entries_are_reported() {
             "seal: skipped in/link-inside:",
             "symbolic link, not followed",
         ])
-        .says(&["in/link-outside", "symbolic link to outside the input directory"]);
+        .says(&[
+            "in/link-outside",
+            "symbolic link to outside the input directory",
+        ]);
     for name in sealed_names("out/in") {
         assert!(dir.path(&name).is_file(), "{name:?}");
     }
@@ -666,8 +669,12 @@ fn directories_made_for_outputs_that_all_failed_are_removed_and_empty_inputs_mir
     dir.write("in/ok/a.txt", "a\n");
     dir.write("in/bad/deeper/b.txt", "b\n");
     dir.mkdir("in/empty");
-    dir.line("seal in/ok --to server.pub -o sealed/in").run().ok();
-    dir.line("seal in/bad --to other.pub -o sealed/in").run().ok();
+    dir.line("seal in/ok --to server.pub -o sealed/in")
+        .run()
+        .ok();
+    dir.line("seal in/bad --to other.pub -o sealed/in")
+        .run()
+        .ok();
     dir.mkdir("sealed/in/empty");
 
     let run = dir
@@ -676,8 +683,14 @@ fn directories_made_for_outputs_that_all_failed_are_removed_and_empty_inputs_mir
         .fails(EXIT_BATCH);
     assert_eq!(run.summary("unseal", " unsealed"), (1, 0, 1));
     assert_eq!(dir.read("plain/sealed/in/ok/a.txt"), b"a\n");
-    assert!(dir.path("plain/sealed/in/empty").is_dir(), "empty inputs are mirrored");
-    assert!(!dir.exists("plain/sealed/in/bad"), "no empty tree for failed files");
+    assert!(
+        dir.path("plain/sealed/in/empty").is_dir(),
+        "empty inputs are mirrored"
+    );
+    assert!(
+        !dir.exists("plain/sealed/in/bad"),
+        "no empty tree for failed files"
+    );
 
     // A batch that writes nothing leaves nothing, its -o directory included...
     let before = dir.listing();
@@ -728,6 +741,9 @@ fn a_huge_thread_count_is_capped_in_batch_mode_too() {
         .line("seal in --to server.pub -o out --threads 100000")
         .run()
         .ok();
-    run.says(&["seal: warning: --threads 100000 is more than 4 per core", "; using "]);
+    run.says(&[
+        "seal: warning: --threads 100000 is more than 4 per core",
+        "; using ",
+    ]);
     assert!(dir.path("out/in/a.txt.age").is_file());
 }

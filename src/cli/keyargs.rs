@@ -67,7 +67,9 @@ impl PassphraseFlags {
 /// (`AGE1...` too: Bech32 may be all upper case).
 fn is_literal(value: &str) -> bool {
     let value = value.trim();
-    value.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("age1"))
+    value
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("age1"))
         || value.starts_with("ssh-rsa ")
         || value.starts_with("ssh-ed25519 ")
 }

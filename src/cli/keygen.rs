@@ -215,8 +215,14 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
 /// Warns when the private key goes to a regular file that group or others can read
 /// (`seal-keygen > key.txt` under the usual umask), as age-keygen does.
 fn warn_if_stdout_exposed() {
-    let stdout = io::stdout().as_fd().try_clone_to_owned().map(std::fs::File::from);
-    if stdout.and_then(|file| file.metadata()).is_ok_and(|meta| exposed(&meta)) {
+    let stdout = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from);
+    if stdout
+        .and_then(|file| file.metadata())
+        .is_ok_and(|meta| exposed(&meta))
+    {
         say!("seal-keygen: warning: standard output: writing a secret key to a file that group or others can read; run chmod 600 on it");
     }
 }
@@ -390,10 +396,27 @@ mod tests {
 
     #[test]
     fn client_names_are_plain_words() {
-        for good in ["alice", "a", "alice.smith@example.com", "build_bot-2", "a..b"] {
+        for good in [
+            "alice",
+            "a",
+            "alice.smith@example.com",
+            "build_bot-2",
+            "a..b",
+        ] {
             assert!(is_client_name(good), "{good}");
         }
-        for bad in ["", ".", "..", "../evil", "a/b", ".hidden", "-x", "a b", "a,b", "caf\u{e9}"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../evil",
+            "a/b",
+            ".hidden",
+            "-x",
+            "a b",
+            "a,b",
+            "caf\u{e9}",
+        ] {
             assert!(!is_client_name(bad), "{bad}");
         }
     }

@@ -25,10 +25,22 @@ fn a_long_option_with_one_dash_is_refused_naming_its_two_dash_form() {
     let cases = [
         ("seal f -to server.pub", "-to", "--to"),
         ("seal f -to=server.pub", "-to", "--to"),
-        ("seal f --to server.pub -output x.age", "-output", "--output"),
-        ("seal f --to server.pub -recipients-file x", "-recipients-file", "--recipients-file"),
+        (
+            "seal f --to server.pub -output x.age",
+            "-output",
+            "--output",
+        ),
+        (
+            "seal f --to server.pub -recipients-file x",
+            "-recipients-file",
+            "--recipients-file",
+        ),
         ("unseal f.age -key server.key", "-key", "--key"),
-        ("unseal f.age -identity server.key", "-identity", "--identity"),
+        (
+            "unseal f.age -identity server.key",
+            "-identity",
+            "--identity",
+        ),
         ("seal-keygen -output new.key", "-output", "--output"),
         ("seal-keygen -client alice", "-client", "--client"),
     ];
@@ -42,7 +54,10 @@ fn a_long_option_with_one_dash_is_refused_naming_its_two_dash_form() {
         assert_eq!(dir.listing(), before, "{line}");
     }
     // Short options run together are still short options, and after `--` a name is a name.
-    let armored = dir.line("seal f --to server.pub -af -o f.armored").run().ok();
+    let armored = dir
+        .line("seal f --to server.pub -af -o f.armored")
+        .run()
+        .ok();
     assert!(armored.stderr.is_empty());
     assert_eq!(opened(&dir, "f.armored"), b"hello\n");
     dir.line("seal --to server.pub -- -to")
@@ -70,10 +85,11 @@ fn age_mode_flags_are_accepted_or_point_to_the_other_tool() {
         ("unseal -e f -k server.key -o g", "to encrypt, use seal"),
     ] {
         let program = line.split(' ').next().unwrap();
-        dir.line(line)
-            .run()
-            .fails(EXIT_USAGE)
-            .says(program, &[&format!("{program} does not")], Some(hint));
+        dir.line(line).run().fails(EXIT_USAGE).says(
+            program,
+            &[&format!("{program} does not")],
+            Some(hint),
+        );
         assert_eq!(dir.listing(), before, "{line}");
     }
 }
@@ -84,8 +100,16 @@ fn help_is_short_on_both_flags_and_the_man_page_has_the_details() {
     let dir = Dir::new();
     let commands = [
         ("seal", seal::cli::seal::Args::command(), "SSHSIG"),
-        ("unseal", seal::cli::unseal::Args::command(), "allowed signers"),
-        ("seal-keygen", seal::cli::keygen::Args::command(), "allowed signers list"),
+        (
+            "unseal",
+            seal::cli::unseal::Args::command(),
+            "allowed signers",
+        ),
+        (
+            "seal-keygen",
+            seal::cli::keygen::Args::command(),
+            "allowed signers list",
+        ),
     ];
     for (program, command, detail) in commands {
         let short = dir.bin(program).arg("-h").run().ok().stdout_string();
@@ -93,8 +117,14 @@ fn help_is_short_on_both_flags_and_the_man_page_has_the_details() {
         assert_eq!(short, long, "{program}: -h and --help differ");
         let lines = short.lines().count();
         assert!(lines <= 45, "{program} --help: {lines} lines:\n{short}");
-        assert!(short.contains("man "), "{program} --help points to the man page");
-        assert!(!short.contains(detail), "{program} --help: details stay in the man page");
+        assert!(
+            short.contains("man "),
+            "{program} --help points to the man page"
+        );
+        assert!(
+            !short.contains(detail),
+            "{program} --help: details stay in the man page"
+        );
 
         let mut page = Vec::new();
         clap_mangen::Man::new(command).render(&mut page).unwrap();
@@ -112,7 +142,9 @@ fn an_existing_directory_as_output_takes_the_file_under_its_usual_name() {
     dir.line("seal f --to server.pub -o out").run().ok();
     assert_eq!(opened(&dir, "out/f.age"), b"hello\n");
     fs::create_dir(dir.path("plain")).unwrap();
-    dir.line("unseal out/f.age -k server.key -o plain").run().ok();
+    dir.line("unseal out/f.age -k server.key -o plain")
+        .run()
+        .ok();
     assert_eq!(dir.read("plain/f"), b"hello\n");
 
     // A file already there is kept, as any output is; the message names it, not the directory.
@@ -120,7 +152,11 @@ fn an_existing_directory_as_output_takes_the_file_under_its_usual_name() {
     dir.line("seal f --to server.pub -o out")
         .run()
         .fails(EXIT_IO)
-        .says("seal", &["out/f.age: output file already exists"], Some("--force"));
+        .says(
+            "seal",
+            &["out/f.age: output file already exists"],
+            Some("--force"),
+        );
     assert_eq!(dir.listing(), before);
     dir.line("seal f --to server.pub -o out --force").run().ok();
 
@@ -135,8 +171,16 @@ fn an_existing_directory_as_output_takes_the_file_under_its_usual_name() {
     dir.line("unseal sealed -k server.key -o plain")
         .run()
         .fails(EXIT_USAGE)
-        .says("unseal", &["sealed: does not end in .age"], Some("-o plain/NAME"));
-    assert_eq!(dir.listing().len(), before.len() + 1, "only sealed was added");
+        .says(
+            "unseal",
+            &["sealed: does not end in .age"],
+            Some("-o plain/NAME"),
+        );
+    assert_eq!(
+        dir.listing().len(),
+        before.len() + 1,
+        "only sealed was added"
+    );
 }
 
 #[test]
@@ -161,10 +205,11 @@ fn a_batch_output_must_be_a_directory_and_a_file_name_is_explained() {
         "unseal in -k server.key -o f",
     ] {
         let program = line.split(' ').next().unwrap();
-        dir.line(line)
-            .run()
-            .fails(EXIT_USAGE)
-            .says(program, &["f: not a directory"], Some("-o DIRECTORY"));
+        dir.line(line).run().fails(EXIT_USAGE).says(
+            program,
+            &["f: not a directory"],
+            Some("-o DIRECTORY"),
+        );
         assert_eq!(dir.listing(), before, "{line}");
     }
     // An existing directory is one, whatever its name.
@@ -180,12 +225,20 @@ fn recipients_given_to_the_wrong_flag_get_a_hint_and_pasted_ones_are_accepted() 
     dir.line("seal f -r server.pub")
         .run()
         .fails(EXIT_USAGE)
-        .says("seal", &["-r: server.pub is a file, not a recipient"], Some("-R server.pub"));
+        .says(
+            "seal",
+            &["-r: server.pub is a file, not a recipient"],
+            Some("-R server.pub"),
+        );
     dir.bin("seal")
         .args(["f", "-R", &recipient])
         .run()
         .fails(EXIT_USAGE)
-        .says("seal", &["-R: this is a recipient, not a file"], Some("-r RECIPIENT"));
+        .says(
+            "seal",
+            &["-R: this is a recipient, not a file"],
+            Some("-r RECIPIENT"),
+        );
     // Mixed case is not Bech32: refused.
     let mixed = format!("Age1{}", &recipient[4..]);
     dir.bin("seal")
@@ -204,7 +257,9 @@ fn recipients_given_to_the_wrong_flag_get_a_hint_and_pasted_ones_are_accepted() 
     ];
     for value in &pasted {
         for flag in ["-r", "--to"] {
-            let run = dir.bin("seal").args(["f", flag, value, "-o", "f.age", "-f"]);
+            let run = dir
+                .bin("seal")
+                .args(["f", flag, value, "-o", "f.age", "-f"]);
             assert!(run.run().ok().stderr.is_empty());
             assert_eq!(opened(&dir, "f.age"), b"hello\n", "{flag} {value:?}");
         }
@@ -220,19 +275,33 @@ fn sign_with_names_the_kind_of_key_it_was_given() {
     let cases = [
         ("ed25519.pub", "this is a public key", "the private key"),
         ("server.pub", "this is a public key", "the private key"),
-        ("server.key", "this is an age identity", "seal-keygen --client"),
-        ("pkcs1.pem", "this is a PEM private key", "seal-keygen --client"),
+        (
+            "server.key",
+            "this is an age identity",
+            "seal-keygen --client",
+        ),
+        (
+            "pkcs1.pem",
+            "this is a PEM private key",
+            "seal-keygen --client",
+        ),
     ];
     let before = dir.listing();
     for (key, what, hint) in cases {
         dir.line(&format!("seal f --to server.pub --sign-with {key}"))
             .run()
             .fails(EXIT_USAGE)
-            .says("seal", &[&format!("{key}: {what}"), "OpenSSH private key"], Some(hint));
+            .says(
+                "seal",
+                &[&format!("{key}: {what}"), "OpenSSH private key"],
+                Some(hint),
+            );
         assert_eq!(dir.listing(), before, "{key}");
     }
     // An OpenSSH private key signs.
-    dir.line("seal f --to server.pub --sign-with ed25519").run().ok();
+    dir.line("seal f --to server.pub --sign-with ed25519")
+        .run()
+        .ok();
     assert!(dir.path("f.age.sig").is_file());
 }
 
@@ -280,7 +349,16 @@ fn client_names_are_plain_words_that_stay_in_the_working_directory() {
     };
     let before = dir.listing();
     let absolute = dir.path("evil").display().to_string();
-    for bad in ["../evil", "a/b", &absolute, ".hidden", "-x", "", "a b", "caf\u{e9}"] {
+    for bad in [
+        "../evil",
+        "a/b",
+        &absolute,
+        ".hidden",
+        "-x",
+        "",
+        "a b",
+        "caf\u{e9}",
+    ] {
         keygen()
             .arg(format!("--client={bad}"))
             .run()
@@ -304,7 +382,9 @@ fn client_names_are_plain_words_that_stay_in_the_working_directory() {
 fn inspect_calls_the_signer_stanza_what_it_is() {
     let (dir, _) = with_server();
     dir.line("seal-keygen --client alice").run().ok();
-    dir.line("seal f --to server.pub --sign-with alice.key").run().ok();
+    dir.line("seal f --to server.pub --sign-with alice.key")
+        .run()
+        .ok();
     let fingerprint = dir.line("seal-keygen --fingerprint alice.pub").run().ok();
     let fingerprint = fingerprint.stdout_string();
     let fingerprint = fingerprint.split(' ').nth(1).unwrap();
@@ -320,14 +400,20 @@ fn inspect_calls_the_signer_stanza_what_it_is() {
     assert!(text.contains("     opens with: server.key\n"), "{text}");
     assert!(!text.contains("none of the keys given"), "{text}");
 
-    let run = dir.line("unseal --inspect f.age -k server.key --json").run().ok();
+    let run = dir
+        .line("unseal --inspect f.age -k server.key --json")
+        .run()
+        .ok();
     let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let stanza = &json["stanzas"][1];
     assert_eq!(stanza["type"], "seal-signer");
     assert_eq!(stanza["recipient"], serde_json::Value::Null);
     assert_eq!(stanza["signer"], fingerprint);
     assert!(stanza.get("opens_with").is_none(), "{stanza}");
-    assert_eq!(json["stanzas"][0]["opens_with"], serde_json::json!(["server.key"]));
+    assert_eq!(
+        json["stanzas"][0]["opens_with"],
+        serde_json::json!(["server.key"])
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,11 +529,21 @@ fn ctrl_c_clears_the_progress_bar_before_its_message() {
     let output = reader.join().unwrap();
     assert_eq!(status.code(), Some(EXIT_INTERRUPTED));
     let shown = String::from_utf8_lossy(&output);
-    assert!(shown.contains("standard input"), "a spinner was drawn: {shown:?}");
+    assert!(
+        shown.contains("standard input"),
+        "a spinner was drawn: {shown:?}"
+    );
     let message = "seal: error: interrupted; no partial output was left behind";
     let screen = screen(&output);
     let line = screen.iter().find(|l| l.contains(message));
     let line = line.unwrap_or_else(|| panic!("no message on {screen:?}"));
-    assert_eq!(line.trim_end(), message, "the bar is cleared first: {shown:?}");
-    assert!(!screen.iter().any(|l| l.contains("standard input")), "{screen:?}");
+    assert_eq!(
+        line.trim_end(),
+        message,
+        "the bar is cleared first: {shown:?}"
+    );
+    assert!(
+        !screen.iter().any(|l| l.contains("standard input")),
+        "{screen:?}"
+    );
 }

@@ -521,7 +521,10 @@ mod tests {
         dirs.add(&root.join("mirror"), false).unwrap();
         fs::write(root.join("full/f"), b"kept").unwrap();
         dirs.remove_empty_made(|path| !path.ends_with("mirror"));
-        assert!(!root.join("a").exists(), "made and left empty: removed, children first");
+        assert!(
+            !root.join("a").exists(),
+            "made and left empty: removed, children first"
+        );
         assert!(root.join("there").is_dir(), "it was there before");
         assert!(root.join("full/f").is_file() && root.join("mirror").is_dir());
         // The root the operator named goes too, once empty, if it was made here.
