@@ -33,29 +33,27 @@ use crate::sender::Verdict;
 pub struct Flags {
     /// Report each file as a JSON line on standard output
     ///
-    /// Write a report to standard output: one JSON object per file (path, output, bytes,
-    /// outcome, reason, error, code) as it finishes, then a summary object.
+    /// JSON Lines: one object per file (path, output, bytes, outcome, reason, error, code) as
+    /// it finishes, then a summary object.
     #[arg(long)]
     pub json: bool,
 
     /// Show progress even off a terminal
     ///
-    /// Show progress even when standard error is not a terminal (as a line every second).
+    /// When standard error is not a terminal: a line every second.
     #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
 
     /// Remove each input once its output is safe
     ///
-    /// Remove each input after its output is written, fsync'ed and renamed into place (also
-    /// for a single file).
+    /// Once its output is written, fsync'ed and renamed into place; also for a single file.
     #[arg(long)]
     pub remove_source: bool,
 
     /// Follow symbolic links inside input directories
     ///
-    /// Follow symbolic links inside input directories (never to outside the directory, nor
-    /// to a directory that contains the link). Without it, links are skipped, and the
-    /// message suggests this flag for those it would follow.
+    /// Never to outside the directory, nor to a directory that contains the link. Without
+    /// it, links are skipped, and the message suggests this flag for those it would follow.
     #[arg(long)]
     pub follow_symlinks: bool,
 }

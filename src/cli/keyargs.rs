@@ -18,14 +18,12 @@ use crate::recipient::{Identity, Recipient};
 pub struct PassphraseFlags {
     /// Passphrase of protected OpenSSH keys, from FILE
     ///
-    /// Read the passphrase of protected OpenSSH keys from the first line of this file
-    /// (for unattended servers; keep it 0600).
+    /// Its first line, for unattended servers; keep the file 0600. Without this flag or the
+    /// next, the passphrase is asked on the terminal.
     #[arg(long, value_name = "FILE", conflicts_with = "key_passphrase_env")]
     pub key_passphrase_file: Option<PathBuf>,
 
     /// Passphrase of protected OpenSSH keys, from VAR
-    ///
-    /// Read the passphrase of protected OpenSSH keys from this environment variable.
     #[arg(long, value_name = "VAR")]
     pub key_passphrase_env: Option<String>,
 }

@@ -58,16 +58,16 @@ pub enum KeyType {
 pub struct Args {
     /// Write the private key here, the public key beside it
     ///
-    /// Write the private key here (created 0600, never over an existing file) and the public
-    /// key beside it (NAME.pub for NAME.key, else OUTPUT.pub). Without it, the private key
-    /// goes to standard output, with a warning if that is a file others can read.
+    /// The private key is created 0600, never over an existing file; the public key is
+    /// NAME.pub for NAME.key, else OUTPUT.pub. Without -o, the private key goes to standard
+    /// output, with a warning if that is a file others can read.
     #[arg(short, long, value_name = "OUTPUT", conflicts_with_all = ["public", "fingerprint"])]
     pub output: Option<PathBuf>,
 
     /// The kind of key pair to make
     ///
-    /// The kind of key pair to make. RSA and Ed25519 keys are written in the OpenSSH formats,
-    /// so ssh-keygen, age and rage read them too.
+    /// RSA and Ed25519 keys are written in the OpenSSH formats, so ssh-keygen, age and rage
+    /// read them too.
     #[arg(
         short = 't',
         long = "type",
@@ -83,40 +83,38 @@ pub struct Args {
 
     /// Comment for a new OpenSSH key
     ///
-    /// Comment for a new OpenSSH key (shown after the public key).
+    /// Shown after the public key.
     #[arg(short = 'C', long, value_name = "COMMENT", default_value = "")]
     pub comment: String,
 
     /// Make a post-quantum key (the same as --type pq)
     ///
-    /// Make a post-quantum key: ML-KEM-768 + X25519 hybrid (age's `age1pq1...` keys, which Go
-    /// age 1.3 and later reads). Files sealed to it stay safe from a future quantum computer.
-    /// The same as --type pq.
+    /// ML-KEM-768 + X25519 hybrid: age's `age1pq1...` keys, which Go age 1.3 and later reads.
+    /// Files sealed to it stay safe from a future quantum computer.
     #[arg(long, conflicts_with_all = ["public", "fingerprint"])]
     pub pq: bool,
 
     /// Print the public key of a key file (`-`: standard input)
     ///
-    /// Print the public key of each private key in this key file (`-` for standard input):
-    /// age identity files, OpenSSH, PKCS#1 and PKCS#8 private keys.
+    /// Of each private key in it: age identity files, OpenSSH, PKCS#1 and PKCS#8 private
+    /// keys.
     #[arg(short = 'y', value_name = "KEY", conflicts_with = "fingerprint")]
     pub public: Option<PathBuf>,
 
     /// Print the SHA-256 fingerprint of each key in FILE
     ///
-    /// Print the SHA-256 fingerprint of each key in this key file, private or public: for SSH
-    /// keys exactly as `ssh-keygen -l` does; for age keys `SHA256:` and the base64 of SHA-256
-    /// of the `age1...` recipient.
+    /// Private or public keys: for SSH keys exactly as `ssh-keygen -l` prints it; for age
+    /// keys `SHA256:` and the base64 of SHA-256 of the `age1...` recipient.
     #[arg(long, value_name = "FILE")]
     pub fingerprint: Option<PathBuf>,
 
     /// Make a client key pair for NAME, who signs what they seal
     ///
-    /// Make a client key for NAME, who signs what they seal (seal --sign-with): an Ed25519
-    /// OpenSSH key pair, NAME.key (0600, to hand to the user; or -o PATH) and the public key
-    /// beside it, and print the line for the server's allowed signers list
-    /// (unseal --allowed-signers). NAME is the signer's name in that list and the file's
-    /// name: letters, digits, `.`, `_`, `-` and `@`, not starting with `.` or `-`.
+    /// The client signs what they seal (seal --sign-with). An Ed25519 OpenSSH key pair:
+    /// NAME.key (0600, to hand to the user; or -o PATH) and the public key beside it; the
+    /// line for the server's allowed signers list (unseal --allowed-signers) goes to standard
+    /// output. NAME is the signer's name in that list and the file's name: letters, digits,
+    /// `.`, `_`, `-` and `@`, not starting with `.` or `-`.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["public", "fingerprint", "pq", "key_type"])]
     pub client: Option<String>,
 

@@ -52,10 +52,10 @@ use std::process;
 pub struct Shared {
     /// Output file, directory, or `-` for standard output
     ///
-    /// Where to write: a file, or `-` for standard output. Default: beside the input (`seal`
-    /// adds `.age`, `unseal` strips it), or standard output when reading standard input. An
-    /// existing directory takes the output under the name it would have beside the input, as
-    /// `cp` places a file (`seal report.pdf -o /upload` writes /upload/report.pdf.age).
+    /// Default: beside the input (`seal` adds `.age`, `unseal` strips it), or standard output
+    /// when reading standard input. An existing directory takes the output under the name it
+    /// would have beside the input, as `cp` places a file (`seal report.pdf -o /upload`
+    /// writes /upload/report.pdf.age).
     ///
     /// In batch mode: the directory to mirror the inputs under (default: beside them), made if
     /// missing. It must be a directory: an existing file is refused, and so is a missing
@@ -70,22 +70,21 @@ pub struct Shared {
 
     /// Worker threads: 0 one per core, 1 sequential
     ///
-    /// Worker threads; 0 means one per core, 1 the sequential path; at most 4 per core (more
-    /// is capped, with a warning).
+    /// At most 4 per core: more is capped, with a warning.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 
     /// Read the input as one stream
     ///
-    /// Read the input as one stream instead of with positioned reads on every core (the name
-    /// is historical: no input is memory-mapped).
+    /// Instead of with positioned reads on every core (the name is historical: no input is
+    /// memory-mapped).
     #[arg(long)]
     pub no_mmap: bool,
 
     /// No progress bar; in batch mode, errors only
     ///
-    /// No progress bar (it is shown only on a terminal, for large inputs); in batch mode, no
-    /// summary or notes either, only errors.
+    /// The bar is shown only on a terminal, for large inputs. In batch mode, no summary or
+    /// notes either.
     #[arg(short, long)]
     pub quiet: bool,
 

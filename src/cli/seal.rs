@@ -52,67 +52,68 @@ age's -e (--encrypt) is accepted, and changes nothing.";
 pub struct Args {
     /// Files or directories to seal (none or `-`: standard input)
     ///
-    /// File to seal; `-` or none reads standard input. Directories, or several inputs, are
-    /// sealed in batch mode: each file to FILE.age, mirrored under `-o DIRECTORY` if given.
+    /// Directories, or several inputs, are sealed in batch mode: each file to FILE.age,
+    /// mirrored under `-o DIRECTORY` if given.
     #[arg(value_name = "INPUT")]
     pub input: Vec<PathBuf>,
 
     /// Seal to a recipients file (server.pub) or a recipient
     ///
-    /// Seal to a recipients file (such as server.pub) or to a literal `age1...` or `ssh-...`
-    /// recipient. Repeatable.
+    /// A file of recipients (one per line, or a PEM public key), or a literal `age1...` or
+    /// `ssh-...` recipient that names no file. Repeatable.
     #[arg(short = 't', long = "to", value_name = "FILE|RECIPIENT")]
     pub to: Vec<String>,
 
     /// Seal to a recipient (age1...), as `age -r`
     ///
-    /// Seal to a literal recipient, as `age -r` does. Repeatable. Spaces and line ends around
-    /// it (as pasted) are left out, and an `AGE1...` recipient in upper case is read as
-    /// Bech32 allows.
+    /// Repeatable. Spaces and line ends around it (as pasted) are left out, and an `AGE1...`
+    /// recipient in upper case is read as Bech32 allows. A file given here is refused, with
+    /// a hint: -R and --to take files.
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     pub recipient: Vec<String>,
 
     /// Seal to the recipients in a file, as `age -R`
     ///
-    /// Seal to the recipients listed in a file, as `age -R` does. Repeatable.
+    /// Repeatable. A recipient given here is refused, with a hint: -r and --to take
+    /// recipients.
     #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
     pub recipients_file: Vec<PathBuf>,
 
     /// Seal with a passphrase, asked on the terminal
     ///
-    /// Seal with a passphrase instead of keys, asked twice on the terminal (no echo).
+    /// Instead of keys; asked twice, without echo.
     #[arg(short = 'p', long, conflicts_with = "passphrase_file")]
     pub passphrase: bool,
 
     /// Seal with the passphrase in FILE
     ///
-    /// Seal with the passphrase in FILE (its contents, without a final newline), for scripts.
+    /// Its contents, without a final newline: for scripts.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 
     /// The passphrase's scrypt work factor
     ///
-    /// The passphrase's scrypt work factor, log2 of N: each step doubles the time and memory
-    /// it takes to try a passphrase. 18 (age's choice: about a second, 256 MiB) by default;
-    /// unseal and age refuse more than 22.
+    /// log2 of scrypt's N: each step doubles the time and memory it takes to try a
+    /// passphrase. 18 (age's choice: about a second, 256 MiB) by default; unseal and age
+    /// refuse more than 22.
     #[arg(long, value_name = "LOG2N", default_value_t = scrypt::DEFAULT_WORK_FACTOR,
           value_parser = clap::value_parser!(u8).range(1..=22), requires = "passphrase_source")]
     pub work_factor: u8,
 
     /// Write ASCII armor instead of binary
     ///
-    /// Write ASCII armor (PEM-like text, `-----BEGIN AGE ENCRYPTED FILE-----`) instead of
-    /// binary; one file at a time.
+    /// PEM-like text, `-----BEGIN AGE ENCRYPTED FILE-----`, for email or a terminal; one
+    /// file at a time.
     #[arg(short = 'a', long)]
     pub armor: bool,
 
     /// Sign with a client key too, into OUTPUT.sig
     ///
-    /// Sign the sealed file with this client key (an OpenSSH Ed25519 private key, such as
-    /// `seal-keygen --client` makes, or an RSA one of 2048 bits or more): writes the detached
-    /// signature OUTPUT.sig (SSHSIG, namespace `seal`, which `ssh-keygen -Y verify -n seal`
-    /// checks too) and names the signer in the file's header. In batch mode, every output.
-    /// A public key, an age identity or a PEM key given here is named for what it is.
+    /// KEY is an OpenSSH Ed25519 private key, such as `seal-keygen --client` makes, or an RSA
+    /// one of 2048 bits or more. The detached signature OUTPUT.sig is SSHSIG, namespace
+    /// `seal`, which `ssh-keygen -Y verify -n seal` checks too; the file's header names the
+    /// signer. In batch mode, every output is signed. A public key, an age identity or a PEM
+    /// key given here is named for what it is.
     #[arg(long, value_name = "KEY")]
     pub sign_with: Option<PathBuf>,
 

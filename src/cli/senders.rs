@@ -22,23 +22,21 @@ use crate::sshsig::Hasher;
 pub struct SignatureFlags {
     /// Check each file's signature against these client keys
     ///
-    /// Check each file's signature (FILE.age.sig, as `seal --sign-with` writes it) against
-    /// this list of client keys, in the allowed signers format of OpenSSH, and report the
-    /// signer.
+    /// The signature is FILE.age.sig, as `seal --sign-with` writes it; the list is in the
+    /// allowed signers format of OpenSSH. Each file's signer is reported.
     #[arg(long, value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
 
     /// Open only files whose signature is accepted
     ///
-    /// Refuse files that are unsigned, signed by a key the list does not accept (now, for
-    /// namespace "seal"), or whose signature is bad: exit code 8, and no plaintext is left.
+    /// A file that is unsigned, signed by a key the list does not accept (now, for namespace
+    /// "seal"), or whose signature is bad is refused: exit code 8, and no plaintext is left.
     #[arg(long, requires = "allowed_signers")]
     pub require_signature: bool,
 
     /// The input's signature (default: INPUT.sig)
     ///
-    /// The signature of the one input, instead of INPUT.sig beside it (needed to check
-    /// standard input).
+    /// For the one input, instead of INPUT.sig beside it; needed to check standard input.
     #[arg(long, value_name = "FILE", requires = "allowed_signers")]
     pub signature: Option<PathBuf>,
 }

@@ -53,14 +53,15 @@ ASCII-armored input (seal -a, age -a) is detected and decoded by itself. age's -
 pub struct Args {
     /// Files or directories to open (none or `-`: standard input)
     ///
-    /// Sealed file to open; `-` or none reads standard input. Directories, or several inputs,
-    /// are opened in batch mode: each NAME.age to NAME, mirrored under `-o DIRECTORY` if given.
+    /// Directories, or several inputs, are opened in batch mode: each NAME.age to NAME,
+    /// mirrored under `-o DIRECTORY` if given.
     #[arg(value_name = "INPUT")]
     pub input: Vec<PathBuf>,
 
     /// Identity file, such as server.key; repeatable
     ///
-    /// Identity file (such as server.key); may hold several keys. Repeatable.
+    /// It may hold several keys: age identities, or an OpenSSH or PEM private key. A public
+    /// key given here is named as one.
     #[arg(
         short = 'k',
         long = "key",
@@ -72,8 +73,8 @@ pub struct Args {
 
     /// Passphrase of a file sealed with one, from FILE
     ///
-    /// Read the passphrase of a file sealed with one from FILE (its contents, without a final
-    /// newline). Without it and without --key, unseal asks on the terminal if the file needs it.
+    /// Its contents, without a final newline. Without it and without --key, unseal asks on
+    /// the terminal if the file needs it.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 
@@ -83,10 +84,9 @@ pub struct Args {
 
     /// Show what a sealed file holds, without opening it
     ///
-    /// Show what a sealed file holds instead of opening it: format, armor, each stanza's type
-    /// and the recipient it names where knowable (or the signer it names), header and payload
-    /// sizes, chunk count. Needs no key; with --key, also says which key opens which stanza.
-    /// Writes no plaintext.
+    /// Format, armor, each stanza's type and the recipient it names where knowable (or the
+    /// signer it names), header and payload sizes, chunk count. Needs no key; with --key,
+    /// also says which key opens which stanza. Writes no plaintext.
     #[arg(long)]
     pub inspect: bool,
 
