@@ -32,10 +32,19 @@ impl StanzaInfo {
             (None, "X25519") => "not knowable (X25519 stanzas do not name their recipient)".into(),
             (None, "scrypt") => "a passphrase".into(),
             (None, crate::sshsig::SIGNER_STANZA) => format!(
-                "no one: it names the file's signer, {} (unseal --allowed-signers checks it)",
-                self.args.first().map_or("", String::as_str)
+                "not a recipient; it names the file's signer, {} (unseal --allowed-signers checks it)",
+                self.signer().unwrap_or("")
             ),
             (None, _) => "not knowable (a stanza type this version does not know)".into(),
+        }
+    }
+
+    /// The signer's fingerprint, for the stanza that names the file's signer: it opens
+    /// nothing, and no key is tried on it.
+    pub fn signer(&self) -> Option<&str> {
+        match self.kind == crate::sshsig::SIGNER_STANZA {
+            true => Some(self.args.first().map_or("", String::as_str)),
+            false => None,
         }
     }
 }
@@ -146,7 +155,9 @@ mod tests {
         let (info, _) = Inspection::of_bytes(&sealed).unwrap();
         let target = info.stanzas[1].target();
         assert!(target.contains(&signer.fingerprint()), "{target}");
-        assert!(target.starts_with("no one"), "{target}");
+        assert!(target.starts_with("not a recipient"), "{target}");
+        assert_eq!(info.stanzas[1].signer(), Some(&*signer.fingerprint()));
+        assert_eq!(info.stanzas[0].signer(), None);
     }
 
     #[test]

@@ -176,6 +176,53 @@ pub fn parse_key_file(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile,
     }
 }
 
+/// What a key file holds, told from its PEM label or first key line without parsing it: for
+/// a message about a key file given where another kind belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFileKind {
+    /// Public keys: `age1...`, `ssh-...` lines, or a PEM public key.
+    Public,
+    /// age identities, `AGE-SECRET-KEY-1...`.
+    AgeIdentity,
+    /// An OpenSSH private key.
+    OpenSsh,
+    /// A PEM private key (PKCS#1, PKCS#8, encrypted or not).
+    Pem,
+}
+
+impl fmt::Display for KeyFileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyFileKind::Public => "a public key",
+            KeyFileKind::AgeIdentity => "an age identity",
+            KeyFileKind::OpenSsh => "an OpenSSH private key",
+            KeyFileKind::Pem => "a PEM private key",
+        })
+    }
+}
+
+impl KeyFileKind {
+    /// The kind of the key file `text`; `None` for none of the formats here.
+    pub fn of(text: &str) -> Option<KeyFileKind> {
+        if let Some(rest) = text.trim_start().strip_prefix("-----BEGIN ") {
+            let label = rest.lines().next()?.trim_end().strip_suffix("-----")?;
+            return match label {
+                "OPENSSH PRIVATE KEY" => Some(KeyFileKind::OpenSsh),
+                _ if label.ends_with("PUBLIC KEY") => Some(KeyFileKind::Public),
+                _ if label.ends_with("PRIVATE KEY") => Some(KeyFileKind::Pem),
+                _ => None,
+            };
+        }
+        match key_lines(text).next() {
+            Some((_, first)) if first.starts_with("AGE-SECRET-KEY-") => {
+                Some(KeyFileKind::AgeIdentity)
+            }
+            Some((_, first)) if looks_public(first) => Some(KeyFileKind::Public),
+            _ => None,
+        }
+    }
+}
+
 fn looks_public(line: &str) -> bool {
     line.starts_with("age1") || line.starts_with("ssh-") || ssh::unsupported_line(line).is_some()
 }
@@ -243,6 +290,16 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     if let Some(kind) = shown::secret_kind(s) {
         return Err(KeyError::SecretNotRecipient { kind, line: None });
     }
+    // Bech32 may be written all in upper case (BIP 173), as a QR code or a shouting paste
+    // does; mixed case is invalid, and stays so.
+    let lower;
+    let s = match s.starts_with("AGE1") && !s.bytes().any(|b| b.is_ascii_lowercase()) {
+        true => {
+            lower = s.to_ascii_lowercase();
+            lower.as_str()
+        }
+        false => s,
+    };
     if s.starts_with(PQ_RECIPIENT_PREFIX) {
         return Ok(PublicKey::Pq(Box::new(s.parse()?)));
     }
@@ -255,7 +312,8 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     Err(KeyError::InvalidRecipient(shown::value(s)))
 }
 
-/// Parses one recipient: `age1...`, or an OpenSSH `ssh-rsa`/`ssh-ed25519` public key line.
+/// Parses one recipient: `age1...` (or `AGE1...`, all upper case, as Bech32 allows), or an
+/// OpenSSH `ssh-rsa`/`ssh-ed25519` public key line.
 pub fn parse_recipient(s: &str) -> Result<Box<dyn Recipient>, KeyError> {
     parse_public(s).map(|k| k.to_recipient())
 }
@@ -408,6 +466,18 @@ pub fn write_new_private_file(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipients_in_upper_case_are_read_and_mixed_case_is_not() {
+        let classic = x25519::Identity::generate().to_public().to_string();
+        let pq = pq::Identity::generate().to_public().to_string();
+        for recipient in [classic, pq] {
+            let upper = recipient.to_uppercase();
+            assert_eq!(parse_public(&upper).unwrap().to_string(), recipient);
+            let mixed = format!("{}{}", &upper[..8], &recipient[8..]);
+            assert!(parse_public(&mixed).is_err());
+        }
+    }
 
     #[test]
     fn identity_files_skip_comments_and_blank_lines_and_name_bad_lines() {

@@ -88,7 +88,10 @@ fn a_mixed_tree_round_trips_byte_for_byte_and_odd_entries_are_reported() {
             "seal: skipped in/link-inside:",
             "symbolic link, not followed",
         ])
-        .mentions(&["in/link-outside", "--follow-symlinks"]);
+        .mentions(&[
+            "in/link-outside",
+            "symbolic link to outside the input directory",
+        ]);
     for name in sealed_names("out/in") {
         assert!(dir.path(&name).is_file(), "{name:?}");
     }
@@ -625,4 +628,116 @@ fn a_single_file_takes_remove_source_but_not_the_batch_only_flags() {
         .fails(EXIT_USAGE)
         .mentions(&["a batch cannot write to standard output"]);
     assert_eq!(dir.listing(), listing);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 16: what a batch counts, leaves behind and suggests.
+
+#[test]
+fn signatures_beside_sealed_files_are_not_counted_as_files() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("a.txt", "a\n");
+    dir.mkdir("in");
+    dir.line("seal a.txt --to server.pub -o in/a.txt.age")
+        .run()
+        .ok();
+    dir.write("in/a.txt.age.sig", "a detached signature, not checked here");
+    dir.write("in/b.txt.age", "not age");
+    dir.write("in/b.txt.age.sig", "another");
+    let run = dir
+        .line("unseal in --key server.key -o out")
+        .run()
+        .fails(EXIT_BATCH);
+    run.mentions(&["unseal: error: 1 of 2 files failed"]);
+    // The signatures are still reported, as skipped.
+    assert_eq!(run.summary("unseal", " unsealed"), (1, 2, 1));
+    run.mentions(&["2 signatures"]);
+}
+
+#[test]
+fn directories_made_for_outputs_that_all_failed_are_removed_and_empty_inputs_mirrored() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.new_key("other");
+    dir.write("in/ok/a.txt", "a\n");
+    dir.write("in/bad/deeper/b.txt", "b\n");
+    dir.mkdir("in/empty");
+    dir.line("seal in/ok --to server.pub -o sealed/in")
+        .run()
+        .ok();
+    dir.line("seal in/bad --to other.pub -o sealed/in")
+        .run()
+        .ok();
+    dir.mkdir("sealed/in/empty");
+
+    let run = dir
+        .line("unseal sealed --key server.key -o plain")
+        .run()
+        .fails(EXIT_BATCH);
+    assert_eq!(run.summary("unseal", " unsealed"), (1, 0, 1));
+    assert_eq!(dir.read("plain/sealed/in/ok/a.txt"), b"a\n");
+    assert!(
+        dir.path("plain/sealed/in/empty").is_dir(),
+        "empty inputs are mirrored"
+    );
+    assert!(
+        !dir.exists("plain/sealed/in/bad"),
+        "no empty tree for failed files"
+    );
+
+    // A batch that writes nothing leaves nothing, its -o directory included...
+    let before = dir.listing();
+    dir.line("unseal sealed/in/bad --key server.key -o nothing")
+        .run()
+        .fails(EXIT_BATCH);
+    assert_eq!(dir.listing(), before);
+    // ...but a directory that was there before stays.
+    dir.mkdir("there");
+    dir.line("unseal sealed/in/bad --key server.key -o there")
+        .run()
+        .fails(EXIT_BATCH);
+    assert!(dir.path("there").is_dir());
+    assert_eq!(fs::read_dir(dir.path("there")).unwrap().count(), 0);
+}
+
+#[test]
+fn follow_symlinks_is_suggested_only_for_links_it_would_follow() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("secret.txt", "outside\n");
+    dir.write("in/a.txt", "a\n");
+    dir.symlink("a.txt", "in/inside");
+    dir.symlink("../secret.txt", "in/outside");
+    dir.symlink("missing", "in/dangling");
+    dir.mkdir("in/sub");
+    dir.symlink("..", "in/sub/up");
+    let run = dir.line("seal in --to server.pub -o out").run().ok();
+    run.mentions(&["seal: skipped in/inside: symbolic link, not followed (use --follow-symlinks)"])
+        .mentions(&["seal: skipped in/outside: symbolic link to outside the input directory"])
+        .mentions(&["seal: skipped in/dangling: symbolic link to nothing"])
+        .mentions(&["seal: skipped in/sub/up: symbolic link to a directory that contains it"]);
+    let hinted: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("--follow-symlinks"))
+        .collect();
+    assert_eq!(hinted.len(), 1, "{}", run.stderr);
+    assert_eq!(run.summary("seal", " sealed"), (1, 4, 0));
+}
+
+#[test]
+fn a_huge_thread_count_is_capped_in_batch_mode_too() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.write("in/a.txt", "a\n");
+    let run = dir
+        .line("seal in --to server.pub -o out --threads 100000")
+        .run()
+        .ok();
+    run.mentions(&[
+        "seal: warning: --threads 100000 is more than 4 per core",
+        "; using ",
+    ]);
+    assert!(dir.path("out/in/a.txt.age").is_file());
 }

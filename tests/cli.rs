@@ -784,8 +784,8 @@ fn usage_errors_are_exit_2_with_one_message_and_leave_nothing_behind() {
         ),
         (
             "seal plain.txt -r server.pub",
-            "invalid recipient \"server.pub\"",
-            None,
+            "-r: server.pub is a file, not a recipient",
+            Some("use -R server.pub (or --to server.pub)"),
         ),
         // A directory is batch mode (issue 3); a batch has no standard output to write to.
         (
@@ -1805,3 +1805,9 @@ mod signing;
 
 #[path = "cli/senders.rs"]
 mod senders;
+
+// ---------------------------------------------------------------------------------------------
+// Issue 16: rough edges of the command line
+
+#[path = "cli/rough_edges.rs"]
+mod rough_edges;

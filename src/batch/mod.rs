@@ -19,7 +19,8 @@
 //! through an [`Observer`], e.g. to remove them when a signal stops the process.
 //!
 //! Safety rules of the walk: symbolic links are not followed unless
-//! [`Options::follow_symlinks`], and then never to a target outside the input root; special
+//! [`Options::follow_symlinks`], and then never to a target outside the input root (a link
+//! is reported as a [`Skip`] that says whether following links would take it); special
 //! files are skipped; an output directory inside an input tree is not walked; file names are
 //! kept as bytes ([`std::ffi::OsStr`]), UTF-8 or not. Outputs are only ever written inside
 //! the output directory, whose subdirectories are created by this module and never followed
@@ -214,12 +215,15 @@ impl Outcome {
 pub enum Skip {
     /// Its output exists already (and `force` was not given).
     OutputExists,
-    /// A symbolic link, and links are not followed.
+    /// A symbolic link, not followed, that [`Options::follow_symlinks`] would follow.
     Symlink,
     /// A symbolic link to something outside the input root.
     SymlinkOutside,
     /// A symbolic link to a directory that contains it: following it would loop.
     SymlinkLoop,
+    /// A symbolic link, not followed, whose target is missing or cannot be read (followed,
+    /// it fails to read).
+    SymlinkBroken,
     /// A FIFO, socket or device.
     Special,
     /// Unsealing: the name does not end in `.age` (or is only `.age`).
@@ -243,6 +247,7 @@ impl Skip {
             Skip::Symlink => "symlink",
             Skip::SymlinkOutside => "symlink-outside-root",
             Skip::SymlinkLoop => "symlink-loop",
+            Skip::SymlinkBroken => "symlink-broken",
             Skip::Special => "special-file",
             Skip::NotAgeName => "not-age-name",
             Skip::AgeName => "age-name",
@@ -260,6 +265,7 @@ impl fmt::Display for Skip {
             Skip::Symlink => "symbolic link, not followed",
             Skip::SymlinkOutside => "symbolic link to outside the input directory",
             Skip::SymlinkLoop => "symbolic link to a directory that contains it (a loop)",
+            Skip::SymlinkBroken => "symbolic link to nothing (its target is missing or unreadable)",
             Skip::Special => "not a regular file (FIFO, socket or device)",
             Skip::NotAgeName => "name does not end in .age",
             Skip::AgeName => "already sealed (name ends in .age)",

@@ -8,6 +8,7 @@
 //! Rayon's work stealing interleaves the two: while one large file's chunk groups are being
 //! processed, idle threads take other files.
 
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::{self, BufReader, Read, Write};
@@ -39,7 +40,9 @@ pub const IN_MEMORY: u64 = 1 << 20;
 /// First the output directories are opened, each once (made below [`Options::output_dir`],
 /// never through a symbolic link: see [`OutputDirs`]), and cleared of temporary files that an
 /// earlier run left; then every job runs, writing only through those directory handles.
-/// `observer` hears each event as it happens.
+/// Last, the directories this run made for outputs that all failed are removed again, if
+/// empty: a batch that writes nothing leaves no empty tree behind (an empty input directory
+/// is still mirrored). `observer` hears each event as it happens.
 pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observer) -> Vec<Report> {
     let Plan {
         jobs,
@@ -66,6 +69,15 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
             report
         })
         .collect();
+    let mut worked = HashSet::new();
+    for job in &jobs {
+        for dir in job.output.ancestors().skip(1) {
+            if !worked.insert(dir) {
+                break;
+            }
+        }
+    }
+    dirs.remove_empty_made(|dir| worked.contains(dir));
     reports.extend(left_out);
     reports.sort_by(|a, b| a.source.cmp(&b.source));
     reports

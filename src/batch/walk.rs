@@ -129,7 +129,8 @@ impl Planner<'_> {
             let mut subdirs = Vec::new();
             for (name, file_type) in entries.drain(..) {
                 let path = dir.join(&name);
-                if let Some(meta) = self.entry(&path, &name, file_type, &canonical_root, &out) {
+                let at = (canonical_root.as_path(), ancestors.as_slice());
+                if let Some(meta) = self.entry(&path, &name, file_type, at, &out) {
                     let key = id(&meta);
                     if Some(key) == self.out_dir_id {
                         continue;
@@ -151,34 +152,42 @@ impl Planner<'_> {
         }
     }
 
-    /// Plans one directory entry; returns the metadata of a directory to walk into.
+    /// Plans one directory entry, in the directory whose `ancestors` (itself included) lie
+    /// under `root`; returns the metadata of a directory to walk into. A link that is not
+    /// followed is reported for what following it would do: [`Skip::Symlink`] only where
+    /// it would help.
     fn entry(
         &mut self,
         path: &Path,
         name: &OsStr,
         file_type: FileType,
-        root: &Path,
+        (root, ancestors): (&Path, &[(u64, u64)]),
         out: &Path,
     ) -> Option<Metadata> {
         let meta = if file_type.is_symlink() {
-            if !self.options.follow_symlinks {
-                self.skip(path, None, 0, Skip::Symlink);
-                return None;
-            }
+            let follow = self.options.follow_symlinks;
             let target = fs::canonicalize(path).and_then(|target| {
                 let meta = fs::metadata(&target)?;
                 Ok((target, meta))
             });
             match target {
-                Err(e) => {
+                Err(e) if follow => {
                     self.fail(path, 0, FileError::Read(e));
                     return None;
                 }
-                Ok((target, _)) if !target.starts_with(root) => {
-                    self.skip(path, None, 0, Skip::SymlinkOutside);
+                Ok((target, meta)) if follow && target.starts_with(root) => meta,
+                not_followed => {
+                    let skip = match not_followed {
+                        Err(_) => Skip::SymlinkBroken,
+                        Ok((target, _)) if !target.starts_with(root) => Skip::SymlinkOutside,
+                        Ok((_, meta)) if meta.is_dir() && ancestors.contains(&id(&meta)) => {
+                            Skip::SymlinkLoop
+                        }
+                        Ok(_) => Skip::Symlink,
+                    };
+                    self.skip(path, None, 0, skip);
                     return None;
                 }
-                Ok((_, meta)) => meta,
             }
         } else {
             match fs::symlink_metadata(path) {

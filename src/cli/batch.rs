@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use clap::Args;
-use indicatif::{HumanBytes, HumanDuration, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanBytes, HumanDuration, ProgressBar};
 
 use super::failure::{describe_io, ExitCode, Failure};
 use super::paths::{Destination, Source};
@@ -31,21 +31,29 @@ use crate::sender::Verdict;
 #[derive(Args, Debug, Default)]
 #[command(next_help_heading = "Batch mode (a directory, or several inputs)")]
 pub struct Flags {
-    /// Write a report to standard output: one JSON object per file (path, output, bytes,
-    /// outcome, reason, error, code) as it finishes, then a summary object.
+    /// Report each file as a JSON line on standard output
+    ///
+    /// JSON Lines: one object per file (path, output, bytes, outcome, reason, error, code) as
+    /// it finishes, then a summary object.
     #[arg(long)]
     pub json: bool,
 
-    /// Show progress even when standard error is not a terminal (as a line every second).
+    /// Show progress even off a terminal
+    ///
+    /// When standard error is not a terminal: a line every second.
     #[arg(long, conflicts_with = "quiet")]
     pub progress: bool,
 
-    /// Remove each input after its output is written, fsync'ed and renamed into place (also
-    /// for a single file).
+    /// Remove each input once its output is safe
+    ///
+    /// Once its output is written, fsync'ed and renamed into place; also for a single file.
     #[arg(long)]
     pub remove_source: bool,
 
-    /// Follow symbolic links inside input directories (never to outside the directory).
+    /// Follow symbolic links inside input directories
+    ///
+    /// Never to outside the directory, nor to a directory that contains the link. Without
+    /// it, links are skipped, and the message suggests this flag for those it would follow.
     #[arg(long)]
     pub follow_symlinks: bool,
 }
@@ -160,6 +168,9 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         Keys::Recipients(_) => Direction::Seal,
         Keys::Identities(_) => Direction::Unseal,
     };
+    if let Some(out) = &command.shared.output {
+        check_output_dir(out, direction, command.inputs)?;
+    }
     let options = Options {
         direction,
         output_dir: command.shared.output,
@@ -182,7 +193,8 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         (false, true, false) => Show::Lines,
         (false, false, false) => Show::Nothing,
     };
-    let files = (plan.jobs.len() + plan.left_out.len()) as u64;
+    let signatures = plan.left_out.iter().filter(|r| is_signature(r)).count();
+    let files = (plan.jobs.len() + plan.left_out.len() - signatures) as u64;
     let reporter = Reporter {
         program,
         direction,
@@ -215,6 +227,28 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
     reporter.finish(started.elapsed(), command.shared.force)
 }
 
+/// The `-o` of a batch names a directory, existing or new (it is made). An existing file is
+/// refused, and so is a new `NAME.age` when sealing: it reads as one sealed file
+/// (`seal DIR -o single.age` made a directory of that name without a word).
+fn check_output_dir(out: &Path, direction: Direction, inputs: &[PathBuf]) -> Result<(), Failure> {
+    let batch = "a batch (a directory, or several inputs) writes into -o DIRECTORY";
+    match std::fs::metadata(out) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Failure::usage("not a directory").about(out).hint(batch)),
+        Err(_) if direction == Direction::Seal && out.extension().is_some_and(|e| e == "age") => {
+            let inputs: Vec<String> = inputs.iter().map(|p| crate::shown::path(p)).collect();
+            Err(Failure::usage("a batch writes into a directory, not one sealed file")
+                .about(out)
+                .hint(format!(
+                    "to seal it all into one file: tar c {} | seal --to KEY -o {}; to use the name for a directory, make it first",
+                    inputs.join(" "),
+                    crate::shown::path(out)
+                )))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
 /// How progress is shown.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Show {
@@ -241,16 +275,10 @@ struct Progress {
 impl Progress {
     fn new(show: Show, files: u64, total: u64) -> Progress {
         let bar = (show == Show::Bar).then(|| {
-            let style = ProgressStyle::with_template(
-                "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> ");
-            let bar =
-                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(8));
-            bar.set_style(style);
+            let template =
+                "{prefix} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {wide_msg}";
+            let bar = super::progress::bar(Some(total), template);
             bar.set_prefix(format!("0/{files} files"));
-            bar.enable_steady_tick(Duration::from_millis(125));
             bar
         });
         Progress {
@@ -343,6 +371,8 @@ struct Tally {
     /// Skips too common to list one by one (outputs that exist, names of the other
     /// direction), counted by kind.
     quiet_skips: Vec<(Skip, u64)>,
+    /// The files of the batch: every report but those of signatures.
+    files: u64,
     removed_partials: u64,
 }
 
@@ -391,11 +421,15 @@ impl Reporter {
     }
 
     fn finished(&self, report: &Report) {
-        self.progress.file_done(&report.source);
+        let file = !is_signature(report);
+        if file {
+            self.progress.file_done(&report.source);
+        }
         let mut listed = true;
         {
             let mut tally = self.tally();
             tally.summary.add(report);
+            tally.files += u64::from(file);
             if let Outcome::Skipped(skip) = report.outcome {
                 if is_common(skip) {
                     listed = false;
@@ -500,7 +534,7 @@ impl Reporter {
             }
         }
         if s.failed > 0 {
-            let total = s.done + s.skipped + s.failed;
+            let total = tally.files;
             let files = if total == 1 { "file" } else { "files" };
             return Err(Failure::new(
                 ExitCode::Batch,
@@ -509,6 +543,12 @@ impl Reporter {
         }
         Ok(())
     }
+}
+
+/// A detached signature met beside its sealed file (`NAME.age.sig`): reported, as skipped,
+/// but it goes with its file and is not counted as one of the batch's files.
+fn is_signature(report: &Report) -> bool {
+    matches!(report.outcome, Outcome::Skipped(Skip::Signature))
 }
 
 /// Skips that a re-run, or a tree holding both directions, produces by the thousand: counted,

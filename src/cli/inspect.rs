@@ -130,13 +130,13 @@ fn to_text(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool)
     }
     let _ = writeln!(out, "stanzas: {}", info.stanzas.len());
     for (i, (stanza, found)) in info.stanzas.iter().zip(matches).enumerate() {
-        let _ = writeln!(
-            out,
-            "  {}. {}, recipient: {}",
-            i + 1,
-            crate::shown::escape(stanza.kind.as_bytes()),
-            crate::shown::escape(stanza.target().as_bytes())
-        );
+        let kind = crate::shown::escape(stanza.kind.as_bytes());
+        let target = crate::shown::escape(stanza.target().as_bytes());
+        if stanza.signer().is_some() {
+            let _ = writeln!(out, "  {}. {kind}: {target}", i + 1);
+            continue;
+        }
+        let _ = writeln!(out, "  {}. {kind}, recipient: {target}", i + 1);
         if keyed {
             match found.as_slice() {
                 [] => {
@@ -194,8 +194,13 @@ fn to_json(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool)
             None => out.push_str("null"),
         }
         out.push_str(",\"recipient\":");
-        json_string(&mut out, &stanza.target());
-        if keyed {
+        if let Some(signer) = stanza.signer() {
+            out.push_str("null,\"signer\":");
+            json_string(&mut out, signer);
+        } else {
+            json_string(&mut out, &stanza.target());
+        }
+        if keyed && stanza.signer().is_none() {
             out.push_str(",\"opens_with\":[");
             for (j, key) in found.iter().enumerate() {
                 if j > 0 {

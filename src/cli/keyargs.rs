@@ -16,12 +16,14 @@ use crate::recipient::{Identity, Recipient};
 /// asked on the terminal, when there is one.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct PassphraseFlags {
-    /// Read the passphrase of protected OpenSSH keys from the first line of this file
-    /// (for unattended servers; keep it 0600).
+    /// Passphrase of protected OpenSSH keys, from FILE
+    ///
+    /// Its first line, for unattended servers; keep the file 0600. Without this flag or the
+    /// next, the passphrase is asked on the terminal.
     #[arg(long, value_name = "FILE", conflicts_with = "key_passphrase_env")]
     pub key_passphrase_file: Option<PathBuf>,
 
-    /// Read the passphrase of protected OpenSSH keys from this environment variable.
+    /// Passphrase of protected OpenSSH keys, from VAR
     #[arg(long, value_name = "VAR")]
     pub key_passphrase_env: Option<String>,
 }
@@ -59,13 +61,21 @@ impl PassphraseFlags {
     }
 }
 
-/// A `--to` value that is a recipient itself rather than a file naming recipients.
+/// A `--to` or `-R` value that is a recipient itself rather than a file naming recipients
+/// (`AGE1...` too: Bech32 may be all upper case).
 fn is_literal(value: &str) -> bool {
-    value.starts_with("age1") || value.starts_with("ssh-rsa ") || value.starts_with("ssh-ed25519 ")
+    let value = value.trim();
+    value
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("age1"))
+        || value.starts_with("ssh-rsa ")
+        || value.starts_with("ssh-ed25519 ")
 }
 
 /// Recipients from `--to` (a recipients file, or a literal `age1...` or `ssh-...` key that
-/// names no file), `-r` (literals) and `-R` (files).
+/// names no file), `-r` (literals) and `-R` (files). A literal is read without the spaces and
+/// line ends around it, as pasted. A file given to `-r`, or a recipient to `-R`, is refused
+/// with a hint naming the flag that takes it (`--to` takes either).
 pub fn recipients(
     to: &[String],
     literals: &[String],
@@ -75,17 +85,31 @@ pub fn recipients(
     for value in to {
         not_a_secret("--to", value)?;
         if is_literal(value) && !Path::new(value).exists() {
-            out.push(keys::parse_recipient(value)?);
+            out.push(keys::parse_recipient(value.trim())?);
         } else {
             out.extend(recipients_file(Path::new(value))?);
         }
     }
     for value in literals {
         not_a_secret("-r", value)?;
-        out.push(keys::parse_recipient(value)?);
+        let parsed = keys::parse_recipient(value.trim());
+        if parsed.is_err() && Path::new(value).is_file() {
+            let name = crate::shown::path(Path::new(value));
+            return Err(
+                Failure::usage(format!("-r: {name} is a file, not a recipient")).hint(format!(
+                    "use -R {name} (or --to {name}) for the recipients in a file"
+                )),
+            );
+        }
+        out.push(parsed?);
     }
     for path in files {
-        not_a_secret("-R", &path.to_string_lossy())?;
+        let value = path.to_string_lossy();
+        not_a_secret("-R", &value)?;
+        if is_literal(&value) && !path.exists() {
+            return Err(Failure::usage("-R: this is a recipient, not a file")
+                .hint("use -r RECIPIENT (or --to, which takes a file or a recipient)"));
+        }
         out.extend(recipients_file(path)?);
     }
     if out.is_empty() {
@@ -165,10 +189,7 @@ pub fn identity_file(
     let parsed = keys::parse_identity_file_with(&text, &mut ask).map_err(|e| {
         let needed = matches!(e, KeyError::PassphraseNeeded);
         let failure = Failure::from(e).about(path);
-        let public = text.trim_start().starts_with("age1")
-            || text.trim_start().starts_with("ssh-")
-            || text.contains("PUBLIC KEY-----");
-        if public {
+        if keys::KeyFileKind::of(&text) == Some(keys::KeyFileKind::Public) {
             failure.hint("this is a public key: --key needs the private key file")
         } else if needed {
             failure.hint("use --key-passphrase-file FILE or --key-passphrase-env VAR")
@@ -180,11 +201,17 @@ pub fn identity_file(
     Ok(parsed)
 }
 
+/// Whether a file holding a secret lets group or others in: a regular file whose mode
+/// gives them any permission.
+pub fn exposed(meta: &fs::Metadata) -> bool {
+    meta.is_file() && meta.permissions().mode() & 0o077 != 0
+}
+
 /// Warns (on stderr) when a secret file (`what`: "private key", "passphrase file") is readable
 /// by group or others.
 pub fn warn_if_exposed(program: &str, path: &Path, what: &str) {
     if let Ok(meta) = fs::metadata(path) {
-        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        if exposed(&meta) {
             say!(
                 "{program}: warning: {}: {what} is readable by group or others; run chmod 600",
                 crate::shown::path(path)

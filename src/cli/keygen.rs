@@ -1,13 +1,14 @@
 //! `seal-keygen`: make a server key pair, or print the public half of one.
 
 use std::io::{self, IsTerminal, Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
 use zeroize::Zeroizing;
 
 use super::failure::{ExitCode, Failure};
-use super::keyargs::PassphraseFlags;
+use super::keyargs::{exposed, PassphraseFlags};
 use super::paths::STDOUT;
 use super::run;
 use crate::error::KeyError;
@@ -16,6 +17,15 @@ use crate::ssh;
 use crate::{pq, x25519};
 
 const EXAMPLES: &str = "\
+Examples:
+  seal-keygen -o server.key       writes server.key (0600) and server.pub
+  seal-keygen -y server.key       prints the public key (of any supported key file)
+  seal-keygen --client alice >> allowed_signers
+                                  a client key pair for alice, and the server's line for it
+
+More examples, and every flag in full: man seal-keygen";
+
+const LONG_EXAMPLES: &str = "\
 Examples:
   seal-keygen -o server.key       writes server.key (0600) and server.pub
   seal-keygen --pq -o server.key  the same, a post-quantum key (age1pq1...)
@@ -41,17 +51,23 @@ pub enum KeyType {
     Pq,
 }
 
-/// Make server key pairs for seal and unseal, or show the public key or fingerprint of one.
+/// Make server key pairs for seal and unseal, or show the public key or fingerprint of one
 #[derive(Parser, Debug)]
-#[command(name = "seal-keygen", version, after_help = EXAMPLES)]
+#[command(name = "seal-keygen", version, after_help = EXAMPLES, after_long_help = LONG_EXAMPLES)]
+#[command(disable_help_flag = true)]
 pub struct Args {
-    /// Write the private key here (created 0600, never over an existing file) and the public
-    /// key beside it (NAME.pub for NAME.key, else OUTPUT.pub).
+    /// Write the private key here, the public key beside it
+    ///
+    /// The private key is created 0600, never over an existing file; the public key is
+    /// NAME.pub for NAME.key, else OUTPUT.pub. Without -o, the private key goes to standard
+    /// output, with a warning if that is a file others can read.
     #[arg(short, long, value_name = "OUTPUT", conflicts_with_all = ["public", "fingerprint"])]
     pub output: Option<PathBuf>,
 
-    /// The kind of key pair to make. RSA and Ed25519 keys are written in the OpenSSH formats,
-    /// so ssh-keygen, age and rage read them too.
+    /// The kind of key pair to make
+    ///
+    /// RSA and Ed25519 keys are written in the OpenSSH formats, so ssh-keygen, age and rage
+    /// read them too.
     #[arg(
         short = 't',
         long = "type",
@@ -60,36 +76,45 @@ pub struct Args {
     )]
     pub key_type: KeyType,
 
-    /// RSA modulus size in bits.
+    /// RSA modulus size in bits
     #[arg(short, long, value_name = "BITS", default_value = "3072",
           value_parser = [clap::builder::PossibleValue::new("2048"), "3072".into(), "4096".into()])]
     pub bits: String,
 
-    /// Comment for a new OpenSSH key (shown after the public key).
+    /// Comment for a new OpenSSH key
+    ///
+    /// Shown after the public key.
     #[arg(short = 'C', long, value_name = "COMMENT", default_value = "")]
     pub comment: String,
 
-    /// Make a post-quantum key: ML-KEM-768 + X25519 hybrid (age's `age1pq1...` keys, which Go
-    /// age 1.3 and later reads). Files sealed to it stay safe from a future quantum computer.
-    /// The same as --type pq.
+    /// Make a post-quantum key (the same as --type pq)
+    ///
+    /// ML-KEM-768 + X25519 hybrid: age's `age1pq1...` keys, which Go age 1.3 and later reads.
+    /// Files sealed to it stay safe from a future quantum computer.
     #[arg(long, conflicts_with_all = ["public", "fingerprint"])]
     pub pq: bool,
 
-    /// Print the public key of each private key in this key file (`-` for standard input):
-    /// age identity files, OpenSSH, PKCS#1 and PKCS#8 private keys.
+    /// Print the public key of a key file (`-`: standard input)
+    ///
+    /// Of each private key in it: age identity files, OpenSSH, PKCS#1 and PKCS#8 private
+    /// keys.
     #[arg(short = 'y', value_name = "KEY", conflicts_with = "fingerprint")]
     pub public: Option<PathBuf>,
 
-    /// Print the SHA-256 fingerprint of each key in this key file, private or public: for SSH
-    /// keys exactly as `ssh-keygen -l` does; for age keys `SHA256:` and the base64 of SHA-256
-    /// of the `age1...` recipient.
+    /// Print the SHA-256 fingerprint of each key in FILE
+    ///
+    /// Private or public keys: for SSH keys exactly as `ssh-keygen -l` prints it; for age
+    /// keys `SHA256:` and the base64 of SHA-256 of the `age1...` recipient.
     #[arg(long, value_name = "FILE")]
     pub fingerprint: Option<PathBuf>,
 
-    /// Make a client key for NAME, who signs what they seal (seal --sign-with): an Ed25519
-    /// OpenSSH key pair, NAME.key (0600, to hand to the user; or -o PATH) and the public key
-    /// beside it, and print the line for the server's allowed-signers list
-    /// (unseal --allowed-signers).
+    /// Make a client key pair for NAME, who signs what they seal
+    ///
+    /// The client signs what they seal (seal --sign-with). An Ed25519 OpenSSH key pair:
+    /// NAME.key (0600, to hand to the user; or -o PATH) and the public key beside it; the
+    /// line for the server's allowed signers list (unseal --allowed-signers) goes to standard
+    /// output. NAME is the signer's name in that list and the file's name: letters, digits,
+    /// `.`, `_`, `-` and `@`, not starting with `.` or `-`.
     #[arg(long, value_name = "NAME", conflicts_with_all = ["public", "fingerprint", "pq", "key_type"])]
     pub client: Option<String>,
 
@@ -97,6 +122,10 @@ pub struct Args {
     /// --key-passphrase-file or --key-passphrase-env.
     #[command(flatten)]
     pub passphrase: PassphraseFlags,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub help: super::HelpFlag,
 }
 
 /// The `seal-keygen` binary.
@@ -171,6 +200,7 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
             if !io::stdout().is_terminal() {
                 say!("Public key: {public}");
             }
+            warn_if_stdout_exposed();
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())
                 .and_then(|()| out.flush())
@@ -178,6 +208,21 @@ pub fn keygen(args: Args) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Warns when the private key goes to a regular file that group or others can read
+/// (`seal-keygen > key.txt` under the usual umask), as age-keygen does.
+fn warn_if_stdout_exposed() {
+    let stdout = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from);
+    if stdout
+        .and_then(|file| file.metadata())
+        .is_ok_and(|meta| exposed(&meta))
+    {
+        say!("seal-keygen: warning: standard output: writing a secret key to a file that group or others can read; run chmod 600 on it");
+    }
 }
 
 /// Writes a new private key file (0600) and its public key beside it, never over anything.
@@ -197,12 +242,10 @@ fn write_pair(path: &Path, text: &str, public: &str) -> Result<(), Failure> {
 /// `--client NAME`: an Ed25519 client key pair, and the allowed-signers line for it, limited
 /// to the `seal` namespace, on standard output.
 fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
-    // The name becomes the principal of an allowed-signers line: one plain word.
-    let plain = |c: char| c.is_ascii_graphic() && !matches!(c, ',' | '"' | '#' | '*' | '?' | '!');
-    if name.is_empty() || !name.chars().all(plain) {
+    if !is_client_name(name) {
         return Err(
             Failure::usage(format!("client name {name:?} cannot be a signer name")).hint(
-                "use letters, digits and punctuation such as . _ - @, without spaces or commas",
+                "use letters, digits, '.', '_', '-' and '@', not starting with '.' or '-', without spaces or slashes",
             ),
         );
     }
@@ -226,6 +269,14 @@ fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
     );
     let namespace = crate::sshsig::NAMESPACE;
     print_line(&format!("{name} namespaces=\"{namespace}\" {public}"))
+}
+
+/// A client name is the principal of an allowed-signers line and the name of the key file
+/// (`NAME.key`, in the working directory): one plain word of ASCII letters, digits, `.`, `_`,
+/// `-` and `@`, not starting with `.` (no hidden file, no `..`) or `-` (no option).
+fn is_client_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@');
+    !name.starts_with(['.', '-']) && !name.is_empty() && name.chars().all(allowed)
 }
 
 /// The passphrase to protect a new SSH key with, if the flags give one.
@@ -339,6 +390,33 @@ mod tests {
         );
         assert_eq!(public_path(Path::new("server")), Path::new("server.pub"));
         assert_eq!(public_path(Path::new("a.txt")), Path::new("a.txt.pub"));
+    }
+
+    #[test]
+    fn client_names_are_plain_words() {
+        for good in [
+            "alice",
+            "a",
+            "alice.smith@example.com",
+            "build_bot-2",
+            "a..b",
+        ] {
+            assert!(is_client_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../evil",
+            "a/b",
+            ".hidden",
+            "-x",
+            "a b",
+            "a,b",
+            "caf\u{e9}",
+        ] {
+            assert!(!is_client_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -39,36 +39,66 @@ pub mod unseal;
 pub use batch::Flags as BatchFlags;
 pub use failure::{ExitCode, Failure};
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process;
 
 /// The flags `seal` and `unseal` share, in one file or in batch mode.
+///
+/// Help texts: the first paragraph is the one-line `--help` (`-h` and `--help` both print the
+/// short help, [`HelpFlag`]); the whole text goes to the man page (`cargo run --example
+/// gen-docs`).
 #[derive(clap::Args, Debug)]
 pub struct Shared {
-    /// Where to write: a file, or `-` for standard output. Default: beside the input (`seal`
-    /// adds `.age`, `unseal` strips it), or standard output when reading standard input.
-    /// In batch mode: the directory to mirror the inputs under (default: beside them).
+    /// Output file, directory, or `-` for standard output
+    ///
+    /// Default: beside the input (`seal` adds `.age`, `unseal` strips it), or standard output
+    /// when reading standard input. An existing directory takes the output under the name it
+    /// would have beside the input, as `cp` places a file (`seal report.pdf -o /upload`
+    /// writes /upload/report.pdf.age).
+    ///
+    /// In batch mode: the directory to mirror the inputs under (default: beside them), made if
+    /// missing. It must be a directory: an existing file is refused, and so is a missing
+    /// `NAME.age` given to seal, which reads as one sealed file (to seal a directory into one
+    /// file, use tar; to use such a name for a directory, make it first).
     #[arg(short, long, value_name = "OUTPUT")]
     pub output: Option<PathBuf>,
 
-    /// Overwrite an output file that exists.
+    /// Overwrite outputs that exist
     #[arg(short, long)]
     pub force: bool,
 
-    /// Worker threads; 0 means one per core, 1 the sequential path; at most 4 per core
-    /// (more is capped, with a warning).
+    /// Worker threads: 0 one per core, 1 sequential
+    ///
+    /// At most 4 per core: more is capped, with a warning.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
 
-    /// Read the input as one stream instead of with positioned reads on every core (the
-    /// name is historical: no input is memory-mapped).
+    /// Read the input as one stream
+    ///
+    /// Instead of with positioned reads on every core (the name is historical: no input is
+    /// memory-mapped).
     #[arg(long)]
     pub no_mmap: bool,
 
-    /// No progress bar (it is shown only on a terminal, for large inputs); in batch mode, no
-    /// summary or notes either, only errors.
+    /// No progress bar; in batch mode, errors only
+    ///
+    /// The bar is shown only on a terminal, for large inputs. In batch mode, no summary or
+    /// notes either.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// age's `-e`/`--encrypt`: `seal` encrypts anyway; `unseal` points to `seal`.
+    #[arg(short = 'e', long, hide = true)]
+    pub encrypt: bool,
+
+    /// age's `-d`/`--decrypt`: `unseal` decrypts anyway; `seal` points to `unseal`.
+    #[arg(short = 'd', long, hide = true)]
+    pub decrypt: bool,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub help: HelpFlag,
 }
 
 impl Shared {
@@ -84,6 +114,30 @@ impl Shared {
             self.threads = max;
         }
     }
+
+    /// age's `-e` and `-d`, as scripts written for age pass them: the direction `program`
+    /// goes is accepted and changes nothing; the other one is refused, naming the tool that
+    /// goes that way.
+    pub fn check_direction(&self, program: &str) -> Result<(), Failure> {
+        let (wrong, verb, other) = match program {
+            "seal" => (self.decrypt, "decrypt", "unseal"),
+            _ => (self.encrypt, "encrypt", "seal"),
+        };
+        match wrong {
+            true => Err(Failure::usage(format!("{program} does not {verb}"))
+                .hint(format!("to {verb}, use {other}"))),
+            false => Ok(()),
+        }
+    }
+}
+
+/// `-h` and `--help`: both print the short help, one line per flag, as age's does; every
+/// detail is in the man page. (Clap's own flag prints the long help for `--help`.)
+#[derive(clap::Args, Debug)]
+pub struct HelpFlag {
+    /// Print help
+    #[arg(short = 'h', long = "help", action = clap::ArgAction::HelpShort)]
+    help: Option<bool>,
 }
 
 /// Worker threads per core at most. The work is CPU-bound (ChaCha20-Poly1305, scrypt,
@@ -99,10 +153,18 @@ fn max_threads() -> (usize, usize) {
     (THREADS_PER_CORE * cores, cores)
 }
 
-/// The command line, parsed by clap; a clap error that would repeat a secret (a private key
-/// given as an argument clap does not expect) is printed with the secret replaced by its kind.
+/// The command line, parsed by clap. A long option typed with one dash is refused first
+/// (see [`one_dash_long`]); a clap error that would repeat a secret (a private key given as
+/// an argument clap does not expect) is printed with the secret replaced by its kind.
 fn parse_args<A: clap::Parser>() -> A {
-    A::try_parse().unwrap_or_else(|e| {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut command = A::command();
+    command.build();
+    if let Some(failure) = one_dash_long(&command, args.get(1..).unwrap_or_default()) {
+        failure.print(command.get_name());
+        process::exit(ExitCode::Usage as i32);
+    }
+    A::try_parse_from(args).unwrap_or_else(|e| {
         let text = e.render().to_string();
         if let std::borrow::Cow::Owned(redacted) = crate::shown::redact(&text) {
             use std::io::Write as _;
@@ -111,6 +173,27 @@ fn parse_args<A: clap::Parser>() -> A {
         }
         e.exit()
     })
+}
+
+/// `-to`, `-key`, `-output`: a long option of `command` typed with one dash (before any
+/// `--`). Clap would read `-to` as `-t o` and seal to a file named `o`; Go age refuses
+/// `-to` too. The value after a `=` is not repeated: it may be a secret.
+fn one_dash_long(command: &clap::Command, args: &[OsString]) -> Option<Failure> {
+    let is_long = |name: &str| {
+        command.get_arguments().any(|arg| {
+            arg.get_long() == Some(name) || arg.get_all_aliases().is_some_and(|a| a.contains(&name))
+        })
+    };
+    let name = args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .filter_map(|arg| arg.to_str()?.strip_prefix('-'))
+        .filter(|word| !word.starts_with('-'))
+        .map(|word| word.split('=').next().unwrap_or(word))
+        .find(|name| name.len() > 1 && is_long(name))?;
+    Some(Failure::usage(format!(
+        "-{name}: long options take two dashes: --{name}"
+    )))
 }
 
 /// Builds a rayon pool of `threads` threads (0 = one per core) and runs `f` in it.

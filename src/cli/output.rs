@@ -30,6 +30,7 @@ pub fn install_interrupt_handler(program: &str) {
         for path in pending.iter() {
             let _ = std::fs::remove_file(path);
         }
+        super::progress::clear_all();
         say!("{program}: error: interrupted; no partial output was left behind");
         std::process::exit(ExitCode::Interrupted as i32);
     });

@@ -107,6 +107,27 @@ fn refuse_input(source: &Source, output: &Path) -> Result<(), Failure> {
     }
 }
 
+/// The output for `-o DIR`, an existing directory: the file the default output names, in
+/// `dir`. Standard input, or an input whose output name is unknown, names none.
+fn into_dir(
+    dir: &Path,
+    default: impl FnOnce() -> Result<Option<PathBuf>, Failure>,
+) -> Result<PathBuf, Failure> {
+    let hint = format!("name the file: -o {}/NAME", crate::shown::path(dir));
+    let name = match default() {
+        Ok(path) => path.and_then(|path| path.file_name().map(|name| name.to_owned())),
+        Err(failure) => return Err(failure.hint(hint)),
+    };
+    match name {
+        Some(name) => Ok(dir.join(name)),
+        None => Err(Failure::usage(
+            "is a directory, and standard input has no name to give a file in it",
+        )
+        .about(dir)
+        .hint(hint)),
+    }
+}
+
 /// Where the output goes.
 pub enum Destination {
     /// Standard output.
@@ -116,8 +137,10 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// `-o -` means standard output; `-o PATH` a file; without `-o`, `default` decides. An
-    /// output that is the input `source` itself is refused before anything is made.
+    /// `-o -` means standard output; `-o PATH` a file, or, if PATH is an existing directory,
+    /// the file in it that `default` names (as `cp` places a file); without `-o`, `default`
+    /// decides. An output that is the input `source` itself is refused before anything is
+    /// made.
     pub fn new(
         output: Option<PathBuf>,
         default: impl FnOnce() -> Result<Option<PathBuf>, Failure>,
@@ -126,6 +149,7 @@ impl Destination {
     ) -> Result<Destination, Failure> {
         let path = match output {
             Some(path) if path.as_os_str() == "-" => None,
+            Some(dir) if dir.is_dir() => Some(into_dir(&dir, default)?),
             Some(path) => Some(path),
             None => default()?,
         };

@@ -17,68 +17,103 @@ use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::armor::ArmoredWriter;
 use crate::batch::Keys;
+use crate::keys::KeyFileKind;
 use crate::sshsig::{Digest, Hasher, SigningKey};
 use crate::{scrypt, Encryptor, Recipient};
 
 const EXAMPLES: &str = "\
 Examples:
   seal report.pdf --to server.pub           writes report.pdf.age
+  tar c docs | seal --to server.pub > docs.tar.age
+  seal outbox --to server.pub -o /upload    a whole tree, in batch mode
+
+More examples, and every flag in full: man seal";
+
+const LONG_EXAMPLES: &str = "\
+Examples:
+  seal report.pdf --to server.pub           writes report.pdf.age
   seal report.pdf --to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
   tar c docs | seal --to server.pub > docs.tar.age
   seal big.iso --to server.pub -o /upload/big.iso.age --threads 4
+  seal big.iso --to server.pub -o /upload   writes /upload/big.iso.age
   seal outbox --to server.pub -o /upload    a whole tree, in batch mode
   seal notes.txt --passphrase               asks for a passphrase, twice
   seal notes.txt -a --to server.pub -o -    ASCII armor, for email or a terminal
   seal report.pdf --to server.pub --sign-with alice.key
-                                            also writes report.pdf.age.sig, signed by alice";
+                                            also writes report.pdf.age.sig, signed by alice
 
-/// Seal files to a server's public key, in the age v1 format.
+age's -e (--encrypt) is accepted, and changes nothing.";
+
+/// Seal files to a server's public key, in the age v1 format
 #[derive(Parser, Debug)]
-#[command(name = "seal", version, after_help = EXAMPLES)]
+#[command(name = "seal", version, after_help = EXAMPLES, after_long_help = LONG_EXAMPLES)]
+#[command(disable_help_flag = true)]
 #[command(group(clap::ArgGroup::new("passphrase_source").args(["passphrase", "passphrase_file"])))]
 pub struct Args {
-    /// File to seal; `-` or none reads standard input. Directories, or several inputs, are
-    /// sealed in batch mode: each file to FILE.age, mirrored under `-o DIRECTORY` if given.
+    /// Files or directories to seal (none or `-`: standard input)
+    ///
+    /// Directories, or several inputs, are sealed in batch mode: each file to FILE.age,
+    /// mirrored under `-o DIRECTORY` if given.
     #[arg(value_name = "INPUT")]
     pub input: Vec<PathBuf>,
 
-    /// Seal to a recipients file (such as server.pub) or to a literal `age1...` recipient.
-    /// Repeatable.
+    /// Seal to a recipients file (server.pub) or a recipient
+    ///
+    /// A file of recipients (one per line, or a PEM public key), or a literal `age1...` or
+    /// `ssh-...` recipient that names no file. Repeatable.
     #[arg(short = 't', long = "to", value_name = "FILE|RECIPIENT")]
     pub to: Vec<String>,
 
-    /// Seal to a literal recipient, as `age -r` does. Repeatable.
+    /// Seal to a recipient (age1...), as `age -r`
+    ///
+    /// Repeatable. Spaces and line ends around it (as pasted) are left out, and an `AGE1...`
+    /// recipient in upper case is read as Bech32 allows. A file given here is refused, with
+    /// a hint: -R and --to take files.
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     pub recipient: Vec<String>,
 
-    /// Seal to the recipients listed in a file, as `age -R` does. Repeatable.
+    /// Seal to the recipients in a file, as `age -R`
+    ///
+    /// Repeatable. A recipient given here is refused, with a hint: -r and --to take
+    /// recipients.
     #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
     pub recipients_file: Vec<PathBuf>,
 
-    /// Seal with a passphrase instead of keys, asked twice on the terminal (no echo).
+    /// Seal with a passphrase, asked on the terminal
+    ///
+    /// Instead of keys; asked twice, without echo.
     #[arg(short = 'p', long, conflicts_with = "passphrase_file")]
     pub passphrase: bool,
 
-    /// Seal with the passphrase in FILE (its contents, without a final newline), for scripts.
+    /// Seal with the passphrase in FILE
+    ///
+    /// Its contents, without a final newline: for scripts.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 
-    /// The passphrase's scrypt work factor, log2 of N: each step doubles the time and memory
-    /// it takes to try a passphrase. 18 (age's choice: about a second, 256 MiB) by default;
-    /// unseal and age refuse more than 22.
+    /// The passphrase's scrypt work factor
+    ///
+    /// log2 of scrypt's N: each step doubles the time and memory it takes to try a
+    /// passphrase. 18 (age's choice: about a second, 256 MiB) by default; unseal and age
+    /// refuse more than 22.
     #[arg(long, value_name = "LOG2N", default_value_t = scrypt::DEFAULT_WORK_FACTOR,
           value_parser = clap::value_parser!(u8).range(1..=22), requires = "passphrase_source")]
     pub work_factor: u8,
 
-    /// Write ASCII armor (PEM-like text, `-----BEGIN AGE ENCRYPTED FILE-----`) instead of
-    /// binary; one file at a time.
+    /// Write ASCII armor instead of binary
+    ///
+    /// PEM-like text, `-----BEGIN AGE ENCRYPTED FILE-----`, for email or a terminal; one
+    /// file at a time.
     #[arg(short = 'a', long)]
     pub armor: bool,
 
-    /// Sign the sealed file with this client key (an OpenSSH Ed25519 private key, such as
-    /// `seal-keygen --client` makes, or an RSA one of 2048 bits or more): writes the detached
-    /// signature OUTPUT.sig (SSHSIG, namespace `seal`, which `ssh-keygen -Y verify -n seal`
-    /// checks too) and names the signer in the file's header. In batch mode, every output.
+    /// Sign with a client key too, into OUTPUT.sig
+    ///
+    /// KEY is an OpenSSH Ed25519 private key, such as `seal-keygen --client` makes, or an RSA
+    /// one of 2048 bits or more. The detached signature OUTPUT.sig is SSHSIG, namespace
+    /// `seal`, which `ssh-keygen -Y verify -n seal` checks too; the file's header names the
+    /// signer. In batch mode, every output is signed. A public key, an age identity or a PEM
+    /// key given here is named for what it is.
     #[arg(long, value_name = "KEY")]
     pub sign_with: Option<PathBuf>,
 
@@ -104,6 +139,7 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs `seal` with parsed arguments.
 pub fn seal(args: Args) -> Result<(), Failure> {
+    args.shared.check_direction("seal")?;
     if args.sign_with.is_some() && (args.passphrase || args.passphrase_file.is_some()) {
         return Err(
             Failure::usage("--sign-with cannot be combined with a passphrase")
@@ -245,12 +281,23 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     }
 }
 
-/// The client key of `--sign-with`, asking for its passphrase if it has one.
+/// The client key of `--sign-with`, asking for its passphrase if it has one. A key file of
+/// another kind (a public key, an age identity, a PEM key) is named for what it is.
 fn signing_key(
     path: &Path,
     passphrase_flags: &keyargs::PassphraseFlags,
 ) -> Result<SigningKey, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| Failure::io(path, &e))?;
+    let kind = KeyFileKind::of(&text).filter(|kind| *kind != KeyFileKind::OpenSsh);
+    if let Some(kind) = kind {
+        let hint = match kind {
+            KeyFileKind::Public => "give the private key, not its public half",
+            KeyFileKind::Pem => "--sign-with takes a client key: seal-keygen --client NAME makes one (ssh-keygen -p -f KEY converts a PEM key)",
+            _ => "--sign-with takes a client key: seal-keygen --client NAME makes one",
+        };
+        let failure = Failure::usage(format!("this is {kind}, not an OpenSSH private key"));
+        return Err(failure.about(path).hint(hint));
+    }
     let mut passphrase = || passphrase_flags.get(path);
     SigningKey::from_openssh(&text, &mut passphrase).map_err(|e| Failure::from(e).about(path))
 }

@@ -20,18 +20,23 @@ use crate::sshsig::Hasher;
 #[derive(Args, Debug, Default)]
 #[command(next_help_heading = "Sender signatures")]
 pub struct SignatureFlags {
-    /// Check each file's signature (FILE.age.sig, as `seal --sign-with` writes it) against
-    /// this list of client keys, in OpenSSH's allowed_signers format, and report the signer.
+    /// Check each file's signature against these client keys
+    ///
+    /// The signature is FILE.age.sig, as `seal --sign-with` writes it; the list is in the
+    /// allowed signers format of OpenSSH. Each file's signer is reported.
     #[arg(long, value_name = "FILE")]
     pub allowed_signers: Option<PathBuf>,
 
-    /// Refuse files that are unsigned, signed by a key the list does not accept (now, for
-    /// namespace "seal"), or whose signature is bad: exit code 8, and no plaintext is left.
+    /// Open only files whose signature is accepted
+    ///
+    /// A file that is unsigned, signed by a key the list does not accept (now, for namespace
+    /// "seal"), or whose signature is bad is refused: exit code 8, and no plaintext is left.
     #[arg(long, requires = "allowed_signers")]
     pub require_signature: bool,
 
-    /// The signature of the one input, instead of INPUT.sig beside it (needed to check
-    /// standard input).
+    /// The input's signature (default: INPUT.sig)
+    ///
+    /// For the one input, instead of INPUT.sig beside it; needed to check standard input.
     #[arg(long, value_name = "FILE", requires = "allowed_signers")]
     pub signature: Option<PathBuf>,
 }

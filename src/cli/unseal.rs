@@ -24,6 +24,15 @@ use crate::{armor, parallel, Decryptor, Identity, Output, SealedFile};
 const EXAMPLES: &str = "\
 Examples:
   unseal report.pdf.age --key server.key    writes report.pdf
+  unseal --key server.key < docs.tar.age | tar x
+  unseal /srv/upload -k server.key -o /srv/inbox    a whole tree, in batch mode
+  unseal --inspect upload.age               what it holds, without opening it
+
+More examples, and every flag in full: man unseal";
+
+const LONG_EXAMPLES: &str = "\
+Examples:
+  unseal report.pdf.age --key server.key    writes report.pdf
   unseal upload.age -k server.key -o /srv/inbox/upload.bin
   unseal --key server.key < docs.tar.age | tar x
   unseal big.iso.age --key old.key --key server.key --threads 8
@@ -34,18 +43,25 @@ Examples:
   unseal upload.age -k server.key --allowed-signers clients --require-signature
                                             only if upload.age.sig is by a listed client
 
-ASCII-armored input (seal -a, age -a) is detected and decoded by itself.";
+ASCII-armored input (seal -a, age -a) is detected and decoded by itself. age's -d
+(--decrypt) is accepted, and changes nothing.";
 
-/// Open files sealed to this server, in the age v1 format, on every core.
+/// Open files sealed to this server, in the age v1 format, on every core
 #[derive(Parser, Debug)]
-#[command(name = "unseal", version, after_help = EXAMPLES)]
+#[command(name = "unseal", version, after_help = EXAMPLES, after_long_help = LONG_EXAMPLES)]
+#[command(disable_help_flag = true)]
 pub struct Args {
-    /// Sealed file to open; `-` or none reads standard input. Directories, or several inputs,
-    /// are opened in batch mode: each NAME.age to NAME, mirrored under `-o DIRECTORY` if given.
+    /// Files or directories to open (none or `-`: standard input)
+    ///
+    /// Directories, or several inputs, are opened in batch mode: each NAME.age to NAME,
+    /// mirrored under `-o DIRECTORY` if given.
     #[arg(value_name = "INPUT")]
     pub input: Vec<PathBuf>,
 
-    /// Identity file (such as server.key); may hold several keys. Repeatable.
+    /// Identity file, such as server.key; repeatable
+    ///
+    /// It may hold several keys: age identities, or an OpenSSH or PEM private key. A public
+    /// key given here is named as one.
     #[arg(
         short = 'k',
         long = "key",
@@ -55,8 +71,10 @@ pub struct Args {
     )]
     pub key: Vec<PathBuf>,
 
-    /// Read the passphrase of a file sealed with one from FILE (its contents, without a final
-    /// newline). Without it and without --key, unseal asks on the terminal if the file needs it.
+    /// Passphrase of a file sealed with one, from FILE
+    ///
+    /// Its contents, without a final newline. Without it and without --key, unseal asks on
+    /// the terminal if the file needs it.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 
@@ -64,9 +82,11 @@ pub struct Args {
     #[allow(missing_docs)]
     pub passphrase: keyargs::PassphraseFlags,
 
-    /// Show what a sealed file holds instead of opening it: format, armor, each stanza's type
-    /// and the recipient it names where knowable, header and payload sizes, chunk count. Needs
-    /// no key; with --key, also says which key opens which stanza. Writes no plaintext.
+    /// Show what a sealed file holds, without opening it
+    ///
+    /// Format, armor, each stanza's type and the recipient it names where knowable (or the
+    /// signer it names), header and payload sizes, chunk count. Needs no key; with --key,
+    /// also says which key opens which stanza. Writes no plaintext.
     #[arg(long)]
     pub inspect: bool,
 
@@ -92,6 +112,7 @@ pub fn main() -> std::process::ExitCode {
 
 /// Runs `unseal` with parsed arguments.
 pub fn unseal(args: Args) -> Result<(), Failure> {
+    args.shared.check_direction("unseal")?;
     if args.inspect {
         return super::inspect::run(&args.input, &args.key, &args.passphrase, args.batch.json);
     }

@@ -85,9 +85,10 @@ pub fn on_terminal(cmd: Cmd, typed: &str) -> Run {
     }
 }
 
-/// A new pseudo-terminal: (the near side, which the test holds; the far side, which the
-/// command gets). Neither becomes this process's controlling terminal.
-fn open_pty() -> (File, File) {
+/// A new pseudo-terminal of 80 columns and 24 rows: (the near side, which the test holds;
+/// the far side, which the command gets). Neither becomes this process's controlling
+/// terminal.
+pub fn open_pty() -> (File, File) {
     let open = |path: &str| {
         OpenOptions::new()
             .read(true)
@@ -108,5 +109,17 @@ fn open_pty() -> (File, File) {
         CStr::from_ptr(name.as_ptr())
     };
     let far = open(far_name.to_str().expect("a terminal's name is ASCII"));
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize`, which lives until the call returns.
+    assert_eq!(
+        unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &size) },
+        0,
+        "TIOCSWINSZ"
+    );
     (near, far)
 }

@@ -92,16 +92,28 @@ impl Dir {
         Dir::open(path)
     }
 
-    /// Opens the subdirectory `name`, never through a symbolic link; with `make`, makes it
-    /// first (with that mode) unless it exists.
-    pub fn child(&self, name: &OsStr, make: Option<u32>) -> io::Result<Dir> {
-        let name = plain_name(name)?;
-        if let Some(mode) = make {
-            match sys::mkdirat(&*self.fd, name, Mode::from_raw_mode(mode)) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
-            }
+    /// Makes the subdirectory `name` with `mode` unless something has that name; returns
+    /// whether it was made.
+    pub fn make_dir(&self, name: &OsStr, mode: u32) -> io::Result<bool> {
+        match sys::mkdirat(&*self.fd, plain_name(name)?, Mode::from_raw_mode(mode)) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) => Ok(false),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    /// Removes the subdirectory `name` if it is empty (never through a symbolic link).
+    pub fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
+        Ok(sys::unlinkat(
+            &*self.fd,
+            plain_name(name)?,
+            AtFlags::REMOVEDIR,
+        )?)
+    }
+
+    /// Opens the subdirectory `name`, never through a symbolic link.
+    pub fn child(&self, name: &OsStr) -> io::Result<Dir> {
+        let name = plain_name(name)?;
         let fd = sys::openat(
             &*self.fd,
             name,
@@ -296,12 +308,16 @@ impl Broken {
 /// A directory the operator named (an output root such as `-o`, or the directory of an
 /// input whose output goes beside it) is opened as named, following symbolic links: it may
 /// be or lie under one. Every directory below one is opened from its parent's handle, never
-/// through a link. Missing directories are made, if asked, with the mode given.
+/// through a link. Missing directories are made, if asked, with the mode given; those made
+/// and left empty by a batch whose files failed can be removed again
+/// ([`OutputDirs::remove_empty_made`]).
 #[derive(Debug)]
 pub struct OutputDirs {
     /// The mode new directories are made with; `None`: none are made.
     make: Option<u32>,
     dirs: HashMap<PathBuf, Result<Dir, Broken>>,
+    /// The directories made here, parents first.
+    made: Vec<PathBuf>,
 }
 
 impl OutputDirs {
@@ -311,6 +327,7 @@ impl OutputDirs {
         OutputDirs {
             make,
             dirs: HashMap::new(),
+            made: Vec::new(),
         }
     }
 
@@ -337,24 +354,51 @@ impl OutputDirs {
         self.dirs.get(path).map(Result::as_ref)
     }
 
-    fn open(&self, path: &Path, named: bool) -> Result<Dir, Broken> {
+    /// Removes, deepest first, the directories made here that `worked` says had outputs
+    /// planned beneath them and that are still empty: their files all failed. Directories
+    /// that existed before, and those made for no output (an empty input directory, mirrored)
+    /// stay; so does any directory with something in it.
+    pub fn remove_empty_made(&self, worked: impl Fn(&Path) -> bool) {
+        for path in self.made.iter().rev().filter(|path| worked(path)) {
+            let parent = path.parent().and_then(|parent| self.dirs.get(parent));
+            let _ = match (parent, path.file_name()) {
+                (Some(Ok(parent)), Some(name)) => parent.remove_dir(name),
+                // A directory the operator named (`-o`): it has no handle above it.
+                _ => std::fs::remove_dir(path),
+            };
+        }
+    }
+
+    fn open(&mut self, path: &Path, named: bool) -> Result<Dir, Broken> {
         let broken = |e: io::Error| Broken::new(path, &e);
         if named {
+            let missing = path.symlink_metadata().is_err();
             let opened = match self.make {
                 Some(_) => Dir::create(path),
                 None => Dir::open(path),
             };
+            if missing && opened.is_ok() {
+                self.made.push(path.to_path_buf());
+            }
             return opened.map_err(broken);
         }
         let parent = path.parent().and_then(|parent| self.dirs.get(parent));
-        match (parent, path.file_name()) {
-            (Some(Ok(parent)), Some(name)) => parent.child(name, self.make).map_err(broken),
-            (Some(Err(cause)), _) => Err(cause.clone()),
-            _ => Err(broken(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not beneath an output directory that was opened",
-            ))),
+        let (parent, name) = match (parent, path.file_name()) {
+            (Some(Ok(parent)), Some(name)) => (parent.clone(), name),
+            (Some(Err(cause)), _) => return Err(cause.clone()),
+            _ => {
+                return Err(broken(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not beneath an output directory that was opened",
+                )))
+            }
+        };
+        if let Some(mode) = self.make {
+            if parent.make_dir(name, mode).map_err(broken)? {
+                self.made.push(path.to_path_buf());
+            }
         }
+        parent.child(name).map_err(broken)
     }
 }
 
@@ -368,20 +412,23 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Dir::open(tmp.path()).unwrap();
         std::os::unix::fs::symlink(tmp.path(), tmp.path().join("link")).unwrap();
-        let e = dir.child("link".as_ref(), Some(0o700)).unwrap_err();
+        assert!(!dir.make_dir("link".as_ref(), 0o700).unwrap());
+        let e = dir.child("link".as_ref()).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotADirectory);
-        dir.child("d".as_ref(), Some(0o700)).unwrap();
-        dir.child("d".as_ref(), Some(0o700)).unwrap();
-        assert!(dir.child("missing".as_ref(), None).is_err());
-        assert!(dir.child("..".as_ref(), None).is_err());
-        assert!(dir.child("d/..".as_ref(), None).is_err());
+        assert!(dir.make_dir("d".as_ref(), 0o700).unwrap());
+        assert!(!dir.make_dir("d".as_ref(), 0o700).unwrap());
+        dir.child("d".as_ref()).unwrap();
+        assert!(dir.child("missing".as_ref()).is_err());
+        assert!(dir.child("..".as_ref()).is_err());
+        assert!(dir.child("d/..".as_ref()).is_err());
     }
 
     #[test]
     fn a_handle_keeps_its_directory_when_the_path_is_swapped_for_a_link() {
         let tmp = tempfile::tempdir().unwrap();
         let root = Dir::open(tmp.path()).unwrap();
-        let out = root.child("out".as_ref(), Some(0o700)).unwrap();
+        root.make_dir("out".as_ref(), 0o700).unwrap();
+        let out = root.child("out".as_ref()).unwrap();
         fs::create_dir(tmp.path().join("attacker")).unwrap();
         fs::rename(tmp.path().join("out"), tmp.path().join("moved")).unwrap();
         std::os::unix::fs::symlink("attacker", tmp.path().join("out")).unwrap();
@@ -459,5 +506,33 @@ mod tests {
         beside.add(&root.join("link"), true).unwrap();
         assert!(beside.add(&root.join("link/new"), false).is_err());
         assert!(!tmp.path().join("new").exists());
+    }
+
+    #[test]
+    fn only_directories_made_here_for_outputs_and_left_empty_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("out");
+        fs::create_dir_all(root.join("there")).unwrap();
+        let mut dirs = OutputDirs::new(Some(0o700));
+        for (path, named) in [("", true), ("there", false), ("a", false), ("a/b", false)] {
+            dirs.add(&root.join(path), named).unwrap();
+        }
+        dirs.add(&root.join("full"), false).unwrap();
+        dirs.add(&root.join("mirror"), false).unwrap();
+        fs::write(root.join("full/f"), b"kept").unwrap();
+        dirs.remove_empty_made(|path| !path.ends_with("mirror"));
+        assert!(
+            !root.join("a").exists(),
+            "made and left empty: removed, children first"
+        );
+        assert!(root.join("there").is_dir(), "it was there before");
+        assert!(root.join("full/f").is_file() && root.join("mirror").is_dir());
+        // The root the operator named goes too, once empty, if it was made here.
+        fs::remove_dir_all(&root).unwrap();
+        let mut dirs = OutputDirs::new(Some(0o700));
+        dirs.add(&root, true).unwrap();
+        dirs.add(&root.join("a"), false).unwrap();
+        dirs.remove_empty_made(|_| true);
+        assert!(!root.exists());
     }
 }
