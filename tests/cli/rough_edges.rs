@@ -374,7 +374,7 @@ fn client_names_are_plain_words_that_stay_in_the_working_directory() {
         let run = keygen().args(["--client", good]).run().ok();
         let line = run.stdout_string();
         assert!(line.starts_with(&format!("{good} namespaces=\"seal\" ssh-ed25519 ")));
-        assert!(dir.path(&format!("work/{good}.key")).is_file());
+        assert!(dir.path(format!("work/{good}.key")).is_file());
     }
 }
 
