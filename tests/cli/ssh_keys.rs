@@ -342,19 +342,7 @@ fn keygen_makes_openssh_key_pairs_that_the_age_crate_reads() {
     ] {
         let key = format!("{kind}.key");
         let public = format!("{kind}.pub");
-        dir.bin("seal-keygen")
-            .args([
-                "--type",
-                kind,
-                "--bits",
-                "2048",
-                "-C",
-                "test@seal",
-                "-o",
-                &key,
-            ])
-            .run()
-            .ok();
+        dir.new_ssh_key(kind, &key);
         assert_eq!(dir.mode(&key), 0o600);
         let line = first_line(&dir, &public);
         assert!(

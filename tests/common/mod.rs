@@ -224,6 +224,21 @@ impl Dir {
             .trim_end()
             .to_string()
     }
+
+    /// `seal-keygen --type KIND -C test@seal -o KEY` (RSA at 2048 bits, the quickest):
+    /// an OpenSSH key pair, `KEY` and `KEY` with `.pub` for `.key`.
+    pub fn new_ssh_key(&self, kind: &str, key: &str) {
+        let bits: &[&str] = if kind == "rsa" {
+            &["--bits", "2048"]
+        } else {
+            &[]
+        };
+        self.bin("seal-keygen")
+            .args(["--type", kind, "-C", "test@seal", "-o", key])
+            .args(bits)
+            .run()
+            .ok();
+    }
 }
 
 /// `names` as a directory listing.

@@ -157,10 +157,7 @@ fn go_age_opens_what_seal_seals_to_key_pairs_seal_keygen_makes() {
     for kind in ["rsa", "ed25519"] {
         let key = format!("{kind}.key");
         let public = format!("{kind}.pub");
-        dir.bin("seal-keygen")
-            .args(["--type", kind, "-o", &key])
-            .run()
-            .ok();
+        dir.new_ssh_key(kind, &key);
         let plaintext = data(CHUNK + 5, 77);
         let sealed = seal_ssh(&dir, &plaintext, &["--to", &public]);
         dir.write("s.age", &sealed);

@@ -17,19 +17,7 @@ fn ssh_keygen_reads_the_key_pairs_seal_keygen_makes() {
     for (kind, bits) in [("rsa", "2048"), ("ed25519", "256")] {
         let key = format!("{kind}.key");
         let public = format!("{kind}.pub");
-        dir.bin("seal-keygen")
-            .args([
-                "--type",
-                kind,
-                "--bits",
-                "2048",
-                "-C",
-                "test@seal",
-                "-o",
-                &key,
-            ])
-            .run()
-            .ok();
+        dir.new_ssh_key(kind, &key);
         // ssh-keygen derives the same public key and fingerprint.
         let derived = dir.cmd(&ssh_keygen).args(["-y", "-f", &key]).run().ok();
         assert_eq!(
