@@ -3,6 +3,8 @@
 
 use std::io;
 
+use crate::armor::ArmorError;
+
 /// Why a sealed file could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum DecryptError {
@@ -47,13 +49,16 @@ pub enum DecryptError {
 /// An I/O error, unless it is the armor decoder reporting malformed armor.
 impl From<io::Error> for DecryptError {
     fn from(e: io::Error) -> Self {
-        let armor = e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<crate::armor::ArmorError>());
-        match armor {
-            Some(armor) => DecryptError::InvalidArmor(armor.to_string()),
+        match ArmorError::of(&e) {
+            Some(armor) => armor.into(),
             None => DecryptError::Io(e),
         }
+    }
+}
+
+impl From<ArmorError> for DecryptError {
+    fn from(e: ArmorError) -> Self {
+        DecryptError::InvalidArmor(e.to_string())
     }
 }
 

@@ -343,7 +343,7 @@ fn open(
         let decoded;
         let sealed = match crate::armor::is_armored(&raw) {
             true => {
-                decoded = crate::armor::decode(&raw).map_err(read_error)?;
+                decoded = crate::armor::decode(&raw).map_err(|e| read_error(e.into()))?;
                 &decoded
             }
             false => &raw,
