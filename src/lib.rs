@@ -29,7 +29,8 @@ pub mod format;
 pub mod primitives;
 pub mod stream;
 
-// Key types, each behind the two traits of `recipient`; `xwing` and `hpke` serve `pq`.
+// Key types, each behind the two traits of `recipient`; `xwing` and `hpke` serve `pq`,
+// `ssh_wire` the two SSH types, `ssh` reads and writes their OpenSSH files.
 mod hpke;
 pub mod keys;
 mod keytext;
@@ -39,6 +40,7 @@ pub mod scrypt;
 pub mod ssh;
 pub mod ssh_ed25519;
 pub mod ssh_rsa;
+mod ssh_wire;
 pub mod x25519;
 mod xwing;
 

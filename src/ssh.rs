@@ -1,29 +1,22 @@
-//! SSH keys as age recipients and identities: what `ssh-rsa` and `ssh-ed25519` share.
+//! SSH keys as age recipients and identities: the OpenSSH files that carry them.
 //!
-//! Both stanza types name their recipient by a tag, the first four bytes of SHA-256 of the
-//! SSH wire encoding of the public key (RFC 4253 section 6.6), so an identity can tell a
-//! stanza that is not its own without trying it. The two types live in [`crate::ssh_rsa`] and
-//! [`crate::ssh_ed25519`]; this module parses and writes the OpenSSH files that carry them.
+//! [`PublicKey`] is an `authorized_keys` line, [`PrivateKey`] an OpenSSH private key file
+//! (passphrase-protected or not), each of either type: [`crate::ssh_rsa`] or
+//! [`crate::ssh_ed25519`], where the stanzas are made and opened.
 
 use std::fmt;
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
 use ssh_key::private::{Ed25519Keypair, Ed25519PrivateKey, KeypairData, RsaKeypair};
-use ssh_key::public::{Ed25519PublicKey, KeyData, RsaPublicKey};
+use ssh_key::public::{Ed25519PublicKey, KeyData};
 use ssh_key::{HashAlg, LineEnding, Mpint};
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
 use crate::primitives::rsa::{self, RsaKeyError};
 use crate::shown;
+use crate::ssh_wire::rsa_public;
 use crate::{ssh_ed25519, ssh_rsa};
-
-/// The tag of a stanza for the SSH public key whose wire encoding is `wire`.
-pub(crate) fn tag(wire: &[u8]) -> [u8; 4] {
-    let hash = Sha256::digest(wire);
-    [hash[0], hash[1], hash[2], hash[3]]
-}
 
 /// Asks for the passphrase of a protected key, only when one is met. The library never
 /// prompts: the caller decides where a passphrase comes from.
@@ -280,22 +273,6 @@ impl PrivateKey {
         key.to_openssh(LineEnding::LF)
             .expect("a valid key pair always encodes")
     }
-}
-
-/// The wire form of an RSA public key.
-pub(crate) fn rsa_public(key: &rsa::PublicKey) -> RsaPublicKey {
-    let mpint = |b: &[u8]| Mpint::from_positive_bytes(b).expect("a positive number");
-    RsaPublicKey {
-        e: mpint(&key.e()),
-        n: mpint(&key.n()),
-    }
-}
-
-/// The SSH wire encoding of a public key.
-pub(crate) fn wire(data: KeyData) -> Vec<u8> {
-    ssh_key::PublicKey::new(data, "")
-        .to_bytes()
-        .expect("a valid public key always encodes")
 }
 
 fn positive(m: &Mpint) -> Option<&[u8]> {

@@ -23,7 +23,7 @@ use crate::error::DecryptError;
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::primitives::{hkdf, open_once, seal_once, x25519, x25519_base};
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
-use crate::ssh;
+use crate::ssh_wire;
 
 const STANZA_KIND: &str = "ssh-ed25519";
 const LABEL: &[u8] = b"age-encryption.org/v1/ssh-ed25519";
@@ -51,12 +51,12 @@ impl Recipient {
         let point = CompressedEdwardsY(*ed25519).decompress()?;
         let montgomery = point.to_montgomery().to_bytes();
         x25519(&[0x5a; 32], &montgomery)?;
-        let wire = ssh::wire(KeyData::Ed25519(Ed25519PublicKey(*ed25519)));
+        let wire = ssh_wire::wire(KeyData::Ed25519(Ed25519PublicKey(*ed25519)));
         Some(Recipient {
             ed25519: *ed25519,
             montgomery,
             tweak: *hkdf(&wire, &[], LABEL),
-            tag: encode_arg(&ssh::tag(&wire)),
+            tag: encode_arg(&ssh_wire::tag(&wire)),
         })
     }
 

@@ -1,14 +1,15 @@
 //! `ssh-rsa` recipients and identities: RSA SSH keys, as age (and `rage`) use them.
 //!
 //! Wrapping: RSAES-OAEP with SHA-256 and the label `age-encryption.org/v1/ssh-rsa` encrypts
-//! the file key to the public key; the stanza is `-> ssh-rsa TAG` where TAG names the key
-//! (see [`crate::ssh`]). Keys under 2048 bits are refused when parsed, on both sides.
+//! the file key to the public key; the stanza is `-> ssh-rsa TAG` where TAG names the key: the
+//! first four bytes of SHA-256 of its SSH wire encoding. Keys under 2048 bits are refused when
+//! parsed, on both sides.
 
 use crate::error::DecryptError;
 use crate::format::{encode_arg, Stanza};
 use crate::primitives::rsa::{PrivateKey, PublicKey};
 use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
-use crate::ssh;
+use crate::ssh_wire;
 
 const STANZA_KIND: &str = "ssh-rsa";
 const LABEL: &[u8] = b"age-encryption.org/v1/ssh-rsa";
@@ -29,8 +30,8 @@ pub struct Identity {
 impl Recipient {
     /// The recipient for an RSA public key.
     pub fn new(key: PublicKey) -> Recipient {
-        let wire = ssh::wire(ssh_key::public::KeyData::Rsa(ssh::rsa_public(&key)));
-        let tag = encode_arg(&ssh::tag(&wire));
+        let wire = ssh_wire::wire(ssh_key::public::KeyData::Rsa(ssh_wire::rsa_public(&key)));
+        let tag = encode_arg(&ssh_wire::tag(&wire));
         Recipient { key, tag }
     }
 
