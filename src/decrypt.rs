@@ -17,18 +17,13 @@ use crate::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
 use crate::{parallel, pipeline};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
-/// the header MAC must then verify under that key. A passphrase (`scrypt`) stanza must be the
-/// only one in its header.
+/// the header MAC must then verify under that key. A header whose passphrase stanza has
+/// company is refused first ([`Header::check_alone`]).
 pub fn unwrap_file_key(
     header: &Header,
     identities: &[&dyn Identity],
 ) -> Result<FileKey, DecryptError> {
-    let passphrase = |s: &&crate::format::Stanza| s.kind == crate::scrypt::STANZA_KIND;
-    if header.stanzas.len() > 1 && header.stanzas.iter().any(|s| passphrase(&s)) {
-        return Err(DecryptError::header(
-            "a passphrase (scrypt) stanza must be the only stanza",
-        ));
-    }
+    header.check_alone()?;
     for identity in identities {
         for stanza in &header.stanzas {
             if let Some(file_key) = identity.unwrap_stanza(stanza) {

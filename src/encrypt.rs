@@ -6,10 +6,10 @@ use std::os::unix::fs::FileExt;
 
 use crate::chunks::Chunks;
 use crate::error::{EncryptError, StreamError};
-use crate::format::Header;
+use crate::format::{Header, Stanza};
 use crate::mmap::MappedOutput;
 use crate::primitives::{hkdf, hmac};
-use crate::recipient::{FileKey, Recipient};
+use crate::recipient::{self, FileKey, Recipient};
 use crate::stream::{self, PayloadCipher, StreamWriter, CHUNK_SIZE, NONCE_SIZE};
 use crate::{parallel, pipeline};
 
@@ -38,7 +38,8 @@ pub struct Encryptor {
 
 impl Encryptor {
     /// Chooses a file key and wraps it to each recipient. Refuses recipients that may not share
-    /// a file ([`EncryptError::IncompatibleRecipients`]); a passphrase must be the only one.
+    /// a file ([`EncryptError::IncompatibleRecipients`]), and company for one that must be
+    /// alone, such as a passphrase ([`EncryptError::PassphraseNotAlone`]).
     pub fn new(recipients: &[&dyn Recipient]) -> Result<Encryptor, EncryptError> {
         Encryptor::with_stanzas(recipients, Vec::new())
     }
@@ -56,19 +57,15 @@ impl Encryptor {
 
     fn with_stanzas(
         recipients: &[&dyn Recipient],
-        extra: Vec<crate::format::Stanza>,
+        extra: Vec<Stanza>,
     ) -> Result<Encryptor, EncryptError> {
         if recipients.is_empty() {
             return Err(EncryptError::NoRecipients);
         }
-        crate::recipient::check_compatible(recipients)?;
+        recipient::check_header(recipients, extra.len())?;
         let file_key = FileKey::generate();
         let mut stanzas: Vec<_> = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
         stanzas.extend(extra);
-        let passphrase = stanzas.iter().any(|s| s.kind == crate::scrypt::STANZA_KIND);
-        if passphrase && stanzas.len() > 1 {
-            return Err(EncryptError::PassphraseNotAlone);
-        }
         let mac_key = hkdf(&[], file_key.expose_secret(), b"header");
         let header = Header::new(stanzas, |bytes| hmac(mac_key.as_ref(), bytes));
         let nonce = PayloadCipher::random_nonce();

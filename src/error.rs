@@ -78,7 +78,9 @@ pub enum EncryptError {
     /// [labels](crate::Recipient::labels) differ).
     #[error("incompatible recipients: post-quantum keys cannot be mixed with classical keys")]
     IncompatibleRecipients,
-    /// A passphrase was mixed with other recipients; it must be the only one.
+    /// A recipient that must be alone (a passphrase: see
+    /// [`must_be_alone`](crate::Recipient::must_be_alone)) was given company: other
+    /// recipients, or stanzas beside its own.
     #[error("a passphrase cannot be combined with other recipients")]
     PassphraseNotAlone,
     /// Reading the input or writing the output failed.

@@ -28,6 +28,11 @@ const COLUMNS: usize = 64;
 pub const MAX_HEADER_SIZE: usize = 1 << 20;
 /// Most stanzas accepted in one header; each may cost an unwrap attempt per identity.
 pub const MAX_STANZAS: usize = 4096;
+/// The stanza types that age v1 wants alone in a header: a passphrase's. Anyone who knows the
+/// passphrase could otherwise take the other stanzas out unnoticed, so every reader refuses a
+/// header where one has company, whatever key it holds (age's test vectors count it a header
+/// failure). Sealing keeps the rule through [`crate::Recipient::must_be_alone`].
+const ALONE: &[&str] = &["scrypt"];
 
 /// One recipient stanza: a type, its arguments and a binary body.
 #[derive(Clone, PartialEq, Eq)]
@@ -92,6 +97,17 @@ impl Header {
     pub fn mac_input(&self) -> &[u8] {
         // The encoded header ends with " " + 43 base64 characters + "\n".
         &self.encoded[..self.encoded.len() - 45]
+    }
+
+    /// Refuses a header in which a stanza that age v1 wants alone has company.
+    pub fn check_alone(&self) -> Result<(), DecryptError> {
+        let alone = |s: &Stanza| ALONE.contains(&s.kind.as_str());
+        match self.stanzas.len() > 1 && self.stanzas.iter().any(alone) {
+            true => Err(DecryptError::header(
+                "a passphrase (scrypt) stanza must be the only stanza",
+            )),
+            false => Ok(()),
+        }
     }
 
     /// Parses the header at the start of `input`; returns it and its length in bytes.
@@ -302,6 +318,32 @@ mod tests {
             kind: kind.into(),
             args: args.iter().map(|a| a.to_string()).collect(),
             body: (0..body_len).map(|i| i as u8).collect(),
+        }
+    }
+
+    #[test]
+    fn a_passphrase_stanza_with_company_is_refused_whatever_the_company() {
+        let header = |kinds: &[&str]| {
+            let stanzas = kinds.iter().map(|k| stanza(k, &["a"], 16)).collect();
+            Header::new(stanzas, |_| [9; 32])
+        };
+        for alone in [
+            &["scrypt"][..],
+            &["X25519"],
+            &["X25519", "X25519", "ssh-ed25519"],
+        ] {
+            assert!(header(alone).check_alone().is_ok(), "{alone:?}");
+        }
+        for mixed in [
+            &["X25519", "scrypt"][..],
+            &["scrypt", "scrypt"],
+            &["scrypt", "x"],
+        ] {
+            let err = header(mixed).check_alone().unwrap_err();
+            assert!(
+                matches!(&err, DecryptError::InvalidHeader(m) if m.contains("must be the only stanza")),
+                "{mixed:?}: {err}"
+            );
         }
     }
 

@@ -50,6 +50,15 @@ pub trait Recipient: Send + Sync {
     fn labels(&self) -> BTreeSet<String> {
         BTreeSet::new()
     }
+
+    /// Whether this recipient must be alone in its file's header: no other recipient, and no
+    /// stanza beside its own, not even one that opens nothing (such as the signer's). A
+    /// passphrase must ([`crate::scrypt`]). Age gives such a recipient a label no other
+    /// shares; asking outright also keeps out the stanzas that no recipient wraps, and lets
+    /// sealing say which rule was broken ([`EncryptError::PassphraseNotAlone`]). No by default.
+    fn must_be_alone(&self) -> bool {
+        false
+    }
 }
 
 /// Checks that `recipients` may share one file: they all carry the same labels.
@@ -63,9 +72,90 @@ pub fn check_compatible(recipients: &[&dyn Recipient]) -> Result<(), EncryptErro
     }
 }
 
+/// Checks that `recipients` may share one header with `extra` stanzas that no recipient
+/// wraps: they are compatible, and one that must be alone is.
+pub(crate) fn check_header(
+    recipients: &[&dyn Recipient],
+    extra: usize,
+) -> Result<(), EncryptError> {
+    check_compatible(recipients)?;
+    let company = recipients.len() + extra > 1;
+    match company && recipients.iter().any(|r| r.must_be_alone()) {
+        true => Err(EncryptError::PassphraseNotAlone),
+        false => Ok(()),
+    }
+}
+
 /// A private key that can open files sealed to its recipient.
 pub trait Identity: Send + Sync {
     /// `None` if the stanza is not addressed to this kind of key or does not open with it;
     /// `Some(Err(..))` if it is of this key's type but malformed.
     fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, DecryptError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recipient of no real key type: one stanza, the labels and the rule it is given.
+    struct Toy {
+        labels: &'static [&'static str],
+        alone: bool,
+    }
+
+    impl Recipient for Toy {
+        fn wrap(&self, _: &FileKey) -> Vec<Stanza> {
+            let (kind, args, body) = ("toy".into(), Vec::new(), Vec::new());
+            vec![Stanza { kind, args, body }]
+        }
+        fn labels(&self) -> BTreeSet<String> {
+            self.labels.iter().map(|l| l.to_string()).collect()
+        }
+        fn must_be_alone(&self) -> bool {
+            self.alone
+        }
+    }
+
+    const PLAIN: Toy = Toy {
+        labels: &[],
+        alone: false,
+    };
+    const ALONE: Toy = Toy {
+        labels: &[],
+        alone: true,
+    };
+    const LABELLED: Toy = Toy {
+        labels: &["postquantum"],
+        alone: false,
+    };
+
+    #[test]
+    fn one_that_must_be_alone_has_no_recipient_and_no_stanza_beside_it() {
+        assert!(check_header(&[&ALONE], 0).is_ok());
+        assert!(check_header(&[&PLAIN, &PLAIN], 1).is_ok());
+        for (recipients, extra) in [
+            (&[&ALONE as &dyn Recipient, &PLAIN][..], 0),
+            (&[&PLAIN, &ALONE], 0),
+            (&[&ALONE, &ALONE], 0),
+            (&[&ALONE], 1),
+        ] {
+            assert!(matches!(
+                check_header(recipients, extra),
+                Err(EncryptError::PassphraseNotAlone)
+            ));
+        }
+    }
+
+    #[test]
+    fn differing_labels_are_told_first() {
+        assert!(matches!(
+            check_header(&[&LABELLED, &PLAIN], 0),
+            Err(EncryptError::IncompatibleRecipients)
+        ));
+        assert!(matches!(
+            check_header(&[&LABELLED, &ALONE], 0),
+            Err(EncryptError::IncompatibleRecipients)
+        ));
+        assert!(check_header(&[&LABELLED, &LABELLED], 0).is_ok());
+    }
 }

@@ -6,8 +6,9 @@
 //! ChaCha20-Poly1305 with a zero nonce (safe: the key is used once, the salt is fresh).
 //!
 //! A passphrase stanza must be the only stanza of a header: anyone who knows the passphrase
-//! could otherwise strip the other recipients unnoticed. [`crate::Encryptor::new`] refuses to
-//! mix it with other recipients and [`crate::unwrap_file_key`] refuses such headers.
+//! could otherwise strip the other recipients unnoticed. Its [`Recipient`] says so
+//! ([`recipient::Recipient::must_be_alone`]), so sealing refuses it company, and every reader
+//! refuses a header where such a stanza has some ([`crate::format::Header::check_alone`]).
 //!
 //! The work factor is chosen by whoever seals, so an opening [`Identity`] refuses factors above
 //! a limit ([`MAX_WORK_FACTOR`] unless set): a hostile file cannot make it spend minutes and
@@ -153,6 +154,10 @@ impl recipient::Recipient for Recipient {
             body: seal_once(&key, file_key.expose_secret()),
         }]
     }
+
+    fn must_be_alone(&self) -> bool {
+        true
+    }
 }
 
 impl recipient::Identity for Identity {
@@ -205,6 +210,21 @@ mod tests {
         assert!(Identity::new(pass("wrong"))
             .unwrap_stanza(&stanzas[0])
             .is_none());
+    }
+
+    #[test]
+    fn a_passphrase_is_alone_when_sealed_and_when_read() {
+        let recipient = Recipient::new(pass("p")).with_work_factor(2);
+        assert!(recipient.must_be_alone());
+        let ours = recipient.wrap(&FileKey::generate()).remove(0);
+        let other = Stanza {
+            kind: "X25519".into(),
+            args: vec!["a".into()],
+            body: vec![0; 32],
+        };
+        let header = |stanzas| crate::format::Header::new(stanzas, |_| [0; 32]);
+        assert!(header(vec![ours.clone()]).check_alone().is_ok());
+        assert!(header(vec![other, ours]).check_alone().is_err());
     }
 
     #[test]

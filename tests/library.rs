@@ -675,6 +675,12 @@ fn a_passphrase_must_be_the_only_recipient() {
         seal::encrypt(&[&pass, &to], b"x"),
         Err(seal::EncryptError::PassphraseNotAlone)
     ));
+    // Not even beside a stanza that opens nothing: the one naming the signer.
+    let signer = seal::sshsig::SigningKey::generate_ed25519("alice").public_key();
+    assert!(matches!(
+        Encryptor::new_signed_by(&[&pass], &signer),
+        Err(seal::EncryptError::PassphraseNotAlone)
+    ));
     assert!(seal::encrypt(&[&pass], b"x").is_ok());
 }
 
