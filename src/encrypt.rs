@@ -44,18 +44,10 @@ impl Encryptor {
         Encryptor::with_stanzas(recipients, Vec::new())
     }
 
-    /// As [`Encryptor::new`], and names `signer` in the header (a
-    /// [`crate::sshsig::SIGNER_STANZA`] stanza, under the header MAC), so that a signature by
-    /// any other key is refused: see [`crate::sshsig::Signature::verify_bound`]. Not with a
-    /// passphrase, which must be alone in its header.
-    pub fn new_signed_by(
-        recipients: &[&dyn Recipient],
-        signer: &crate::sshsig::SignerKey,
-    ) -> Result<Encryptor, EncryptError> {
-        Encryptor::with_stanzas(recipients, vec![crate::sshsig::binding_stanza(signer)])
-    }
-
-    fn with_stanzas(
+    /// As [`Encryptor::new`], with `extra` stanzas after the recipients': stanzas that open
+    /// nothing but say something about the file under the header MAC, such as who signed it
+    /// ([`Encryptor::new_signed_by`]). age identities skip stanza types they do not know.
+    pub(crate) fn with_stanzas(
         recipients: &[&dyn Recipient],
         extra: Vec<Stanza>,
     ) -> Result<Encryptor, EncryptError> {

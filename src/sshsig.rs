@@ -57,9 +57,11 @@ use ssh_key::public::KeyData;
 use ssh_key::{HashAlg, LineEnding, SshSig};
 use zeroize::Zeroizing;
 
-use crate::error::KeyError;
+use crate::encrypt::Encryptor;
+use crate::error::{EncryptError, KeyError};
 use crate::format::Stanza;
 use crate::primitives::rsa::{self, RsaKeyError, SignatureHash, MAX_BITS, MIN_BITS};
+use crate::recipient::Recipient;
 use crate::ssh::Passphrase;
 
 /// The SSHSIG namespace of every seal signature: `ssh-keygen -Y verify -n seal`.
@@ -519,6 +521,18 @@ impl Signature {
                 named: named.to_string(),
             }),
         }
+    }
+}
+
+impl Encryptor {
+    /// As [`Encryptor::new`], and names `signer` in the header (a [`SIGNER_STANZA`] stanza,
+    /// under the header MAC), so that a signature by any other key is refused: see
+    /// [`Signature::verify_bound`]. Not with a passphrase, which must be alone in its header.
+    pub fn new_signed_by(
+        recipients: &[&dyn Recipient],
+        signer: &SignerKey,
+    ) -> Result<Encryptor, EncryptError> {
+        Encryptor::with_stanzas(recipients, vec![binding_stanza(signer)])
     }
 }
 
