@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::error::KeyError;
 use crate::primitives::rsa::{self, RsaKeyError};
+use crate::recipient::{Identity, Recipient};
 use crate::shown;
 use crate::ssh_wire::rsa_public;
 use crate::{ssh_ed25519, ssh_rsa};
@@ -83,7 +84,7 @@ impl PublicKey {
     }
 
     /// The recipient this key seals to.
-    pub fn to_recipient(&self) -> Box<dyn crate::Recipient> {
+    pub fn to_recipient(&self) -> Box<dyn Recipient> {
         match &self.key {
             Key::Rsa(r) => Box::new(r.clone()),
             Key::Ed25519(r) => Box::new(r.clone()),
@@ -233,7 +234,7 @@ impl PrivateKey {
     }
 
     /// The identity that opens files sealed to this key.
-    pub fn into_identity(self) -> Box<dyn crate::Identity> {
+    pub fn into_identity(self) -> Box<dyn Identity> {
         match self.key {
             Secret::Rsa(id) => Box::new(id),
             Secret::Ed25519(id) => Box::new(id),
