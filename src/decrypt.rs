@@ -18,7 +18,7 @@ use crate::{parallel, pipeline};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
 /// the header MAC must then verify under that key. A header whose passphrase stanza has
-/// company is refused first ([`Header::check_alone`]).
+/// company is refused first.
 pub fn unwrap_file_key(
     header: &Header,
     identities: &[&dyn Identity],

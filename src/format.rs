@@ -100,7 +100,7 @@ impl Header {
     }
 
     /// Refuses a header in which a stanza that age v1 wants alone has company.
-    pub fn check_alone(&self) -> Result<(), DecryptError> {
+    pub(crate) fn check_alone(&self) -> Result<(), DecryptError> {
         let alone = |s: &Stanza| ALONE.contains(&s.kind.as_str());
         match self.stanzas.len() > 1 && self.stanzas.iter().any(alone) {
             true => Err(DecryptError::header(

@@ -8,7 +8,7 @@
 //! A passphrase stanza must be the only stanza of a header: anyone who knows the passphrase
 //! could otherwise strip the other recipients unnoticed. Its [`Recipient`] says so
 //! ([`recipient::Recipient::must_be_alone`]), so sealing refuses it company, and every reader
-//! refuses a header where such a stanza has some ([`crate::format::Header::check_alone`]).
+//! refuses a header where such a stanza has some, whatever key it holds.
 //!
 //! The work factor is chosen by whoever seals, so an opening [`Identity`] refuses factors above
 //! a limit ([`MAX_WORK_FACTOR`] unless set): a hostile file cannot make it spend minutes and
