@@ -341,9 +341,11 @@ pub trait Observer: Sync {
         let _ = event;
     }
 
-    /// A temporary output file now exists at `path`.
-    fn partial_created(&self, path: &Path) {
-        let _ = path;
+    /// Calls `create`, which makes a temporary output file and returns its path (`None` if
+    /// it failed). An observer that removes temporary files on a signal holds that clean-up
+    /// off until it knows the path, so that no file can appear unknown to it.
+    fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
+        create();
     }
 
     /// Calls `finish`, which either renames the temporary file at `path` into place or

@@ -52,9 +52,14 @@ pub struct Staged<'o> {
 impl<'o> Staged<'o> {
     /// Creates a temporary file for `target` in `dir`, and locks it.
     pub fn create(dir: &Dir, target: &OsStr, observer: &'o dyn Observer) -> io::Result<Staged<'o>> {
-        let (file, temp) = new_temp(dir, target, &mut |_| {})?;
+        let mut made = None;
+        observer.partial_creating(&mut || {
+            made = Some(new_temp(dir, target, &mut |_| {}));
+            let (_, temp) = made.as_ref()?.as_ref().ok()?;
+            Some(dir.join(temp))
+        });
+        let (file, temp) = made.expect("the observer calls create")?;
         let path = dir.join(&temp);
-        observer.partial_created(&path);
         Ok(Staged {
             file: Some(file),
             _fault: remove_on_fault(&path),
@@ -247,6 +252,28 @@ mod tests {
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
         drop(Staged::create(&dir, "dropped".as_ref(), &()).unwrap());
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
+    }
+
+    /// Sees the directory before and after `create`, as a signal handler holding off its
+    /// clean-up would.
+    struct Watching<'p>(&'p Path, std::sync::Mutex<Vec<(usize, Option<PathBuf>)>>);
+
+    impl super::super::Observer for Watching<'_> {
+        fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
+            let before = fs::read_dir(self.0).unwrap().count();
+            let made = create();
+            self.1.lock().unwrap().push((before, made));
+        }
+    }
+
+    #[test]
+    fn a_temporary_file_appears_only_inside_the_observers_create_with_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let watching = Watching(tmp.path(), Default::default());
+        let staged = Staged::create(&open(tmp.path()), "out".as_ref(), &watching).unwrap();
+        let seen = watching.1.lock().unwrap().clone();
+        assert_eq!(seen, vec![(0, Some(staged.path()))]);
+        assert!(staged.path().exists());
     }
 
     #[test]

@@ -406,8 +406,8 @@ impl Observer for Reporter {
         }
     }
 
-    fn partial_created(&self, path: &Path) {
-        output::track(path);
+    fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
+        output::tracked(create);
     }
 
     fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {

@@ -40,9 +40,14 @@ fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Registers a temporary file made elsewhere (by a batch) for removal on a signal.
-pub fn track(path: &Path) {
-    pending().push(path.to_path_buf());
+/// Runs `create`, which makes a temporary file elsewhere (in a batch) and returns its path,
+/// with the signal clean-up held off; then registers the path for removal on a signal. A
+/// signal between the file's creation and its registration would otherwise leave it behind.
+pub fn tracked(create: &mut dyn FnMut() -> Option<PathBuf>) {
+    let mut pending = pending();
+    if let Some(path) = create() {
+        pending.push(path);
+    }
 }
 
 /// Runs `finish`, which renames the tracked temporary file at `path` into place or removes
@@ -80,14 +85,21 @@ impl PendingFile {
         let mut prefix = std::ffi::OsString::from(".");
         prefix.push(name);
         prefix.push(".");
-        let temp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(PARTIAL_SUFFIX)
-            .tempfile_in(dir)
+        let mut made = None;
+        tracked(&mut || {
+            let temp = tempfile::Builder::new()
+                .prefix(&prefix)
+                .suffix(PARTIAL_SUFFIX)
+                .tempfile_in(dir);
+            let path = temp.as_ref().ok().map(|t| t.path().to_path_buf());
+            made = Some(temp);
+            path
+        });
+        let temp = made
+            .expect("tracked calls create")
             .map_err(|e| Failure::io(target, &e))?;
         // Tells a batch's clean-up of stale temporary files that this one is alive.
         let _ = temp.as_file().try_lock();
-        pending().push(temp.path().to_path_buf());
         Ok(PendingFile {
             _fault_cleanup: crate::mmap::remove_on_fault(temp.path()),
             temp: Some(temp),
