@@ -371,8 +371,6 @@ struct Tally {
     /// Skips too common to list one by one (outputs that exist, names of the other
     /// direction), counted by kind.
     quiet_skips: Vec<(Skip, u64)>,
-    /// The files of the batch: every report but those of signatures.
-    files: u64,
     removed_partials: u64,
 }
 
@@ -421,15 +419,13 @@ impl Reporter {
     }
 
     fn finished(&self, report: &Report) {
-        let file = !is_signature(report);
-        if file {
+        if !is_signature(report) {
             self.progress.file_done(&report.source);
         }
         let mut listed = true;
         {
             let mut tally = self.tally();
             tally.summary.add(report);
-            tally.files += u64::from(file);
             if let Outcome::Skipped(skip) = report.outcome {
                 if is_common(skip) {
                     listed = false;
@@ -534,7 +530,8 @@ impl Reporter {
             }
         }
         if s.failed > 0 {
-            let total = tally.files;
+            // The files planned: every report but those of signatures.
+            let total = self.progress.files;
             let files = if total == 1 { "file" } else { "files" };
             return Err(Failure::new(
                 ExitCode::Batch,
