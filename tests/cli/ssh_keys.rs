@@ -384,13 +384,7 @@ fn keygen_makes_openssh_key_pairs_that_the_age_crate_reads() {
 
 #[test]
 fn keygen_protects_a_new_key_with_a_passphrase_when_asked() {
-    let dir = Dir::new();
-    dir.write_private("pass", "s3cret words\n");
-    dir.bin("seal-keygen")
-        .args(["--type", "ed25519", "-o", "k.key"])
-        .args(["--key-passphrase-file", "pass"])
-        .run()
-        .ok();
+    let dir = with_protected_key();
     // The age crate finds the key encrypted: the passphrase (without the file's final
     // newline) opens it, and nothing else does.
     let age::ssh::Identity::Encrypted(key) = age_ssh_identity(&dir, "k.key") else {

@@ -30,6 +30,19 @@ pub fn with_keys() -> Dir {
     dir
 }
 
+/// A directory with `k.key`, an Ed25519 key that `seal-keygen` protected with the passphrase
+/// `s3cret words` (read from `pass`, whose final newline is not part of it), and `k.pub`.
+pub fn with_protected_key() -> Dir {
+    let dir = Dir::new();
+    dir.write_private("pass", "s3cret words\n");
+    dir.bin("seal-keygen")
+        .args(["--type", "ed25519", "-o", "k.key"])
+        .args(["--key-passphrase-file", "pass"])
+        .run()
+        .ok();
+    dir
+}
+
 /// (public key file, private key file) for every key type that opens files.
 pub const PAIRS: &[(&str, &str)] = &[
     ("rsa2048.pub", "rsa2048"),

@@ -40,13 +40,7 @@ fn ssh_keygen_reads_the_key_pairs_seal_keygen_makes() {
 #[test]
 fn ssh_keygen_reads_a_protected_key_seal_keygen_makes_only_with_its_passphrase() {
     let ssh_keygen = program("ssh-keygen");
-    let dir = Dir::new();
-    dir.write_private("pass", "s3cret words\n");
-    dir.bin("seal-keygen")
-        .args(["--type", "ed25519", "-o", "k.key"])
-        .args(["--key-passphrase-file", "pass"])
-        .run()
-        .ok();
+    let dir = with_protected_key();
     dir.cmd(&ssh_keygen)
         .args(["-y", "-P", "", "-f", "k.key"])
         .run()
