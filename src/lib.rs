@@ -60,6 +60,9 @@ mod encrypt;
 pub mod parallel;
 pub mod pipeline;
 
+// One file, sealed or opened whole or not at all: the engine under single files and batches.
+pub mod file;
+
 // Whole trees: walk, plan, run every file on one pool.
 pub mod batch;
 

@@ -971,6 +971,11 @@ fn an_interrupted_command_exits_130_and_leaves_no_partial_output() {
     for (program, args, signal) in cases {
         let dir = Dir::new();
         dir.new_key("server");
+        dir.write("plain", data(3 << 20, 5));
+        dir.line("seal plain --to server.pub -o sealed.age")
+            .run()
+            .ok();
+        let sealed = dir.read("sealed.age");
         let before = dir.listing();
         let mut child = dir
             .line(&format!("{program} {args} -o output"))
@@ -980,9 +985,12 @@ fn an_interrupted_command_exits_130_and_leaves_no_partial_output() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        // The command creates its temporary output, then blocks reading standard input,
-        // which stays open until after the signal.
-        let stdin = child.stdin.take();
+        // The command creates its temporary output (unseal: once the header has opened),
+        // then blocks reading standard input, which stays open until after the signal.
+        let mut stdin = child.stdin.take().unwrap();
+        if program == "unseal" {
+            stdin.write_all(&sealed[..sealed.len() / 2]).unwrap();
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         let partial = |names: BTreeSet<PathBuf>| {
             let partial = |n: &PathBuf| n.to_string_lossy().ends_with(".seal-partial");
@@ -1811,3 +1819,6 @@ mod senders;
 
 #[path = "cli/rough_edges.rs"]
 mod rough_edges;
+
+#[path = "cli/killed.rs"]
+mod killed;

@@ -592,6 +592,7 @@ fn the_age_crate_does_not_know_post_quantum_recipients_yet() {
 fn the_batch_api_refuses_mixed_recipients_per_file_and_writes_nothing() {
     use seal::batch::{self, Direction, FileError, Keys, Options, Outcome};
     struct Quiet;
+    impl batch::Temporaries for Quiet {}
     impl batch::Observer for Quiet {}
 
     let dir = tempfile::tempdir().unwrap();

@@ -52,22 +52,20 @@
 //! ```
 
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::DecryptError;
 use crate::recipient::{Identity, Recipient};
-use crate::sender::{Policy, Rejection, Verdict};
+use crate::sender::{Policy, Verdict};
 use crate::sshsig::SigningKey;
 
 mod run;
-mod staging;
 mod walk;
 
-pub use run::{remove_source, run, Source};
-pub use staging::{is_partial_name, Broken, Dir, FileId, OutputDirs, PARTIAL_SUFFIX};
+pub use crate::file::{is_partial_name, remove_source, FileError, Source, Temporaries};
+pub use crate::file::{Broken, Dir, FileId, OutputDirs, PARTIAL_SUFFIX};
+pub use run::run;
 pub use walk::plan;
 
 /// Which way a batch goes.
@@ -276,50 +274,6 @@ impl fmt::Display for Skip {
     }
 }
 
-/// Why one file failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FileError {
-    /// The input could not be listed, opened or read.
-    #[error("cannot read: {0}")]
-    Read(io::Error),
-    /// The input changed into something other than a regular file after it was planned.
-    #[error("no longer a regular file")]
-    NotAFile,
-    /// The sealed input does not open: wrong key, not age, modified, corrupt, truncated.
-    #[error(transparent)]
-    Decrypt(DecryptError),
-    /// There were no recipients to seal to.
-    #[error("no recipients given")]
-    NoRecipients,
-    /// The recipients may not share a file (post-quantum mixed with classical).
-    #[error(transparent)]
-    IncompatibleRecipients(crate::EncryptError),
-    /// The keys given do not fit the direction of the batch.
-    #[error("recipients given to open files, or identities to seal them")]
-    WrongKeys,
-    /// The output names the input itself (the same file, also through a hard or symbolic
-    /// link): writing it would destroy the input, so it is refused, `force` or not.
-    #[error("the output is the input itself")]
-    OutputIsInput,
-    /// The output could not be created, written, synced or renamed into place.
-    #[error("cannot write {}: {error}", path.display())]
-    Write {
-        /// The output (or output directory) that failed.
-        path: PathBuf,
-        /// What failed.
-        error: io::Error,
-    },
-    /// The sender check refused the file (a signature is required): nothing was written.
-    #[error("signature refused: {0}")]
-    Sender(Rejection),
-    /// The file's signature (`NAME.age.sig`) exists but could not be read.
-    #[error("cannot read its signature: {0}")]
-    ReadSignature(io::Error),
-    /// The output is complete, but removing the source failed.
-    #[error("output written, but the source could not be removed: {0}")]
-    RemoveSource(io::Error),
-}
-
 /// Something that happened during [`run`], passed to [`Observer::event`].
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -334,27 +288,12 @@ pub enum Event<'a> {
 }
 
 /// Hears what a batch does; called from the pool's worker threads. Every method has a
-/// default that does nothing, and `()` is an observer that hears nothing.
-pub trait Observer: Sync {
+/// default that does nothing, and `()` is an observer that hears nothing. As
+/// [`Temporaries`], it also hears of each temporary output file.
+pub trait Observer: Temporaries {
     /// Something happened.
     fn event(&self, event: Event<'_>) {
         let _ = event;
-    }
-
-    /// Calls `create`, which makes a temporary output file and returns its path (`None` if
-    /// it failed). An observer that removes temporary files on a signal holds that clean-up
-    /// off until it knows the path, so that no file can appear unknown to it.
-    fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
-        create();
-    }
-
-    /// Calls `finish`, which either renames the temporary file at `path` into place or
-    /// removes it; afterwards `path` no longer exists. An observer that removes temporary
-    /// files on a signal holds that clean-up off during `finish`, so that no rename can slip
-    /// in after it.
-    fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {
-        let _ = path;
-        finish()
     }
 }
 

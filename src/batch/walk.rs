@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::{is_partial_name, Direction, FileError, Job, Options, Outcome, OutputDir, Plan};
 use super::{Report, Skip};
+use crate::file::staging::dir::parent;
 
 /// Walks `inputs` (files and directories) and plans the batch. Reads only; writes nothing.
 pub fn plan(inputs: &[PathBuf], options: &Options) -> Plan {
@@ -300,14 +301,6 @@ fn is_signature(name: &OsStr) -> bool {
     name.as_bytes()
         .strip_suffix(suffix)
         .is_some_and(|sealed| sealed.ends_with(b".age"))
-}
-
-/// The directory a path is in (`.` for a bare name), as the plan names it.
-pub(in crate::batch) fn parent(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// `NAME` → `NAME.age` when sealing; `NAME.age` → `NAME` when unsealing (`None` otherwise).

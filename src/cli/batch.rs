@@ -20,11 +20,12 @@ use clap::Args;
 use indicatif::{HumanBytes, HumanDuration, ProgressBar};
 
 use super::failure::{describe_io, ExitCode, Failure};
+use super::in_pool;
+use super::interrupts::Tracked;
 use super::paths::{Destination, Source};
 use super::senders;
-use super::{in_pool, output};
 use crate::batch::{self, Direction, Event, FileError, Keys, Observer, Options, Outcome, Report};
-use crate::batch::{Dir, FileId, Skip, Summary};
+use crate::batch::{Dir, FileId, Skip, Summary, Temporaries};
 use crate::sender::Verdict;
 
 /// The flags of batch mode, shared by `seal` and `unseal`.
@@ -128,13 +129,13 @@ pub fn remove_single(
         let id = FileId::of_metadata(input);
         let (output_dir, _) = Dir::open_parent(output)?;
         // The operator named the input: it may be a symbolic link to the file read.
-        let opened = batch::Source {
+        let opened = crate::file::Source {
             dir,
             name,
             id,
             follow: true,
         };
-        batch::remove_source(&opened, &output_dir, signature)
+        crate::file::remove_source(&opened, &output_dir, signature)
     };
     remove().map_err(|e: io::Error| {
         Failure::new(
@@ -403,13 +404,15 @@ impl Observer for Reporter {
             }
         }
     }
+}
 
+impl Temporaries for Reporter {
     fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
-        output::tracked(create);
+        Tracked.partial_creating(create);
     }
 
     fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {
-        output::finish_tracked(path, finish);
+        Tracked.partial_finishing(path, finish);
     }
 }
 

@@ -25,8 +25,8 @@ macro_rules! say {
 mod batch;
 mod failure;
 mod inspect;
+mod interrupts;
 mod keyargs;
-mod output;
 mod passphrase;
 mod paths;
 mod progress;
@@ -207,7 +207,11 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, F
 
 /// Runs a command body, prints its failure if any, and exits with the documented code.
 fn run(program: &str, body: impl FnOnce() -> Result<(), Failure>) -> process::ExitCode {
-    output::install_interrupt_handler(program);
+    let streamed = match program {
+        "seal" => "sealed data",
+        _ => "plaintext",
+    };
+    interrupts::install_handler(program, streamed);
     crate::mmap::set_program_name(program);
     match body() {
         Ok(()) => process::ExitCode::SUCCESS,

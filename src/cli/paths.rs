@@ -5,10 +5,9 @@ use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use super::failure::Failure;
-use super::output::PendingFile;
-use crate::batch::FileId;
-use crate::error::StreamError;
+use super::failure::{ExitCode, Failure};
+use super::interrupts::Tracked;
+use crate::file::{self, staging, Dir, FileError, FileId};
 
 /// What standard input and output are called in messages.
 pub const STDIN: &str = "standard input";
@@ -47,20 +46,60 @@ fn widen_pipe(fd: impl AsFd) {
     }
 }
 
-/// The outcome of a stream, failures blamed on the side that failed. A reader that went away
-/// (a closed pipe on standard output, as in `unseal x.age | head`) ends the stream quietly.
-pub fn stream_outcome(
-    result: Result<(), StreamError>,
-    input: &Path,
-    output: &Path,
-) -> Result<(), Failure> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(StreamError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(StreamError::Read(e)) => Err(Failure::io(input, &e)),
-        Err(StreamError::Write(e)) => Err(Failure::io(output, &e)),
-        Err(StreamError::Decrypt(e)) => Err(Failure::from(e).about(input)),
+/// A failure of the per-file engine, as the single-file commands say it: blamed on the input
+/// `input` or on the output it names. A reader that went away (a closed pipe on standard
+/// output, as in `unseal x.age | head`) ends the command quietly.
+pub fn file_outcome<T: Default>(result: Result<T, FileError>, input: &Path) -> Result<T, Failure> {
+    let error = match result {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    Err(match error {
+        FileError::Write { error, .. } if error.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(T::default())
+        }
+        FileError::Write { path, error } if error.kind() == io::ErrorKind::AlreadyExists => {
+            already_exists(&path)
+        }
+        FileError::Write { path, error } => match Refusal::from_io(error) {
+            Ok(failure) => failure.about(input),
+            Err(error) => Failure::io(&path, &error),
+        },
+        FileError::Read(e) => Failure::io(input, &e),
+        FileError::Decrypt(e) => Failure::from(e).about(input),
+        FileError::Sender(rejection) => super::senders::refusal(&rejection).about(input),
+        other => Failure::new(ExitCode::Io, other.to_string()).about(input),
+    })
+}
+
+/// A writer's refusal to take what the engine gives it (binary plaintext for a terminal):
+/// carried through the engine as an I/O error, and said as this failure.
+#[derive(Debug)]
+pub struct Refusal(pub Failure);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.message)
     }
+}
+
+impl std::error::Error for Refusal {}
+
+impl Refusal {
+    /// The failure an I/O error carries, if it is a refusal.
+    fn from_io(error: io::Error) -> Result<Failure, io::Error> {
+        if !error.get_ref().is_some_and(|e| e.is::<Refusal>()) {
+            return Err(error);
+        }
+        let inner = error.into_inner().expect("checked above");
+        Ok(inner.downcast::<Refusal>().expect("checked above").0)
+    }
+}
+
+fn already_exists(target: &Path) -> Failure {
+    Failure::new(ExitCode::Io, "output file already exists")
+        .about(target)
+        .hint("use --force to overwrite it")
 }
 
 /// The input named on the command line.
@@ -133,7 +172,84 @@ pub enum Destination {
     /// Standard output.
     Stdout,
     /// A file, written under a temporary name and renamed into place on success.
-    File(PendingFile),
+    File(Target),
+}
+
+/// A file output: its directory (open), its name there, and its path as named.
+pub struct Target {
+    dir: Dir,
+    name: std::ffi::OsString,
+    path: PathBuf,
+    force: bool,
+}
+
+impl Target {
+    /// Refuses an existing `path` unless `force` (a race is caught again when the output is
+    /// renamed into place), opens its directory, and removes the temporary files that an
+    /// earlier run into the same place left behind (killed by SIGKILL, or a power loss),
+    /// saying so unless `quiet`.
+    fn new(path: PathBuf, force: bool, (program, quiet): (&str, bool)) -> Result<Target, Failure> {
+        if !force && path.symlink_metadata().is_ok() {
+            return Err(already_exists(&path));
+        }
+        let (dir, name) = Dir::open_parent(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => Failure::usage("not a file name").about(&path),
+            _ => Failure::io(&path, &e),
+        })?;
+        let target = Target {
+            dir,
+            name,
+            path,
+            force,
+        };
+        target.remove_stale(&target.name, (program, quiet));
+        Ok(target)
+    }
+
+    /// Removes the leftover temporary files of the output `name` in this directory.
+    fn remove_stale(&self, name: &std::ffi::OsStr, (program, quiet): (&str, bool)) {
+        // A directory that cannot be listed is no reason to stop: the output may still be
+        // written there.
+        for path in staging::remove_stale_of(&self.dir, name).unwrap_or_default() {
+            if !quiet {
+                // Named as the output is: beside it.
+                let path = self
+                    .path
+                    .with_file_name(path.file_name().unwrap_or_default());
+                let path = crate::shown::path(&path);
+                say!("{program}: removed {path}, left by an interrupted run");
+            }
+        }
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The output, for the engine.
+    pub fn output(&self) -> file::Output<'_> {
+        file::Output::File {
+            dir: &self.dir,
+            name: &self.name,
+            path: &self.path,
+            force: self.force,
+            temporaries: &Tracked,
+        }
+    }
+
+    /// Refuses an existing signature beside the output (`NAME.sig`) unless forced, and
+    /// removes its leftover temporary files: a signed output is two files.
+    pub fn check_signature(&self, (program, quiet): (&str, bool)) -> Result<(), Failure> {
+        let path = crate::sender::signature_path(&self.path);
+        if !self.force && path.symlink_metadata().is_ok() {
+            return Err(already_exists(&path));
+        }
+        let mut name = self.name.clone();
+        name.push(crate::sender::SIGNATURE_SUFFIX);
+        self.remove_stale(&name, (program, quiet));
+        Ok(())
+    }
 }
 
 impl Destination {
@@ -144,7 +260,7 @@ impl Destination {
     pub fn new(
         output: Option<PathBuf>,
         default: impl FnOnce() -> Result<Option<PathBuf>, Failure>,
-        force: bool,
+        (force, program, quiet): (bool, &str, bool),
         source: &Source,
     ) -> Result<Destination, Failure> {
         let path = match output {
@@ -156,7 +272,8 @@ impl Destination {
         match path {
             Some(path) => {
                 refuse_input(source, &path)?;
-                Ok(Destination::File(PendingFile::create(&path, force)?))
+                let target = Target::new(path, force, (program, quiet))?;
+                Ok(Destination::File(target))
             }
             None => Ok(Destination::Stdout),
         }

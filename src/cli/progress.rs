@@ -6,7 +6,7 @@
 //! all ([`clear_all`]) before its message.
 
 use std::fs::Metadata;
-use std::io::{self, IsTerminal, Read};
+use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -73,14 +73,6 @@ impl Progress {
             bar.inc(bytes);
         }
     }
-
-    /// Wraps a reader so that every byte read counts as progress.
-    pub fn reader<R: Read>(&self, inner: R) -> Counting<'_, R> {
-        Counting {
-            inner,
-            progress: self,
-        }
-    }
 }
 
 impl Drop for Progress {
@@ -95,18 +87,4 @@ impl Drop for Progress {
 pub fn label(path: &Path) -> String {
     let name = path.file_name().unwrap_or(path.as_os_str());
     crate::shown::path(Path::new(name))
-}
-
-/// A reader that reports what passes through it.
-pub struct Counting<'a, R> {
-    inner: R,
-    progress: &'a Progress,
-}
-
-impl<R: Read> Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.add(n as u64);
-        Ok(n)
-    }
 }

@@ -1,24 +1,22 @@
 //! `seal`: encrypt a file to one or more recipients.
 
-use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use super::batch;
 use super::failure::Failure;
-use super::output::PendingFile;
+use super::interrupts::Streamed;
 use super::passphrase;
-use super::paths::{
-    open_input, stdin, stdout_file, stream_outcome, Destination, Source, STDIN, STDOUT,
-};
+use super::paths::{file_outcome, open_input, stdin, stdout_file, Destination, Source};
+use super::paths::{STDIN, STDOUT};
 use super::progress::Progress;
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
-use crate::armor::ArmoredWriter;
 use crate::batch::Keys;
+use crate::file;
 use crate::keys::KeyFileKind;
-use crate::sshsig::{Digest, Hasher, SigningKey};
+use crate::sshsig::SigningKey;
 use crate::{scrypt, Encryptor, Recipient};
 
 const EXAMPLES: &str = "\
@@ -169,6 +167,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
         return batch::run(command, Keys::Recipients(&recipients));
     }
     batch::check_single(&args.batch)?;
+    let quiet = args.shared.quiet;
     let source = Source::from_arg(args.input.into_iter().next());
     let destination = Destination::new(
         args.shared.output,
@@ -180,7 +179,7 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             }
             Source::Stdin => Ok(None),
         },
-        args.shared.force,
+        (args.shared.force, "seal", quiet),
         &source,
     )?;
     if destination.is_terminal() && !args.armor {
@@ -190,94 +189,65 @@ pub fn seal(args: Args) -> Result<(), Failure> {
         );
     }
     batch::check_remove_source(&args.batch, &source, &destination)?;
-    let signing = match &args.sign_with {
-        None => None,
-        Some(key) => {
-            let flags = (&args.key_passphrase, args.shared.force);
-            Some(Signing::new(key, flags, &destination)?)
+    // A signature goes beside the sealed file: an existing one stops everything now.
+    let signer = match (&args.sign_with, &destination) {
+        (None, _) => None,
+        (Some(_), Destination::Stdout) => {
+            return Err(Failure::usage("--sign-with needs an output file")
+                .hint("name one with -o FILE, or seal a file rather than standard input"))
+        }
+        (Some(key), Destination::File(target)) => {
+            target.check_signature(("seal", quiet))?;
+            Some(signing_key(key, &args.key_passphrase)?)
         }
     };
-    let encryptor = match &signing {
+    let encryptor = match &signer {
         None => Encryptor::new(&recipients)?,
-        Some(s) => Encryptor::new_signed_by(&recipients, &s.key.public_key())?,
+        Some(key) => Encryptor::new_signed_by(&recipients, &key.public_key())?,
     };
 
-    let (threads, quiet, armor) = (args.shared.threads, args.shared.quiet, args.armor);
-    let how = How { threads, armor };
-    match (&source, destination) {
-        (Source::File(path), Destination::File(pending)) => {
-            let (file, meta) = open_input(path)?;
-            let progress = Progress::for_file(quiet, &meta, path);
-            // A signature's hash, when it is computed alongside the sealing.
-            let mut digest = None;
-            if meta.is_file() && !args.shared.no_mmap && !armor {
-                let tick = |n| progress.add(n);
-                let out = pending.file();
-                let sealed = in_pool(threads, || match signing {
-                    Some(_) => {
-                        let mut hasher = Hasher::new();
-                        let hash = &mut |bytes: &[u8]| hasher.update(bytes);
-                        let sealed = encryptor.seal_file(&file, out, Some(hash), &tick);
-                        digest = Some(hasher.finish());
-                        sealed
-                    }
-                    None => encryptor.seal_file(&file, out, None, &tick),
-                })?;
-                stream_outcome(sealed.map(drop), path, pending.target())?;
-            } else {
-                let input = progress.reader(file);
-                stream(
-                    encryptor,
-                    how,
-                    input,
-                    pending.file(),
-                    path,
-                    pending.target(),
-                )?;
-            }
-            drop(progress);
-            let output = pending.target().to_path_buf();
-            match signing {
-                Some(signing) => signing.sign_and_commit(pending, digest)?,
-                None => pending.commit()?,
-            }
-            batch::remove_single(&args.batch, (path, &meta), &output, false)
-        }
-        (Source::File(path), Destination::Stdout) => {
-            let (file, meta) = open_input(path)?;
-            let progress = Progress::for_file(quiet, &meta, path);
-            let input = progress.reader(file);
-            stream(encryptor, how, input, stdout_file()?, path, STDOUT.as_ref())
-        }
-        (Source::Stdin, Destination::File(pending)) => {
-            let progress = Progress::new(quiet, None, STDIN);
-            let (input, output) = (progress.reader(stdin()), pending.file());
-            stream(
-                encryptor,
-                how,
-                input,
-                output,
-                STDIN.as_ref(),
-                pending.target(),
-            )?;
-            drop(progress);
-            match signing {
-                Some(signing) => signing.sign_and_commit(pending, None),
-                None => pending.commit(),
+    let (input_path, input_name) = match &source {
+        Source::File(path) => (Some(path.as_path()), path.as_path()),
+        Source::Stdin => (None, Path::new(STDIN)),
+    };
+    let opened = input_path.map(open_input).transpose()?;
+    let progress = match &opened {
+        Some((_, meta)) => Progress::for_file(quiet, meta, input_name),
+        None => Progress::new(quiet, None, STDIN),
+    };
+    let tick = |n| progress.add(n);
+    let mut stdin = stdin();
+    let input = match &opened {
+        Some((file, meta)) => file::Input::File(file, meta),
+        None => file::Input::Stream(&mut stdin),
+    };
+    let mut stdout;
+    let output = match &destination {
+        Destination::File(target) => target.output(),
+        Destination::Stdout => {
+            stdout = Streamed::new(stdout_file()?);
+            file::Output::Stream {
+                writer: &mut stdout,
+                name: STDOUT.as_ref(),
             }
         }
-        (Source::Stdin, Destination::Stdout) => {
-            let progress = Progress::new(quiet, None, STDIN);
-            let input = progress.reader(stdin());
-            stream(
-                encryptor,
-                how,
-                input,
-                stdout_file()?,
-                STDIN.as_ref(),
-                STDOUT.as_ref(),
-            )
+    };
+    let sealing = file::Sealing {
+        encryptor,
+        signer: signer.as_ref(),
+        armor: args.armor,
+    };
+    let positioned = !args.shared.no_mmap;
+    let result = in_pool(args.shared.threads, || {
+        file::seal(input, output, sealing, positioned, &tick)
+    })?;
+    file_outcome(result, input_name)?;
+    drop(progress);
+    match (&source, &destination, &opened) {
+        (Source::File(path), Destination::File(target), Some((_, meta))) => {
+            batch::remove_single(&args.batch, (path, meta), target.path(), false)
         }
+        _ => Ok(()),
     }
 }
 
@@ -302,44 +272,6 @@ fn signing_key(
     SigningKey::from_openssh(&text, &mut passphrase).map_err(|e| Failure::from(e).about(path))
 }
 
-/// A signature to make over the sealed output: the client key, and the `.sig` file, created
-/// (under a temporary name) before sealing starts, so that an existing one stops everything.
-struct Signing {
-    key: SigningKey,
-    sig: PendingFile,
-}
-
-impl Signing {
-    fn new(
-        key_path: &Path,
-        (passphrase_flags, force): (&keyargs::PassphraseFlags, bool),
-        destination: &Destination,
-    ) -> Result<Signing, Failure> {
-        let Destination::File(pending) = destination else {
-            return Err(Failure::usage("--sign-with needs an output file")
-                .hint("name one with -o FILE, or seal a file rather than standard input"));
-        };
-        let key = signing_key(key_path, passphrase_flags)?;
-        let sig = PendingFile::create(&crate::sender::signature_path(pending.target()), force)?;
-        Ok(Signing { key, sig })
-    }
-
-    /// Signs the sealed file, hashed alongside the sealing (`digest`) or else now, and renames
-    /// both files into place.
-    fn sign_and_commit(self, sealed: PendingFile, digest: Option<Digest>) -> Result<(), Failure> {
-        let signature = match digest {
-            Some(digest) => self.key.sign(&digest).map_err(io::Error::other),
-            None => crate::sender::sign_file(&self.key, sealed.file()),
-        }
-        .map_err(|e| Failure::io(sealed.target(), &e))?;
-        let mut out = self.sig.file();
-        out.write_all(signature.to_pem().as_bytes())
-            .map_err(|e| Failure::io(self.sig.target(), &e))?;
-        sealed.commit()?;
-        self.sig.commit()
-    }
-}
-
 /// The recipients: keys from `--to`, `-r` and `-R`, or a passphrase, never both.
 fn recipients(args: &Args) -> Result<Vec<Box<dyn Recipient>>, Failure> {
     let passphrase = match &args.passphrase_file {
@@ -358,33 +290,4 @@ fn recipients(args: &Args) -> Result<Vec<Box<dyn Recipient>>, Failure> {
     }
     let recipient = scrypt::Recipient::new(passphrase).with_work_factor(args.work_factor);
     Ok(vec![Box::new(recipient)])
-}
-
-/// How to seal a stream: on how many threads, armored or not.
-#[derive(Clone, Copy)]
-struct How {
-    threads: usize,
-    armor: bool,
-}
-
-/// Seals a stream, armored if asked, naming the side that failed.
-fn stream(
-    encryptor: Encryptor,
-    How { threads, armor }: How,
-    input: impl Read + Send,
-    output: impl Write + Send,
-    input_name: &Path,
-    output_name: &Path,
-) -> Result<(), Failure> {
-    if !armor {
-        let result = in_pool(threads, || encryptor.seal_stream(input, output))?;
-        return stream_outcome(result, input_name, output_name);
-    }
-    let mut armored = ArmoredWriter::new(output);
-    let result = in_pool(threads, || encryptor.seal_stream(input, &mut armored))?;
-    stream_outcome(result, input_name, output_name)?;
-    match armored.finish() {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::io(output_name, &e)),
-        _ => Ok(()),
-    }
 }

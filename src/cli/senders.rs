@@ -12,7 +12,6 @@ use clap::Args;
 
 use super::failure::{ExitCode, Failure};
 use crate::allowed_signers::AllowedSigners;
-use crate::format::Stanza;
 use crate::sender::{self, Policy, Rejection, Sender, Verdict};
 use crate::sshsig::Hasher;
 
@@ -90,7 +89,7 @@ impl Senders {
         &self,
         input: Option<&Path>,
         name: &Path,
-    ) -> Result<(FileCheck<'_>, Option<Hasher>), Failure> {
+    ) -> Result<(sender::FileCheck, Option<Hasher>), Failure> {
         let path = match (&self.signature, input) {
             (Some(path), _) => Some(path.clone()),
             (None, Some(input)) => Some(sender::signature_path(input)),
@@ -101,81 +100,15 @@ impl Senders {
             None => None,
         };
         let looked_at = path.map_or("--signature FILE".into(), |p| crate::shown::path(&p));
-        let (check, hasher) = self
-            .policy
+        self.policy
             .check_file(text.as_deref(), &looked_at)
-            .map_err(|r| refusal(&r).about(name))?;
-        let file = FileCheck {
-            senders: Some(self),
-            name: name.to_path_buf(),
-            check: Some(check),
-        };
-        Ok((file, hasher))
+            .map_err(|r| refusal(&r).about(name))
     }
 
-    fn report(&self, name: &Path, verdict: &Verdict) {
+    pub fn report(&self, name: &Path, verdict: &Verdict) {
         if let Some(line) = report_line(name, verdict, self.quiet) {
             say!("unseal: {line}");
         }
-    }
-}
-
-/// The check of one file's sender, between [`Senders::file`] and [`FileCheck::finish`].
-pub struct FileCheck<'a> {
-    senders: Option<&'a Senders>,
-    name: PathBuf,
-    check: Option<sender::FileCheck>,
-}
-
-impl FileCheck<'_> {
-    /// No check at all: without `--allowed-signers`.
-    pub fn none() -> FileCheck<'static> {
-        FileCheck {
-            senders: None,
-            name: PathBuf::new(),
-            check: None,
-        }
-    }
-
-    /// Starts the check of `input` if there is a policy; else checks nothing.
-    pub fn start<'a>(
-        senders: Option<&'a Senders>,
-        input: Option<&Path>,
-        name: &Path,
-    ) -> Result<(FileCheck<'a>, Option<Hasher>), Failure> {
-        match senders {
-            Some(senders) => senders.file(input, name),
-            None => Ok((FileCheck::none(), None)),
-        }
-    }
-
-    /// Whether plaintext must be held back until [`FileCheck::finish`] passes.
-    pub fn required(&self) -> bool {
-        self.check.as_ref().is_some_and(sender::FileCheck::required)
-    }
-
-    /// Once the file key is unwrapped (the header MAC checked): the header must name the
-    /// signer.
-    pub fn bind(&mut self, stanzas: &[Stanza]) -> Result<(), Failure> {
-        match &mut self.check {
-            Some(check) => check
-                .bind(stanzas)
-                .map_err(|r| refusal(&r).about(&self.name)),
-            None => Ok(()),
-        }
-    }
-
-    /// Once every byte of the input went through `hasher`: the signature itself, and the
-    /// report of the sender. Fails only when a signature is required.
-    pub fn finish(self, hasher: Option<Hasher>) -> Result<(), Failure> {
-        let (Some(senders), Some(check)) = (self.senders, self.check) else {
-            return Ok(());
-        };
-        let verdict = check
-            .finish(hasher)
-            .map_err(|r| refusal(&r).about(&self.name))?;
-        senders.report(&self.name, &verdict);
-        Ok(())
     }
 }
 

@@ -1,25 +1,25 @@
 //! `unseal`: decrypt a sealed file with the server's key, on every core.
 
-use std::fs::{File, Metadata};
-use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::io::{self, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use super::batch;
 use super::failure::{ExitCode, Failure};
+use super::interrupts::Streamed;
 use super::passphrase::{self, Passphrase};
-use super::paths::{
-    open_input, stdin, stdout_file, stream_outcome, Destination, Source, STDIN, STDOUT,
-};
-use super::progress::{label, Progress};
-use super::senders::{self, FileCheck, Senders};
+use super::paths::{file_outcome, open_input, stdin, stdout_file, Destination, Refusal, Source};
+use super::paths::{STDIN, STDOUT};
+use super::progress::Progress;
+use super::senders::{self, Senders};
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
-use crate::sender::HashingReader;
+use crate::file;
+use crate::sender::FileCheck;
 use crate::sshsig::Hasher;
-use crate::{armor, parallel, Decryptor, Identity, Output, SealedFile};
+use crate::{Decryptor, Identity};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -187,6 +187,7 @@ fn open(
         return batch::run(command, Keys::Identities(identities));
     }
     batch::check_single(&args.batch)?;
+    let quiet = args.shared.quiet;
     let source = Source::from_arg(args.input.into_iter().next());
     let destination = Destination::new(
         args.shared.output,
@@ -194,89 +195,69 @@ fn open(
             Source::File(path) => default_output(path).map(Some),
             Source::Stdin => Ok(None),
         },
-        args.shared.force,
+        (args.shared.force, "unseal", quiet),
         &source,
     )?;
     batch::check_remove_source(&args.batch, &source, &destination)?;
-    let (threads, quiet) = (args.shared.threads, args.shared.quiet);
     let (input_path, input_name) = match &source {
         Source::File(path) => (Some(path.as_path()), path.as_path()),
         Source::Stdin => (None, Path::new(STDIN)),
     };
     // The signature is found and looked up before the input is read: an unsigned or
     // unknown sender is refused before any decryption.
-    let (mut signed, mut hasher) = FileCheck::start(senders, input_path, input_name)?;
-    match (&source, destination) {
-        (Source::File(path), Destination::File(pending)) => {
-            let (file, meta) = open_input(path)?;
-            let output = pending.target();
-            let names = (path.as_path(), output);
-            if positioned(&file, &meta, args.shared.no_mmap, path)? {
-                let out = (Output::File(pending.file()), output);
-                let check = (&mut signed, hasher.as_mut());
-                decrypt_file(&file, path, identities, (threads, quiet), check, out)?;
-            } else {
-                // Armored, not a regular file, or --no-mmap: read as a stream, hashed as read.
-                let progress = Progress::for_file(quiet, &meta, path);
-                let input =
-                    BufReader::new(HashingReader::new(progress.reader(file), hasher.as_mut()));
-                let (out, check) = (pending.file(), &mut signed);
-                stream(input, identities, threads, out, names, check)?;
+    let sender = match senders {
+        Some(senders) => Some(senders.file(input_path, input_name)?),
+        None => None,
+    };
+    if matches!(destination, Destination::Stdout) {
+        refuse_unchecked_stream(sender.as_ref())?;
+    }
+    let opened = input_path.map(open_input).transpose()?;
+    let progress = match &opened {
+        Some((_, meta)) => Progress::for_file(quiet, meta, input_name),
+        None => Progress::new(quiet, None, STDIN),
+    };
+    let tick = |n| progress.add(n);
+    let mut stdin = stdin();
+    let input = match &opened {
+        Some((file, meta)) => file::Input::File(file, meta),
+        None => file::Input::Stream(&mut stdin),
+    };
+    let mut stdout;
+    let output = match &destination {
+        Destination::File(target) => target.output(),
+        Destination::Stdout => {
+            stdout = Streamed::new(TextOnly::new(stdout_file()?, io::stdout().is_terminal()));
+            file::Output::Stream {
+                writer: &mut stdout,
+                name: STDOUT.as_ref(),
             }
-            // The output stays a temporary file until the signature checks out.
-            signed.finish(hasher)?;
-            let output = pending.target().to_path_buf();
-            pending.commit()?;
+        }
+    };
+    let opening = file::Opening { identities, sender };
+    let positioned = !args.shared.no_mmap;
+    let result = in_pool(args.shared.threads, || {
+        file::open(input, output, opening, positioned, &tick)
+    })?;
+    let verdict = file_outcome(result, input_name)?;
+    drop(progress);
+    if let (Some(senders), Some(verdict)) = (senders, &verdict) {
+        senders.report(input_name, verdict);
+    }
+    match (&source, &destination, &opened) {
+        (Source::File(path), Destination::File(target), Some((_, meta))) => {
             // A checked signature goes with its file.
-            batch::remove_single(&args.batch, (path, &meta), &output, senders.is_some())
+            let output = target.path();
+            batch::remove_single(&args.batch, (path, meta), output, senders.is_some())
         }
-        (Source::File(path), Destination::Stdout) => {
-            refuse_unchecked_stream(&signed)?;
-            let (file, meta) = open_input(path)?;
-            let to_terminal = io::stdout().is_terminal();
-            if !to_terminal && positioned(&file, &meta, args.shared.no_mmap, path)? {
-                let mut stdout = stdout_file()?;
-                let out = (Output::Writer(&mut stdout), STDOUT.as_ref());
-                let check = (&mut signed, hasher.as_mut());
-                decrypt_file(&file, path, identities, (threads, quiet), check, out)?;
-                return signed.finish(hasher);
-            }
-            let progress = Progress::for_file(quiet, &meta, path);
-            let input = BufReader::new(HashingReader::new(progress.reader(file), hasher.as_mut()));
-            to_stdout(input, identities, threads, path, &mut signed)?;
-            signed.finish(hasher)
-        }
-        (Source::Stdin, Destination::File(pending)) => {
-            let progress = Progress::new(quiet, None, STDIN);
-            let input = BufReader::new(HashingReader::new(
-                progress.reader(stdin()),
-                hasher.as_mut(),
-            ));
-            let names = (STDIN.as_ref(), pending.target());
-            let (out, check) = (pending.file(), &mut signed);
-            stream(input, identities, threads, out, names, check)?;
-            drop(progress);
-            signed.finish(hasher)?;
-            pending.commit()
-        }
-        (Source::Stdin, Destination::Stdout) => {
-            refuse_unchecked_stream(&signed)?;
-            let progress = Progress::new(quiet, None, STDIN);
-            let input = BufReader::new(HashingReader::new(
-                progress.reader(stdin()),
-                hasher.as_mut(),
-            ));
-            to_stdout(input, identities, threads, STDIN.as_ref(), &mut signed)?;
-            drop(progress);
-            signed.finish(hasher)
-        }
+        _ => Ok(()),
     }
 }
 
 /// A stream to standard output is written as it decrypts, before its last byte is hashed:
 /// with `--require-signature` it would release plaintext of a sender not yet checked.
-fn refuse_unchecked_stream(signed: &FileCheck<'_>) -> Result<(), Failure> {
-    match signed.required() {
+fn refuse_unchecked_stream(sender: Option<&(FileCheck, Option<Hasher>)>) -> Result<(), Failure> {
+    match sender.is_some_and(|(check, _)| check.required()) {
         true => Err(Failure::usage(
             "--require-signature cannot hold back plaintext streamed to standard output",
         )
@@ -285,43 +266,38 @@ fn refuse_unchecked_stream(signed: &FileCheck<'_>) -> Result<(), Failure> {
     }
 }
 
-/// Whether a file is opened with positioned reads on every core ([`SealedFile`]): a regular,
-/// binary file, unless `--no-mmap` asks for a stream.
-fn positioned(file: &File, meta: &Metadata, no_mmap: bool, path: &Path) -> Result<bool, Failure> {
-    if !meta.is_file() || no_mmap {
-        return Ok(false);
-    }
-    armor::is_armored_file(file)
-        .map(|armored| !armored)
-        .map_err(|e| Failure::io(path, &e))
+/// Standard output that takes text only when it is a terminal: the first bytes the engine
+/// writes (authenticated plaintext) are checked before any is written.
+struct TextOnly<W> {
+    inner: W,
+    check: bool,
 }
 
-/// Opens a regular binary file with positioned reads on every core ([`SealedFile`]) into
-/// `out` (named `out_name` in messages): the header authenticated, the signer bound, and the
-/// header, nonce and every chunk hashed from the very copies that are decrypted.
-fn decrypt_file(
-    file: &File,
-    path: &Path,
-    identities: &[&dyn Identity],
-    (threads, quiet): (usize, bool),
-    (signed, mut hasher): (&mut FileCheck<'_>, Option<&mut Hasher>),
-    (out, out_name): (Output<'_>, &Path),
-) -> Result<(), Failure> {
-    let blame = |e| Failure::from(e).about(path);
-    let sealed = SealedFile::new(file).map_err(blame)?;
-    let opened = sealed.unwrap(identities).map_err(blame)?;
-    signed.bind(&sealed.header().stanzas)?;
-    if let Some(hasher) = hasher.as_mut() {
-        hasher.update(sealed.head());
+impl<W> TextOnly<W> {
+    fn new(inner: W, terminal: bool) -> TextOnly<W> {
+        TextOnly {
+            inner,
+            check: terminal,
+        }
     }
-    let progress = Progress::new(quiet, Some(opened.plaintext_len()), &label(path));
-    let tick = |n| progress.add(n);
-    let result = in_pool(threads, || {
-        let mut feed = hasher.map(|h| |bytes: &[u8]| h.update(bytes));
-        let hash = feed.as_mut().map(|f| f as parallel::Hash<'_>);
-        opened.decrypt(out, hash, &tick).map(drop)
-    })?;
-    stream_outcome(result, path, out_name)
+}
+
+impl<W: Write> Write for TextOnly<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.check && !buf.is_empty() {
+            if looks_binary(&buf[..buf.len().min(crate::stream::CHUNK_SIZE)]) {
+                let failure = Failure::usage("refusing to write binary plaintext to a terminal")
+                    .hint("use -o FILE, or redirect standard output");
+                return Err(io::Error::other(Refusal(failure)));
+            }
+            self.check = false;
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// `report.pdf.age` becomes `report.pdf`; anything else needs `-o`.
@@ -335,62 +311,6 @@ fn default_output(input: &Path) -> Result<PathBuf, Failure> {
                 .hint("use -o OUTPUT"),
         ),
     }
-}
-
-/// Opens a stream on `threads` threads; only authenticated plaintext reaches `output`. The
-/// header must name the signer `signed` expects.
-fn stream(
-    input: impl BufRead + Send,
-    identities: &[&dyn Identity],
-    threads: usize,
-    output: impl Write + Send,
-    (input_name, output_name): (&Path, &Path),
-    signed: &mut FileCheck<'_>,
-) -> Result<(), Failure> {
-    let opened = Decryptor::new(input)
-        .and_then(|d| d.open(identities))
-        .map_err(|e| Failure::from(e).about(input_name))?;
-    signed.bind(&opened.header().stanzas)?;
-    let result = in_pool(threads, || opened.decrypt_to(output))?;
-    stream_outcome(result, input_name, output_name)
-}
-
-/// Opens a stream to standard output. A terminal gets text only: the first chunk is checked
-/// before anything is written, so this path goes chunk by chunk.
-fn to_stdout(
-    input: impl BufRead + Send,
-    identities: &[&dyn Identity],
-    threads: usize,
-    input_name: &Path,
-    signed: &mut FileCheck<'_>,
-) -> Result<(), Failure> {
-    let output_name = STDOUT.as_ref();
-    if !io::stdout().is_terminal() {
-        let names = (input_name, output_name);
-        let (out, check) = (stdout_file()?, signed);
-        return stream(input, identities, threads, out, names, check);
-    }
-    let blame = |e| Failure::from(e).about(input_name);
-    let opened = Decryptor::new(input)
-        .and_then(|d| d.open(identities))
-        .map_err(blame)?;
-    signed.bind(&opened.header().stanzas)?;
-    let mut reader = opened.into_reader();
-    let mut out = io::stdout().lock();
-    let mut first = true;
-    while let Some(chunk) = reader.next_chunk().map_err(blame)? {
-        if first && looks_binary(chunk) {
-            return Err(
-                Failure::usage("refusing to write binary plaintext to a terminal")
-                    .about(input_name)
-                    .hint("use -o FILE, or redirect standard output"),
-            );
-        }
-        first = false;
-        out.write_all(chunk)
-            .map_err(|e| Failure::io(output_name, &e))?;
-    }
-    out.flush().map_err(|e| Failure::io(output_name, &e))
 }
 
 /// Binary, for the terminal check: a NUL byte, or bytes that are not UTF-8 (a character cut

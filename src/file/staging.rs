@@ -1,4 +1,4 @@
-//! Outputs that appear whole or not at all, written only where the batch meant, and the
+//! Outputs that appear whole or not at all, written only where the caller meant, and the
 //! clean-up after a run that was killed.
 //!
 //! Each output is written to `.NAME.XXXXXX.seal-partial` in its directory, which is held
@@ -15,11 +15,10 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, TryLockError};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rand_core::{OsRng, RngCore};
 
-use super::Observer;
 use crate::mmap::{remove_on_fault, FaultCleanup};
 
 pub mod dir;
@@ -37,8 +36,43 @@ pub fn is_partial_name(name: &std::ffi::OsStr) -> bool {
         && name.ends_with(PARTIAL_SUFFIX.as_bytes())
 }
 
+/// Hears when a temporary output file appears and goes; called from any thread. The
+/// defaults just call their argument, and `()` is a listener that hears nothing.
+///
+/// A program that removes temporary files when a signal stops it holds that clean-up off
+/// inside both calls: so that no file can appear unknown to it, and no rename can slip in
+/// after it.
+pub trait Temporaries: Sync {
+    /// Calls `create`, which makes a temporary output file and returns its path (`None` if
+    /// it failed).
+    fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
+        create();
+    }
+
+    /// Calls `finish`, which either renames the temporary file at `path` into place or
+    /// removes it; afterwards `path` no longer exists.
+    fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {
+        let _ = path;
+        finish()
+    }
+}
+
+impl Temporaries for () {}
+
+/// Whether `name` is one of this tool's temporary names for the output `target`:
+/// `.TARGET.XXXXXX.seal-partial`.
+fn is_partial_of(name: &OsStr, target: &OsStr) -> bool {
+    let (name, target) = (name.as_bytes(), target.as_bytes());
+    let random = 1 + target.len() + 1;
+    name.len() == random + 6 + PARTIAL_SUFFIX.len()
+        && name.starts_with(b".")
+        && name[1..].starts_with(target)
+        && name[random - 1] == b'.'
+        && name.ends_with(PARTIAL_SUFFIX.as_bytes())
+}
+
 /// An output being written under a temporary name.
-pub struct Staged<'o> {
+pub(crate) struct Staged<'o> {
     /// The temporary file, locked; `None` once committed or removed.
     file: Option<File>,
     // Removes the temporary file if a mapped input is truncated under us (see `mmap`).
@@ -46,12 +80,16 @@ pub struct Staged<'o> {
     dir: Dir,
     temp: OsString,
     target: OsString,
-    observer: &'o dyn Observer,
+    observer: &'o dyn Temporaries,
 }
 
 impl<'o> Staged<'o> {
     /// Creates a temporary file for `target` in `dir`, and locks it.
-    pub fn create(dir: &Dir, target: &OsStr, observer: &'o dyn Observer) -> io::Result<Staged<'o>> {
+    pub fn create(
+        dir: &Dir,
+        target: &OsStr,
+        observer: &'o dyn Temporaries,
+    ) -> io::Result<Staged<'o>> {
         let mut made = None;
         observer.partial_creating(&mut || {
             made = Some(new_temp(dir, target, &mut |_| {}));
@@ -73,6 +111,11 @@ impl<'o> Staged<'o> {
     /// The temporary file to write to.
     pub fn file(&self) -> &File {
         self.file.as_ref().expect("present until commit")
+    }
+
+    /// The temporary file, to write to as a stream.
+    pub fn writer(&mut self) -> &mut File {
+        self.file.as_mut().expect("present until commit")
     }
 
     /// The temporary file's path.
@@ -187,9 +230,20 @@ fn temp_name(target: &OsStr) -> OsString {
 /// since it was listed keeps its output, and one that is still creating it sees the name
 /// gone and starts again (see [`new_temp`]).
 pub fn remove_stale(dir: &Dir) -> io::Result<Vec<PathBuf>> {
+    remove_stale_where(dir, &|_| true)
+}
+
+/// Removes the temporary files of the output `target` in `dir` that no live process holds
+/// (see [`remove_stale`]); returns their paths. Those of other outputs stay: a run of one
+/// file clears up after an earlier run of that file only.
+pub fn remove_stale_of(dir: &Dir, target: &OsStr) -> io::Result<Vec<PathBuf>> {
+    remove_stale_where(dir, &|name| is_partial_of(name, target))
+}
+
+fn remove_stale_where(dir: &Dir, wanted: &dyn Fn(&OsStr) -> bool) -> io::Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for name in dir.files()? {
-        if !is_partial_name(&name) {
+        if !is_partial_name(&name) || !wanted(&name) {
             continue;
         }
         let Ok(file) = dir.open_file(&name, false) else {
@@ -216,6 +270,34 @@ mod tests {
 
     fn open(path: &Path) -> Dir {
         Dir::open(path).unwrap()
+    }
+
+    #[test]
+    fn partial_names_of_one_target() {
+        assert!(is_partial_of(
+            ".a.txt.Ab12Cd.seal-partial".as_ref(),
+            "a.txt".as_ref()
+        ));
+        assert!(is_partial_of(
+            &temp_name("a.txt".as_ref()),
+            "a.txt".as_ref()
+        ));
+        assert!(!is_partial_of(
+            ".a.txt.Ab12Cd.seal-partial".as_ref(),
+            "a".as_ref()
+        ));
+        assert!(!is_partial_of(
+            ".a.txt.Ab12Cd.seal-partial".as_ref(),
+            "a.tx".as_ref()
+        ));
+        assert!(!is_partial_of(
+            ".b.txt.Ab12Cd.seal-partial".as_ref(),
+            "a.txt".as_ref()
+        ));
+        assert!(!is_partial_of(
+            ".a.txt.x.Ab12Cd.seal-partial".as_ref(),
+            "a.txt".as_ref()
+        ));
     }
 
     #[test]
@@ -258,7 +340,7 @@ mod tests {
     /// clean-up would.
     struct Watching<'p>(&'p Path, std::sync::Mutex<Vec<(usize, Option<PathBuf>)>>);
 
-    impl super::super::Observer for Watching<'_> {
+    impl Temporaries for Watching<'_> {
         fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
             let before = fs::read_dir(self.0).unwrap().count();
             let made = create();

@@ -81,7 +81,7 @@ impl Dir {
         let name = path
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-        let dir = crate::batch::walk::parent(path);
+        let dir = parent(path);
         Ok((Dir::open(&dir)?, name.to_os_string()))
     }
 
@@ -534,5 +534,13 @@ mod tests {
         dirs.add(&root.join("a"), false).unwrap();
         dirs.remove_empty_made(|_| true);
         assert!(!root.exists());
+    }
+}
+
+/// The directory a path is in (`.` for a bare name).
+pub(crate) fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }

@@ -1,0 +1,106 @@
+//! What a signal leaves behind: nothing partial on disk, and a true word about standard
+//! output.
+//!
+//! Outputs are written to temporary files ([`crate::file::staging`]) and renamed into place
+//! on success. SIGINT, SIGTERM and SIGHUP remove every temporary file the process holds, then
+//! exit with code 130 after one line on standard error: that no partial output was left, or,
+//! when output was streaming to standard output, how much went out there, and that it is
+//! incomplete. (A SIGKILL cannot be caught: the next run into the same place removes what
+//! it left, see [`crate::file::staging::remove_stale_of`].)
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::failure::ExitCode;
+use crate::file::Temporaries;
+
+/// Temporary files to remove if a signal stops the process.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Whether output is streaming to standard output, and how many bytes went there.
+static STREAMING: AtomicBool = AtomicBool::new(false);
+static STREAMED: AtomicU64 = AtomicU64::new(0);
+
+/// Removes pending temporary files and exits with code 130 on SIGINT, SIGTERM or SIGHUP.
+/// `what` names what `program` streams to standard output ("plaintext", "sealed data").
+pub fn install_handler(program: &str, what: &'static str) {
+    let program = program.to_string();
+    // Failing to install the handler (only possible if one exists already) loses nothing
+    // but the clean-up on a signal; it is not worth refusing to run for.
+    let _ = ctrlc::set_handler(move || {
+        // Keep the lock until exit, so no rename can slip in after the clean-up.
+        let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        for path in pending.iter() {
+            let _ = std::fs::remove_file(path);
+        }
+        super::progress::clear_all();
+        match STREAMING.load(Ordering::Acquire) {
+            true => say!(
+                "{program}: error: interrupted; standard output is incomplete: at least {} bytes of {what} were written to it",
+                STREAMED.load(Ordering::Acquire)
+            ),
+            false => say!("{program}: error: interrupted; no partial output was left behind"),
+        }
+        std::process::exit(ExitCode::Interrupted as i32);
+    });
+}
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The signal clean-up, as the per-file engine and batch mode hear of temporary files.
+pub struct Tracked;
+
+impl Temporaries for Tracked {
+    /// Runs `create` with the signal clean-up held off; then registers the path for removal
+    /// on a signal. A signal between the file's creation and its registration would
+    /// otherwise leave it behind.
+    fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
+        let mut pending = pending();
+        if let Some(path) = create() {
+            pending.push(path);
+        }
+    }
+
+    /// Runs `finish`, which renames the temporary file at `path` into place or removes it,
+    /// with the signal clean-up held off; then forgets `path`.
+    fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {
+        let mut pending = pending();
+        finish();
+        if let Some(i) = pending.iter().rposition(|p| p == path) {
+            pending.swap_remove(i);
+        }
+    }
+}
+
+/// Standard output as a stream of the engine: counts what it passes on, for the message of a
+/// signal. A write to a pipe returns only once all of it is in the pipe, so each goes in
+/// pieces of at most [`PIECE`] bytes: what is counted went out, and less than a piece more
+/// may have.
+pub struct Streamed<W>(W);
+
+/// The most one write to standard output passes on.
+const PIECE: usize = 64 << 10;
+
+impl<W> Streamed<W> {
+    /// Starts counting: from now on a signal says standard output is incomplete.
+    pub fn new(inner: W) -> Streamed<W> {
+        STREAMING.store(true, Ordering::Release);
+        Streamed(inner)
+    }
+}
+
+impl<W: Write> Write for Streamed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.0.write(&buf[..buf.len().min(PIECE)])?;
+        STREAMED.fetch_add(n as u64, Ordering::AcqRel);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}

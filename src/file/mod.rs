@@ -1,0 +1,549 @@
+//! One file, sealed or opened whole or not at all: the engine under the single-file commands,
+//! batch mode and what comes next.
+//!
+//! [`seal`] and [`open`] take an [`Input`] (an open file, or a stream), an [`Output`] (a file
+//! staged in its directory, or a stream) and the keys, and choose the way through by
+//! themselves:
+//!
+//! - a regular file up to [`IN_MEMORY`] bytes is read whole, processed in memory and written
+//!   with one call: a few system calls and one key wrap or unwrap;
+//! - a larger regular binary file is processed a run of chunks at a time on every thread of
+//!   the current rayon pool, each run read once into private memory
+//!   ([`crate::SealedFile`], [`Encryptor::seal_file`]);
+//! - anything else (a stream, a FIFO, ASCII armor, or `positioned: false`) is streamed.
+//!
+//! A file output appears whole or not at all ([`staging`]): written to a temporary file in
+//! its directory, fsync'ed, and renamed into place only once it is complete and, when opening
+//! under a sender policy, once its signature checks out. A file signed by a client key gets
+//! its `.sig` renamed into place first, so the sealed file never appears without it. The
+//! key is unwrapped before the output is created: a file for another key leaves no trace.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::armor::{self, ArmoredWriter};
+use crate::error::{DecryptError, StreamError};
+use crate::format::Stanza;
+use crate::parallel::{Hash, Progress};
+use crate::recipient::Identity;
+use crate::sender::{sign_file, FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX};
+use crate::sshsig::{Digest, Hasher, SigningKey};
+use crate::{Decryptor, Encryptor, SealedFile, SealedSlice};
+
+mod error;
+pub mod staging;
+
+pub use error::FileError;
+use staging::Staged;
+pub use staging::{is_partial_name, Broken, Dir, FileId, OutputDirs, Temporaries, PARTIAL_SUFFIX};
+
+/// Files up to this size are read into memory whole rather than a run of chunks at a time.
+pub const IN_MEMORY: u64 = 1 << 20;
+
+/// What to seal or open.
+pub enum Input<'a> {
+    /// An open file and its metadata (from `fstat` of that file): a regular file takes the
+    /// fastest way; anything else (a FIFO, a device) is streamed.
+    File(&'a File, &'a Metadata),
+    /// A stream, such as standard input.
+    Stream(&'a mut (dyn Read + Send)),
+}
+
+/// Where the output goes.
+pub enum Output<'a> {
+    /// The file `name` in the directory `dir`, written under a temporary name there and
+    /// renamed into place once whole; an existing file is replaced only with `force`.
+    /// `temporaries` hears of each temporary file (e.g. to remove it on a signal).
+    File {
+        /// The output's directory, open.
+        dir: &'a Dir,
+        /// The output's name in `dir`.
+        name: &'a OsStr,
+        /// The output's path, for errors.
+        path: &'a Path,
+        /// Replace an existing file of that name.
+        force: bool,
+        /// Hears when a temporary file appears and goes.
+        temporaries: &'a dyn Temporaries,
+    },
+    /// A stream, written as the output is made: when opening, only authenticated plaintext
+    /// reaches it, but a file that turns out corrupt has sent it the part before the fault.
+    /// `name` names it in errors.
+    Stream {
+        /// Where the bytes go.
+        writer: &'a mut (dyn Write + Send),
+        /// What to call it in errors.
+        name: &'a Path,
+    },
+}
+
+/// What to seal with.
+pub struct Sealing<'a> {
+    /// The header and file key of this one file (an encryptor seals one file).
+    pub encryptor: Encryptor,
+    /// Sign the sealed file with this client key (`NAME.sig` beside it). Its public key must
+    /// be the one `encryptor` names as the signer ([`Encryptor::new_signed_by`]). Needs an
+    /// [`Output::File`].
+    pub signer: Option<&'a SigningKey>,
+    /// Write the ASCII armor (always streamed).
+    pub armor: bool,
+}
+
+/// What to open with.
+pub struct Opening<'a> {
+    /// Whichever of these unwraps the file key.
+    pub identities: &'a [&'a dyn Identity],
+    /// The sender check, begun ([`crate::sender::Policy::check_file`]) before the input is
+    /// read, and the hasher of its signature if it needs one: the output is renamed into
+    /// place only if the check passes.
+    pub sender: Option<(FileCheck, Option<Hasher>)>,
+}
+
+/// Seals `input` to `output`; `tick` hears the input bytes done. `positioned: false` streams
+/// a regular file too.
+pub fn seal(
+    input: Input<'_>,
+    output: Output<'_>,
+    sealing: Sealing<'_>,
+    positioned: bool,
+    tick: Progress<'_>,
+) -> Result<(), FileError> {
+    let Sealing {
+        encryptor,
+        signer,
+        armor,
+    } = sealing;
+    let mut out = Sink::new(output);
+    if signer.is_some() && !out.is_file() {
+        let error = io::Error::new(io::ErrorKind::InvalidInput, "a signature needs a file");
+        return Err(out.write_error(error));
+    }
+    // A signature's hash, when it is computed alongside the sealing.
+    let mut digest = None;
+    match input {
+        Input::File(file, meta) if meta.is_file() && !armor && meta.len() <= IN_MEMORY => {
+            let plaintext = Zeroizing::new(read_all(file, meta.len())?);
+            let sealed = encryptor.seal_slice(&plaintext);
+            out.write_all(&sealed)?;
+            digest = signer.map(|_| Digest::of(&sealed));
+            tick(plaintext.len() as u64);
+        }
+        Input::File(file, meta) if meta.is_file() && !armor && positioned && out.is_file() => {
+            let mut hasher = signer.map(|_| Hasher::new());
+            let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
+            let hash = feed.as_mut().map(|f| f as Hash<'_>);
+            let staged = out.stage()?;
+            let result = encryptor.seal_file(file, staged, hash, tick);
+            out.outcome(result.map(drop))?;
+            digest = hasher.map(Hasher::finish);
+        }
+        Input::File(file, _) => {
+            seal_stream(encryptor, Counting { inner: file, tick }, &mut out, armor)?
+        }
+        Input::Stream(reader) => seal_stream(
+            encryptor,
+            Counting {
+                inner: reader,
+                tick,
+            },
+            &mut out,
+            armor,
+        )?,
+    }
+    match signer {
+        Some(key) => out.commit_signed(key, digest),
+        None => out.commit(),
+    }
+}
+
+/// Seals a stream, armored if asked.
+fn seal_stream(
+    encryptor: Encryptor,
+    input: impl Read + Send,
+    out: &mut Sink<'_>,
+    armor: bool,
+) -> Result<(), FileError> {
+    let writer = out.writer()?;
+    if !armor {
+        let result = encryptor.seal_stream(input, writer);
+        return out.outcome(result);
+    }
+    let mut armored = ArmoredWriter::new(writer);
+    let result = encryptor.seal_stream(input, &mut armored);
+    let finished = result.and_then(|()| armored.finish().map(drop).map_err(StreamError::Write));
+    out.outcome(finished)
+}
+
+/// Opens `input` to `output`; `tick` hears the input bytes done. Under a sender check, the
+/// output is renamed into place only once the signature checks out; returns its verdict.
+/// `positioned: false` streams a regular file too.
+pub fn open(
+    input: Input<'_>,
+    output: Output<'_>,
+    opening: Opening<'_>,
+    positioned: bool,
+    tick: Progress<'_>,
+) -> Result<Option<Verdict>, FileError> {
+    let Opening { identities, sender } = opening;
+    let (mut check, mut hasher) = match sender {
+        Some((check, hasher)) => (Some(check), hasher),
+        None => (None, None),
+    };
+    let mut out = Sink::new(output);
+    match input {
+        Input::File(file, meta) if meta.is_file() && meta.len() <= IN_MEMORY => {
+            let raw = read_all(file, meta.len())?;
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&raw);
+            }
+            let decoded;
+            let sealed = match armor::is_armored(&raw) {
+                true => {
+                    decoded = armor::decode(&raw).map_err(|e| read_error(e.into()))?;
+                    &decoded
+                }
+                false => &raw,
+            };
+            let slice = SealedSlice::new(sealed).map_err(read_error)?;
+            let payload = slice.unwrap(identities).map_err(read_error)?;
+            bind(&mut check, &slice.header().stanzas)?;
+            let plaintext = Zeroizing::new(payload.decrypt_to_vec().map_err(read_error)?);
+            out.write_all(&plaintext)?;
+            tick(meta.len());
+        }
+        Input::File(file, meta)
+            if meta.is_file()
+                && positioned
+                && !armor::is_armored_file(file).map_err(FileError::Read)? =>
+        {
+            let sealed = SealedFile::new(file).map_err(read_error)?;
+            let payload = sealed.unwrap(identities).map_err(read_error)?;
+            bind(&mut check, &sealed.header().stanzas)?;
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(sealed.head());
+            }
+            let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
+            let hash = feed.as_mut().map(|f| f as Hash<'_>);
+            let result = match &mut out {
+                Sink::File { .. } => {
+                    let staged = out.stage()?;
+                    payload.decrypt(crate::Output::File(staged), hash, tick)
+                }
+                Sink::Stream { writer, .. } => {
+                    payload.decrypt(crate::Output::Writer(*writer), hash, tick)
+                }
+            };
+            out.outcome(result.map(drop))?;
+        }
+        Input::File(file, _) => {
+            let input = Counting { inner: file, tick };
+            open_stream(input, &mut out, identities, &mut check, hasher.as_mut())?
+        }
+        Input::Stream(reader) => {
+            let input = Counting {
+                inner: reader,
+                tick,
+            };
+            open_stream(input, &mut out, identities, &mut check, hasher.as_mut())?
+        }
+    }
+    let verdict = match check {
+        Some(check) => Some(check.finish(hasher).map_err(FileError::Sender)?),
+        None => None,
+    };
+    out.commit()?;
+    Ok(verdict)
+}
+
+/// Opens a stream, hashed as it is read.
+fn open_stream(
+    input: impl Read + Send,
+    out: &mut Sink<'_>,
+    identities: &[&dyn Identity],
+    check: &mut Option<FileCheck>,
+    hasher: Option<&mut Hasher>,
+) -> Result<(), FileError> {
+    let input = BufReader::new(HashingReader::new(input, hasher));
+    let opened = Decryptor::new(input)
+        .and_then(|d| d.open(identities))
+        .map_err(read_error)?;
+    bind(check, &opened.header().stanzas)?;
+    let result = opened.decrypt_to(out.writer()?);
+    out.outcome(result)
+}
+
+/// The sender check's step once the header is authenticated, if there is a check.
+fn bind(check: &mut Option<FileCheck>, stanzas: &[Stanza]) -> Result<(), FileError> {
+    match check {
+        Some(check) => check.bind(stanzas).map_err(FileError::Sender),
+        None => Ok(()),
+    }
+}
+
+fn read_error(e: DecryptError) -> FileError {
+    match e {
+        DecryptError::Io(e) => FileError::Read(e),
+        other => FileError::Decrypt(other),
+    }
+}
+
+/// An [`Output`] as it is written: a file output's temporary file is made when the first
+/// byte is ready to go in.
+enum Sink<'a> {
+    File {
+        dir: &'a Dir,
+        name: &'a OsStr,
+        path: &'a Path,
+        force: bool,
+        temporaries: &'a dyn Temporaries,
+        staged: Option<Staged<'a>>,
+    },
+    Stream {
+        writer: &'a mut (dyn Write + Send),
+        name: &'a Path,
+    },
+}
+
+impl<'a> Sink<'a> {
+    fn new(output: Output<'a>) -> Sink<'a> {
+        match output {
+            Output::File {
+                dir,
+                name,
+                path,
+                force,
+                temporaries,
+            } => Sink::File {
+                dir,
+                name,
+                path,
+                force,
+                temporaries,
+                staged: None,
+            },
+            Output::Stream { writer, name } => Sink::Stream { writer, name },
+        }
+    }
+
+    fn is_file(&self) -> bool {
+        matches!(self, Sink::File { .. })
+    }
+
+    /// The output's path, for errors.
+    fn path(&self) -> PathBuf {
+        match self {
+            Sink::File { path, .. } => path.to_path_buf(),
+            Sink::Stream { name, .. } => name.to_path_buf(),
+        }
+    }
+
+    fn write_error(&self, error: io::Error) -> FileError {
+        FileError::Write {
+            path: self.path(),
+            error,
+        }
+    }
+
+    /// The temporary file of a file output, made now if it is not yet.
+    fn stage(&mut self) -> Result<&File, FileError> {
+        let path = self.path();
+        let Sink::File {
+            dir,
+            name,
+            temporaries,
+            staged,
+            ..
+        } = self
+        else {
+            unreachable!("only file outputs are staged");
+        };
+        if staged.is_none() {
+            let made = Staged::create(dir, name, *temporaries);
+            *staged = Some(made.map_err(|error| FileError::Write { path, error })?);
+        }
+        Ok(staged.as_ref().expect("made above").file())
+    }
+
+    /// Where to write: the temporary file, or the stream.
+    fn writer(&mut self) -> Result<&mut (dyn Write + Send), FileError> {
+        match self {
+            Sink::File { staged, .. } if staged.is_some() => {}
+            Sink::File { .. } => {
+                self.stage()?;
+            }
+            Sink::Stream { writer, .. } => return Ok(*writer),
+        }
+        match self {
+            Sink::File {
+                staged: Some(staged),
+                ..
+            } => Ok(staged.writer()),
+            _ => unreachable!("staged above"),
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), FileError> {
+        let result = self.writer()?.write_all(bytes);
+        result.map_err(|e| self.write_error(e))
+    }
+
+    /// A stream's outcome, failures blamed on the side that failed.
+    fn outcome(&self, result: Result<(), StreamError>) -> Result<(), FileError> {
+        result.map_err(|e| match e {
+            StreamError::Read(e) => FileError::Read(e),
+            StreamError::Write(e) => self.write_error(e),
+            StreamError::Decrypt(e) => read_error(e),
+        })
+    }
+
+    /// Renames a file output into place (a stream is flushed).
+    fn commit(self) -> Result<(), FileError> {
+        let path = self.path();
+        let error = |error| FileError::Write {
+            path: path.clone(),
+            error,
+        };
+        match self {
+            Sink::File {
+                dir,
+                name,
+                force,
+                temporaries,
+                staged,
+                ..
+            } => {
+                let staged = match staged {
+                    Some(staged) => staged,
+                    // Nothing was written (an empty stream can still make an empty file).
+                    None => Staged::create(dir, name, temporaries).map_err(error)?,
+                };
+                staged.commit(force).map_err(error)
+            }
+            Sink::Stream { writer, .. } => writer.flush().map_err(error),
+        }
+    }
+
+    /// Signs the sealed file (over `digest` if it was hashed alongside the sealing, else
+    /// reading it now) and renames it into place with its signature: the signature first, so
+    /// that an existing one (without `force`) stops both, and the sealed file never appears
+    /// without it.
+    fn commit_signed(mut self, key: &SigningKey, digest: Option<Digest>) -> Result<(), FileError> {
+        let sealed_path = self.path();
+        self.stage()?;
+        let Sink::File {
+            dir,
+            name,
+            path,
+            force,
+            temporaries,
+            staged: Some(staged),
+        } = self
+        else {
+            unreachable!("staged above");
+        };
+        let signature = match digest {
+            Some(digest) => key.sign(&digest).map_err(io::Error::other),
+            None => sign_file(key, staged.file()),
+        };
+        let signature = signature.map_err(|error| FileError::Write {
+            path: sealed_path.clone(),
+            error,
+        })?;
+        let mut sig_name = name.to_os_string();
+        sig_name.push(SIGNATURE_SUFFIX);
+        let sig_path = crate::sender::signature_path(path);
+        let sig_error = |error| FileError::Write {
+            path: sig_path.clone(),
+            error,
+        };
+        let mut sig = Staged::create(dir, &sig_name, temporaries).map_err(sig_error)?;
+        sig.writer()
+            .write_all(signature.to_pem().as_bytes())
+            .map_err(sig_error)?;
+        sig.commit(force).map_err(sig_error)?;
+        staged.commit(force).map_err(|error| {
+            // The sealed file could not follow its signature: take the signature back.
+            let _ = dir.remove(&sig_name);
+            FileError::Write {
+                path: sealed_path,
+                error,
+            }
+        })
+    }
+}
+
+/// The input as it was opened, to remove once its output is safe: its directory (open), its
+/// name there, and the identity of the file read (from `fstat` of the open file).
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The directory the input is in.
+    pub dir: Dir,
+    /// The input's name in `dir`.
+    pub name: OsString,
+    /// The file that was opened and processed.
+    pub id: FileId,
+    /// Whether `name` may be a symbolic link to that file (it was opened through one).
+    pub follow: bool,
+}
+
+/// Removes the input `source` once its output (already fsync'ed and renamed into
+/// `output_dir`) is durable: `output_dir` is fsync'ed first, so that after a power loss
+/// either the source or the output survives. The name is removed relative to the input's
+/// directory handle, and only if it still refers to the file that was processed: one
+/// swapped in since (another file, a link, the output itself) is left, and this fails.
+/// With `signature`, the source's checked signature (`NAME.sig`) goes with it.
+pub fn remove_source(source: &Source, output_dir: &Dir, signature: bool) -> io::Result<()> {
+    output_dir.sync()?;
+    source
+        .dir
+        .remove_if_same(&source.name, source.id, source.follow)?;
+    if !signature {
+        return Ok(());
+    }
+    let mut sig = source.name.clone();
+    sig.push(SIGNATURE_SUFFIX);
+    match source.dir.remove(&sig) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Reads a whole (small) file of `len` bytes, as it was when opened. Plain reads into a
+/// buffer of that size and one more to see the end: `read_to_end` would ask the file for
+/// its size and position again, two system calls per file.
+fn read_all(mut file: &File, len: u64) -> Result<Vec<u8>, FileError> {
+    let mut buf = vec![0u8; len as usize + 1];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(FileError::Read(e)),
+        }
+    }
+    buf.truncate(filled);
+    if filled > len as usize {
+        // It grew since: take the rest too.
+        file.read_to_end(&mut buf).map_err(FileError::Read)?;
+    }
+    Ok(buf)
+}
+
+/// A reader that reports the bytes read through it.
+struct Counting<'a, R> {
+    inner: R,
+    tick: Progress<'a>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.tick)(n as u64);
+        Ok(n)
+    }
+}
