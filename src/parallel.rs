@@ -4,7 +4,8 @@
 //! [`crate::stream`]; only the scheduling differs. The payload size is validated before any
 //! chunk is touched, and the last chunk is authenticated first, so a truncated file fails
 //! before any work is spent on the rest. The pool is whatever rayon pool the caller runs in
-//! (`ThreadPool::install` picks the thread count).
+//! (`ThreadPool::install` picks the thread count). Every size these paths cut work by is in
+//! `parallel/sizes.rs`.
 //!
 //! The file paths report progress through a [`Progress`] callback, called from any worker
 //! thread with the number of plaintext bytes each finished group held.
@@ -23,18 +24,15 @@ use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
 mod in_order;
+pub(crate) mod sizes;
 use in_order::InOrder;
+use sizes::{
+    GROUP, HASH_WINDOW_RUNS, MAP_FROM_THREADS, PLAIN_GROUP, RUN_PLAIN, RUN_SEALED, SEALED_GROUP,
+    SPARE_RUNS, TASKS_PER_THREAD, WRITER_WINDOW_RUNS, WRITE_PAIR, WRITE_RUN,
+};
 
 /// A progress callback: plaintext bytes just finished, from any thread.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
-
-/// Chunks per task: 1 MiB of plaintext, enough to amortise scheduling, small enough to balance.
-const GROUP: usize = 16;
-const PLAIN_GROUP: usize = GROUP * CHUNK_SIZE;
-const SEALED_GROUP: usize = GROUP * ENCRYPTED_CHUNK_SIZE;
-/// Chunks per positioned write, and per task of the file paths: 256 KiB, so that the buffer a
-/// thread fills, and the kernel then copies from, stays in the core's L2 cache.
-const WRITE_RUN: usize = 4;
 
 /// Chunks per task for a run of `chunks`: [`GROUP`], or fewer where the run is too short to
 /// give every thread of the pool [`TASKS_PER_THREAD`] tasks (a 4 MiB window on 16 threads
@@ -44,10 +42,6 @@ fn group_for(chunks: usize) -> usize {
         .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
         .clamp(1, GROUP)
 }
-
-/// Tasks each thread should get from a short run of chunks, so that a thread slowed down
-/// by other work leaves little for the rest to wait on.
-const TASKS_PER_THREAD: usize = 2;
 
 /// Checks the size of the payload's chunks and authenticates the last one, from a copy of
 /// it; returns the plaintext size.
@@ -148,18 +142,13 @@ pub fn open_chunks(
 }
 
 /// Whether the file paths fill their output through a writable mapping
-/// ([`crate::mmap::MappedOutput`]) rather than positioned writes, on a pool of `threads`.
-///
-/// Positioned writes to one file serialize on its lock in the kernel, so they stop scaling
-/// after a few threads; page faults on a shared mapping do not. Measured on 1 GiB into tmpfs
-/// (`benches/scaling.sh`): on 16 cores, unseal at 8 threads took 0.385 s with writes and
-/// 0.284 s mapped, at 16 threads 0.458 s and 0.286 s; at 4 threads they were even, and at 2
-/// the writes were faster (0.558 s against 0.753 s), as on the 2-core machine.
+/// ([`crate::mmap::MappedOutput`]) rather than positioned writes, on a pool of `threads`:
+/// from 8 threads up. Positioned writes to one file serialize on its lock in the kernel, so
+/// they stop scaling after a few threads; page faults on a shared mapping do not (measured
+/// in `benches/scaling.sh`; the numbers are with the threshold, in `parallel/sizes.rs`).
 pub fn maps_output(threads: usize) -> bool {
     threads >= MAP_FROM_THREADS
 }
-
-const MAP_FROM_THREADS: usize = 8;
 
 /// Where [`open`] puts the plaintext.
 pub(crate) enum Sink<'a> {
@@ -180,10 +169,6 @@ pub(crate) enum Sink<'a> {
 /// Something that sees every sealed byte in order: a signature's hash.
 pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
-/// Runs of chunks per window, when [`open`] goes a window at a time (a stream sink): 8 MiB
-/// of plaintext, two windows of each side, so 32 MiB at most.
-const WINDOW_RUNS: usize = 32;
-
 /// Opens `chunks` into `sink` on every core of the current rayon pool; returns the
 /// plaintext size.
 ///
@@ -193,7 +178,7 @@ const WINDOW_RUNS: usize = 32;
 /// release plaintext that was not authenticated. With `hash`, each copy is hashed too, in
 /// file order, so that a signature is checked over exactly the bytes that were decrypted:
 /// by the thread that decrypted it, in its turn ([`open_hashing`]), or, for a stream sink,
-/// a window at a time, one window behind the decryption.
+/// a window at a time ([`WRITER_WINDOW_RUNS`]), one window behind the decryption.
 pub(crate) fn open(
     cipher: &PayloadCipher,
     chunks: Chunks<'_>,
@@ -222,7 +207,11 @@ pub(crate) fn open(
         )?;
         return Ok(plain_len);
     }
-    let window_runs = if writer.is_some() { WINDOW_RUNS } else { runs };
+    let window_runs = if writer.is_some() {
+        WRITER_WINDOW_RUNS
+    } else {
+        runs
+    };
     let window = |n: usize| match hash.is_some() {
         true => vec![0u8; n * RUN_SEALED],
         false => Vec::new(),
@@ -370,9 +359,6 @@ fn open_hashing(
     in_order.finish()
 }
 
-/// Sealed copies per thread, being opened or waiting for their turn to be hashed: 1 MiB.
-const SPARE_RUNS: usize = 4;
-
 /// The buffer `now` of two to fill, and the other one to read.
 fn pair<T>(buffers: &mut [T; 2], now: usize) -> (&mut T, &T) {
     let [a, b] = buffers;
@@ -381,13 +367,6 @@ fn pair<T>(buffers: &mut [T; 2], now: usize) -> (&mut T, &T) {
         _ => (b, a),
     }
 }
-
-/// Chunks decrypted and written at a time within a run that goes out by positioned writes.
-const WRITE_PAIR: usize = 2;
-
-/// Sealed and plaintext bytes of one run of [`WRITE_RUN`] chunks.
-const RUN_SEALED: usize = WRITE_RUN * ENCRYPTED_CHUNK_SIZE;
-const RUN_PLAIN: usize = WRITE_RUN * CHUNK_SIZE;
 
 /// A thread's own buffers for the runs it opens, made on first use: the sealed copy (when
 /// it is not kept for a hash) and the plaintext (when it goes out by positioned writes).
@@ -446,8 +425,8 @@ impl Run {
                 decrypt(out)?
             }
             (None, Some((file, offset))) => {
-                // A pair of chunks at a time: the plaintext buffer and the sealed copy then
-                // fit a core's L2 cache together (a quarter MiB each would not, on 512 KiB).
+                // A pair of chunks at a time, so that the plaintext buffer and the sealed
+                // copy fit a core's L2 cache together (see WRITE_PAIR).
                 let mut at = offset + (self.index * RUN_PLAIN) as u64;
                 let pair = WRITE_PAIR * ENCRYPTED_CHUNK_SIZE;
                 for (i, part) in sealed.chunks(pair).enumerate() {
@@ -557,12 +536,9 @@ fn seal_runs(
         )
 }
 
-/// Runs per window of [`seal_to_map_hashing`]: 32 MiB of plaintext, enough to keep 16
-/// threads busy, small enough that hashing the last window alone takes a few milliseconds.
-const HASH_WINDOW_RUNS: usize = 128;
-
-/// [`seal_to_map`], feeding `hash` the sealed bytes in order, one window behind the
-/// encryption: while the pool seals a window, one of its threads hashes the window before,
+/// [`seal_to_map`], feeding `hash` the sealed bytes in order, one window
+/// ([`HASH_WINDOW_RUNS`]) behind the encryption: while the pool seals a window, one of its
+/// threads hashes the window before,
 /// so a signature costs one thread's hashing beside the sealing rather than a second pass
 /// after it.
 pub(crate) fn seal_to_map_hashing(
@@ -656,7 +632,7 @@ mod tests {
             1,
             3 * CHUNK_SIZE + 5,
             RUN_PLAIN,
-            WINDOW_RUNS * RUN_PLAIN + 1,
+            WRITER_WINDOW_RUNS * RUN_PLAIN + 1,
             window,
             window + 1,
             2 * window + CHUNK_SIZE,
