@@ -22,11 +22,13 @@ use crate::parallel::sizes::{PIPELINE_BUFFERS, PIPELINE_WINDOW_CHUNKS};
 use crate::primitives::TAG_SIZE;
 use crate::stream::{PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
-/// Decrypts the chunks of `input` (after the payload nonce) into `output`.
+/// Decrypts the chunks of `input` (after the payload nonce) into `output`, each window on
+/// the current pool of `threads`.
 pub fn open<R: Read + Send, W: Write + Send>(
     cipher: &PayloadCipher,
     input: R,
     output: W,
+    threads: usize,
 ) -> Result<(), StreamError> {
     run(
         input,
@@ -35,16 +37,18 @@ pub fn open<R: Read + Send, W: Write + Send>(
         |first, last, window, out| {
             let len = window_plaintext_len(first, last, window.len())?;
             out.resize(len, 0);
-            parallel::open_chunks(cipher, first, last, window, out)
+            parallel::open_chunks(cipher, first, last, window, out, threads)
         },
     )
 }
 
-/// Encrypts `input` into chunks written to `output` (after the payload nonce).
+/// Encrypts `input` into chunks written to `output` (after the payload nonce), each window
+/// on the current pool of `threads`.
 pub fn seal<R: Read + Send, W: Write + Send>(
     cipher: &PayloadCipher,
     input: R,
     output: W,
+    threads: usize,
 ) -> Result<(), StreamError> {
     run(
         input,
@@ -55,7 +59,7 @@ pub fn seal<R: Read + Send, W: Write + Send>(
                 window.len() + window.len().div_ceil(CHUNK_SIZE).max(1) * TAG_SIZE,
                 0,
             );
-            parallel::seal_chunks(cipher, first, last, window, out);
+            parallel::seal_chunks(cipher, first, last, window, out, threads);
             Ok(())
         },
     )
@@ -218,6 +222,11 @@ mod tests {
     use crate::recipient::FileKey;
     use crate::stream::{StreamReader, NONCE_SIZE};
 
+    /// The thread count of the pool the tests run in, as a public entry point reads it.
+    fn threads() -> usize {
+        rayon::current_num_threads()
+    }
+
     fn cipher() -> PayloadCipher {
         PayloadCipher::new(&FileKey::from_slice(&[3; 16]).unwrap(), &[5; NONCE_SIZE])
     }
@@ -250,14 +259,14 @@ mod tests {
         ] {
             let plaintext: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let mut sealed = Vec::new();
-            seal(&cipher(), Dribble(&plaintext, 0), &mut sealed).unwrap();
+            seal(&cipher(), Dribble(&plaintext, 0), &mut sealed, threads()).unwrap();
             assert_eq!(
                 sealed.len() as u64,
                 crate::stream::encrypted_len(len as u64)
             );
 
             let mut opened = Vec::new();
-            open(&cipher(), Dribble(&sealed, 3), &mut opened).unwrap();
+            open(&cipher(), Dribble(&sealed, 3), &mut opened, threads()).unwrap();
             assert_eq!(opened, plaintext, "len {len}");
             let mut sequential = Vec::new();
             StreamReader::new(&sealed[..], cipher())
@@ -272,11 +281,11 @@ mod tests {
         let w = PIPELINE_WINDOW_CHUNKS * CHUNK_SIZE;
         let plaintext = vec![7u8; 2 * w + 100];
         let mut sealed = Vec::new();
-        seal(&cipher(), &plaintext[..], &mut sealed).unwrap();
+        seal(&cipher(), &plaintext[..], &mut sealed, threads()).unwrap();
         let bad_chunk = PIPELINE_WINDOW_CHUNKS + 5;
         sealed[bad_chunk * ENCRYPTED_CHUNK_SIZE + 10] ^= 1;
         let mut opened = Vec::new();
-        let err = open(&cipher(), &sealed[..], &mut opened).unwrap_err();
+        let err = open(&cipher(), &sealed[..], &mut opened, threads()).unwrap_err();
         assert!(
             matches!(err, StreamError::Decrypt(DecryptError::PayloadCorrupt { chunk }) if chunk == bad_chunk as u64)
         );
@@ -289,7 +298,7 @@ mod tests {
         for cut in [0, 15, w + 64 * TAG_SIZE, sealed.len() - 1] {
             let mut out = Vec::new();
             assert!(
-                open(&cipher(), &sealed[..cut], &mut out).is_err(),
+                open(&cipher(), &sealed[..cut], &mut out, threads()).is_err(),
                 "cut {cut}"
             );
         }
@@ -314,11 +323,11 @@ mod tests {
         }
         let big = vec![0u8; 3 * PIPELINE_WINDOW_CHUNKS * CHUNK_SIZE];
         assert!(matches!(
-            seal(&cipher(), &big[..], Full),
+            seal(&cipher(), &big[..], Full, threads()),
             Err(StreamError::Write(_))
         ));
         assert!(matches!(
-            seal(&cipher(), Broken, Vec::new()),
+            seal(&cipher(), Broken, Vec::new(), threads()),
             Err(StreamError::Read(_))
         ));
     }
