@@ -222,8 +222,10 @@ impl<R: BufRead> OpenStream<R> {
     where
         R: Send,
     {
-        if rayon::current_num_threads() > 1 {
-            return pipeline::open(&self.cipher, self.input, output).map_err(|e| match e {
+        let threads = rayon::current_num_threads();
+        if threads > 1 {
+            let opened = pipeline::open(&self.cipher, self.input, output, threads);
+            return opened.map_err(|e| match e {
                 StreamError::Read(e) => read_side(DecryptError::from(e)),
                 other => other,
             });
@@ -387,7 +389,8 @@ impl<'a> OpenPayload<'a> {
     pub fn decrypt_to_vec(&self) -> Result<Vec<u8>, DecryptError> {
         let mut out = Zeroizing::new(vec![0u8; self.plaintext_len as usize]);
         let sink = parallel::Sink::Slice(&mut out);
-        parallel::open(&self.cipher, self.chunks, sink, None, &|_| {})
+        let threads = rayon::current_num_threads();
+        parallel::open(&self.cipher, self.chunks, sink, None, &|_| {}, threads)
             .map_err(DecryptError::from)?;
         Ok(std::mem::take(&mut *out))
     }
@@ -418,25 +421,33 @@ impl<'a> OpenPayload<'a> {
         hash: Option<parallel::Hash<'_>>,
         progress: parallel::Progress<'_>,
     ) -> Result<u64, StreamError> {
+        let threads = rayon::current_num_threads();
         let sink = match output {
             Output::Writer(out) => parallel::Sink::Writer(out),
             Output::File(file) => {
-                let mapped = self.plaintext_len > CHUNK_SIZE as u64
-                    && parallel::maps_output(rayon::current_num_threads());
+                let mapped =
+                    self.plaintext_len > CHUNK_SIZE as u64 && parallel::maps_output(threads);
                 if mapped {
                     // Pages are allocated before they are written, so a full file system
                     // is an error, not a fault while the map is written.
                     let mut out =
                         MappedOutput::new(file, self.plaintext_len).map_err(StreamError::Write)?;
                     let sink = parallel::Sink::Map(&mut out);
-                    return parallel::open(&self.cipher, self.chunks, sink, hash, progress);
+                    return parallel::open(
+                        &self.cipher,
+                        self.chunks,
+                        sink,
+                        hash,
+                        progress,
+                        threads,
+                    );
                 }
                 file.set_len(self.plaintext_len)
                     .map_err(StreamError::Write)?;
                 parallel::Sink::File(file, 0)
             }
         };
-        parallel::open(&self.cipher, self.chunks, sink, hash, progress)
+        parallel::open(&self.cipher, self.chunks, sink, hash, progress, threads)
     }
 }
 

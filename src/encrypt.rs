@@ -101,8 +101,9 @@ impl Encryptor {
             .write_all(self.header.to_bytes())
             .and_then(|()| output.write_all(&self.nonce))
             .map_err(StreamError::Write)?;
-        if rayon::current_num_threads() > 1 {
-            return pipeline::seal(&self.cipher, input, output);
+        let threads = rayon::current_num_threads();
+        if threads > 1 {
+            return pipeline::seal(&self.cipher, input, output, threads);
         }
         let mut writer = StreamWriter::new(output, self.cipher);
         let mut buf = vec![0u8; stream::CHUNK_SIZE];
@@ -125,7 +126,8 @@ impl Encryptor {
         let prefix = self.prefix_len() as usize;
         out[..prefix - NONCE_SIZE].copy_from_slice(self.header.to_bytes());
         out[prefix - NONCE_SIZE..prefix].copy_from_slice(&self.nonce);
-        parallel::seal_to_slice(&self.cipher, plaintext, &mut out[prefix..]);
+        let threads = rayon::current_num_threads();
+        parallel::seal_to_slice(&self.cipher, plaintext, &mut out[prefix..], threads);
         out
     }
 

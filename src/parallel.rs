@@ -4,7 +4,8 @@
 //! [`crate::stream`]; only the scheduling differs. The payload size is validated before any
 //! chunk is touched, and the last chunk is authenticated first, so a truncated file fails
 //! before any work is spent on the rest. The pool is whatever rayon pool the caller runs in
-//! (`ThreadPool::install` picks the thread count).
+//! (`ThreadPool::install` picks the thread count); the caller reads that count once and
+//! passes it in as `threads`. Every size these paths cut work by is in `parallel/sizes.rs`.
 //!
 //! The file paths report progress through a [`Progress`] callback, called from any worker
 //! thread with the number of plaintext bytes each finished group held.
@@ -23,31 +24,22 @@ use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
 mod in_order;
+pub(crate) mod sizes;
 use in_order::InOrder;
+use sizes::{
+    GROUP, HASH_WINDOW_RUNS, MAP_FROM_THREADS, PLAIN_GROUP, RUN_PLAIN, RUN_SEALED, SEALED_GROUP,
+    SPARE_RUNS, TASKS_PER_THREAD, WRITER_WINDOW_RUNS, WRITE_PAIR, WRITE_RUN,
+};
 
 /// A progress callback: plaintext bytes just finished, from any thread.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
-/// Chunks per task: 1 MiB of plaintext, enough to amortise scheduling, small enough to balance.
-const GROUP: usize = 16;
-const PLAIN_GROUP: usize = GROUP * CHUNK_SIZE;
-const SEALED_GROUP: usize = GROUP * ENCRYPTED_CHUNK_SIZE;
-/// Chunks per positioned write, and per task of the file paths: 256 KiB, so that the buffer a
-/// thread fills, and the kernel then copies from, stays in the core's L2 cache.
-const WRITE_RUN: usize = 4;
-
-/// Chunks per task for a run of `chunks`: [`GROUP`], or fewer where the run is too short to
-/// give every thread of the pool [`TASKS_PER_THREAD`] tasks (a 4 MiB window on 16 threads
-/// would otherwise keep only 4 of them busy).
-fn group_for(chunks: usize) -> usize {
-    chunks
-        .div_ceil(TASKS_PER_THREAD * rayon::current_num_threads())
-        .clamp(1, GROUP)
+/// Chunks per task for a run of `chunks` on a pool of `threads`: [`GROUP`], or fewer where
+/// the run is too short to give every thread [`TASKS_PER_THREAD`] tasks (a 4 MiB window on
+/// 16 threads would otherwise keep only 4 of them busy).
+fn group_for(chunks: usize, threads: usize) -> usize {
+    chunks.div_ceil(TASKS_PER_THREAD * threads).clamp(1, GROUP)
 }
-
-/// Tasks each thread should get from a short run of chunks, so that a thread slowed down
-/// by other work leaves little for the rest to wait on.
-const TASKS_PER_THREAD: usize = 2;
 
 /// Checks the size of the payload's chunks and authenticates the last one, from a copy of
 /// it; returns the plaintext size.
@@ -101,33 +93,37 @@ fn ends_before_the_end(cipher: &PayloadCipher, chunks: &Chunks<'_>) -> bool {
     candidate.is_some_and(|i| open_last(cipher, chunks, i * SEALED_CHUNK, SEALED_CHUNK).is_ok())
 }
 
-/// Decrypts `encrypted` (in memory) into `out`, which must be exactly the plaintext size.
+/// Decrypts `encrypted` (in memory) into `out`, which must be exactly the plaintext size, on
+/// the current pool of `threads`.
 pub fn open_to_slice(
     cipher: &PayloadCipher,
     encrypted: &[u8],
     out: &mut [u8],
+    threads: usize,
 ) -> Result<(), DecryptError> {
     let chunks = Chunks::Memory(encrypted);
-    open(cipher, chunks, Sink::Slice(out), None, &|_| {})?;
+    open(cipher, chunks, Sink::Slice(out), None, &|_| {}, threads)?;
     Ok(())
 }
 
-/// Opens a run of consecutive chunks (in private memory) on every core: the parallel twin
-/// of [`PayloadCipher::open_chunks`], with the same arguments. Of several failing chunks
-/// the first is reported, and on failure `out` is wiped.
+/// Opens a run of consecutive chunks (in private memory) on every core of the current pool
+/// of `threads`: the parallel twin of [`PayloadCipher::open_chunks`], with the same
+/// arguments and the pool's thread count. Of several failing chunks the first is reported,
+/// and on failure `out` is wiped.
 pub fn open_chunks(
     cipher: &PayloadCipher,
     first: u64,
     ends: bool,
     encrypted: &[u8],
     out: &mut [u8],
+    threads: usize,
 ) -> Result<(), DecryptError> {
     let result = if encrypted.len() <= SEALED_GROUP {
         // One group (an empty payload included): nothing to share out, so no trip through
         // the pool.
         cipher.open_chunks(first, ends, encrypted, out)
     } else {
-        let group = group_for(encrypted.len().div_ceil(ENCRYPTED_CHUNK_SIZE));
+        let group = group_for(encrypted.len().div_ceil(ENCRYPTED_CHUNK_SIZE), threads);
         let groups = encrypted.len().div_ceil(group * ENCRYPTED_CHUNK_SIZE);
         let results: Vec<_> = encrypted
             .par_chunks(group * ENCRYPTED_CHUNK_SIZE)
@@ -148,18 +144,13 @@ pub fn open_chunks(
 }
 
 /// Whether the file paths fill their output through a writable mapping
-/// ([`crate::mmap::MappedOutput`]) rather than positioned writes, on a pool of `threads`.
-///
-/// Positioned writes to one file serialize on its lock in the kernel, so they stop scaling
-/// after a few threads; page faults on a shared mapping do not. Measured on 1 GiB into tmpfs
-/// (`benches/scaling.sh`): on 16 cores, unseal at 8 threads took 0.385 s with writes and
-/// 0.284 s mapped, at 16 threads 0.458 s and 0.286 s; at 4 threads they were even, and at 2
-/// the writes were faster (0.558 s against 0.753 s), as on the 2-core machine.
+/// ([`crate::mmap::MappedOutput`]) rather than positioned writes, on a pool of `threads`:
+/// from 8 threads up. Positioned writes to one file serialize on its lock in the kernel, so
+/// they stop scaling after a few threads; page faults on a shared mapping do not (measured
+/// in `benches/scaling.sh`; the numbers are with the threshold, in `parallel/sizes.rs`).
 pub fn maps_output(threads: usize) -> bool {
     threads >= MAP_FROM_THREADS
 }
-
-const MAP_FROM_THREADS: usize = 8;
 
 /// Where [`open`] puts the plaintext.
 pub(crate) enum Sink<'a> {
@@ -180,12 +171,8 @@ pub(crate) enum Sink<'a> {
 /// Something that sees every sealed byte in order: a signature's hash.
 pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
-/// Runs of chunks per window, when [`open`] goes a window at a time (a stream sink): 8 MiB
-/// of plaintext, two windows of each side, so 32 MiB at most.
-const WINDOW_RUNS: usize = 32;
-
-/// Opens `chunks` into `sink` on every core of the current rayon pool; returns the
-/// plaintext size.
+/// Opens `chunks` into `sink` on every core of the current rayon pool, of `threads`; returns
+/// the plaintext size.
 ///
 /// The payload's size is checked and its last chunk authenticated first. Then each task
 /// copies one run of [`WRITE_RUN`] chunks into private memory ([`Chunks::read`]) and
@@ -193,13 +180,14 @@ const WINDOW_RUNS: usize = 32;
 /// release plaintext that was not authenticated. With `hash`, each copy is hashed too, in
 /// file order, so that a signature is checked over exactly the bytes that were decrypted:
 /// by the thread that decrypted it, in its turn ([`open_hashing`]), or, for a stream sink,
-/// a window at a time, one window behind the decryption.
+/// a window at a time ([`WRITER_WINDOW_RUNS`]), one window behind the decryption.
 pub(crate) fn open(
     cipher: &PayloadCipher,
     chunks: Chunks<'_>,
     sink: Sink<'_>,
     mut hash: Option<Hash<'_>>,
     progress: Progress<'_>,
+    threads: usize,
 ) -> Result<u64, StreamError> {
     let plain_len = check_payload(cipher, &chunks)?;
     let len = chunks.len() as usize;
@@ -211,18 +199,15 @@ pub(crate) fn open(
         Sink::File(file, offset) => (None, None, Some((file, offset))),
     };
     if let (Some(hash), None) = (hash.as_mut(), &writer) {
-        open_hashing(
-            cipher,
-            &chunks,
-            slice,
-            file,
-            populate,
-            &mut **hash,
-            progress,
-        )?;
+        let in_order = InOrder::new(&mut **hash, SPARE_RUNS * threads);
+        open_hashing(cipher, &chunks, slice, file, populate, in_order, progress)?;
         return Ok(plain_len);
     }
-    let window_runs = if writer.is_some() { WINDOW_RUNS } else { runs };
+    let window_runs = if writer.is_some() {
+        WRITER_WINDOW_RUNS
+    } else {
+        runs
+    };
     let window = |n: usize| match hash.is_some() {
         true => vec![0u8; n * RUN_SEALED],
         false => Vec::new(),
@@ -325,10 +310,10 @@ pub(crate) fn open(
 /// written file).
 ///
 /// Each thread takes the next run in file order, copies it into a buffer of its own,
-/// authenticates and decrypts the copy, and hands it to [`InOrder`], which hashes the runs
+/// authenticates and decrypts the copy, and hands it to `in_order`, which hashes the runs
 /// in file order on whichever thread completes the next one, while it is most likely still
-/// in a core's cache. A thread waits for a slower one only once [`SPARE_RUNS`] copies per
-/// thread are taken. A failing run stops the others from taking more,
+/// in a core's cache. A thread waits for a slower one only once the copies `in_order` allows
+/// ([`SPARE_RUNS`] a thread) are taken. A failing run stops the others from taking more,
 /// and the error is the first failing run's in file order; nothing after it is hashed.
 fn open_hashing(
     cipher: &PayloadCipher,
@@ -336,7 +321,7 @@ fn open_hashing(
     slice: Option<&mut [u8]>,
     file: Option<(&File, u64)>,
     populate: bool,
-    hash: Hash<'_>,
+    in_order: InOrder<'_>,
     progress: Progress<'_>,
 ) -> Result<(), StreamError> {
     let len = chunks.len() as usize;
@@ -345,7 +330,6 @@ fn open_hashing(
     let slots = slice.into_iter().flat_map(|out| out.chunks_mut(RUN_PLAIN));
     let next = slots.map(Some).chain(std::iter::repeat_with(|| None));
     let next = Mutex::new(next.take(runs).enumerate());
-    let in_order = InOrder::new(hash, SPARE_RUNS * rayon::current_num_threads());
     rayon::broadcast(|_| {
         let mut buffers = RunBuffers::default();
         while let Some(mut sealed) = in_order.buffer() {
@@ -370,9 +354,6 @@ fn open_hashing(
     in_order.finish()
 }
 
-/// Sealed copies per thread, being opened or waiting for their turn to be hashed: 1 MiB.
-const SPARE_RUNS: usize = 4;
-
 /// The buffer `now` of two to fill, and the other one to read.
 fn pair<T>(buffers: &mut [T; 2], now: usize) -> (&mut T, &T) {
     let [a, b] = buffers;
@@ -381,13 +362,6 @@ fn pair<T>(buffers: &mut [T; 2], now: usize) -> (&mut T, &T) {
         _ => (b, a),
     }
 }
-
-/// Chunks decrypted and written at a time within a run that goes out by positioned writes.
-const WRITE_PAIR: usize = 2;
-
-/// Sealed and plaintext bytes of one run of [`WRITE_RUN`] chunks.
-const RUN_SEALED: usize = WRITE_RUN * ENCRYPTED_CHUNK_SIZE;
-const RUN_PLAIN: usize = WRITE_RUN * CHUNK_SIZE;
 
 /// A thread's own buffers for the runs it opens, made on first use: the sealed copy (when
 /// it is not kept for a hash) and the plaintext (when it goes out by positioned writes).
@@ -446,8 +420,8 @@ impl Run {
                 decrypt(out)?
             }
             (None, Some((file, offset))) => {
-                // A pair of chunks at a time: the plaintext buffer and the sealed copy then
-                // fit a core's L2 cache together (a quarter MiB each would not, on 512 KiB).
+                // A pair of chunks at a time, so that the plaintext buffer and the sealed
+                // copy fit a core's L2 cache together (see WRITE_PAIR).
                 let mut at = offset + (self.index * RUN_PLAIN) as u64;
                 let pair = WRITE_PAIR * ENCRYPTED_CHUNK_SIZE;
                 for (i, part) in sealed.chunks(pair).enumerate() {
@@ -476,29 +450,32 @@ fn grown(buf: &mut Vec<u8>, n: usize) -> &mut [u8] {
     &mut buf[..n]
 }
 
-/// Encrypts `plaintext` into `out`, which must be exactly [`stream::encrypted_len`] long.
-pub fn seal_to_slice(cipher: &PayloadCipher, plaintext: &[u8], out: &mut [u8]) {
+/// Encrypts `plaintext` into `out`, which must be exactly [`stream::encrypted_len`] long, on
+/// the current pool of `threads`.
+pub fn seal_to_slice(cipher: &PayloadCipher, plaintext: &[u8], out: &mut [u8], threads: usize) {
     assert_eq!(
         out.len() as u64,
         stream::encrypted_len(plaintext.len() as u64)
     );
-    seal_chunks(cipher, 0, true, plaintext, out);
+    seal_chunks(cipher, 0, true, plaintext, out, threads);
 }
 
-/// Seals a run of consecutive chunks on every core: the parallel twin of
-/// [`PayloadCipher::seal_chunks`], with the same arguments.
+/// Seals a run of consecutive chunks on every core of the current pool of `threads`: the
+/// parallel twin of [`PayloadCipher::seal_chunks`], with the same arguments and the pool's
+/// thread count.
 pub fn seal_chunks(
     cipher: &PayloadCipher,
     first: u64,
     ends: bool,
     plaintext: &[u8],
     out: &mut [u8],
+    threads: usize,
 ) {
     if plaintext.len() <= PLAIN_GROUP {
         // One group (or an empty plaintext): no trip through the pool.
         return cipher.seal_chunks(first, ends, plaintext, out);
     }
-    let group = group_for(plaintext.len().div_ceil(CHUNK_SIZE));
+    let group = group_for(plaintext.len().div_ceil(CHUNK_SIZE), threads);
     let groups = plaintext.len().div_ceil(group * CHUNK_SIZE);
     plaintext
         .par_chunks(group * CHUNK_SIZE)
@@ -557,12 +534,9 @@ fn seal_runs(
         )
 }
 
-/// Runs per window of [`seal_to_map_hashing`]: 32 MiB of plaintext, enough to keep 16
-/// threads busy, small enough that hashing the last window alone takes a few milliseconds.
-const HASH_WINDOW_RUNS: usize = 128;
-
-/// [`seal_to_map`], feeding `hash` the sealed bytes in order, one window behind the
-/// encryption: while the pool seals a window, one of its threads hashes the window before,
+/// [`seal_to_map`], feeding `hash` the sealed bytes in order, one window
+/// ([`HASH_WINDOW_RUNS`]) behind the encryption: while the pool seals a window, one of its
+/// threads hashes the window before,
 /// so a signature costs one thread's hashing beside the sealing rather than a second pass
 /// after it.
 pub(crate) fn seal_to_map_hashing(
@@ -635,10 +609,7 @@ mod tests {
 
     #[test]
     fn a_window_of_chunks_is_shared_out_among_all_threads() {
-        let in_pool = |threads: usize, chunks: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-            pool.unwrap().install(|| chunks.div_ceil(group_for(chunks)))
-        };
+        let in_pool = |threads: usize, chunks: usize| chunks.div_ceil(group_for(chunks, threads));
         // A 64-chunk window: 4 tasks of 16 chunks on 2 threads, and one for each of 2 * 16
         // tasks on 16 threads, not 4 tasks that leave 12 threads idle.
         assert_eq!(in_pool(2, 64), 4);
@@ -656,11 +627,16 @@ mod tests {
             1,
             3 * CHUNK_SIZE + 5,
             RUN_PLAIN,
-            WINDOW_RUNS * RUN_PLAIN + 1,
+            WRITER_WINDOW_RUNS * RUN_PLAIN + 1,
             window,
             window + 1,
             2 * window + CHUNK_SIZE,
         ]
+    }
+
+    /// The thread count of the pool the tests run in, as a public entry point reads it.
+    fn threads() -> usize {
+        rayon::current_num_threads()
     }
 
     fn cipher() -> PayloadCipher {
@@ -675,7 +651,7 @@ mod tests {
             let plaintext: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let sealed_len = stream::encrypted_len(len as u64) as usize;
             let mut expected = vec![0u8; sealed_len];
-            seal_to_slice(&cipher, &plaintext, &mut expected);
+            seal_to_slice(&cipher, &plaintext, &mut expected, threads());
             let mut out = vec![0u8; sealed_len];
             let mut hashed = Vec::new();
             let hash = &mut |bytes: &[u8]| hashed.extend_from_slice(bytes);
@@ -698,7 +674,7 @@ mod tests {
         for len in lengths() {
             let plaintext: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
             let mut sealed = vec![0u8; stream::encrypted_len(len as u64) as usize];
-            seal_to_slice(&cipher, &plaintext, &mut sealed);
+            seal_to_slice(&cipher, &plaintext, &mut sealed, threads());
             let chunks = Chunks::Memory(&sealed);
             for hashing in [false, true] {
                 // Opens into `sink`, returns what was hashed.
@@ -706,7 +682,7 @@ mod tests {
                     let mut hashed = Vec::new();
                     let mut feed = |bytes: &[u8]| hashed.extend_from_slice(bytes);
                     let hash = hashing.then_some(&mut feed as Hash<'_>);
-                    let n = open(&cipher, chunks, sink, hash, &|_| {}).unwrap();
+                    let n = open(&cipher, chunks, sink, hash, &|_| {}, threads()).unwrap();
                     assert_eq!(n, len as u64);
                     hashed
                 };
@@ -738,7 +714,7 @@ mod tests {
         let cipher = cipher();
         let plaintext = vec![9u8; 40 * RUN_PLAIN];
         let mut sealed = vec![0u8; stream::encrypted_len(plaintext.len() as u64) as usize];
-        seal_to_slice(&cipher, &plaintext, &mut sealed);
+        seal_to_slice(&cipher, &plaintext, &mut sealed, threads());
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(8)
             .build()
@@ -748,7 +724,7 @@ mod tests {
             let mut feed = |bytes: &[u8]| hashed.extend_from_slice(bytes);
             let file = tempfile::tempfile().unwrap();
             let (sink, chunks) = (Sink::File(&file, 0), Chunks::Memory(&sealed));
-            pool.install(|| open(&cipher, chunks, sink, Some(&mut feed), &|_| {}))
+            pool.install(|| open(&cipher, chunks, sink, Some(&mut feed), &|_| {}, 8))
                 .unwrap();
             assert!(
                 hashed == sealed,
@@ -766,7 +742,7 @@ mod tests {
             let sink = Sink::Slice(&mut out);
             let chunks = Chunks::Memory(&sealed);
             let e = pool
-                .install(|| open(&cipher, chunks, sink, Some(&mut feed), &|_| {}))
+                .install(|| open(&cipher, chunks, sink, Some(&mut feed), &|_| {}, 8))
                 .unwrap_err();
             let chunk = (7 * WRITE_RUN) as u64;
             assert!(
@@ -786,7 +762,7 @@ mod tests {
         let cipher = cipher();
         let plaintext = vec![5u8; 3 * RUN_PLAIN];
         let mut sealed = vec![0u8; stream::encrypted_len(plaintext.len() as u64) as usize];
-        seal_to_slice(&cipher, &plaintext, &mut sealed);
+        seal_to_slice(&cipher, &plaintext, &mut sealed, threads());
         let file = tempfile::tempfile().unwrap();
         file.write_all_at(&sealed, 0).unwrap();
         let len = sealed.len() as u64;
@@ -799,7 +775,8 @@ mod tests {
         check_payload(&cipher, &chunks).unwrap();
         file.set_len(len - 1000).unwrap();
         let mut written = Vec::new();
-        let e = open(&cipher, chunks, Sink::Writer(&mut written), None, &|_| {}).unwrap_err();
+        let sink = Sink::Writer(&mut written);
+        let e = open(&cipher, chunks, sink, None, &|_| {}, threads()).unwrap_err();
         assert!(matches!(e, StreamError::Read(_)), "{e:?}");
         assert!(plaintext.starts_with(&written));
         assert!(written.len() < plaintext.len());

@@ -1,11 +1,12 @@
 //! Streams on every core: a bounded pipeline of windows of chunks.
 //!
-//! A reader thread fills windows of [`WINDOW_CHUNKS`] chunks (plus one byte of look-ahead,
-//! which tells whether a window holds the last chunk); the calling thread transforms each
-//! window on the current rayon pool; a writer thread writes them out in order. Buffers
-//! circulate between the stages, so nothing is allocated per window, and memory stays bounded
-//! whatever the stream's size: at most [`BUFFERS`] windows of each side are alive at once,
-//! 48 MiB and a few bytes in all (see [`memory_bound`]).
+//! A reader thread fills windows of `PIPELINE_WINDOW_CHUNKS` chunks (plus one byte of
+//! look-ahead, which tells whether a window holds the last chunk); the calling thread
+//! transforms each window on the current rayon pool; a writer thread writes them out in order.
+//! Buffers circulate between the stages, so nothing is allocated per window, and memory stays
+//! bounded whatever the stream's size: at most `PIPELINE_BUFFERS` windows of each side are
+//! alive at once, 48 MiB and a few bytes in all (`PIPELINE_MEMORY`, checked at compile time
+//! against 64 MiB). The three sizes are in `parallel/sizes.rs`.
 //!
 //! A window is written only after every chunk in it has authenticated, so a stream never
 //! releases unauthenticated plaintext; what it releases before an error is a prefix of
@@ -17,58 +18,48 @@ use std::thread;
 
 use crate::error::{DecryptError, StreamError};
 use crate::parallel;
+use crate::parallel::sizes::{PIPELINE_BUFFERS, PIPELINE_WINDOW_CHUNKS};
 use crate::primitives::TAG_SIZE;
 use crate::stream::{PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
-/// Chunks per window: 8 MiB of plaintext. Larger windows hand over work between the stages
-/// less often: `cat 1GiB | unseal > out` on two cores took 1.61 s with 8 MiB windows, three
-/// of each side, and 1.69 s with 4 MiB ones, four of each side.
-pub const WINDOW_CHUNKS: usize = 128;
-/// Windows of each side (input and output) in circulation.
-pub const BUFFERS: usize = 3;
-
-/// The most memory the pipeline's buffers take, in bytes.
-pub const fn memory_bound() -> usize {
-    BUFFERS * (WINDOW_CHUNKS * ENCRYPTED_CHUNK_SIZE + 1) * 2
-}
-
-// Streams are promised to stay within 64 MiB of buffers whatever their size.
-const _: () = assert!(memory_bound() <= 64 << 20);
-
-/// Decrypts the chunks of `input` (after the payload nonce) into `output`.
+/// Decrypts the chunks of `input` (after the payload nonce) into `output`, each window on
+/// the current pool of `threads`.
 pub fn open<R: Read + Send, W: Write + Send>(
     cipher: &PayloadCipher,
     input: R,
     output: W,
+    threads: usize,
 ) -> Result<(), StreamError> {
     run(
         input,
         output,
-        WINDOW_CHUNKS * ENCRYPTED_CHUNK_SIZE,
+        PIPELINE_WINDOW_CHUNKS * ENCRYPTED_CHUNK_SIZE,
         |first, last, window, out| {
             let len = window_plaintext_len(first, last, window.len())?;
             out.resize(len, 0);
-            parallel::open_chunks(cipher, first, last, window, out)
+            parallel::open_chunks(cipher, first, last, window, out, threads)
         },
     )
 }
 
-/// Encrypts `input` into chunks written to `output` (after the payload nonce).
+/// Encrypts `input` into chunks written to `output` (after the payload nonce), each window
+/// on the current pool of `threads`.
 pub fn seal<R: Read + Send, W: Write + Send>(
     cipher: &PayloadCipher,
     input: R,
     output: W,
+    threads: usize,
 ) -> Result<(), StreamError> {
     run(
         input,
         output,
-        WINDOW_CHUNKS * CHUNK_SIZE,
+        PIPELINE_WINDOW_CHUNKS * CHUNK_SIZE,
         |first, last, window, out| {
             out.resize(
                 window.len() + window.len().div_ceil(CHUNK_SIZE).max(1) * TAG_SIZE,
                 0,
             );
-            parallel::seal_chunks(cipher, first, last, window, out);
+            parallel::seal_chunks(cipher, first, last, window, out, threads);
             Ok(())
         },
     )
@@ -78,7 +69,7 @@ pub fn seal<R: Read + Send, W: Write + Send>(
 /// not a valid size: the same rules as [`crate::stream::plaintext_len`], per window.
 fn window_plaintext_len(first: u64, last: bool, len: usize) -> Result<usize, DecryptError> {
     if !last {
-        return Ok(len - WINDOW_CHUNKS * TAG_SIZE);
+        return Ok(len - PIPELINE_WINDOW_CHUNKS * TAG_SIZE);
     }
     let chunks = len.div_ceil(ENCRYPTED_CHUNK_SIZE).max(1);
     let tail = len - (chunks - 1) * ENCRYPTED_CHUNK_SIZE;
@@ -105,11 +96,11 @@ fn run<R: Read + Send, W: Write + Send>(
     window_len: usize,
     transform: impl Fn(u64, bool, &[u8], &mut Vec<u8>) -> Result<(), DecryptError>,
 ) -> Result<(), StreamError> {
-    let (filled_tx, filled_rx) = sync_channel::<Window>(BUFFERS);
-    let (empty_in_tx, empty_in_rx) = sync_channel::<Vec<u8>>(BUFFERS);
-    let (done_tx, done_rx) = sync_channel::<Window>(BUFFERS);
-    let (empty_out_tx, empty_out_rx) = sync_channel::<Vec<u8>>(BUFFERS);
-    for _ in 0..BUFFERS {
+    let (filled_tx, filled_rx) = sync_channel::<Window>(PIPELINE_BUFFERS);
+    let (empty_in_tx, empty_in_rx) = sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
+    let (done_tx, done_rx) = sync_channel::<Window>(PIPELINE_BUFFERS);
+    let (empty_out_tx, empty_out_rx) = sync_channel::<Vec<u8>>(PIPELINE_BUFFERS);
+    for _ in 0..PIPELINE_BUFFERS {
         empty_in_tx
             .send(Vec::with_capacity(window_len + 1))
             .expect("room for every buffer");
@@ -161,7 +152,7 @@ fn read_windows(
 ) -> io::Result<()> {
     let mut first = 0u64;
     let mut carry = None;
-    let chunk_len = window_len / WINDOW_CHUNKS;
+    let chunk_len = window_len / PIPELINE_WINDOW_CHUNKS;
     while let Ok(mut buf) = empty.recv() {
         let last = fill(&mut input, &mut buf, carry.take(), window_len + 1)?;
         if !last {
@@ -231,6 +222,11 @@ mod tests {
     use crate::recipient::FileKey;
     use crate::stream::{StreamReader, NONCE_SIZE};
 
+    /// The thread count of the pool the tests run in, as a public entry point reads it.
+    fn threads() -> usize {
+        rayon::current_num_threads()
+    }
+
     fn cipher() -> PayloadCipher {
         PayloadCipher::new(&FileKey::from_slice(&[3; 16]).unwrap(), &[5; NONCE_SIZE])
     }
@@ -250,7 +246,7 @@ mod tests {
 
     #[test]
     fn round_trips_at_window_edges_and_matches_the_sequential_reader() {
-        let w = WINDOW_CHUNKS * CHUNK_SIZE;
+        let w = PIPELINE_WINDOW_CHUNKS * CHUNK_SIZE;
         for len in [
             0,
             1,
@@ -263,14 +259,14 @@ mod tests {
         ] {
             let plaintext: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let mut sealed = Vec::new();
-            seal(&cipher(), Dribble(&plaintext, 0), &mut sealed).unwrap();
+            seal(&cipher(), Dribble(&plaintext, 0), &mut sealed, threads()).unwrap();
             assert_eq!(
                 sealed.len() as u64,
                 crate::stream::encrypted_len(len as u64)
             );
 
             let mut opened = Vec::new();
-            open(&cipher(), Dribble(&sealed, 3), &mut opened).unwrap();
+            open(&cipher(), Dribble(&sealed, 3), &mut opened, threads()).unwrap();
             assert_eq!(opened, plaintext, "len {len}");
             let mut sequential = Vec::new();
             StreamReader::new(&sealed[..], cipher())
@@ -282,14 +278,14 @@ mod tests {
 
     #[test]
     fn releases_only_whole_authenticated_windows() {
-        let w = WINDOW_CHUNKS * CHUNK_SIZE;
+        let w = PIPELINE_WINDOW_CHUNKS * CHUNK_SIZE;
         let plaintext = vec![7u8; 2 * w + 100];
         let mut sealed = Vec::new();
-        seal(&cipher(), &plaintext[..], &mut sealed).unwrap();
-        let bad_chunk = WINDOW_CHUNKS + 5;
+        seal(&cipher(), &plaintext[..], &mut sealed, threads()).unwrap();
+        let bad_chunk = PIPELINE_WINDOW_CHUNKS + 5;
         sealed[bad_chunk * ENCRYPTED_CHUNK_SIZE + 10] ^= 1;
         let mut opened = Vec::new();
-        let err = open(&cipher(), &sealed[..], &mut opened).unwrap_err();
+        let err = open(&cipher(), &sealed[..], &mut opened, threads()).unwrap_err();
         assert!(
             matches!(err, StreamError::Decrypt(DecryptError::PayloadCorrupt { chunk }) if chunk == bad_chunk as u64)
         );
@@ -302,7 +298,7 @@ mod tests {
         for cut in [0, 15, w + 64 * TAG_SIZE, sealed.len() - 1] {
             let mut out = Vec::new();
             assert!(
-                open(&cipher(), &sealed[..cut], &mut out).is_err(),
+                open(&cipher(), &sealed[..cut], &mut out, threads()).is_err(),
                 "cut {cut}"
             );
         }
@@ -325,13 +321,13 @@ mod tests {
                 Err(io::Error::other("unreadable"))
             }
         }
-        let big = vec![0u8; 3 * WINDOW_CHUNKS * CHUNK_SIZE];
+        let big = vec![0u8; 3 * PIPELINE_WINDOW_CHUNKS * CHUNK_SIZE];
         assert!(matches!(
-            seal(&cipher(), &big[..], Full),
+            seal(&cipher(), &big[..], Full, threads()),
             Err(StreamError::Write(_))
         ));
         assert!(matches!(
-            seal(&cipher(), Broken, Vec::new()),
+            seal(&cipher(), Broken, Vec::new(), threads()),
             Err(StreamError::Read(_))
         ));
     }
