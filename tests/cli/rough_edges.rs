@@ -2,7 +2,11 @@
 //! is one error line (and a hint where one helps), its documented exit code, and a directory
 //! left as it was.
 
-use super::*;
+use std::fs;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::*;
 
 /// A directory with a server key (`server.key`, `server.pub`) and `f` ("hello\n").
 fn with_server() -> (Dir, String) {

@@ -5,11 +5,12 @@
 //! signatures are deterministic, make byte for byte. `ssh-keygen -Y sign` and `-Y verify`
 //! themselves, in both directions: `tests/interop/ssh_keygen.rs`.
 
+use std::fs;
 use std::time::SystemTime;
 
 use seal::sshsig::{Digest, Signature, SignatureError, SignerKey, SigningKey, NAMESPACE};
 
-use super::*;
+use crate::common::*;
 
 /// The fixture file the `testdata/signatures` signatures sign.
 fn signed_fixture() -> Vec<u8> {

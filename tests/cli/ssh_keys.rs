@@ -7,7 +7,10 @@
 //! compared with what `ssh-keygen` printed for the fixtures (`testdata/ssh-keygen`). The
 //! same against the Go `age` CLI, `ssh-keygen` and `openssl` run: `tests/interop`.
 
-use super::*;
+use std::str::FromStr;
+
+use crate::common::terminal::on_terminal;
+use crate::common::*;
 
 #[test]
 fn every_ssh_and_pem_key_pair_round_trips() {

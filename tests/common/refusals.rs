@@ -73,7 +73,9 @@ pub fn refuses(dir: &Dir, cmd: Cmd, code: i32, says: Says) -> Run {
 /// [`refuses`] for each row of a table of command lines (split at whitespace): (command
 /// line, exit code, what it says).
 pub fn refuses_all(dir: &Dir, rows: &[(&str, i32, Says)]) {
-    let rows = rows.iter().map(|&(line, code, says)| (line, (line, code, says)));
+    let rows = rows
+        .iter()
+        .map(|&(line, code, says)| (line, (line, code, says)));
     each_row(rows, |(line, code, says)| {
         refuses(dir, dir.line(line), code, says);
     });
@@ -89,23 +91,22 @@ pub struct BadFile {
     pub says: String,
 }
 
-/// A [`BadFile`] tried with `--key server.key` ([`WITH_KEY`]).
-pub fn bad_file(what: impl Into<String>, bytes: Vec<u8>, code: i32, says: &str) -> BadFile {
-    BadFile {
+/// Rows of [`BadFile`]s tried with the same `keys` and refused the same way: `(code,
+/// piece of the error line)`; each case is (what was done to the file, its bytes).
+pub fn bad_files<W: Into<String>>(
+    keys: &[&str],
+    (code, says): (i32, &str),
+    cases: impl IntoIterator<Item = (W, Vec<u8>)>,
+) -> Vec<BadFile> {
+    let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    let row = |(what, bytes): (W, Vec<u8>)| BadFile {
         what: what.into(),
         bytes,
-        keys: WITH_KEY.iter().map(|k| k.to_string()).collect(),
+        keys: keys.clone(),
         code,
         says: says.to_string(),
-    }
-}
-
-impl BadFile {
-    /// The same file tried with other key flags.
-    pub fn keys(mut self, keys: &[&str]) -> BadFile {
-        self.keys = keys.iter().map(|k| k.to_string()).collect();
-        self
-    }
+    };
+    cases.into_iter().map(row).collect()
 }
 
 /// How `unseal` reads the file it must refuse.
