@@ -59,43 +59,6 @@ fn armored_output_may_go_to_standard_output_and_crlf_armor_opens() {
 }
 
 #[test]
-fn bad_armor_is_refused_with_exit_4_and_nothing_left_behind() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    let plaintext = data(3 * CHUNK + 10, 9);
-    let armored = transform(
-        &dir,
-        "seal",
-        Io::Pipes,
-        &plaintext,
-        &["-a", "--to", "server.pub"],
-    );
-    let text = String::from_utf8(armored).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let with_line = |at: usize, line: &str| {
-        let mut ls = lines.clone();
-        ls[at] = line;
-        (ls.join("\n") + "\n").into_bytes()
-    };
-    let long = format!("{} ", lines[2]);
-    let cases = [
-        ("trailing garbage", format!("{text}garbage\n").into_bytes()),
-        ("a space at a line end", with_line(2, &long)),
-        ("an empty line", with_line(5, "")),
-        (
-            "a lowercase end line",
-            with_line(lines.len() - 1, &END.to_lowercase()),
-        ),
-        ("no end line", text.replace(END, "").into_bytes()),
-        ("a short line in the middle", with_line(3, &lines[3][..60])),
-    ];
-    unseal_refuses(
-        &dir,
-        &bad_files(WITH_KEY, (EXIT_HEADER, "invalid armor"), cases),
-    );
-}
-
-#[test]
 fn the_age_crate_reads_what_seal_armors_and_unseal_what_it_armors() {
     let dir = Dir::new();
     let recipient = dir.new_key("server");

@@ -593,27 +593,24 @@ fn a_single_file_takes_remove_source_but_not_the_batch_only_flags() {
         .ok();
     assert_eq!(dir.read("a.txt"), b"alpha");
     assert!(!dir.exists("a.txt.age"));
-    let listing = dir.listing();
-    dir.line("seal a.txt --to server.pub --json")
-        .run()
-        .fails(EXIT_USAGE)
-        .mentions(&["seal: error: --json works in batch mode only"]);
-    dir.line("seal a.txt --to server.pub --remove-source -o -")
-        .run()
-        .fails(EXIT_USAGE)
-        .mentions(&["--remove-source needs an input file and an output file"]);
-    assert_eq!(dir.listing(), listing);
-    dir.bin("seal")
-        .arg("a.txt")
-        .arg(".")
-        .arg("--to")
-        .arg("server.pub")
-        .arg("-o")
-        .arg("-")
-        .run()
-        .fails(EXIT_USAGE)
-        .mentions(&["a batch cannot write to standard output"]);
-    assert_eq!(dir.listing(), listing);
+    let refused = [
+        (
+            "seal a.txt --to server.pub --json",
+            EXIT_USAGE,
+            Says::Mentions(&["seal: error: --json works in batch mode only"]),
+        ),
+        (
+            "seal a.txt --to server.pub --remove-source -o -",
+            EXIT_USAGE,
+            Says::Mentions(&["--remove-source needs an input file and an output file"]),
+        ),
+        (
+            "seal a.txt . --to server.pub -o -",
+            EXIT_USAGE,
+            Says::Mentions(&["a batch cannot write to standard output"]),
+        ),
+    ];
+    refuses_all(&dir, &refused);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,20 +727,6 @@ fn a_huge_thread_count_is_capped_in_batch_mode_too() {
 
 // ---------------------------------------------------------------------------------------------
 // Armor and passphrases in a batch (issue 6)
-
-#[test]
-fn armor_is_refused_in_batch_mode() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    dir.write("a", "1");
-    dir.write("b", "2");
-    let before = dir.listing();
-    dir.line("seal -a a b --to server.pub")
-        .run()
-        .fails(EXIT_USAGE)
-        .says("seal", &["--armor seals one file at a time"], None);
-    assert_eq!(dir.listing(), before);
-}
 
 #[test]
 fn batch_mode_opens_armored_files_small_and_large_mapped_or_not() {

@@ -1,12 +1,33 @@
-//! Files `unseal` refuses: for another key, not age files, damaged headers, chunks and
-//! ends. Each gets the exit code of what it breaks and one error line naming it, read each
-//! way (mapped, streamed, standard input), and leaves nothing behind.
+//! Files `unseal` refuses, as one table: sealed to other keys or passphrases, not age files,
+//! damaged headers, chunks, ends and armor. Each gets the exit code of what it breaks and one
+//! error line naming the input, read each way (mapped, streamed, standard input), and leaves
+//! nothing behind. Each function below makes the rows of one rule.
 
 use crate::common::*;
 
 #[test]
-fn a_wrong_key_is_exit_3_and_says_how_many_keys_were_tried() {
-    let (dir, sealed, _) = three_chunk_file();
+fn refused_files_get_the_exit_code_of_what_is_wrong_with_them() {
+    let (dir, sealed, at) = three_chunk_file();
+    let rows = [
+        a_wrong_key_is_exit_3_and_says_how_many_keys_were_tried(&dir, &sealed),
+        files_that_are_not_age_files_are_exit_4(),
+        header_damage_gets_the_exit_code_of_what_it_breaks(&dir),
+        damage_to_another_recipients_stanza_breaks_the_mac_for_everyone_else(&dir),
+        a_damaged_chunk_is_exit_6_and_named(&sealed, &at),
+        the_empty_chunk_of_an_empty_file_is_authenticated_too(&dir),
+        a_truncated_file_is_exit_6_or_4_without_its_payload_nonce(&sealed, &at),
+        trailing_garbage_is_exit_6(&dir, &sealed),
+        bad_armor_is_exit_4(&dir),
+        a_wrong_passphrase_is_exit_3(&dir),
+        a_passphrase_stanza_beside_a_key_stanza_is_exit_4(&dir),
+    ];
+    unseal_refuses(&dir, &rows.concat());
+}
+
+fn a_wrong_key_is_exit_3_and_says_how_many_keys_were_tried(
+    dir: &Dir,
+    sealed: &[u8],
+) -> Vec<BadFile> {
     dir.new_key("a");
     dir.new_key("b");
     let both = [dir.read("a.key"), dir.read("b.key")].concat();
@@ -16,17 +37,15 @@ fn a_wrong_key_is_exit_3_and_says_how_many_keys_were_tried() {
         (&["--key", "both.key"], 2),
         (&["-k", "a.key", "-i", "both.key"], 3),
     ];
-    for (keys, tried) in ways {
+    let rows = ways.into_iter().flat_map(|(keys, tried)| {
         let needle = format!("no key matches (tried {tried})");
-        let cases = [("sealed to another key", sealed.clone())];
-        unseal_refuses(&dir, &bad_files(keys, (EXIT_NO_MATCH, &needle), cases));
-    }
+        let cases = [(format!("sealed to another key, {keys:?}"), sealed.to_vec())];
+        bad_files(keys, (EXIT_NO_MATCH, &needle), cases)
+    });
+    rows.collect()
 }
 
-#[test]
-fn files_that_are_not_age_files_are_exit_4() {
-    let dir = Dir::new();
-    dir.new_key("server");
+fn files_that_are_not_age_files_are_exit_4() -> Vec<BadFile> {
     let cases = [
         ("empty", Vec::new()),
         ("text", b"hello world\n".to_vec()),
@@ -36,22 +55,18 @@ fn files_that_are_not_age_files_are_exit_4() {
             b"x\n-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec(),
         ),
     ];
-    let expected = (EXIT_HEADER, "not an age file");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, cases));
+    let not_age = bad_files(WITH_KEY, (EXIT_HEADER, "not an age file"), cases);
     // The begin line alone is armor (issue 6), cut short.
     let cases = [(
         "armor cut short",
         b"-----BEGIN AGE ENCRYPTED FILE-----\n".to_vec(),
     )];
     let expected = (EXIT_HEADER, "invalid armor: the armor has no end line");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, cases));
+    [not_age, bad_files(WITH_KEY, expected, cases)].concat()
 }
 
-#[test]
-fn header_damage_gets_the_exit_code_of_what_it_breaks() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    let sealed = seal_to_server(&dir, &data(1000, 8));
+fn header_damage_gets_the_exit_code_of_what_it_breaks(dir: &Dir) -> Vec<BadFile> {
+    let sealed = seal_to_server(dir, &data(1000, 8));
     let at = Layout::of(&sealed);
     let (share, body, mac) = (at.shares[0], at.bodies[0], at.mac);
 
@@ -63,7 +78,7 @@ fn header_damage_gets_the_exit_code_of_what_it_breaks() {
         ("stanza type changed", altered(&sealed, share - 2, |_| b'8')),
     ];
     let expected = (EXIT_NO_MATCH, "no key matches (tried 1)");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, no_match));
+    let no_match = bad_files(WITH_KEY, expected, no_match);
 
     // The stanza opens, so the file key is right, but the MAC over the header is not.
     let bad_mac = [("MAC changed", other_base64(&sealed, mac))];
@@ -71,7 +86,7 @@ fn header_damage_gets_the_exit_code_of_what_it_breaks() {
         EXIT_HEADER_MAC,
         "header MAC is wrong: the header was modified",
     );
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, bad_mac));
+    let bad_mac = bad_files(WITH_KEY, expected, bad_mac);
 
     // Bytes that do not parse make a malformed header.
     let malformed = [
@@ -85,83 +100,82 @@ fn header_damage_gets_the_exit_code_of_what_it_breaks() {
         ("ends inside the MAC line", truncated(&sealed, mac + 10)),
         ("ends before the MAC line", truncated(&sealed, mac - 4)),
     ];
-    let expected = (EXIT_HEADER, "invalid header");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, malformed));
+    let malformed = bad_files(WITH_KEY, (EXIT_HEADER, "invalid header"), malformed);
 
     let version = [("version 2", altered(&sealed, 20, |_| b'2'))];
     let expected = (EXIT_HEADER, "unsupported age format version \"v2\"");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, version));
+    let version = bad_files(WITH_KEY, expected, version);
     let magic = [("magic", flipped(&sealed, 0))];
-    let expected = (EXIT_HEADER, "not an age file");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, magic));
+    let magic = bad_files(WITH_KEY, (EXIT_HEADER, "not an age file"), magic);
+    [no_match, bad_mac, malformed, version, magic].concat()
 }
 
-#[test]
-fn damage_to_another_recipients_stanza_breaks_the_mac_for_everyone_else() {
-    let dir = Dir::new();
+fn damage_to_another_recipients_stanza_breaks_the_mac_for_everyone_else(dir: &Dir) -> Vec<BadFile> {
     dir.new_key("first");
     dir.new_key("second");
     let to = ["--to", "first.pub", "--to", "second.pub"];
-    let sealed = seal_via(&dir, Io::OutputFlag, &data(1000, 9), &to);
+    let sealed = seal_via(dir, Io::OutputFlag, &data(1000, 9), &to);
     let second_body = Layout::of(&sealed).bodies[1];
-    let cases = [("second stanza's body", other_base64(&sealed, second_body))];
+    let damaged = other_base64(&sealed, second_body);
     // The first key opens the intact first stanza, then finds the header modified.
+    let first = [("second stanza's body, first key", damaged.clone())];
     let mac = (EXIT_HEADER_MAC, "header MAC is wrong");
-    unseal_refuses(
-        &dir,
-        &bad_files(&["--key", "first.key"], mac, cases.clone()),
-    );
+    let first = bad_files(&["--key", "first.key"], mac, first);
     // The second key cannot open its own (damaged) stanza.
+    let second = [("second stanza's body, second key", damaged)];
     let no_match = (EXIT_NO_MATCH, "no key matches (tried 1)");
-    unseal_refuses(&dir, &bad_files(&["--key", "second.key"], no_match, cases));
+    let second = bad_files(&["--key", "second.key"], no_match, second);
+    [first, second].concat()
 }
 
-#[test]
-fn a_damaged_chunk_is_exit_6_and_named() {
-    let (dir, sealed, at) = three_chunk_file();
+fn a_damaged_chunk_is_exit_6_and_named(sealed: &[u8], at: &Layout) -> Vec<BadFile> {
+    let mut rows = Vec::new();
     for n in 0..3 {
         let tag_end = at.chunk(n + 1).min(sealed.len()) - 1;
         let cases = [
-            ("body", flipped(&sealed, at.chunk(n) + 100)),
-            ("tag", flipped(&sealed, tag_end)),
+            (
+                format!("chunk {n}: body"),
+                flipped(sealed, at.chunk(n) + 100),
+            ),
+            (format!("chunk {n}: tag"), flipped(sealed, tag_end)),
         ];
         let needle = format!("payload corrupt at chunk {n}");
-        unseal_refuses(&dir, &bad_files(WITH_KEY, (EXIT_PAYLOAD, &needle), cases));
+        rows.extend(bad_files(WITH_KEY, (EXIT_PAYLOAD, &needle), cases));
     }
     // The payload nonce keys every chunk: the first one checked fails (the last, if mapped).
-    let cases = [("payload nonce", flipped(&sealed, at.header_len))];
+    let cases = [("payload nonce", flipped(sealed, at.header_len))];
     let expected = (EXIT_PAYLOAD, "payload corrupt at chunk");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, cases));
+    rows.extend(bad_files(WITH_KEY, expected, cases));
+    rows
 }
 
-#[test]
-fn the_empty_chunk_of_an_empty_file_is_authenticated_too() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    let sealed = seal_to_server(&dir, b"");
+fn the_empty_chunk_of_an_empty_file_is_authenticated_too(dir: &Dir) -> Vec<BadFile> {
+    let sealed = seal_to_server(dir, b"");
     let at = Layout::of(&sealed);
     assert_eq!(
         sealed.len(),
         at.chunk(0) + TAG,
         "a nonce and an empty chunk"
     );
-    let cases = [("tag", flipped(&sealed, sealed.len() - 1))];
+    let cases = [("empty file: tag", flipped(&sealed, sealed.len() - 1))];
     let expected = (EXIT_PAYLOAD, "payload corrupt at chunk 0");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, cases));
+    let flipped = bad_files(WITH_KEY, expected, cases);
     let cases = [
-        ("tag cut off", truncated(&sealed, at.chunk(0))),
-        ("half the tag", truncated(&sealed, at.chunk(0) + TAG / 2)),
+        ("empty file: tag cut off", truncated(&sealed, at.chunk(0))),
+        (
+            "empty file: half the tag",
+            truncated(&sealed, at.chunk(0) + TAG / 2),
+        ),
     ];
-    unseal_refuses(
-        &dir,
-        &bad_files(WITH_KEY, (EXIT_PAYLOAD, "truncated"), cases),
-    );
+    let cut = bad_files(WITH_KEY, (EXIT_PAYLOAD, "truncated"), cases);
+    [flipped, cut].concat()
 }
 
-#[test]
-fn a_truncated_file_is_exit_6_or_4_without_its_payload_nonce() {
-    let (dir, sealed, at) = three_chunk_file();
-    let cut = |len: usize| truncated(&sealed, len);
+fn a_truncated_file_is_exit_6_or_4_without_its_payload_nonce(
+    sealed: &[u8],
+    at: &Layout,
+) -> Vec<BadFile> {
+    let cut = |len: usize| truncated(sealed, len);
 
     // age reads the payload nonce with the header: a short one is a header failure.
     let cases = [
@@ -172,7 +186,7 @@ fn a_truncated_file_is_exit_6_or_4_without_its_payload_nonce() {
         EXIT_HEADER,
         "invalid header: the file ends before the 16-byte payload nonce",
     );
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, cases));
+    let no_nonce = bad_files(WITH_KEY, expected, cases);
 
     // At a chunk boundary, the chunk before opens as a non-final one: the end is missing.
     let cases = [
@@ -181,48 +195,114 @@ fn a_truncated_file_is_exit_6_or_4_without_its_payload_nonce() {
         ("after chunk 1", cut(at.chunk(2))),
         ("half a tag", cut(at.chunk(0) + TAG / 2)),
     ];
-    unseal_refuses(
-        &dir,
-        &bad_files(WITH_KEY, (EXIT_PAYLOAD, "truncated"), cases),
-    );
+    let at_boundary = bad_files(WITH_KEY, (EXIT_PAYLOAD, "truncated"), cases);
 
     // Inside a chunk, the cut chunk fails to open as the final one.
     let mid_chunk = [
-        (0, cut(at.chunk(0) + 1000)),
-        (1, cut(at.chunk(1) + 1000)),
-        (1, cut(at.chunk(1) + TAG)),
-        (2, cut(at.chunk(2) + 100)),
-        (2, cut(sealed.len() - 1)),
+        (0, at.chunk(0) + 1000),
+        (1, at.chunk(1) + 1000),
+        (1, at.chunk(1) + TAG),
+        (2, at.chunk(2) + 100),
+        (2, sealed.len() - 1),
     ];
-    for (n, file) in mid_chunk {
+    let mid_chunk = mid_chunk.into_iter().flat_map(|(n, len)| {
         let needle = format!("payload corrupt at chunk {n}");
-        let cases = [("cut inside a chunk", file)];
-        unseal_refuses(&dir, &bad_files(WITH_KEY, (EXIT_PAYLOAD, &needle), cases));
-    }
+        let cases = [(format!("cut inside chunk {n}, at byte {len}"), cut(len))];
+        bad_files(WITH_KEY, (EXIT_PAYLOAD, &needle), cases)
+    });
+    [no_nonce, at_boundary, mid_chunk.collect()].concat()
 }
 
-#[test]
-fn trailing_garbage_is_exit_6() {
-    let (dir, sealed, _) = three_chunk_file();
+fn trailing_garbage_is_exit_6(dir: &Dir, sealed: &[u8]) -> Vec<BadFile> {
     // After a short last chunk, the bytes lengthen it (or make a chunk after it), and the
     // lengthened chunk fails to open. Which chunk fails first depends on the path.
     let cases = [
-        ("one byte", appended(&sealed, b"x")),
-        ("a tag's worth", appended(&sealed, &[0; TAG])),
-        ("a chunk's worth", appended(&sealed, &[7; SEALED_CHUNK])),
+        ("one byte", appended(sealed, b"x")),
+        ("a tag's worth", appended(sealed, &[0; TAG])),
+        ("a chunk's worth", appended(sealed, &[7; SEALED_CHUNK])),
     ];
     let expected = (EXIT_PAYLOAD, "payload corrupt at chunk ");
-    unseal_refuses(&dir, &bad_files(WITH_KEY, expected, cases));
+    let mut rows = bad_files(WITH_KEY, expected, cases);
 
     // After a full last chunk, that chunk still opens as the final one: the rest is extra.
     for chunks in [1, 2] {
-        let full = seal_to_server(&dir, &data(chunks * CHUNK, 10));
+        let full = seal_to_server(dir, &data(chunks * CHUNK, 10));
         let last_chunk = &full[Layout::of(&full).chunk(chunks - 1)..];
         let cases = [
-            ("garbage", appended(&full, b"garbage after the end")),
-            ("the last chunk again", appended(&full, last_chunk)),
+            (
+                format!("{chunks} full chunks, then garbage"),
+                appended(&full, b"garbage after the end"),
+            ),
+            (
+                format!("{chunks} full chunks, then the last chunk again"),
+                appended(&full, last_chunk),
+            ),
         ];
         let expected = (EXIT_PAYLOAD, "trailing data after the end of the payload");
-        unseal_refuses(&dir, &bad_files(WITH_KEY, expected, cases));
+        rows.extend(bad_files(WITH_KEY, expected, cases));
     }
+    rows
+}
+
+fn bad_armor_is_exit_4(dir: &Dir) -> Vec<BadFile> {
+    let plaintext = data(3 * CHUNK + 10, 9);
+    let armored = transform(
+        dir,
+        "seal",
+        Io::Pipes,
+        &plaintext,
+        &["-a", "--to", "server.pub"],
+    );
+    let text = String::from_utf8(armored).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let with_line = |at: usize, line: &str| {
+        let mut ls = lines.clone();
+        ls[at] = line;
+        (ls.join("\n") + "\n").into_bytes()
+    };
+    let long = format!("{} ", lines[2]);
+    let cases = [
+        ("trailing garbage", format!("{text}garbage\n").into_bytes()),
+        ("a space at a line end", with_line(2, &long)),
+        ("an empty line", with_line(5, "")),
+        (
+            "a lowercase end line",
+            with_line(lines.len() - 1, &END.to_lowercase()),
+        ),
+        ("no end line", text.replace(END, "").into_bytes()),
+        ("a short line in the middle", with_line(3, &lines[3][..60])),
+    ];
+    let cases = cases.map(|(what, file)| (format!("armor: {what}"), file));
+    bad_files(WITH_KEY, (EXIT_HEADER, "invalid armor"), cases)
+}
+
+fn a_wrong_passphrase_is_exit_3(dir: &Dir) -> Vec<BadFile> {
+    dir.write_private("right", "right");
+    dir.write_private("wrong", "wrong");
+    let plaintext = data(2 * CHUNK, 22);
+    let flags = ["--passphrase-file", "right", "--work-factor", "10"];
+    let sealed = transform(dir, "seal", Io::Pipes, &plaintext, &flags);
+    let armored = [&flags[..], &["-a"]].concat();
+    let armored = transform(dir, "seal", Io::Pipes, &plaintext, &armored);
+    let cases = [
+        ("wrong passphrase, binary", sealed),
+        ("wrong passphrase, armored", armored),
+    ];
+    let keys = ["--passphrase-file", "wrong"];
+    bad_files(&keys, (EXIT_NO_MATCH, "wrong passphrase"), cases)
+}
+
+/// A header with a passphrase stanza and a key stanza is refused, even by the key.
+fn a_passphrase_stanza_beside_a_key_stanza_is_exit_4(dir: &Dir) -> Vec<BadFile> {
+    dir.write_private("mixed-pass", "p");
+    let sealed = transform(dir, "seal", Io::Pipes, b"x", &["--to", "server.pub"]);
+    let flags = ["--passphrase-file", "mixed-pass", "--work-factor", "2"];
+    let scrypt = transform(dir, "seal", Io::Pipes, b"x", &flags);
+    let text = String::from_utf8_lossy(&scrypt);
+    let stanza_end = text.find("\n---").unwrap();
+    let stanza = &scrypt[b"age-encryption.org/v1\n".len()..stanza_end + 1];
+    let at = b"age-encryption.org/v1\n".len();
+    let mixed = [&sealed[..at], stanza, &sealed[at..]].concat();
+    let cases = [("scrypt and X25519", mixed)];
+    bad_files(WITH_KEY, (EXIT_HEADER, "must be the only stanza"), cases)
 }

@@ -85,21 +85,6 @@ fn keygen_y_prints_the_public_key_of_a_key_file_or_of_stdin() {
 }
 
 #[test]
-fn keygen_y_refuses_a_public_key_file() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    dir.bin("seal-keygen")
-        .args(["-y", "server.pub"])
-        .run()
-        .fails(EXIT_USAGE)
-        .says(
-            "seal-keygen",
-            &["server.pub: line 1: not a valid identity"],
-            None,
-        );
-}
-
-#[test]
 fn keygen_without_o_prints_a_working_key_to_stdout() {
     let dir = Dir::new();
     let run = dir.bin("seal-keygen").run().ok();

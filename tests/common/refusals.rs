@@ -83,6 +83,7 @@ pub fn refuses_all(dir: &Dir, rows: &[(&str, i32, Says)]) {
 
 /// A file that `unseal` must refuse: what was done to it (the row's name), its bytes, the
 /// key flags it is tried with, the exit code, and a piece of the error line.
+#[derive(Clone)]
 pub struct BadFile {
     pub what: String,
     pub bytes: Vec<u8>,
