@@ -2,20 +2,12 @@
 //! clears up), and by a signal while plaintext streams to standard output (the message says
 //! how much went out, and that it is incomplete).
 
-use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::common::*;
-
-/// The temporary files in `dir`.
-fn partials(dir: &Dir) -> BTreeSet<PathBuf> {
-    let mut names = dir.listing();
-    names.retain(|n| n.to_string_lossy().ends_with(".seal-partial"));
-    names
-}
+use crate::common::*;
 
 /// Starts `line` with its standard input a pipe, writes `head` into it, waits until the
 /// command has made its temporary output file, and kills it with SIGKILL; returns the file
@@ -32,7 +24,7 @@ fn kill_mid_write(dir: &Dir, line: &str, head: &[u8]) -> PathBuf {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(head).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while partials(dir).is_empty() {
+    while dir.partial_files().is_empty() {
         assert!(Instant::now() < deadline, "{line}: no temporary file");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -41,7 +33,7 @@ fn kill_mid_write(dir: &Dir, line: &str, head: &[u8]) -> PathBuf {
     child.kill().unwrap();
     child.wait().unwrap();
     drop(stdin);
-    let left = partials(dir);
+    let left = dir.partial_files();
     assert_eq!(
         left.len(),
         1,
@@ -72,7 +64,7 @@ fn a_run_after_a_killed_unseal_removes_its_temporary_file_and_writes_the_output(
         left.display()
     );
     assert_eq!(run.stderr_lines(), [line.as_str()], "{}", run.stderr);
-    assert_eq!(partials(&dir), BTreeSet::new());
+    assert_eq!(dir.partial_files(), Vec::<PathBuf>::new());
     assert_eq!(dir.read("out"), plaintext);
 }
 
@@ -95,7 +87,7 @@ fn a_run_after_a_killed_seal_removes_its_temporary_file_and_writes_the_output() 
         left.display()
     );
     assert_eq!(run.stderr_lines(), [line.as_str()], "{}", run.stderr);
-    assert_eq!(partials(&dir), BTreeSet::new());
+    assert_eq!(dir.partial_files(), Vec::<PathBuf>::new());
     let opened = dir.line("unseal out.age --key server.key -o -").run().ok();
     assert_eq!(opened.stdout, plaintext);
 }
@@ -114,7 +106,7 @@ fn a_rerun_leaves_the_temporary_files_of_other_outputs_and_of_live_runs() {
     dir.write(".out.age.CCCCCC.seal-partial", b"half");
     let run = dir.line("seal plain --to server.pub -o out.age").run().ok();
     run.mentions(&["removed .out.age.CCCCCC.seal-partial"]);
-    let left: Vec<_> = partials(&dir).into_iter().collect();
+    let left: Vec<_> = dir.partial_files().into_iter().collect();
     assert_eq!(
         left,
         [

@@ -2,7 +2,11 @@
 //! is one error line (and a hint where one helps), its documented exit code, and a directory
 //! left as it was.
 
-use super::*;
+use std::fs;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::common::*;
 
 /// A directory with a server key (`server.key`, `server.pub`) and `f` ("hello\n").
 fn with_server() -> (Dir, String) {
@@ -21,38 +25,28 @@ fn opened(dir: &Dir, sealed: &str) -> Vec<u8> {
 #[test]
 fn a_long_option_with_one_dash_is_refused_naming_its_two_dash_form() {
     let (dir, _) = with_server();
-    // (command line, the option as typed, as meant)
-    let cases = [
-        ("seal f -to server.pub", "-to", "--to"),
-        ("seal f -to=server.pub", "-to", "--to"),
+    // The message names the option as typed, and as meant.
+    let refused = [
+        ("seal f -to server.pub", &["-to:", "--to"][..]),
+        ("seal f -to=server.pub", &["-to:", "--to"]),
         (
             "seal f --to server.pub -output x.age",
-            "-output",
-            "--output",
+            &["-output:", "--output"],
         ),
         (
             "seal f --to server.pub -recipients-file x",
-            "-recipients-file",
-            "--recipients-file",
+            &["-recipients-file:", "--recipients-file"],
         ),
-        ("unseal f.age -key server.key", "-key", "--key"),
+        ("unseal f.age -key server.key", &["-key:", "--key"]),
         (
             "unseal f.age -identity server.key",
-            "-identity",
-            "--identity",
+            &["-identity:", "--identity"],
         ),
-        ("seal-keygen -output new.key", "-output", "--output"),
-        ("seal-keygen -client alice", "-client", "--client"),
+        ("seal-keygen -output new.key", &["-output:", "--output"]),
+        ("seal-keygen -client alice", &["-client:", "--client"]),
     ];
-    for (line, typed, meant) in cases {
-        let program = line.split(' ').next().unwrap();
-        let before = dir.listing();
-        dir.line(line)
-            .run()
-            .fails(EXIT_USAGE)
-            .says(program, &[&format!("{typed}:"), meant], None);
-        assert_eq!(dir.listing(), before, "{line}");
-    }
+    let refused = refused.map(|(line, says)| (line, EXIT_USAGE, Says::Error(says)));
+    refuses_all(&dir, &refused);
     // Short options run together are still short options, and after `--` a name is a name.
     let armored = dir
         .line("seal f --to server.pub -af -o f.armored")
@@ -78,20 +72,16 @@ fn age_mode_flags_are_accepted_or_point_to_the_other_tool() {
             assert_eq!(dir.line(&line).run().ok().stdout, b"hello\n");
         }
     }
-    let before = dir.listing();
-    for (line, hint) in [
-        ("seal -d f.age -o g", "to decrypt, use unseal"),
-        ("seal --decrypt f.age -o g", "to decrypt, use unseal"),
-        ("unseal -e f -k server.key -o g", "to encrypt, use seal"),
-    ] {
-        let program = line.split(' ').next().unwrap();
-        dir.line(line).run().fails(EXIT_USAGE).says(
-            program,
-            &[&format!("{program} does not")],
-            Some(hint),
-        );
-        assert_eq!(dir.listing(), before, "{line}");
-    }
+    let decrypt = Says::Hint(&["seal does not"], "to decrypt, use unseal");
+    let encrypt = Says::Hint(&["unseal does not"], "to encrypt, use seal");
+    refuses_all(
+        &dir,
+        &[
+            ("seal -d f.age -o g", EXIT_USAGE, decrypt),
+            ("seal --decrypt f.age -o g", EXIT_USAGE, decrypt),
+            ("unseal -e f -k server.key -o g", EXIT_USAGE, encrypt),
+        ],
+    );
 }
 
 #[test]
@@ -188,30 +178,25 @@ fn a_batch_output_must_be_a_directory_and_a_file_name_is_explained() {
     let (dir, _) = with_server();
     fs::create_dir(dir.path("in")).unwrap();
     dir.write("in/a", "a\n");
-    let before = dir.listing();
-    // A missing output named NAME.age is meant as one file: a batch writes a tree.
-    dir.line("seal in --to server.pub -o single.age")
-        .run()
-        .fails(EXIT_USAGE)
-        .says(
-            "seal",
-            &["single.age: a batch writes into a directory"],
-            Some("tar c in | seal"),
-        );
-    assert_eq!(dir.listing(), before, "no single.age directory");
-    // An existing file is no directory, for seal and unseal.
-    for line in [
-        "seal in --to server.pub -o f",
-        "unseal in -k server.key -o f",
-    ] {
-        let program = line.split(' ').next().unwrap();
-        dir.line(line).run().fails(EXIT_USAGE).says(
-            program,
-            &["f: not a directory"],
-            Some("-o DIRECTORY"),
-        );
-        assert_eq!(dir.listing(), before, "{line}");
-    }
+    let not_a_directory = Says::Hint(&["f: not a directory"], "-o DIRECTORY");
+    refuses_all(
+        &dir,
+        &[
+            // A missing output named NAME.age is meant as one file: a batch writes a tree
+            // (and no single.age directory is made).
+            (
+                "seal in --to server.pub -o single.age",
+                EXIT_USAGE,
+                Says::Hint(
+                    &["single.age: a batch writes into a directory"],
+                    "tar c in | seal",
+                ),
+            ),
+            // An existing file is no directory, for seal and unseal.
+            ("seal in --to server.pub -o f", EXIT_USAGE, not_a_directory),
+            ("unseal in -k server.key -o f", EXIT_USAGE, not_a_directory),
+        ],
+    );
     // An existing directory is one, whatever its name.
     fs::create_dir(dir.path("tree.age")).unwrap();
     dir.line("seal in --to server.pub -o tree.age").run().ok();
@@ -271,33 +256,45 @@ fn sign_with_names_the_kind_of_key_it_was_given() {
     let dir = with_keys();
     dir.new_key("server");
     dir.write("f", "hello\n");
-    // (key file, what it is, the hint)
-    let cases = [
-        ("ed25519.pub", "this is a public key", "the private key"),
-        ("server.pub", "this is a public key", "the private key"),
+    // The message names the key file and what it is, and says what signs.
+    let refused = [
         (
-            "server.key",
-            "this is an age identity",
-            "seal-keygen --client",
+            "seal f --to server.pub --sign-with ed25519.pub",
+            EXIT_USAGE,
+            Says::Hint(
+                &["ed25519.pub: this is a public key", "OpenSSH private key"],
+                "the private key",
+            ),
         ),
         (
-            "pkcs1.pem",
-            "this is a PEM private key",
-            "seal-keygen --client",
+            "seal f --to server.pub --sign-with server.pub",
+            EXIT_USAGE,
+            Says::Hint(
+                &["server.pub: this is a public key", "OpenSSH private key"],
+                "the private key",
+            ),
+        ),
+        (
+            "seal f --to server.pub --sign-with server.key",
+            EXIT_USAGE,
+            Says::Hint(
+                &["server.key: this is an age identity", "OpenSSH private key"],
+                "seal-keygen --client",
+            ),
+        ),
+        (
+            "seal f --to server.pub --sign-with pkcs1.pem",
+            EXIT_USAGE,
+            Says::Hint(
+                &[
+                    "pkcs1.pem: this is a PEM private key",
+                    "OpenSSH private key",
+                ],
+                "seal-keygen --client",
+            ),
         ),
     ];
-    let before = dir.listing();
-    for (key, what, hint) in cases {
-        dir.line(&format!("seal f --to server.pub --sign-with {key}"))
-            .run()
-            .fails(EXIT_USAGE)
-            .says(
-                "seal",
-                &[&format!("{key}: {what}"), "OpenSSH private key"],
-                Some(hint),
-            );
-        assert_eq!(dir.listing(), before, "{key}");
-    }
+    refuses_all(&dir, &refused);
     // An OpenSSH private key signs.
     dir.line("seal f --to server.pub --sign-with ed25519")
         .run()
@@ -347,9 +344,8 @@ fn client_names_are_plain_words_that_stay_in_the_working_directory() {
         cmd.cmd.current_dir(dir.path("work"));
         cmd
     };
-    let before = dir.listing();
     let absolute = dir.path("evil").display().to_string();
-    for bad in [
+    let bad = [
         "../evil",
         "a/b",
         &absolute,
@@ -358,18 +354,15 @@ fn client_names_are_plain_words_that_stay_in_the_working_directory() {
         "",
         "a b",
         "caf\u{e9}",
-    ] {
-        keygen()
-            .arg(format!("--client={bad}"))
-            .run()
-            .fails(EXIT_USAGE)
-            .says(
-                "seal-keygen",
-                &["cannot be a signer name"],
-                Some("letters, digits, '.', '_', '-' and '@'"),
-            );
-        assert_eq!(dir.listing(), before, "{bad:?}");
-    }
+    ];
+    let says = Says::Hint(
+        &["cannot be a signer name"],
+        "letters, digits, '.', '_', '-' and '@'",
+    );
+    each_row(bad.map(|bad| (format!("{bad:?}"), bad)), |bad| {
+        let cmd = keygen().arg(format!("--client={bad}"));
+        refuses(&dir, cmd, EXIT_USAGE, says);
+    });
     for good in ["alice", "alice.smith@example.com", "build_bot-2"] {
         let run = keygen().args(["--client", good]).run().ok();
         let line = run.stdout_string();

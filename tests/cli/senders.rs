@@ -6,7 +6,9 @@
 //! crate's own signer (SHA-512, as `ssh-keygen -Y sign` signs), or are fixtures that
 //! `ssh-keygen` made (`testdata/signatures`); with `ssh-keygen` itself: `tests/interop`.
 
-use super::*;
+use std::fs;
+
+use crate::common::*;
 
 /// The ways a single input is read.
 const PATHS: &[&str] = &["mapped", "streamed", "stdin", "stdout", "armored"];

@@ -5,11 +5,12 @@
 //! signatures are deterministic, make byte for byte. `ssh-keygen -Y sign` and `-Y verify`
 //! themselves, in both directions: `tests/interop/ssh_keygen.rs`.
 
+use std::fs;
 use std::time::SystemTime;
 
 use seal::sshsig::{Digest, Signature, SignatureError, SignerKey, SigningKey, NAMESPACE};
 
-use super::*;
+use crate::common::*;
 
 /// The fixture file the `testdata/signatures` signatures sign.
 fn signed_fixture() -> Vec<u8> {
@@ -385,39 +386,39 @@ fn seal_sign_with_writes_a_signature_the_ssh_key_crate_accepts_and_a_bound_heade
     // Refused, with nothing written: an existing signature file, standard output, a
     // passphrase, a key that cannot sign. (Armor is signed as written: tests/cli/senders.rs.)
     dir.write("report.age.sig", "old");
-    let before = dir.listing();
     let refused = [
-        ("seal report --to server.pub --sign-with alice.key", EXIT_IO),
+        (
+            "seal report --to server.pub --sign-with alice.key",
+            EXIT_IO,
+            Says::Hint(&["report.age.sig", "already exists"], "--force"),
+        ),
         (
             "seal report --to server.pub --sign-with alice.key -o -",
             EXIT_USAGE,
+            Says::Hint(&["--sign-with", "output file"], "-o FILE"),
         ),
         (
             "seal report --to server.pub --sign-with ecdsa -o r.age",
             EXIT_USAGE,
+            Says::Error(&["ecdsa: ", "not supported"]),
         ),
         (
             "seal report --to server.pub --sign-with rsa1024 -o r.age",
             EXIT_USAGE,
+            Says::Error(&["rsa1024: ", "1024 bits"]),
         ),
         (
             "seal report --to server.pub --sign-with nonexistent.key -o r.age",
             EXIT_IO,
+            Says::Error(&["nonexistent.key: no such file"]),
         ),
         (
             "seal report --passphrase-file report --sign-with alice.key -o r.age",
             EXIT_USAGE,
+            Says::Hint(&["--sign-with", "passphrase"], "--to"),
         ),
     ];
-    for (line, code) in refused {
-        let run = dir.line(line).run().fails(code);
-        assert!(
-            run.stderr.starts_with("seal: error: "),
-            "{line}: {}",
-            run.stderr
-        );
-        assert_eq!(dir.listing(), before, "{line}");
-    }
+    refuses_all(&dir, &refused);
 }
 
 #[test]

@@ -7,7 +7,10 @@
 //! compared with what `ssh-keygen` printed for the fixtures (`testdata/ssh-keygen`). The
 //! same against the Go `age` CLI, `ssh-keygen` and `openssl` run: `tests/interop`.
 
-use super::*;
+use std::str::FromStr;
+
+use crate::common::terminal::on_terminal;
+use crate::common::*;
 
 #[test]
 fn every_ssh_and_pem_key_pair_round_trips() {
@@ -137,59 +140,25 @@ fn small_rsa_keys_other_key_types_and_damaged_files_are_refused_clearly() {
     dir.write("plain", "hello\n");
     let sealed = seal_ssh(&dir, b"hello\n", &["--to", "ed25519.pub"]);
     dir.write("in.age", &sealed);
-    // (command line, in the error line)
-    let cases = [
-        ("seal plain --to rsa1024.pub", "rsa1024.pub: line 1: the RSA key has 1024 bits: keys under 2048 bits are refused"),
-        ("unseal in.age -o out --key rsa1024", "rsa1024: the RSA key has 1024 bits: keys under 2048 bits are refused"),
-        ("unseal in.age -o out --key pkcs1-1024.pem", "has 1024 bits: keys under 2048 bits are refused"),
-        ("seal plain --to pkcs1-1024.spki.pem", "pkcs1-1024.spki.pem: the RSA key has 1024 bits"),
-        ("unseal in.age -o out --key truncated.pem", "truncated.pem: damaged PEM file"),
-        ("unseal in.age -o out --key ecdsa", "ecdsa: ecdsa-sha2-nistp256 keys are not supported"),
-        ("seal plain --to ecdsa.pub", "ecdsa-sha2-nistp256 keys are not supported"),
-        ("unseal in.age -o out --key plain", "plain: unknown key format; accepted: age identity files"),
-        ("seal plain --to plain", "plain: unknown key format; accepted: age recipients (age1...), ssh-rsa and ssh-ed25519"),
-    ];
-    for (line, error) in cases {
-        let before = dir.listing();
-        let program = line.split(' ').next().unwrap();
-        dir.line(line)
-            .run()
-            .fails(EXIT_USAGE)
-            .says(program, &[error], None);
-        assert_eq!(dir.listing(), before, "{line}");
-    }
-    // Keys of the wrong kind for the flag get a hint.
-    let hinted = [
-        (
-            "seal plain --to rsa2048",
-            "this is a private key (-----BEGIN OPENSSH PRIVATE KEY-----), not a recipient",
-            "give --to the public key file",
-        ),
-        (
-            "seal plain --to pkcs1.pem",
-            "this is a private key (-----BEGIN RSA PRIVATE KEY-----), not a recipient",
-            "give --to the public key file",
-        ),
-        (
-            "unseal in.age -o out --key rsa2048.pub",
-            "a public key, not a private key",
-            "--key needs the private key file",
-        ),
-        (
-            "unseal in.age -o out --key pkcs8.spki.pem",
-            "a public key, not a private key",
-            "--key needs the private key file",
-        ),
-    ];
-    for (line, error, hint) in hinted {
-        let before = dir.listing();
-        let program = line.split(' ').next().unwrap();
-        dir.line(line)
-            .run()
-            .fails(EXIT_USAGE)
-            .says(program, &[error], Some(hint));
-        assert_eq!(dir.listing(), before, "{line}");
-    }
+    refuses_all(
+        &dir,
+        &[
+            ("seal plain --to rsa1024.pub", EXIT_USAGE, Says::Error(&["rsa1024.pub: line 1: the RSA key has 1024 bits: keys under 2048 bits are refused"])),
+            ("unseal in.age -o out --key rsa1024", EXIT_USAGE, Says::Error(&["rsa1024: the RSA key has 1024 bits: keys under 2048 bits are refused"])),
+            ("unseal in.age -o out --key pkcs1-1024.pem", EXIT_USAGE, Says::Error(&["has 1024 bits: keys under 2048 bits are refused"])),
+            ("seal plain --to pkcs1-1024.spki.pem", EXIT_USAGE, Says::Error(&["pkcs1-1024.spki.pem: the RSA key has 1024 bits"])),
+            ("unseal in.age -o out --key truncated.pem", EXIT_USAGE, Says::Error(&["truncated.pem: damaged PEM file"])),
+            ("unseal in.age -o out --key ecdsa", EXIT_USAGE, Says::Error(&["ecdsa: ecdsa-sha2-nistp256 keys are not supported"])),
+            ("seal plain --to ecdsa.pub", EXIT_USAGE, Says::Error(&["ecdsa-sha2-nistp256 keys are not supported"])),
+            ("unseal in.age -o out --key plain", EXIT_USAGE, Says::Error(&["plain: unknown key format; accepted: age identity files"])),
+            ("seal plain --to plain", EXIT_USAGE, Says::Error(&["plain: unknown key format; accepted: age recipients (age1...), ssh-rsa and ssh-ed25519"])),
+            // Keys of the wrong kind for the flag get a hint.
+            ("seal plain --to rsa2048", EXIT_USAGE, Says::Hint(&["this is a private key (-----BEGIN OPENSSH PRIVATE KEY-----), not a recipient"], "give --to the public key file")),
+            ("seal plain --to pkcs1.pem", EXIT_USAGE, Says::Hint(&["this is a private key (-----BEGIN RSA PRIVATE KEY-----), not a recipient"], "give --to the public key file")),
+            ("unseal in.age -o out --key rsa2048.pub", EXIT_USAGE, Says::Hint(&["a public key, not a private key"], "--key needs the private key file")),
+            ("unseal in.age -o out --key pkcs8.spki.pem", EXIT_USAGE, Says::Hint(&["a public key, not a private key"], "--key needs the private key file")),
+        ],
+    );
 }
 
 #[test]

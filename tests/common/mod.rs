@@ -1,5 +1,6 @@
 //! The harness of the end-to-end tests: a temporary directory, programs run in it, and what
-//! they did. Each test target takes it with `mod common;`, and none uses all of it.
+//! they did. Each test target takes it with `mod common;` (`tests/cli/main.rs` by its path),
+//! and none uses all of it.
 //!
 //! Two tiers share it. `cargo test` runs every target that needs nothing but this crate's
 //! binaries; `cargo test --test interop` runs the tests that drive programs from outside
@@ -12,20 +13,25 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use tempfile::TempDir;
 
+pub mod age_crate;
 pub mod age_file;
 pub mod keys;
+pub mod refusals;
 pub mod sealing;
 pub mod signers;
 pub mod terminal;
 
+pub use age_crate::*;
 pub use age_file::*;
 pub use keys::*;
+pub use refusals::*;
 pub use sealing::*;
 pub use signers::*;
 
@@ -191,6 +197,12 @@ impl Dir {
         names
     }
 
+    /// The temporary files (`.seal-partial`) anywhere under the directory.
+    pub fn partial_files(&self) -> Vec<PathBuf> {
+        let partial = |p: &PathBuf| p.as_os_str().as_bytes().ends_with(b".seal-partial");
+        self.listing().into_iter().filter(partial).collect()
+    }
+
     /// The listing without what lies under `prefix`.
     pub fn listing_outside(&self, prefix: &str) -> BTreeSet<PathBuf> {
         let mut names = self.listing();
@@ -220,6 +232,19 @@ impl Dir {
     pub fn new_key(&self, name: &str) -> String {
         let private = format!("{name}.key");
         self.bin("seal-keygen").args(["-o", &private]).run().ok();
+        self.read_string(format!("{name}.pub"))
+            .trim_end()
+            .to_string()
+    }
+
+    /// Makes `NAME.key` and `NAME.pub` with `seal-keygen --pq`; returns the `age1pq1...`
+    /// recipient.
+    pub fn new_pq_key(&self, name: &str) -> String {
+        let private = format!("{name}.key");
+        self.bin("seal-keygen")
+            .args(["--pq", "-o", &private])
+            .run()
+            .ok();
         self.read_string(format!("{name}.pub"))
             .trim_end()
             .to_string()

@@ -7,6 +7,18 @@ use super::*;
 /// The key flags of a directory with a `server` key ([`Dir::new_key`]).
 pub const WITH_KEY: &[&str] = &["--key", "server.key"];
 
+/// Sizes around every chunk edge, up to more than one parallel group (16 chunks).
+pub const SIZES: &[usize] = &[
+    0,
+    1,
+    CHUNK - 1,
+    CHUNK,
+    CHUNK + 1,
+    2 * CHUNK,
+    2 * CHUNK + 500,
+    (1 << 20) + 3,
+];
+
 /// Sizes for interop: empty, one byte, one chunk, a chunk and a byte, several chunks.
 pub const INTEROP_SIZES: &[usize] = &[0, 1, CHUNK, CHUNK + 1, 300 * 1024];
 
@@ -82,6 +94,17 @@ pub fn unseal_via(dir: &Dir, io: Io, sealed: &[u8], args: &[&str]) -> Vec<u8> {
 /// Seals `plaintext` to `server.pub` with `-o`.
 pub fn seal_to_server(dir: &Dir, plaintext: &[u8]) -> Vec<u8> {
     seal_via(dir, Io::OutputFlag, plaintext, &["--to", "server.pub"])
+}
+
+/// A directory with a `server` key, and three chunks (two full, one of 500 bytes:
+/// `data(2 * CHUNK + 500, 7)`) sealed to it, with their layout.
+pub fn three_chunk_file() -> (Dir, Vec<u8>, Layout) {
+    let dir = Dir::new();
+    dir.new_key("server");
+    let plaintext = data(2 * CHUNK + 500, 7);
+    let sealed = seal_to_server(&dir, &plaintext);
+    let layout = Layout::of(&sealed);
+    (dir, sealed, layout)
 }
 
 /// Seals `plaintext` with `args` through pipes.

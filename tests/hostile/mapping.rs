@@ -17,9 +17,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-const CHUNK: usize = 64 * 1024;
-const SEALED_CHUNK: usize = CHUNK + 16;
-
 /// Trials of each race: `HOSTILE_RUNS` in the environment, 30 by default (the issue's
 /// acceptance run used 100).
 fn runs() -> usize {
@@ -122,11 +119,11 @@ fn race(dir: &Dir, at: u64, plaintext: &[u8], args: &[&str], to_stdout: bool) ->
                 "trial {trial}: a failed run released plaintext that was not sealed"
             );
         }
-        let partial = dir
-            .listing()
-            .into_iter()
-            .any(|p| p.to_string_lossy().ends_with(".seal-partial"));
-        assert!(!partial, "trial {trial}: a temporary file was left");
+        let left = dir.partial_files();
+        assert!(
+            left.is_empty(),
+            "trial {trial}: temporary files left: {left:?}"
+        );
     }
     failed
 }
@@ -256,11 +253,8 @@ fn an_input_truncated_during_a_batch_fails_alone_and_every_other_file_opens() {
             _ => assert!(fs::read(&out).unwrap() == *bytes, "{name} differs"),
         }
     }
-    let partial = dir
-        .listing()
-        .into_iter()
-        .any(|p| p.to_string_lossy().ends_with(".seal-partial"));
-    assert!(!partial, "a temporary file was left");
+    let left = dir.partial_files();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }
 
 /// A small tmpfs mounted for one test, unmounted when dropped.
@@ -341,9 +335,6 @@ fn a_full_file_system_fails_the_files_that_do_not_fit_and_the_batch_goes_on() {
         }
     }
     assert!(whole >= 20, "the small files fit, and were written");
-    let partial = dir
-        .listing()
-        .into_iter()
-        .any(|p| p.to_string_lossy().ends_with(".seal-partial"));
-    assert!(!partial, "a temporary file was left");
+    let left = dir.partial_files();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }

@@ -1,6 +1,7 @@
 //! The Go `age` and `age-keygen` CLI (Debian package `age`): each opens what seal writes and
 //! seal opens what it writes, binary and armored, to age keys, SSH keys and passphrases.
-//! In process, with the `age` crate, `cargo test` checks the same (tests/cli.rs).
+//! In process, with the `age` crate, `cargo test` checks the same (`tests/cli/age_crate.rs`,
+//! `armor.rs`, `ssh_keys.rs`, `passphrase.rs`).
 
 use seal::sshsig::SigningKey;
 

@@ -1,11 +1,9 @@
-//! End-to-end tests of batch mode (issue 3): `seal DIR...` and `unseal DIR...`.
+//! Batch mode (issue 3): `seal DIR...` and `unseal DIR...`.
 //!
 //! Each test builds a tree in its own temporary directory ([`Dir`]), runs the built binaries
 //! in it ([`Cmd`]), and checks what they wrote: outputs byte-identical to their inputs, one
 //! report per bad file, the documented exit code, and a directory listing that changed only
 //! where it should (nothing outside the output directory, no `.seal-partial` file left).
-
-mod common;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -17,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use common::*;
+use crate::common::*;
 
 /// A file name that is not UTF-8.
 fn raw_name() -> OsString {
@@ -28,11 +26,6 @@ fn with_age(name: &OsStr) -> OsString {
     let mut name = name.to_os_string();
     name.push(".age");
     name
-}
-
-fn partial_files(names: &BTreeSet<PathBuf>) -> Vec<&PathBuf> {
-    let partial = |p: &&PathBuf| p.as_os_str().as_bytes().ends_with(b".seal-partial");
-    names.iter().filter(partial).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -119,7 +112,7 @@ fn a_mixed_tree_round_trips_byte_for_byte_and_odd_entries_are_reported() {
     }
     assert_eq!(dir.mode("plain/out/in/nested"), 0o700);
     assert!(dir.path("plain/out/in/empty-dir").is_dir());
-    assert!(partial_files(&dir.listing()).is_empty());
+    assert!(dir.partial_files().is_empty());
     let mut expected = outside;
     expected.extend(dir.listing().into_iter().filter(|p| p.starts_with("plain")));
     assert_eq!(
@@ -173,7 +166,7 @@ fn one_bad_file_never_spoils_the_batch_and_each_is_reported_with_exit_7() {
     ] {
         assert!(!dir.exists(Path::new("plain/out/in").join(bad)), "{bad}");
     }
-    assert!(partial_files(&dir.listing()).is_empty());
+    assert!(dir.partial_files().is_empty());
     assert_eq!(
         dir.listing_outside("plain"),
         outside,
@@ -289,10 +282,7 @@ fn the_next_run_removes_temporary_files_left_by_a_killed_run_but_not_live_ones()
     ])
     .mentions(&["removed out/in/sub/.b.txt.age.Qw34Er.seal-partial"])
     .mentions(&["skipped in/.c.txt.age.As56Df.seal-partial: temporary file"]);
-    let partials = partial_files(&dir.listing())
-        .into_iter()
-        .cloned()
-        .collect::<Vec<_>>();
+    let partials = dir.partial_files();
     let expected = [
         "in/.c.txt.age.As56Df.seal-partial",
         "out/in/.live.age.Zx78Cv.seal-partial",
@@ -334,7 +324,8 @@ fn sigterm_or_sigint_mid_batch_stops_cleanly_leaving_only_whole_outputs() {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while partial_files(&dir.listing())
+        while dir
+            .partial_files()
             .iter()
             .all(|p| !p.as_os_str().as_bytes().starts_with(b"out/in/.z-big"))
         {
@@ -350,12 +341,7 @@ fn sigterm_or_sigint_mid_batch_stops_cleanly_leaving_only_whole_outputs() {
             "SIG{signal}: {stderr}"
         );
         assert!(stderr.contains("seal: error: interrupted; no partial output was left behind"));
-        let listing = dir.listing();
-        assert_eq!(
-            partial_files(&listing),
-            Vec::<&PathBuf>::new(),
-            "SIG{signal}"
-        );
+        assert_eq!(dir.partial_files(), Vec::<PathBuf>::new(), "SIG{signal}");
         assert!(
             !dir.exists("out/in/z-big.bin.age"),
             "SIG{signal}: no half output"
@@ -607,27 +593,24 @@ fn a_single_file_takes_remove_source_but_not_the_batch_only_flags() {
         .ok();
     assert_eq!(dir.read("a.txt"), b"alpha");
     assert!(!dir.exists("a.txt.age"));
-    let listing = dir.listing();
-    dir.line("seal a.txt --to server.pub --json")
-        .run()
-        .fails(EXIT_USAGE)
-        .mentions(&["seal: error: --json works in batch mode only"]);
-    dir.line("seal a.txt --to server.pub --remove-source -o -")
-        .run()
-        .fails(EXIT_USAGE)
-        .mentions(&["--remove-source needs an input file and an output file"]);
-    assert_eq!(dir.listing(), listing);
-    dir.bin("seal")
-        .arg("a.txt")
-        .arg(".")
-        .arg("--to")
-        .arg("server.pub")
-        .arg("-o")
-        .arg("-")
-        .run()
-        .fails(EXIT_USAGE)
-        .mentions(&["a batch cannot write to standard output"]);
-    assert_eq!(dir.listing(), listing);
+    let refused = [
+        (
+            "seal a.txt --to server.pub --json",
+            EXIT_USAGE,
+            Says::Mentions(&["seal: error: --json works in batch mode only"]),
+        ),
+        (
+            "seal a.txt --to server.pub --remove-source -o -",
+            EXIT_USAGE,
+            Says::Mentions(&["--remove-source needs an input file and an output file"]),
+        ),
+        (
+            "seal a.txt . --to server.pub -o -",
+            EXIT_USAGE,
+            Says::Mentions(&["a batch cannot write to standard output"]),
+        ),
+    ];
+    refuses_all(&dir, &refused);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,4 +723,57 @@ fn a_huge_thread_count_is_capped_in_batch_mode_too() {
         "; using ",
     ]);
     assert!(dir.path("out/in/a.txt.age").is_file());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Armor and passphrases in a batch (issue 6)
+
+#[test]
+fn batch_mode_opens_armored_files_small_and_large_mapped_or_not() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    fs::create_dir(dir.path("up")).unwrap();
+    let small = data(100, 41);
+    let large = data(2 * (1 << 20) + 7, 42);
+    for (name, plaintext) in [("small", &small), ("large", &large)] {
+        let armored = transform(
+            &dir,
+            "seal",
+            Io::Pipes,
+            plaintext,
+            &["-a", "--to", "server.pub"],
+        );
+        dir.write(format!("up/{name}.age"), armored);
+    }
+    for flags in [&[][..], &["--no-mmap"]] {
+        let out = format!("out{}", flags.len());
+        let args = [&["up", "-q", "-k", "server.key", "-o", &out][..], flags].concat();
+        dir.bin("unseal").args(args).run().ok();
+        assert!(dir.read(format!("{out}/up/small")) == small, "{flags:?}");
+        assert!(dir.read(format!("{out}/up/large")) == large, "{flags:?}");
+    }
+}
+
+#[test]
+fn a_batch_without_keys_is_a_usage_error_but_a_passphrase_file_opens_one() {
+    let dir = Dir::new();
+    fs::create_dir(dir.path("up")).unwrap();
+    dir.write_private("pass", "p");
+    let flags = ["--passphrase-file", "pass", "--work-factor", "2"];
+    for name in ["a", "b"] {
+        let sealed = transform(&dir, "seal", Io::Pipes, name.as_bytes(), &flags);
+        dir.write(format!("up/{name}.age"), sealed);
+    }
+    let before = dir.listing();
+    dir.line("unseal up -o out").run().fails(EXIT_USAGE).says(
+        "unseal",
+        &["no key given"],
+        Some("--passphrase-file FILE"),
+    );
+    assert_eq!(dir.listing(), before);
+    dir.line("unseal up -q -o out --passphrase-file pass")
+        .run()
+        .ok();
+    assert_eq!(dir.read("out/up/a"), b"a");
+    assert_eq!(dir.read("out/up/b"), b"b");
 }
