@@ -402,6 +402,14 @@ impl OutputDirs {
     }
 }
 
+/// The directory a path is in (`.` for a bare name).
+pub(crate) fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,13 +542,5 @@ mod tests {
         dirs.add(&root.join("a"), false).unwrap();
         dirs.remove_empty_made(|_| true);
         assert!(!root.exists());
-    }
-}
-
-/// The directory a path is in (`.` for a bare name).
-pub(crate) fn parent(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
     }
 }
