@@ -10,7 +10,7 @@ use crate::armor::{self, ArmoredReader};
 use crate::chunks::{self, Chunks};
 use crate::error::{DecryptError, StreamError};
 use crate::format::Header;
-use crate::mmap::MappedOutput;
+use crate::mmap::{MappedFile, MappedOutput};
 use crate::primitives::{hkdf, hmac_verify};
 use crate::recipient::{FileKey, Identity};
 use crate::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
@@ -357,10 +357,16 @@ pub struct OpenPayload<'a> {
 }
 
 /// Where [`OpenPayload::decrypt`] writes the plaintext.
+#[non_exhaustive]
 pub enum Output<'a> {
-    /// A new file, grown to the plaintext size and filled on every core. On error it holds
-    /// partial plaintext: the caller must discard it.
+    /// A new file, grown to the plaintext size and filled on every core with positioned
+    /// writes. On error it holds partial plaintext: the caller must discard it.
     File(&'a File),
+    /// A new file that nobody else writes ([`MappedFile::new`], `unsafe`): as
+    /// [`Output::File`], but filled through a writable map where that is faster (8 threads or
+    /// more) and its file system can allocate the pages ahead; with positioned writes
+    /// otherwise.
+    Mapped(MappedFile<'a>),
     /// A stream (standard output, a pipe), written in order a window at a time: only
     /// authenticated windows reach it, so on a corrupt chunk it has received the windows
     /// before it, as with any stream.
@@ -420,23 +426,39 @@ impl<'a> OpenPayload<'a> {
     ) -> Result<u64, StreamError> {
         let sink = match output {
             Output::Writer(out) => parallel::Sink::Writer(out),
-            Output::File(file) => {
-                let mapped = self.plaintext_len > CHUNK_SIZE as u64
+            Output::File(file) => self.positioned(file)?,
+            Output::Mapped(mapped) => {
+                let file = mapped.file();
+                let maps = self.plaintext_len > CHUNK_SIZE as u64
                     && parallel::maps_output(rayon::current_num_threads());
-                if mapped {
-                    // Pages are allocated before they are written, so a full file system
-                    // is an error, not a fault while the map is written.
-                    let mut out =
-                        MappedOutput::new(file, self.plaintext_len).map_err(StreamError::Write)?;
-                    let sink = parallel::Sink::Map(&mut out);
-                    return parallel::open(&self.cipher, self.chunks, sink, hash, progress);
+                // SAFETY: `MappedFile::new` was given the same promise: a new file that
+                // nobody else writes, truncates or resizes while it is filled.
+                #[allow(unsafe_code)]
+                let out = maps.then(|| unsafe { MappedOutput::new(file, self.plaintext_len) });
+                match out {
+                    Some(Ok(mut out)) => {
+                        // Pages are allocated before they are written, so a full file system
+                        // is an error, not a fault while the map is written.
+                        let sink = parallel::Sink::Map(&mut out);
+                        return parallel::open(&self.cipher, self.chunks, sink, hash, progress);
+                    }
+                    // The file system cannot allocate ahead: written instead.
+                    Some(Err(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                        self.positioned(file)?
+                    }
+                    Some(Err(e)) => return Err(StreamError::Write(e)),
+                    None => self.positioned(file)?,
                 }
-                file.set_len(self.plaintext_len)
-                    .map_err(StreamError::Write)?;
-                parallel::Sink::File(file, 0)
             }
         };
         parallel::open(&self.cipher, self.chunks, sink, hash, progress)
+    }
+
+    /// `file` grown to the plaintext size, to be filled with positioned writes.
+    fn positioned<'f>(&self, file: &'f File) -> Result<parallel::Sink<'f>, StreamError> {
+        file.set_len(self.plaintext_len)
+            .map_err(StreamError::Write)?;
+        Ok(parallel::Sink::File(file, 0))
     }
 }
 

@@ -83,6 +83,8 @@ pub use decrypt::{
     SealedSlice,
 };
 pub use encrypt::{encrypt, Encryptor};
+pub use mmap::MappedFile;
+pub use parallel::{Hash, Progress};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
 pub use recipient::{FileKey, Identity, Recipient};
 

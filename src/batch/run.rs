@@ -254,7 +254,11 @@ fn seal(
         let mut hasher = signing.then(Hasher::new);
         let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
         let hash = feed.as_mut().map(|f| f as crate::parallel::Hash<'_>);
-        let sealed = encryptor.seal_file(&file, staged.file(), hash, tick);
+        // SAFETY: a staged output is a new file of ours (mode 0600, created exclusively),
+        // which nothing else writes, truncates or resizes until it is committed.
+        #[allow(unsafe_code)]
+        let out = unsafe { crate::MappedFile::new(staged.file()) };
+        let sealed = encryptor.seal_file_mapped(&file, out, hash, tick);
         stream_result(job, sealed.map(drop))?;
         digest = hasher.map(Hasher::finish);
     } else {
@@ -369,7 +373,11 @@ fn open(
         let staged = Staged::create(output.dir, output.name, observer).map_err(write_error(job))?;
         let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
         let hash = feed.as_mut().map(|f| f as crate::parallel::Hash<'_>);
-        let result = payload.decrypt(crate::Output::File(staged.file()), hash, tick);
+        // SAFETY: a staged output is a new file of ours (mode 0600, created exclusively),
+        // which nothing else writes, truncates or resizes until it is committed.
+        #[allow(unsafe_code)]
+        let out = unsafe { crate::MappedFile::new(staged.file()) };
+        let result = payload.decrypt(crate::Output::Mapped(out), hash, tick);
         stream_result(job, result.map(drop))?;
         staged
     } else {

@@ -208,7 +208,6 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, F
 /// Runs a command body, prints its failure if any, and exits with the documented code.
 fn run(program: &str, body: impl FnOnce() -> Result<(), Failure>) -> process::ExitCode {
     output::install_interrupt_handler(program);
-    crate::mmap::set_program_name(program);
     match body() {
         Ok(()) => process::ExitCode::SUCCESS,
         Err(failure) => {

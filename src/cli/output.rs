@@ -63,8 +63,6 @@ pub fn finish_tracked(path: &Path, finish: &mut dyn FnMut()) {
 /// An output file being written under a temporary name.
 pub struct PendingFile {
     temp: Option<NamedTempFile>,
-    // Removes the temporary file if a mapped output faults (see `mmap`).
-    _fault_cleanup: crate::mmap::FaultCleanup,
     target: PathBuf,
     force: bool,
 }
@@ -101,7 +99,6 @@ impl PendingFile {
         // Tells a batch's clean-up of stale temporary files that this one is alive.
         let _ = temp.as_file().try_lock();
         Ok(PendingFile {
-            _fault_cleanup: crate::mmap::remove_on_fault(temp.path()),
             temp: Some(temp),
             target: target.to_path_buf(),
             force,

@@ -212,16 +212,19 @@ pub fn seal(args: Args) -> Result<(), Failure> {
             let mut digest = None;
             if meta.is_file() && !args.shared.no_mmap && !armor {
                 let tick = |n| progress.add(n);
-                let out = pending.file();
+                // SAFETY: the temporary output is a new file of ours (mode 0600), which
+                // nothing else writes, truncates or resizes until it is committed.
+                #[allow(unsafe_code)]
+                let out = unsafe { crate::MappedFile::new(pending.file()) };
                 let sealed = in_pool(threads, || match signing {
                     Some(_) => {
                         let mut hasher = Hasher::new();
                         let hash = &mut |bytes: &[u8]| hasher.update(bytes);
-                        let sealed = encryptor.seal_file(&file, out, Some(hash), &tick);
+                        let sealed = encryptor.seal_file_mapped(&file, out, Some(hash), &tick);
                         digest = Some(hasher.finish());
                         sealed
                     }
-                    None => encryptor.seal_file(&file, out, None, &tick),
+                    None => encryptor.seal_file_mapped(&file, out, None, &tick),
                 })?;
                 stream_outcome(sealed.map(drop), path, pending.target())?;
             } else {

@@ -212,7 +212,11 @@ fn open(
             let output = pending.target();
             let names = (path.as_path(), output);
             if positioned(&file, &meta, args.shared.no_mmap, path)? {
-                let out = (Output::File(pending.file()), output);
+                // SAFETY: the temporary output is a new file of ours (mode 0600), which
+                // nothing else writes, truncates or resizes until it is committed.
+                #[allow(unsafe_code)]
+                let mapped = unsafe { crate::MappedFile::new(pending.file()) };
+                let out = (Output::Mapped(mapped), output);
                 let check = (&mut signed, hasher.as_mut());
                 decrypt_file(&file, path, identities, (threads, quiet), check, out)?;
             } else {
