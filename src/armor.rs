@@ -41,7 +41,7 @@ pub fn is_armored(input: &[u8]) -> bool {
 
 /// Whether the file `file` is armored, from its first bytes (read where they are, without
 /// moving the file's offset).
-pub fn is_armored_file(file: &std::fs::File) -> std::io::Result<bool> {
+pub(crate) fn is_armored_file(file: &std::fs::File) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
     let mut head = [0u8; 4096 + BEGIN.len()];
     let mut filled = 0;

@@ -10,11 +10,11 @@ use crate::armor::{self, ArmoredReader};
 use crate::chunks::{self, Chunks};
 use crate::error::{DecryptError, StreamError};
 use crate::format::Header;
-use crate::mmap::{MappedFile, MappedOutput};
+use crate::mmap::MappedOutput;
 use crate::primitives::{hkdf, hmac_verify};
 use crate::recipient::{FileKey, Identity};
 use crate::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
-use crate::{parallel, pipeline};
+use crate::{parallel, pipeline, Hash, Progress};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
 /// the header MAC must then verify under that key. A header whose passphrase stanza has
@@ -216,8 +216,8 @@ impl<R: BufRead> OpenStream<R> {
     }
 
     /// Decrypts the rest of the stream into `output` on every core of the current rayon
-    /// pool, a window of chunks at a time, in bounded memory (see [`pipeline`]); in a pool of
-    /// one thread, chunk by chunk. Only authenticated plaintext reaches `output`.
+    /// pool, a window of chunks at a time, in bounded memory (48 MiB of buffers at most,
+    /// whatever the stream's size); in a pool of one thread, chunk by chunk. Only authenticated plaintext reaches `output`.
     pub fn decrypt_to<W: std::io::Write + Send>(self, mut output: W) -> Result<(), StreamError>
     where
         R: Send,
@@ -356,6 +356,37 @@ pub struct OpenPayload<'a> {
     plaintext_len: u64,
 }
 
+/// A caller's promise about a new output file: it may be filled through a writable map.
+///
+/// Made only by the `unsafe` [`MappedFile::new`]; given to
+/// [`Output::Mapped`](crate::Output::Mapped) or
+/// [`Encryptor::seal_file_mapped`](crate::Encryptor::seal_file_mapped), which map it where
+/// that is faster (8 threads or more, and for a signed seal) and the file system can allocate
+/// its pages ahead, and write it with positioned writes otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedFile<'a>(&'a File);
+
+impl<'a> MappedFile<'a> {
+    /// Allows `file` to be filled through a writable map.
+    ///
+    /// # Safety
+    ///
+    /// `file` must be a new file, open for reading and writing, that nobody else (no other
+    /// thread or process, no other handle of this one) writes, truncates or resizes while it
+    /// is being filled: such as a temporary file this process just created, mode 0600. A file
+    /// truncated under a map raises SIGBUS when the map is written, and a write through
+    /// another handle races with the map's.
+    #[allow(unsafe_code)] // Only the promise: the function itself does nothing unsafe.
+    pub unsafe fn new(file: &'a File) -> MappedFile<'a> {
+        MappedFile(file)
+    }
+
+    /// The file.
+    pub(crate) fn file(&self) -> &'a File {
+        self.0
+    }
+}
+
 /// Where [`OpenPayload::decrypt`] writes the plaintext.
 #[non_exhaustive]
 pub enum Output<'a> {
@@ -421,8 +452,8 @@ impl<'a> OpenPayload<'a> {
     pub fn decrypt(
         &self,
         output: Output<'_>,
-        hash: Option<parallel::Hash<'_>>,
-        progress: parallel::Progress<'_>,
+        hash: Option<Hash<'_>>,
+        progress: Progress<'_>,
     ) -> Result<u64, StreamError> {
         let sink = match output {
             Output::Writer(out) => parallel::Sink::Writer(out),

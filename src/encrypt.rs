@@ -7,12 +7,13 @@ use std::os::unix::fs::FileExt;
 use crate::chunks::Chunks;
 use crate::error::{EncryptError, StreamError};
 use crate::format::{Header, Stanza};
-use crate::mmap::{self, MappedFile, MappedOutput};
+use crate::mmap::{self, MappedOutput};
+use crate::parallel;
+use crate::pipeline;
 use crate::primitives::{hkdf, hmac};
 use crate::recipient::{self, FileKey, Recipient};
 use crate::stream::{self, PayloadCipher, StreamWriter, CHUNK_SIZE, NONCE_SIZE};
-use crate::parallel::{self, Hash, Progress};
-use crate::pipeline;
+use crate::{Hash, MappedFile, Progress};
 
 /// A file about to be sealed: its file key and header are chosen, its payload not yet written.
 ///
@@ -92,7 +93,8 @@ impl Encryptor {
     }
 
     /// Seals a stream on every core of the current rayon pool, a window of chunks at a time,
-    /// in bounded memory (see [`pipeline`]); in a pool of one thread, chunk by chunk.
+    /// in bounded memory (48 MiB of buffers at most, whatever the stream's size); in a pool of
+    /// one thread, chunk by chunk.
     pub fn seal_stream<R: io::Read + Send, W: Write + Send>(
         self,
         mut input: R,
@@ -224,7 +226,14 @@ impl Encryptor {
             Some(hash) => {
                 hash(header);
                 hash(&self.nonce);
-                parallel::seal_to_file_hashing(&self.cipher, plaintext, file, offset, hash, progress)?
+                parallel::seal_to_file_hashing(
+                    &self.cipher,
+                    plaintext,
+                    file,
+                    offset,
+                    hash,
+                    progress,
+                )?
             }
             None => parallel::seal_to_file(&self.cipher, plaintext, file, offset, progress)?,
         }

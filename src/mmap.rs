@@ -8,8 +8,8 @@
 //! An output is mapped only where that is sound and can fail cleanly:
 //!
 //! 1. The file is a new one that nobody else writes, truncates or resizes while the map
-//!    lives: the caller promises this ([`MappedFile::new`], [`MappedOutput::new`], both
-//!    `unsafe`), as a file cut short under a map would fault.
+//!    lives: the caller promises this ([`crate::MappedFile::new`], [`MappedOutput::new`],
+//!    both `unsafe`), as a file cut short under a map would fault.
 //! 2. Its pages can be allocated before they are written, so that a full file system (tmpfs,
 //!    sparse files, a quota) is an error of that file rather than a SIGBUS on the first write
 //!    to a page: each thread populates the run it is about to write (`MADV_POPULATE_WRITE`,
@@ -26,36 +26,6 @@ use std::io;
 use std::ops::Deref;
 
 use memmap2::MmapMut;
-
-/// A caller's promise about a new output file: it may be filled through a writable map.
-///
-/// Made only by the `unsafe` [`MappedFile::new`]; given to
-/// [`Output::Mapped`](crate::Output::Mapped) or
-/// [`Encryptor::seal_file_mapped`](crate::Encryptor::seal_file_mapped), which map it where
-/// that is faster (8 threads or more, and for a signed seal) and the file system can allocate
-/// its pages ahead, and write it with positioned writes otherwise.
-#[derive(Debug, Clone, Copy)]
-pub struct MappedFile<'a>(&'a File);
-
-impl<'a> MappedFile<'a> {
-    /// Allows `file` to be filled through a writable map.
-    ///
-    /// # Safety
-    ///
-    /// `file` must be a new file, open for reading and writing, that nobody else (no other
-    /// thread or process, no other handle of this one) writes, truncates or resizes while it
-    /// is being filled: such as a temporary file this process just created, mode 0600. A file
-    /// truncated under a map raises SIGBUS when the map is written, and a write through
-    /// another handle races with the map's.
-    pub unsafe fn new(file: &'a File) -> MappedFile<'a> {
-        MappedFile(file)
-    }
-
-    /// The file.
-    pub(crate) fn file(&self) -> &'a File {
-        self.0
-    }
-}
 
 /// A new output file's bytes, mapped writable, so that many threads fill it without taking
 /// the file's lock (positioned writes to one file serialize on it in the kernel).
@@ -75,7 +45,7 @@ impl MappedOutput {
     ///
     /// # Safety
     ///
-    /// As for [`MappedFile::new`]: `file` is a new file, open for reading and writing, that
+    /// As for [`crate::MappedFile::new`]: `file` is a new file, open for reading and writing, that
     /// nobody else writes, truncates or resizes while the returned map lives.
     pub(crate) unsafe fn new(file: &File, len: u64) -> io::Result<MappedOutput> {
         assert!(len > 0, "an empty file cannot be mapped");

@@ -21,12 +21,10 @@ use crate::chunks::Chunks;
 use crate::error::{DecryptError, StreamError};
 use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+pub(crate) use crate::{Hash, Progress};
 
 mod in_order;
 use in_order::InOrder;
-
-/// A progress callback: plaintext bytes just finished, from any thread.
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// Chunks per task: 1 MiB of plaintext, enough to amortise scheduling, small enough to balance.
 const GROUP: usize = 16;
@@ -101,17 +99,6 @@ fn ends_before_the_end(cipher: &PayloadCipher, chunks: &Chunks<'_>) -> bool {
     candidate.is_some_and(|i| open_last(cipher, chunks, i * SEALED_CHUNK, SEALED_CHUNK).is_ok())
 }
 
-/// Decrypts `encrypted` (in memory) into `out`, which must be exactly the plaintext size.
-pub fn open_to_slice(
-    cipher: &PayloadCipher,
-    encrypted: &[u8],
-    out: &mut [u8],
-) -> Result<(), DecryptError> {
-    let chunks = Chunks::Memory(encrypted);
-    open(cipher, chunks, Sink::Slice(out), None, &|_| {})?;
-    Ok(())
-}
-
 /// Opens a run of consecutive chunks (in private memory) on every core: the parallel twin
 /// of [`PayloadCipher::open_chunks`], with the same arguments. Of several failing chunks
 /// the first is reported, and on failure `out` is wiped.
@@ -177,9 +164,6 @@ pub(crate) enum Sink<'a> {
     /// on a corrupt chunk the stream has received the windows before it.
     Writer(&'a mut (dyn Write + Send)),
 }
-
-/// Something that sees every sealed byte in order: a signature's hash.
-pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
 /// Runs of chunks per window, when [`open`] goes a window at a time (a stream sink): 8 MiB
 /// of plaintext, two windows of each side, so 32 MiB at most.
@@ -749,7 +733,10 @@ mod tests {
             let mut written = vec![0u8; sealed_len];
             file.read_exact_at(&mut written, 3).unwrap();
             assert!(written == expected, "{len}: seal_to_file_hashing differs");
-            assert!(hashed == expected, "{len}: seal_to_file_hashing hashed otherwise");
+            assert!(
+                hashed == expected,
+                "{len}: seal_to_file_hashing hashed otherwise"
+            );
         }
     }
 

@@ -277,15 +277,6 @@ pub fn signature_path(sealed: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Removes the signature beside the sealed file at `sealed`, if there is one: for a source
-/// removed once opened (`--remove-source`), whose signature would otherwise be left alone.
-pub fn remove_signature(sealed: &Path) -> io::Result<()> {
-    match std::fs::remove_file(signature_path(sealed)) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
 /// The largest signature file read: an SSHSIG by an 8192-bit RSA key is under 3 KiB.
 const MAX_SIGNATURE_LEN: u64 = 64 << 10;
 

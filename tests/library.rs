@@ -161,12 +161,20 @@ fn file_paths_write_the_same_bytes_as_memory_paths() {
             assert_eq!(payload.plaintext_len(), len as u64);
             let out = tempfile::tempfile().unwrap();
             in_pool(threads, || payload.decrypt_to_file(&out)).unwrap();
-            assert_eq!(read(&out).unwrap(), plaintext, "len {len}, {threads} threads");
+            assert_eq!(
+                read(&out).unwrap(),
+                plaintext,
+                "len {len}, {threads} threads"
+            );
             let out = tempfile::tempfile().unwrap();
             // SAFETY: a new temporary file of this test's, written by nothing else.
             let mapped = Output::Mapped(unsafe { MappedFile::new(&out) });
             in_pool(threads, || payload.decrypt(mapped, None, &|_| {})).unwrap();
-            assert_eq!(read(&out).unwrap(), plaintext, "len {len}, {threads} threads");
+            assert_eq!(
+                read(&out).unwrap(),
+                plaintext,
+                "len {len}, {threads} threads"
+            );
 
             // A flipped byte in the second chunk, or in the sixth (in the second run): the
             // file paths fail and name it.

@@ -38,7 +38,7 @@ pub const IN_MEMORY: u64 = 1 << 20;
 /// out by the plan included, sorted by input path.
 ///
 /// First the output directories are opened, each once (made below [`Options::output_dir`],
-/// never through a symbolic link: see [`OutputDirs`]), and cleared of temporary files that an
+/// never through a symbolic link: see `OutputDirs`), and cleared of temporary files that an
 /// earlier run left; then every job runs, writing only through those directory handles.
 /// Last, the directories this run made for outputs that all failed are removed again, if
 /// empty: a batch that writes nothing leaves no empty tree behind (an empty input directory

@@ -22,7 +22,7 @@ use super::Observer;
 
 pub mod dir;
 
-pub use dir::{Broken, Dir, FileId, OutputDirs};
+pub use dir::{Dir, FileId, OutputDirs};
 
 /// Suffix of every temporary output file this tool creates.
 pub const PARTIAL_SUFFIX: &str = ".seal-partial";
