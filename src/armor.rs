@@ -87,6 +87,11 @@ pub fn encode(binary: &[u8]) -> String {
 pub struct ArmorError(&'static str);
 
 impl ArmorError {
+    /// Armored input given where only the binary format is read; `instead` says what reads it.
+    pub(crate) const fn not_binary(instead: &'static str) -> ArmorError {
+        ArmorError(instead)
+    }
+
     /// The armor error inside `e`, if `e` is one that [`ArmoredReader`] returned.
     pub(crate) fn of(e: &io::Error) -> Option<ArmorError> {
         e.get_ref()?.downcast_ref::<ArmorError>().copied()

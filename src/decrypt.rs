@@ -6,7 +6,7 @@ use std::io::{self, BufRead, Chain, Cursor, Read};
 
 use zeroize::Zeroizing;
 
-use crate::armor::{self, ArmoredReader};
+use crate::armor::{self, ArmorError, ArmoredReader};
 use crate::chunks::{self, Chunks};
 use crate::error::{DecryptError, StreamError};
 use crate::format::Header;
@@ -249,9 +249,9 @@ impl<'a> SealedSlice<'a> {
     /// Parses the header at the start of `sealed`.
     pub fn new(sealed: &'a [u8]) -> Result<Self, DecryptError> {
         if armor::is_armored(sealed) {
-            return Err(DecryptError::InvalidArmor(
-                "armored input needs decoding first (armor::decode)".into(),
-            ));
+            return Err(DecryptError::InvalidArmor(ArmorError::not_binary(
+                "armored input needs decoding first (armor::decode)",
+            )));
         }
         let (header, len) = Header::parse(sealed)?;
         Ok(SealedSlice {
@@ -303,9 +303,9 @@ impl<'f> SealedFile<'f> {
         let len = file.metadata()?.len();
         let mut reader = io::BufReader::new(chunks::ReadAt::new(file, 0));
         if armor::is_armored(reader.fill_buf()?) {
-            return Err(DecryptError::InvalidArmor(
-                "armored input is read as a stream (Decryptor)".into(),
-            ));
+            return Err(DecryptError::InvalidArmor(ArmorError::not_binary(
+                "armored input is read as a stream (Decryptor)",
+            )));
         }
         let header = Header::read(&mut reader)?;
         let mut head = header.to_bytes().to_vec();

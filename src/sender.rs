@@ -57,6 +57,7 @@ pub struct Sender {
 
 /// Why a file's sender is not accepted.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Rejection {
     /// There is no signature (and one is required).
     #[error("not signed (no {0} beside it)")]

@@ -155,6 +155,7 @@ impl Hasher {
 
 /// Why a signature does not vouch for a file, or could not be made.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SignatureError {
     /// Not an SSHSIG PEM block, or a damaged one.
     #[error("not a valid SSH signature (expected -----BEGIN SSH SIGNATURE-----)")]

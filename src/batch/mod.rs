@@ -213,6 +213,7 @@ impl Outcome {
 
 /// Why a file was not processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Skip {
     /// Its output exists already (and `force` was not given).
     OutputExists,
@@ -279,6 +280,7 @@ impl fmt::Display for Skip {
 
 /// Why one file failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// The input could not be listed, opened or read.
     #[error("cannot read: {0}")]
@@ -323,6 +325,7 @@ pub enum FileError {
 
 /// Something that happened during [`run`], passed to [`Observer::event`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A job started.
     Started(&'a Job),
