@@ -75,14 +75,14 @@ pub mod error;
 // How text from outside (file names, rejected keys) appears in messages.
 mod shown;
 
-// The command-line glue shared by the `seal`, `unseal` and `seal-keygen` binaries.
+// The command-line glue shared by the `seal`, `unseal` and `seal-keygen` binaries, which
+// reach it through `__private` below.
 #[cfg(feature = "cli")]
 mod cli;
 
-pub use decrypt::MappedFile;
 pub use decrypt::{
-    decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, OpenStream, Output, SealedFile,
-    SealedSlice,
+    decrypt, unwrap_file_key, Decryptor, Input, MappedFile, OpenPayload, OpenStream, Output,
+    SealedFile, SealedSlice,
 };
 pub use encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
