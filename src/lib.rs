@@ -23,6 +23,8 @@
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+// Without the CLI, the crate-private helpers that only it uses are unused.
+#![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
 
 // The format, bottom up.
 pub mod format;
