@@ -32,7 +32,7 @@ use rand_core::{OsRng, RngCore};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use rayon::prelude::*;
-use seal::primitives::{Aead, ChunkAead, TAG_SIZE};
+use seal::__private::primitives::{Aead, ChunkAead, TAG_SIZE};
 use seal::{x25519, Decryptor, Encryptor, Identity, Recipient, SealedSlice};
 
 const KIB: usize = 1024;

@@ -46,14 +46,14 @@ fn key_types() -> Vec<KeyType> {
 }
 
 fn bench_unwrap(c: &mut Criterion) {
-    let backend = seal::primitives::rsa::BACKEND;
+    let backend = seal::__private::primitives::rsa::BACKEND;
     let mut group = c.benchmark_group(format!("unwrap ({backend})"));
     for (label, identity, recipient) in key_types() {
         let file_key = FileKey::generate();
         let stanzas = recipient.wrap(&file_key);
-        let mac_key = seal::primitives::hkdf(&[], file_key.expose_secret(), b"header");
+        let mac_key = seal::__private::primitives::hkdf(&[], file_key.expose_secret(), b"header");
         let header = Header::new(stanzas, |data| {
-            seal::primitives::hmac(mac_key.as_ref(), data)
+            seal::__private::primitives::hmac(mac_key.as_ref(), data)
         });
         let identities = [identity.as_ref()];
         unwrap_file_key(&header, &identities).expect("the identity opens its own stanza");

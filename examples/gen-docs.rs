@@ -19,9 +19,9 @@ fn main() -> std::io::Result<()> {
             .unwrap_or_else(|| "target/docs".into()),
     );
     let commands = [
-        seal::cli::seal::Args::command(),
-        seal::cli::unseal::Args::command(),
-        seal::cli::keygen::Args::command(),
+        seal::__private::cli::seal::Args::command(),
+        seal::__private::cli::unseal::Args::command(),
+        seal::__private::cli::keygen::Args::command(),
     ];
     for mut command in commands {
         let name = command.get_name().to_string();

@@ -53,6 +53,7 @@ struct Entry {
 /// a policy that is half understood is not applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("allowed signers line {line}: {reason}")]
+#[non_exhaustive]
 pub struct ParseError {
     /// 1-based line number.
     pub line: usize,
@@ -71,6 +72,7 @@ pub struct Allowed {
 
 /// Why the list does not accept a signer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refusal {
     /// No line names this key (cert-authority lines and unsupported key types never do).
     #[error("signer {0} is not in the allowed signers list")]

@@ -41,7 +41,7 @@ pub fn is_armored(input: &[u8]) -> bool {
 
 /// Whether the file `file` is armored, from its first bytes (read where they are, without
 /// moving the file's offset).
-pub fn is_armored_file(file: &std::fs::File) -> std::io::Result<bool> {
+pub(crate) fn is_armored_file(file: &std::fs::File) -> std::io::Result<bool> {
     use std::os::unix::fs::FileExt;
     let mut head = [0u8; 4096 + BEGIN.len()];
     let mut filled = 0;
@@ -87,6 +87,11 @@ pub fn encode(binary: &[u8]) -> String {
 pub struct ArmorError(&'static str);
 
 impl ArmorError {
+    /// Armored input given where only the binary format is read; `instead` says what reads it.
+    pub(crate) const fn not_binary(instead: &'static str) -> ArmorError {
+        ArmorError(instead)
+    }
+
     /// The armor error inside `e`, if `e` is one that [`ArmoredReader`] returned.
     pub(crate) fn of(e: &io::Error) -> Option<ArmorError> {
         e.get_ref()?.downcast_ref::<ArmorError>().copied()

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, Chain, Cursor, Read};
 
 use zeroize::Zeroizing;
 
-use crate::armor::{self, ArmoredReader};
+use crate::armor::{self, ArmorError, ArmoredReader};
 use crate::chunks::{self, Chunks};
 use crate::error::{DecryptError, StreamError};
 use crate::format::Header;
@@ -14,7 +14,7 @@ use crate::mmap::MappedOutput;
 use crate::primitives::{hkdf, hmac_verify};
 use crate::recipient::{FileKey, Identity};
 use crate::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
-use crate::{parallel, pipeline};
+use crate::{parallel, pipeline, Hash, Progress};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
 /// the header MAC must then verify under that key. A header whose passphrase stanza has
@@ -216,8 +216,8 @@ impl<R: BufRead> OpenStream<R> {
     }
 
     /// Decrypts the rest of the stream into `output` on every core of the current rayon
-    /// pool, a window of chunks at a time, in bounded memory (see [`pipeline`]); in a pool of
-    /// one thread, chunk by chunk. Only authenticated plaintext reaches `output`.
+    /// pool, a window of chunks at a time, in bounded memory (48 MiB of buffers at most,
+    /// whatever the stream's size); in a pool of one thread, chunk by chunk. Only authenticated plaintext reaches `output`.
     pub fn decrypt_to<W: std::io::Write + Send>(self, mut output: W) -> Result<(), StreamError>
     where
         R: Send,
@@ -251,9 +251,9 @@ impl<'a> SealedSlice<'a> {
     /// Parses the header at the start of `sealed`.
     pub fn new(sealed: &'a [u8]) -> Result<Self, DecryptError> {
         if armor::is_armored(sealed) {
-            return Err(DecryptError::InvalidArmor(
-                "armored input needs decoding first (armor::decode)".into(),
-            ));
+            return Err(DecryptError::InvalidArmor(ArmorError::not_binary(
+                "armored input needs decoding first (armor::decode)",
+            )));
         }
         let (header, len) = Header::parse(sealed)?;
         Ok(SealedSlice {
@@ -305,9 +305,9 @@ impl<'f> SealedFile<'f> {
         let len = file.metadata()?.len();
         let mut reader = io::BufReader::new(chunks::ReadAt::new(file, 0));
         if armor::is_armored(reader.fill_buf()?) {
-            return Err(DecryptError::InvalidArmor(
-                "armored input is read as a stream (Decryptor)".into(),
-            ));
+            return Err(DecryptError::InvalidArmor(ArmorError::not_binary(
+                "armored input is read as a stream (Decryptor)",
+            )));
         }
         let header = Header::read(&mut reader)?;
         let mut head = header.to_bytes().to_vec();
@@ -358,11 +358,48 @@ pub struct OpenPayload<'a> {
     plaintext_len: u64,
 }
 
+/// A caller's promise about a new output file: it may be filled through a writable map.
+///
+/// Made only by the `unsafe` [`MappedFile::new`]; given to
+/// [`Output::Mapped`](crate::Output::Mapped) or
+/// [`Encryptor::seal_file_mapped`](crate::Encryptor::seal_file_mapped), which map it where
+/// that is faster (8 threads or more, and for a signed seal) and the file system can allocate
+/// its pages ahead, and write it with positioned writes otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct MappedFile<'a>(&'a File);
+
+impl<'a> MappedFile<'a> {
+    /// Allows `file` to be filled through a writable map.
+    ///
+    /// # Safety
+    ///
+    /// `file` must be a new file, open for reading and writing, that nobody else (no other
+    /// thread or process, no other handle of this one) writes, truncates or resizes while it
+    /// is being filled: such as a temporary file this process just created, mode 0600. A file
+    /// truncated under a map raises SIGBUS when the map is written, and a write through
+    /// another handle races with the map's.
+    #[allow(unsafe_code)] // Only the promise: the function itself does nothing unsafe.
+    pub unsafe fn new(file: &'a File) -> MappedFile<'a> {
+        MappedFile(file)
+    }
+
+    /// The file.
+    pub(crate) fn file(&self) -> &'a File {
+        self.0
+    }
+}
+
 /// Where [`OpenPayload::decrypt`] writes the plaintext.
+#[non_exhaustive]
 pub enum Output<'a> {
-    /// A new file, grown to the plaintext size and filled on every core. On error it holds
-    /// partial plaintext: the caller must discard it.
+    /// A new file, grown to the plaintext size and filled on every core with positioned
+    /// writes. On error it holds partial plaintext: the caller must discard it.
     File(&'a File),
+    /// A new file that nobody else writes ([`MappedFile::new`], `unsafe`): as
+    /// [`Output::File`], but filled through a writable map where that is faster (8 threads or
+    /// more) and its file system can allocate the pages ahead; with positioned writes
+    /// otherwise.
+    Mapped(MappedFile<'a>),
     /// A stream (standard output, a pipe), written in order a window at a time: only
     /// authenticated windows reach it, so on a corrupt chunk it has received the windows
     /// before it, as with any stream.
@@ -418,36 +455,51 @@ impl<'a> OpenPayload<'a> {
     pub fn decrypt(
         &self,
         output: Output<'_>,
-        hash: Option<parallel::Hash<'_>>,
-        progress: parallel::Progress<'_>,
+        hash: Option<Hash<'_>>,
+        progress: Progress<'_>,
     ) -> Result<u64, StreamError> {
         let threads = rayon::current_num_threads();
         let sink = match output {
             Output::Writer(out) => parallel::Sink::Writer(out),
-            Output::File(file) => {
-                let mapped =
-                    self.plaintext_len > CHUNK_SIZE as u64 && parallel::maps_output(threads);
-                if mapped {
-                    // Pages are allocated before they are written, so a full file system
-                    // is an error, not a fault while the map is written.
-                    let mut out =
-                        MappedOutput::new(file, self.plaintext_len).map_err(StreamError::Write)?;
-                    let sink = parallel::Sink::Map(&mut out);
-                    return parallel::open(
-                        &self.cipher,
-                        self.chunks,
-                        sink,
-                        hash,
-                        progress,
-                        threads,
-                    );
+            Output::File(file) => self.positioned(file)?,
+            Output::Mapped(mapped) => {
+                let file = mapped.file();
+                let maps = self.plaintext_len > CHUNK_SIZE as u64 && parallel::maps_output(threads);
+                // SAFETY: `MappedFile::new` was given the same promise: a new file that
+                // nobody else writes, truncates or resizes while it is filled.
+                #[allow(unsafe_code)]
+                let out = maps.then(|| unsafe { MappedOutput::new(file, self.plaintext_len) });
+                match out {
+                    Some(Ok(mut out)) => {
+                        // Pages are allocated before they are written, so a full file system
+                        // is an error, not a fault while the map is written.
+                        let sink = parallel::Sink::Map(&mut out);
+                        return parallel::open(
+                            &self.cipher,
+                            self.chunks,
+                            sink,
+                            hash,
+                            progress,
+                            threads,
+                        );
+                    }
+                    // The file system cannot allocate ahead: written instead.
+                    Some(Err(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                        self.positioned(file)?
+                    }
+                    Some(Err(e)) => return Err(StreamError::Write(e)),
+                    None => self.positioned(file)?,
                 }
-                file.set_len(self.plaintext_len)
-                    .map_err(StreamError::Write)?;
-                parallel::Sink::File(file, 0)
             }
         };
         parallel::open(&self.cipher, self.chunks, sink, hash, progress, threads)
+    }
+
+    /// `file` grown to the plaintext size, to be filled with positioned writes.
+    fn positioned<'f>(&self, file: &'f File) -> Result<parallel::Sink<'f>, StreamError> {
+        file.set_len(self.plaintext_len)
+            .map_err(StreamError::Write)?;
+        Ok(parallel::Sink::File(file, 0))
     }
 }
 

@@ -7,11 +7,13 @@ use std::os::unix::fs::FileExt;
 use crate::chunks::Chunks;
 use crate::error::{EncryptError, StreamError};
 use crate::format::{Header, Stanza};
-use crate::mmap::MappedOutput;
+use crate::mmap::{self, MappedOutput};
+use crate::parallel;
+use crate::pipeline;
 use crate::primitives::{hkdf, hmac};
 use crate::recipient::{self, FileKey, Recipient};
 use crate::stream::{self, PayloadCipher, StreamWriter, CHUNK_SIZE, NONCE_SIZE};
-use crate::{parallel, pipeline};
+use crate::{Hash, MappedFile, Progress};
 
 /// A file about to be sealed: its file key and header are chosen, its payload not yet written.
 ///
@@ -91,7 +93,8 @@ impl Encryptor {
     }
 
     /// Seals a stream on every core of the current rayon pool, a window of chunks at a time,
-    /// in bounded memory (see [`pipeline`]); in a pool of one thread, chunk by chunk.
+    /// in bounded memory (48 MiB of buffers at most, whatever the stream's size); in a pool of
+    /// one thread, chunk by chunk.
     pub fn seal_stream<R: io::Read + Send, W: Write + Send>(
         self,
         mut input: R,
@@ -134,12 +137,12 @@ impl Encryptor {
     /// Seals `plaintext` into `file` from its start, on every core of the current rayon pool;
     /// returns the sealed size. The file is grown to that size first.
     pub fn seal_to_file(self, plaintext: &[u8], file: &File) -> io::Result<u64> {
-        Ok(self.seal_chunks(Chunks::Memory(plaintext), file, None, &|_| {})?)
+        Ok(self.seal_chunks(Chunks::Memory(plaintext), file, false, None, &|_| {})?)
     }
 
-    /// Seals the regular file `input`, as long as it is now, into `file` from its start, on
-    /// every core of the current rayon pool, calling `progress` with each finished run of
-    /// plaintext bytes; returns the sealed size.
+    /// Seals the regular file `input`, as long as it is now, into `output` from its start with
+    /// positioned writes, on every core of the current rayon pool, calling `progress` with
+    /// each finished run of plaintext bytes; returns the sealed size.
     ///
     /// Each run of the input is read once, with positioned reads, into private memory: an
     /// input that shrinks meanwhile is an error, never a fault. With `hash`, every byte of the
@@ -149,62 +152,124 @@ impl Encryptor {
     pub fn seal_file(
         self,
         input: &File,
-        file: &File,
-        hash: Option<parallel::Hash<'_>>,
-        progress: parallel::Progress<'_>,
+        output: &File,
+        hash: Option<Hash<'_>>,
+        progress: Progress<'_>,
     ) -> Result<u64, StreamError> {
-        let len = input.metadata().map_err(StreamError::Read)?.len();
-        let chunks = Chunks::File {
-            file: input,
-            start: 0,
-            len,
-        };
-        self.seal_chunks(chunks, file, hash, progress)
+        self.seal_chunks(file_chunks(input)?, output, false, hash, progress)
     }
 
+    /// [`Encryptor::seal_file`] into a new file that nobody else writes ([`MappedFile::new`],
+    /// `unsafe`): filled through a writable map where that is faster (8 threads or more, or
+    /// with `hash`) and its file system can allocate the pages ahead; with positioned writes
+    /// otherwise.
+    pub fn seal_file_mapped(
+        self,
+        input: &File,
+        output: MappedFile<'_>,
+        hash: Option<Hash<'_>>,
+        progress: Progress<'_>,
+    ) -> Result<u64, StreamError> {
+        self.seal_chunks(file_chunks(input)?, output.file(), true, hash, progress)
+    }
+
+    /// Seals `plaintext` into `file`; `mapped`: `file` came as a [`MappedFile`], and may be
+    /// filled through a map.
     fn seal_chunks(
         self,
         plaintext: Chunks<'_>,
         file: &File,
-        hash: Option<parallel::Hash<'_>>,
-        progress: parallel::Progress<'_>,
+        mapped: bool,
+        hash: Option<Hash<'_>>,
+        progress: Progress<'_>,
     ) -> Result<u64, StreamError> {
         let total = self.sealed_len(plaintext.len());
         let prefix = self.prefix_len() as usize;
-        let maps = plaintext.len() > CHUNK_SIZE as u64
-            && parallel::maps_output(rayon::current_num_threads());
-        if let Some(hash) = hash {
-            // Hashed from the map as each window is sealed.
-            let mut out = self
-                .mapped_output(file, total)
-                .map_err(StreamError::Write)?;
-            let (head, chunks) = out.split_at_mut(prefix);
-            hash(head);
-            parallel::seal_to_map_hashing(&self.cipher, plaintext, chunks, hash, progress)?;
-        } else if maps {
-            let mut out = self
-                .mapped_output(file, total)
-                .map_err(StreamError::Write)?;
-            parallel::seal_to_map(&self.cipher, plaintext, &mut out[prefix..], progress)?;
-        } else {
-            file.set_len(total)
-                .and_then(|()| file.write_all_at(self.header.to_bytes(), 0))
-                .and_then(|()| file.write_all_at(&self.nonce, self.header.to_bytes().len() as u64))
-                .map_err(StreamError::Write)?;
-            parallel::seal_to_file(&self.cipher, plaintext, file, prefix as u64, progress)?;
+        // A hash is fed from the map as each window is sealed, at any thread count.
+        let maps = mapped
+            && (hash.is_some()
+                || plaintext.len() > CHUNK_SIZE as u64
+                    && parallel::maps_output(rayon::current_num_threads()));
+        if maps {
+            // SAFETY: `mapped` says `file` came as a `MappedFile`, whose constructor was given
+            // the same promise: a new file that nobody else writes, truncates or resizes.
+            #[allow(unsafe_code)]
+            let out = unsafe { self.mapped_output(file, total) };
+            match out {
+                Ok(mut out) => {
+                    let (head, chunks) = out.split_at_mut(prefix);
+                    match hash {
+                        Some(hash) => {
+                            hash(head);
+                            parallel::seal_to_map_hashing(
+                                &self.cipher,
+                                plaintext,
+                                chunks,
+                                hash,
+                                progress,
+                            )?
+                        }
+                        None => parallel::seal_to_map(&self.cipher, plaintext, chunks, progress)?,
+                    }
+                    return Ok(total);
+                }
+                // The file system cannot allocate ahead: written instead.
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+                Err(e) => return Err(StreamError::Write(e)),
+            }
+        }
+        let header = self.header.to_bytes();
+        file.set_len(total)
+            .and_then(|()| file.write_all_at(header, 0))
+            .and_then(|()| file.write_all_at(&self.nonce, header.len() as u64))
+            .map_err(StreamError::Write)?;
+        let offset = prefix as u64;
+        match hash {
+            Some(hash) => {
+                hash(header);
+                hash(&self.nonce);
+                parallel::seal_to_file_hashing(
+                    &self.cipher,
+                    plaintext,
+                    file,
+                    offset,
+                    hash,
+                    progress,
+                )?
+            }
+            None => parallel::seal_to_file(&self.cipher, plaintext, file, offset, progress)?,
         }
         Ok(total)
     }
 
     /// `file` sized to `total` bytes and mapped, with the header and the payload nonce
     /// written at its start: the chunks go after [`Self::prefix_len`] bytes.
-    fn mapped_output(&self, file: &File, total: u64) -> io::Result<MappedOutput> {
-        let mut out = MappedOutput::new(file, total)?;
+    ///
+    /// # Safety
+    ///
+    /// As for [`MappedOutput::new`]: `file` is a new file that nobody else writes, truncates
+    /// or resizes while the map lives.
+    #[allow(unsafe_code)]
+    unsafe fn mapped_output(&self, file: &File, total: u64) -> io::Result<MappedOutput> {
+        // SAFETY: the caller's promise, passed on.
+        let mut out = unsafe { MappedOutput::new(file, total)? };
         let header = self.header.to_bytes();
+        let prefix = self.prefix_len() as usize;
+        mmap::populate(&mut out[..prefix])?;
         out[..header.len()].copy_from_slice(header);
-        out[header.len()..self.prefix_len() as usize].copy_from_slice(&self.nonce);
+        out[header.len()..prefix].copy_from_slice(&self.nonce);
         Ok(out)
     }
+}
+
+/// The regular file `input`, as long as it is now, read with positioned reads.
+fn file_chunks(input: &File) -> Result<Chunks<'_>, StreamError> {
+    let len = input.metadata().map_err(StreamError::Read)?.len();
+    Ok(Chunks::File {
+        file: input,
+        start: 0,
+        len,
+    })
 }
 
 /// Seals `plaintext` to `recipients` in memory.

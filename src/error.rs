@@ -1,5 +1,6 @@
 //! Typed errors, one enum per direction. Each variant is one way a file can fail, so callers
 //! (and the CLI's exit codes) can tell the outcomes apart. No variant ever carries key material.
+//! The enums are `#[non_exhaustive]`: later versions may tell more ways apart.
 
 use std::io;
 
@@ -7,13 +8,16 @@ use crate::armor::ArmorError;
 
 /// Why a sealed file could not be opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecryptError {
     /// The input does not start like an age file at all.
     #[error("not an age file")]
     NotAgeFile,
-    /// The input is ASCII-armored, but the armor is malformed (see [`crate::armor`]).
+    /// The input is ASCII-armored, but the armor is malformed (see [`crate::armor`]); or it
+    /// is armored where only the binary format is read ([`crate::SealedSlice`],
+    /// [`crate::SealedFile`]).
     #[error("invalid armor: {0}")]
-    InvalidArmor(String),
+    InvalidArmor(ArmorError),
     /// An age file of a version this crate does not know.
     #[error("unsupported age format version {0:?}")]
     UnsupportedVersion(String),
@@ -58,7 +62,7 @@ impl From<io::Error> for DecryptError {
 
 impl From<ArmorError> for DecryptError {
     fn from(e: ArmorError) -> Self {
-        DecryptError::InvalidArmor(e.to_string())
+        DecryptError::InvalidArmor(e)
     }
 }
 
@@ -70,6 +74,7 @@ impl DecryptError {
 
 /// Why a file could not be sealed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncryptError {
     /// No recipients were given.
     #[error("no recipients given")]
@@ -90,6 +95,7 @@ pub enum EncryptError {
 
 /// Why a stream could not be sealed or opened on every core: the side that failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError {
     /// Reading the input failed.
     #[error("read error: {0}")]
@@ -104,6 +110,7 @@ pub enum StreamError {
 
 /// Why a key, recipient or key file could not be parsed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// A recipient string that is not a valid recipient. Holds the text as shown in messages
     /// (escaped and shortened): a private key given by mistake is never repeated.
@@ -149,9 +156,11 @@ pub enum KeyError {
     /// A passphrase-protected key, and no passphrase to open it with.
     #[error("the key is passphrase-protected, and no passphrase was given")]
     PassphraseNeeded,
-    /// The passphrase could not be read from where it was to come from.
+    /// The passphrase could not be read from where it was to come from: what a
+    /// [`Passphrase`](crate::ssh::Passphrase) callback returns with its own cause (a file that
+    /// cannot be read, a variable that is not set).
     #[error("cannot read the key passphrase: {0}")]
-    PassphraseUnavailable(String),
+    PassphraseUnavailable(Box<dyn std::error::Error + Send + Sync>),
     /// Reading the key file failed.
     #[error(transparent)]
     Io(#[from] io::Error),

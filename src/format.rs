@@ -18,16 +18,16 @@ use base64::Engine;
 use crate::error::DecryptError;
 
 /// The first line of every age v1 file, without its newline.
-pub const VERSION_LINE: &str = "age-encryption.org/v1";
+pub(crate) const VERSION_LINE: &str = "age-encryption.org/v1";
 const VERSION_PREFIX: &str = "age-encryption.org/";
 const STANZA_PREFIX: &[u8] = b"-> ";
 const MAC_PREFIX: &[u8] = b"---";
 const COLUMNS: usize = 64;
 
 /// Largest header accepted, in bytes. A hostile file cannot make us buffer more.
-pub const MAX_HEADER_SIZE: usize = 1 << 20;
+pub(crate) const MAX_HEADER_SIZE: usize = 1 << 20;
 /// Most stanzas accepted in one header; each may cost an unwrap attempt per identity.
-pub const MAX_STANZAS: usize = 4096;
+pub(crate) const MAX_STANZAS: usize = 4096;
 /// The stanza types that age v1 wants alone in a header: a passphrase's. Anyone who knows the
 /// passphrase could otherwise take the other stanzas out unnoticed, so every reader refuses a
 /// header where one has company, whatever key it holds (age's test vectors count it a header
@@ -94,7 +94,7 @@ impl Header {
     }
 
     /// The bytes the header MAC covers: everything up to and including `---`.
-    pub fn mac_input(&self) -> &[u8] {
+    pub(crate) fn mac_input(&self) -> &[u8] {
         // The encoded header ends with " " + 43 base64 characters + "\n".
         &self.encoded[..self.encoded.len() - 45]
     }

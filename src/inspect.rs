@@ -101,7 +101,7 @@ impl Inspection {
 
     /// Inspects a whole file in memory, armored or not; returns the header too.
     pub fn of_bytes(file: &[u8]) -> Result<(Inspection, Header), DecryptError> {
-        if is_armored(file) {
+        if armor::is_armored(file) {
             let decoded = armor::decode(file)?;
             let (header, len) = Header::parse(&decoded)?;
             let info = Inspection::new(&header, len as u64, decoded.len() as u64, true);
@@ -111,11 +111,6 @@ impl Inspection {
         let info = Inspection::new(&header, len as u64, file.len() as u64, false);
         Ok((info, header))
     }
-}
-
-/// Whether `start` (the first bytes of a file) begins like an ASCII-armored age file.
-pub fn is_armored(start: &[u8]) -> bool {
-    armor::is_armored(start)
 }
 
 #[cfg(test)]

@@ -31,10 +31,12 @@ const PQ_RECIPIENT_PREFIX: &str = "age1pq1";
 const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-1";
 
 /// The key formats `--key` reads, for the error about a file in none of them.
-pub const IDENTITY_FORMATS: &str = "age identity files (AGE-SECRET-KEY-1...), OpenSSH private \
+pub(crate) const IDENTITY_FORMATS: &str =
+    "age identity files (AGE-SECRET-KEY-1...), OpenSSH private \
 keys (RSA, Ed25519), PKCS#1 or PKCS#8 PEM RSA private keys";
 /// The key formats `--to` reads, for the error about a file in none of them.
-pub const RECIPIENT_FORMATS: &str = "age recipients (age1...), ssh-rsa and ssh-ed25519 public \
+pub(crate) const RECIPIENT_FORMATS: &str =
+    "age recipients (age1...), ssh-rsa and ssh-ed25519 public \
 key lines, SPKI PEM RSA public keys";
 
 /// A public key of any supported type.
@@ -179,7 +181,7 @@ pub fn parse_key_file(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile,
 /// What a key file holds, told from its PEM label or first key line without parsing it: for
 /// a message about a key file given where another kind belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyFileKind {
+pub(crate) enum KeyFileKind {
     /// Public keys: `age1...`, `ssh-...` lines, or a PEM public key.
     Public,
     /// age identities, `AGE-SECRET-KEY-1...`.
@@ -394,17 +396,6 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<PublicKey>, KeyError> {
     }
 }
 
-/// The public key of each secret key in an identity file, as text (what `seal-keygen -y`
-/// prints), for every key type `seal-keygen` makes.
-pub fn public_keys_of_identity_file(text: &str) -> Result<Vec<String>, KeyError> {
-    identity_lines(text, |value| {
-        if value.starts_with(PQ_IDENTITY_PREFIX) {
-            return Ok(value.parse::<pq::Identity>()?.to_public().to_string());
-        }
-        Ok(value.parse::<x25519::Identity>()?.to_public().to_string())
-    })
-}
-
 /// Parses an identity file that holds X25519 keys only (what `seal-keygen` writes).
 pub fn parse_x25519_identities(text: &str) -> Result<Vec<x25519::Identity>, KeyError> {
     identity_lines(text, |value| value.parse::<x25519::Identity>())
@@ -445,14 +436,14 @@ pub fn identity_file_text(identity: &x25519::Identity, created: &str) -> Zeroizi
 
 /// The text of an identity file holding `secret`, whose public key is `public`, in the layout
 /// `age-keygen` writes (any key type).
-pub fn key_file_text(public: &str, secret: &str, created: &str) -> Zeroizing<String> {
+pub(crate) fn key_file_text(public: &str, secret: &str, created: &str) -> Zeroizing<String> {
     Zeroizing::new(format!(
         "# created: {created}\n# public key: {public}\n{secret}\n"
     ))
 }
 
 /// Writes `text` to a new file at `path`, readable by its owner only; never over an existing file.
-pub fn write_new_private_file(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_new_private_file(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = File::options()
         .write(true)
@@ -466,6 +457,12 @@ pub fn write_new_private_file(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The public key of each secret key in an identity file, as text (what `seal-keygen -y`
+    /// prints).
+    fn public_keys_of_identity_file(text: &str) -> Result<Vec<String>, KeyError> {
+        parse_public_keys(text).map(|keys| keys.iter().map(ToString::to_string).collect())
+    }
 
     #[test]
     fn recipients_in_upper_case_are_read_and_mixed_case_is_not() {

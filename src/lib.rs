@@ -23,10 +23,12 @@
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
+// Without the CLI, the crate-private helpers that only it uses are unused.
+#![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
 
 // The format, bottom up.
 pub mod format;
-pub mod primitives;
+mod primitives;
 pub mod stream;
 
 // Key types, each behind the two traits of `recipient`; `xwing` and `hpke` serve `pq`,
@@ -57,11 +59,11 @@ pub mod armor;
 mod chunks;
 mod decrypt;
 mod encrypt;
-pub mod parallel;
-pub mod pipeline;
+mod parallel;
+mod pipeline;
 
 // One file, sealed or opened whole or not at all: the engine under single files and batches.
-pub mod file;
+mod file;
 
 // Whole trees: walk, plan, run every file on one pool.
 pub mod batch;
@@ -69,25 +71,49 @@ pub mod batch;
 // What a sealed file says about itself, without a key.
 pub mod inspect;
 
-// Memory maps of new output files: the crate's only `unsafe`.
+// Memory maps of new output files: the crate's only `unsafe`, besides the calls that promise
+// a file is new and private (`MappedFile::new`).
 #[allow(unsafe_code)]
-pub mod mmap;
+mod mmap;
 
 pub mod error;
 // How text from outside (file names, rejected keys) appears in messages.
 mod shown;
 
-/// The command-line glue shared by the `seal`, `unseal` and `seal-keygen` binaries.
+// The command-line glue shared by the `seal`, `unseal` and `seal-keygen` binaries, which
+// reach it through `__private` below.
 #[cfg(feature = "cli")]
-pub mod cli;
+mod cli;
 
 pub use decrypt::{
-    decrypt, unwrap_file_key, Decryptor, Input, OpenPayload, OpenStream, Output, SealedFile,
-    SealedSlice,
+    decrypt, unwrap_file_key, Decryptor, Input, MappedFile, OpenPayload, OpenStream, Output,
+    SealedFile, SealedSlice,
 };
 pub use encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
 pub use recipient::{FileKey, Identity, Recipient};
+
+/// A progress callback of the file paths: plaintext bytes just finished, from any thread.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// Something that sees every sealed byte of a file in order: a signature's hash.
+pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
+
+/// Not API: what the crate's own binaries, benches and tests reach inside it. May change or
+/// go away in any release, without notice.
+#[doc(hidden)]
+pub mod __private {
+    /// The command-line programs: `seal`, `unseal` and `seal-keygen`.
+    #[cfg(feature = "cli")]
+    pub mod cli {
+        pub use crate::cli::{keygen, seal, unseal};
+    }
+
+    /// The crypto primitives, for the benches.
+    pub mod primitives {
+        pub use crate::primitives::{hkdf, hmac, rsa, Aead, ChunkAead, BACKEND, TAG_SIZE};
+    }
+}
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

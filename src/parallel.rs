@@ -22,6 +22,7 @@ use crate::chunks::Chunks;
 use crate::error::{DecryptError, StreamError};
 use crate::primitives::TAG_SIZE;
 use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+pub(crate) use crate::{Hash, Progress};
 
 mod in_order;
 pub(crate) mod sizes;
@@ -30,9 +31,6 @@ use sizes::{
     GROUP, HASH_WINDOW_RUNS, MAP_FROM_THREADS, PLAIN_GROUP, RUN_PLAIN, RUN_SEALED, SEALED_GROUP,
     SPARE_RUNS, TASKS_PER_THREAD, WRITER_WINDOW_RUNS, WRITE_PAIR, WRITE_RUN,
 };
-
-/// A progress callback: plaintext bytes just finished, from any thread.
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
 /// Chunks per task for a run of `chunks` on a pool of `threads`: [`GROUP`], or fewer where
 /// the run is too short to give every thread [`TASKS_PER_THREAD`] tasks (a 4 MiB window on
@@ -93,19 +91,6 @@ fn ends_before_the_end(cipher: &PayloadCipher, chunks: &Chunks<'_>) -> bool {
     candidate.is_some_and(|i| open_last(cipher, chunks, i * SEALED_CHUNK, SEALED_CHUNK).is_ok())
 }
 
-/// Decrypts `encrypted` (in memory) into `out`, which must be exactly the plaintext size, on
-/// the current pool of `threads`.
-pub fn open_to_slice(
-    cipher: &PayloadCipher,
-    encrypted: &[u8],
-    out: &mut [u8],
-    threads: usize,
-) -> Result<(), DecryptError> {
-    let chunks = Chunks::Memory(encrypted);
-    open(cipher, chunks, Sink::Slice(out), None, &|_| {}, threads)?;
-    Ok(())
-}
-
 /// Opens a run of consecutive chunks (in private memory) on every core of the current pool
 /// of `threads`: the parallel twin of [`PayloadCipher::open_chunks`], with the same
 /// arguments and the pool's thread count. Of several failing chunks the first is reported,
@@ -143,7 +128,8 @@ pub fn open_chunks(
     result
 }
 
-/// Whether the file paths fill their output through a writable mapping
+/// Whether the file paths fill an output promised new ([`crate::MappedFile`]) through a
+/// writable mapping
 /// ([`crate::mmap::MappedOutput`]) rather than positioned writes, on a pool of `threads`:
 /// from 8 threads up. Positioned writes to one file serialize on its lock in the kernel, so
 /// they stop scaling after a few threads; page faults on a shared mapping do not (measured
@@ -167,9 +153,6 @@ pub(crate) enum Sink<'a> {
     /// on a corrupt chunk the stream has received the windows before it.
     Writer(&'a mut (dyn Write + Send)),
 }
-
-/// Something that sees every sealed byte in order: a signature's hash.
-pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
 /// Opens `chunks` into `sink` on every core of the current rayon pool, of `threads`; returns
 /// the plaintext size.
@@ -497,21 +480,26 @@ pub(crate) fn seal_to_map(
     progress: Progress<'_>,
 ) -> Result<(), StreamError> {
     assert_eq!(out.len() as u64, stream::encrypted_len(plaintext.len()));
-    seal_runs(cipher, &plaintext, 0, out, progress)
+    seal_runs(cipher, &plaintext, 0, out, true, progress)
 }
 
-/// Seals the runs of `plaintext` from run `first` into `out` (part of a mapped output, whose
-/// pages each run allocates before writing them), exactly their sealed size.
+/// Seals the runs of `plaintext` from run `first` into `out`, exactly their sealed size;
+/// `populate`: `out` is part of a mapped output, whose pages each run allocates before
+/// writing them ([`crate::mmap::populate`]).
 fn seal_runs(
     cipher: &PayloadCipher,
     plaintext: &Chunks<'_>,
     first: usize,
     out: &mut [u8],
+    populate: bool,
     progress: Progress<'_>,
 ) -> Result<(), StreamError> {
     let len = plaintext.len() as usize;
     if len == 0 {
         // The one empty final chunk of an empty plaintext.
+        if populate {
+            crate::mmap::populate(out).map_err(StreamError::Write)?;
+        }
         cipher.seal_chunks(0, true, &[], out);
         return Ok(());
     }
@@ -527,6 +515,9 @@ fn seal_runs(
                 plaintext
                     .read(at as u64, plain)
                     .map_err(StreamError::Read)?;
+                if populate {
+                    crate::mmap::populate(sealed).map_err(StreamError::Write)?;
+                }
                 cipher.seal_chunks((run * WRITE_RUN) as u64, run + 1 == runs, plain, sealed);
                 progress(plain.len() as u64);
                 Ok(())
@@ -555,7 +546,7 @@ pub(crate) fn seal_to_map_hashing(
         let (now, after) = std::mem::take(&mut rest).split_at_mut(window);
         let ((), sealed) = rayon::join(
             || hash(sealed_before),
-            || seal_runs(cipher, &plaintext, first, now, progress),
+            || seal_runs(cipher, &plaintext, first, now, true, progress),
         );
         sealed?;
         sealed_before = now;
@@ -565,6 +556,43 @@ pub(crate) fn seal_to_map_hashing(
         }
         (rest, first) = (after, first + HASH_WINDOW_RUNS);
     }
+}
+
+/// [`seal_to_file`], feeding `hash` the sealed bytes in order: each window of
+/// [`HASH_WINDOW_RUNS`] runs is sealed into memory by the pool while one of its threads
+/// hashes and writes the window before, so memory stays at two windows whatever the size.
+pub(crate) fn seal_to_file_hashing(
+    cipher: &PayloadCipher,
+    plaintext: Chunks<'_>,
+    file: &File,
+    offset: u64,
+    hash: Hash<'_>,
+    progress: Progress<'_>,
+) -> Result<(), StreamError> {
+    let total = stream::encrypted_len(plaintext.len()) as usize;
+    let mut windows = [Vec::new(), Vec::new()];
+    // Where the window before starts in the payload, and its length.
+    let (mut at, mut before) = (0, 0);
+    let (mut first, mut now) = (0, 0);
+    let mut write_out = |window: &[u8], at: usize| {
+        hash(window);
+        file.write_all_at(window, offset + at as u64)
+            .map_err(StreamError::Write)
+    };
+    while at + before < total {
+        let start = at + before;
+        let n = (HASH_WINDOW_RUNS * RUN_SEALED).min(total - start);
+        let (sealing, sealed) = pair(&mut windows, now);
+        sealing.resize(n, 0);
+        let (written, done) = rayon::join(
+            || write_out(&sealed[..before], at),
+            || seal_runs(cipher, &plaintext, first, sealing, false, progress),
+        );
+        written.and(done)?;
+        (at, before) = (start, n);
+        (first, now) = (first + HASH_WINDOW_RUNS, 1 - now);
+    }
+    write_out(&windows[1 - now][..before], at)
 }
 
 /// Encrypts `plaintext` into `file` at `offset`, with positioned writes from every thread.
@@ -606,6 +634,13 @@ pub(crate) fn seal_to_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outputs_are_mapped_from_eight_threads() {
+        for threads in 1..=16 {
+            assert_eq!(maps_output(threads), threads >= 8, "{threads} threads");
+        }
+    }
 
     #[test]
     fn a_window_of_chunks_is_shared_out_among_all_threads() {
@@ -665,6 +700,17 @@ mod tests {
             let mut mapped = vec![0u8; sealed_len];
             seal_to_map(&cipher, chunks, &mut mapped, &|_| {}).unwrap();
             assert!(mapped == expected, "{len}: seal_to_map differs");
+            let file = tempfile::tempfile().unwrap();
+            let mut hashed = Vec::new();
+            let hash = &mut |bytes: &[u8]| hashed.extend_from_slice(bytes);
+            seal_to_file_hashing(&cipher, chunks, &file, 3, hash, &|_| {}).unwrap();
+            let mut written = vec![0u8; sealed_len];
+            file.read_exact_at(&mut written, 3).unwrap();
+            assert!(written == expected, "{len}: seal_to_file_hashing differs");
+            assert!(
+                hashed == expected,
+                "{len}: seal_to_file_hashing hashed otherwise"
+            );
         }
     }
 

@@ -12,7 +12,8 @@
 //!   is `HPKE.SealBase(pk, info = "age-encryption.org/mlkem768x25519", aad = "", file key)`.
 //!
 //! Sealing one file to this type and to a classical one would leave the file only as strong as
-//! the classical key, so such a mix is refused ([`POST_QUANTUM`]), as age does.
+//! the classical key, so such a mix is refused (its [label](crate::Recipient::labels)
+//! `postquantum`), as age does.
 //!
 //! ```
 //! let server = seal::pq::Identity::generate();
@@ -52,7 +53,7 @@ const PUBLIC_KEY_SIZE: usize = xwing::PUBLIC_KEY_SIZE;
 
 /// The label of post-quantum recipients: a file is sealed to recipients that all carry it or
 /// all lack it (see [`recipient::Recipient::labels`]).
-pub const POST_QUANTUM: &str = "postquantum";
+pub(crate) const POST_QUANTUM: &str = "postquantum";
 
 /// A post-quantum public key: where files are sealed to.
 #[derive(Clone, PartialEq)]

@@ -45,7 +45,7 @@ pub trait Recipient: Send + Sync {
 
     /// Labels that every recipient of one file must share, as age's `RecipientWithLabels`:
     /// sealing refuses recipients whose label sets differ. Post-quantum recipients carry
-    /// [`crate::pq::POST_QUANTUM`], so no file is sealed to one of them and to a classical key
+    /// `postquantum`, so no file is sealed to one of them and to a classical key
     /// (which would leave it only as strong as the classical key). None by default.
     fn labels(&self) -> BTreeSet<String> {
         BTreeSet::new()
@@ -62,7 +62,7 @@ pub trait Recipient: Send + Sync {
 }
 
 /// Checks that `recipients` may share one file: they all carry the same labels.
-pub fn check_compatible(recipients: &[&dyn Recipient]) -> Result<(), EncryptError> {
+pub(crate) fn check_compatible(recipients: &[&dyn Recipient]) -> Result<(), EncryptError> {
     let mut labels = recipients.iter().map(|r| r.labels());
     match labels.next() {
         Some(first) if labels.any(|other| other != first) => {

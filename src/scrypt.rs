@@ -30,7 +30,7 @@ use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
 mod budget;
 
 /// The stanza type.
-pub const STANZA_KIND: &str = "scrypt";
+pub(crate) const STANZA_KIND: &str = "scrypt";
 const LABEL: &[u8] = b"age-encryption.org/v1/scrypt";
 const SALT_SIZE: usize = 16;
 

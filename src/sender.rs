@@ -57,6 +57,7 @@ pub struct Sender {
 
 /// Why a file's sender is not accepted.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Rejection {
     /// There is no signature (and one is required).
     #[error("not signed (no {0} beside it)")]
@@ -275,15 +276,6 @@ pub fn signature_path(sealed: &Path) -> PathBuf {
     let mut name = OsString::from(sealed.as_os_str());
     name.push(SIGNATURE_SUFFIX);
     PathBuf::from(name)
-}
-
-/// Removes the signature beside the sealed file at `sealed`, if there is one: for a source
-/// removed once opened (`--remove-source`), whose signature would otherwise be left alone.
-pub fn remove_signature(sealed: &Path) -> io::Result<()> {
-    match std::fs::remove_file(signature_path(sealed)) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
 }
 
 /// The largest signature file read: an SSHSIG by an 8192-bit RSA key is under 3 KiB.

@@ -197,7 +197,7 @@ impl PrivateKey {
     }
 
     /// An RSA key read from PEM (PKCS#1 or PKCS#8), which has no comment.
-    pub fn rsa(key: rsa::PrivateKey) -> PrivateKey {
+    pub(crate) fn rsa(key: rsa::PrivateKey) -> PrivateKey {
         PrivateKey {
             key: Secret::Rsa(ssh_rsa::Identity::new(key)),
             comment: String::new(),

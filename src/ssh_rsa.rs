@@ -29,14 +29,14 @@ pub struct Identity {
 
 impl Recipient {
     /// The recipient for an RSA public key.
-    pub fn new(key: PublicKey) -> Recipient {
+    pub(crate) fn new(key: PublicKey) -> Recipient {
         let wire = ssh_wire::wire(ssh_key::public::KeyData::Rsa(ssh_wire::rsa_public(&key)));
         let tag = encode_arg(&ssh_wire::tag(&wire));
         Recipient { key, tag }
     }
 
     /// The RSA public key.
-    pub fn key(&self) -> &PublicKey {
+    pub(crate) fn key(&self) -> &PublicKey {
         &self.key
     }
 
@@ -48,7 +48,7 @@ impl Recipient {
 
 impl Identity {
     /// The identity for an RSA private key.
-    pub fn new(key: PrivateKey) -> Identity {
+    pub(crate) fn new(key: PrivateKey) -> Identity {
         let public = Recipient::new(key.public());
         Identity { key, public }
     }

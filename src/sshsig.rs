@@ -68,7 +68,7 @@ use crate::ssh::Passphrase;
 pub const NAMESPACE: &str = "seal";
 
 /// The type of the header stanza that names a file's signer.
-pub const SIGNER_STANZA: &str = "seal-signer";
+pub(crate) const SIGNER_STANZA: &str = "seal-signer";
 
 /// The SSHSIG magic preamble, which keeps these signatures apart from SSH authentication.
 const MAGIC: &[u8] = b"SSHSIG";
@@ -155,6 +155,7 @@ impl Hasher {
 
 /// Why a signature does not vouch for a file, or could not be made.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SignatureError {
     /// Not an SSHSIG PEM block, or a damaged one.
     #[error("not a valid SSH signature (expected -----BEGIN SSH SIGNATURE-----)")]
@@ -525,7 +526,7 @@ impl Signature {
 }
 
 impl Encryptor {
-    /// As [`Encryptor::new`], and names `signer` in the header (a [`SIGNER_STANZA`] stanza,
+    /// As [`Encryptor::new`], and names `signer` in the header (a `seal-signer` stanza,
     /// under the header MAC), so that a signature by any other key is refused: see
     /// [`Signature::verify_bound`]. Not with a passphrase, which must be alone in its header.
     pub fn new_signed_by(
@@ -537,7 +538,7 @@ impl Encryptor {
 }
 
 /// The header stanza that names `signer` as the signer of the file.
-pub fn binding_stanza(signer: &SignerKey) -> Stanza {
+pub(crate) fn binding_stanza(signer: &SignerKey) -> Stanza {
     Stanza {
         kind: SIGNER_STANZA.to_string(),
         args: vec![signer.fingerprint()],
@@ -547,7 +548,7 @@ pub fn binding_stanza(signer: &SignerKey) -> Stanza {
 
 /// The fingerprint a header names as its signer, `None` if it names none. Means something
 /// only once the header MAC has been checked (the file key unwrapped).
-pub fn bound_signer(stanzas: &[Stanza]) -> Result<Option<&str>, SignatureError> {
+pub(crate) fn bound_signer(stanzas: &[Stanza]) -> Result<Option<&str>, SignatureError> {
     let mut found = stanzas.iter().filter(|s| s.kind == SIGNER_STANZA);
     let first = found.next();
     if found.next().is_some() {

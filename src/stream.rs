@@ -4,7 +4,7 @@
 //! ChaCha20-Poly1305 under a nonce that is the 11-byte big-endian chunk index plus a flag byte
 //! (1 on the last chunk). Because the nonce is a pure function of the index, and the payload
 //! size alone says where every chunk is and which one is last, chunks can be processed in any
-//! order: [`crate::parallel`] schedules the same [`PayloadCipher`] calls across threads.
+//! order: the parallel paths (`src/parallel.rs`) schedule the same chunk calls across threads.
 
 use std::io::{self, Read, Write};
 
@@ -22,7 +22,7 @@ pub const ENCRYPTED_CHUNK_SIZE: usize = CHUNK_SIZE + TAG_SIZE;
 pub const NONCE_SIZE: usize = 16;
 
 /// The nonce of chunk `index`.
-pub fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
+pub(crate) fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
     let mut nonce = [0u8; 12];
     nonce[3..11].copy_from_slice(&index.to_be_bytes());
     nonce[11] = last as u8;
@@ -30,7 +30,7 @@ pub fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
 }
 
 /// Number of chunks for a plaintext of `len` bytes (an empty plaintext is one empty chunk).
-pub fn chunk_count(plaintext_len: u64) -> u64 {
+pub(crate) fn chunk_count(plaintext_len: u64) -> u64 {
     plaintext_len.div_ceil(CHUNK_SIZE as u64).max(1)
 }
 
@@ -61,7 +61,7 @@ pub fn plaintext_len(encrypted_len: u64) -> Result<u64, DecryptError> {
 /// The payload key, set up once per file and shared by every chunk. With the default
 /// backend it is wiped when the last copy is dropped.
 #[derive(Clone)]
-pub struct PayloadCipher(Aead);
+pub(crate) struct PayloadCipher(Aead);
 
 /// Its only field, the RustCrypto AEAD, wipes its key on drop.
 #[cfg(not(feature = "aws-lc"))]

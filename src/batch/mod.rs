@@ -7,8 +7,8 @@
 //!    not processed get a [`Skip`] reason (output exists, symbolic link, FIFO, not `.age`, ...);
 //!    what cannot be read gets a [`FileError`].
 //! 2. [`run`] processes the jobs on the current rayon pool: many small files side by side, a
-//!    large one split into chunks across the pool like a single file (the per-file code of
-//!    [`crate::parallel`] nests inside the pool's work stealing). The file key is unwrapped
+//!    large one split into chunks across the pool like a single file (the per-file parallel
+//!    code nests inside the pool's work stealing). The file key is unwrapped
 //!    once per file. One failing file never stops the others; each gets a [`Report`].
 //!
 //! Outputs appear whole or not at all: each is written to a temporary file beside its target
@@ -24,9 +24,9 @@
 //! files are skipped; an output directory inside an input tree is not walked; file names are
 //! kept as bytes ([`std::ffi::OsStr`]), UTF-8 or not. Outputs are only ever written inside
 //! the output directory, whose subdirectories are created by this module and never followed
-//! through a symbolic link: each output directory is opened once ([`OutputDirs`]), below the
+//! through a symbolic link: each output directory is opened once (`OutputDirs`), below the
 //! root from its parent's handle, and every output is created, renamed and removed relative
-//! to its directory's handle ([`Dir`]), so that a directory swapped for a link while the batch
+//! to its directory's handle (`Dir`), so that a directory swapped for a link while the batch
 //! runs takes nothing elsewhere. `remove_source` removes an input through a handle of its
 //! directory, and only if its name still refers to the file that was processed.
 //!
@@ -63,8 +63,8 @@ use crate::sshsig::SigningKey;
 mod run;
 mod walk;
 
-pub use crate::file::{is_partial_name, remove_source, FileError, Source, Temporaries};
-pub use crate::file::{Broken, Dir, FileId, OutputDirs, PARTIAL_SUFFIX};
+pub(crate) use crate::file::{is_partial_name, Dir, FileId};
+pub use crate::file::{FileError, Temporaries};
 pub use run::run;
 pub use walk::plan;
 
@@ -210,6 +210,7 @@ impl Outcome {
 
 /// Why a file was not processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Skip {
     /// Its output exists already (and `force` was not given).
     OutputExists,
@@ -276,6 +277,7 @@ impl fmt::Display for Skip {
 
 /// Something that happened during [`run`], passed to [`Observer::event`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event<'a> {
     /// A job started.
     Started(&'a Job),

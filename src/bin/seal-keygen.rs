@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    seal::cli::keygen::main()
+    seal::__private::cli::keygen::main()
 }

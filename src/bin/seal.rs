@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    seal::cli::seal::main()
+    seal::__private::cli::seal::main()
 }

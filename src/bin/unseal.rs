@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    seal::cli::unseal::main()
+    seal::__private::cli::unseal::main()
 }

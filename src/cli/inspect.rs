@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use super::batch::{json_path, json_string};
 use super::failure::Failure;
 use super::keyargs::{self, PassphraseFlags};
+use crate::armor::is_armored;
 use crate::format::Header;
-use crate::inspect::{is_armored, Inspection};
+use crate::inspect::Inspection;
 
 /// Inspects one file (or standard input) and prints the report on standard output.
 pub fn run(

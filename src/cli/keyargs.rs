@@ -34,16 +34,16 @@ impl PassphraseFlags {
         if let Some(file) = &self.key_passphrase_file {
             let text = Zeroizing::new(fs::read_to_string(file).map_err(|e| {
                 let why = passphrase_file_error("--key-passphrase-file", file, &e);
-                KeyError::PassphraseUnavailable(why)
+                KeyError::PassphraseUnavailable(why.into())
             })?);
             let line = text.lines().next().unwrap_or("");
             return Ok(Zeroizing::new(line.to_string()));
         }
         if let Some(var) = &self.key_passphrase_env {
             return std::env::var(var).map(Zeroizing::new).map_err(|_| {
-                KeyError::PassphraseUnavailable(format!(
-                    "environment variable {var} is not set (or not UTF-8)"
-                ))
+                KeyError::PassphraseUnavailable(
+                    format!("environment variable {var} is not set (or not UTF-8)").into(),
+                )
             });
         }
         if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {

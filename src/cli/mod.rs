@@ -212,7 +212,6 @@ fn run(program: &str, body: impl FnOnce() -> Result<(), Failure>) -> process::Ex
         _ => "plaintext",
     };
     interrupts::install_handler(program, streamed);
-    crate::mmap::set_program_name(program);
     match body() {
         Ok(()) => process::ExitCode::SUCCESS,
         Err(failure) => {

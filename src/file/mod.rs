@@ -28,18 +28,18 @@ use zeroize::Zeroizing;
 use crate::armor::{self, ArmoredWriter};
 use crate::error::{DecryptError, StreamError};
 use crate::format::Stanza;
-use crate::parallel::{Hash, Progress};
 use crate::recipient::Identity;
 use crate::sender::{sign_file, FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX};
 use crate::sshsig::{Digest, Hasher, SigningKey};
-use crate::{Decryptor, Encryptor, SealedFile, SealedSlice};
+use crate::{Decryptor, Encryptor, MappedFile, SealedFile, SealedSlice};
+use crate::{Hash, Progress};
 
 mod error;
 pub mod staging;
 
 pub use error::FileError;
 use staging::Staged;
-pub use staging::{is_partial_name, Broken, Dir, FileId, OutputDirs, Temporaries, PARTIAL_SUFFIX};
+pub use staging::{is_partial_name, Dir, FileId, OutputDirs, Temporaries};
 
 /// Files up to this size are read into memory whole rather than a run of chunks at a time.
 pub const IN_MEMORY: u64 = 1 << 20;
@@ -137,7 +137,11 @@ pub fn seal(
             let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
             let hash = feed.as_mut().map(|f| f as Hash<'_>);
             let staged = out.stage()?;
-            let result = encryptor.seal_file(file, staged, hash, tick);
+            // SAFETY: a temporary file this process just created (mode 0600, exclusively,
+            // locked), which nothing else writes, truncates or resizes while it is filled.
+            #[allow(unsafe_code)]
+            let mapped = unsafe { MappedFile::new(staged) };
+            let result = encryptor.seal_file_mapped(file, mapped, hash, tick);
             out.outcome(result.map(drop))?;
             digest = hasher.map(Hasher::finish);
         }
@@ -231,7 +235,12 @@ pub fn open(
             let result = match &mut out {
                 Sink::File { .. } => {
                     let staged = out.stage()?;
-                    payload.decrypt(crate::Output::File(staged), hash, tick)
+                    // SAFETY: a temporary file this process just created (mode 0600,
+                    // exclusively, locked), which nothing else writes, truncates or resizes
+                    // while it is filled.
+                    #[allow(unsafe_code)]
+                    let mapped = unsafe { MappedFile::new(staged) };
+                    payload.decrypt(crate::Output::Mapped(mapped), hash, tick)
                 }
                 Sink::Stream { writer, .. } => {
                     payload.decrypt(crate::Output::Writer(*writer), hash, tick)

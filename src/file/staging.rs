@@ -7,9 +7,8 @@
 //! written, and [`Staged::commit`] fsyncs it and renames it into place in that same
 //! directory; dropping a [`Staged`] removes it. A temporary file that is not locked belongs
 //! to a run that is gone: [`remove_stale`] deletes those, and leaves locked ones (a live
-//! process is writing them) alone. Every temporary file is also registered with
-//! [`crate::mmap::remove_on_fault`], so that a mapped output whose file system could not
-//! allocate ahead, and then filled up, takes no partial output down with the process.
+//! process is writing them) alone. A temporary file is new, private and written by this
+//! process only, so it may be filled through a map ([`crate::MappedFile`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, TryLockError};
@@ -19,11 +18,9 @@ use std::path::{Path, PathBuf};
 
 use rand_core::{OsRng, RngCore};
 
-use crate::mmap::{remove_on_fault, FaultCleanup};
-
 pub mod dir;
 
-pub use dir::{Broken, Dir, FileId, OutputDirs};
+pub use dir::{Dir, FileId, OutputDirs};
 
 /// Suffix of every temporary output file this tool creates.
 pub const PARTIAL_SUFFIX: &str = ".seal-partial";
@@ -75,8 +72,6 @@ fn is_partial_of(name: &OsStr, target: &OsStr) -> bool {
 pub(crate) struct Staged<'o> {
     /// The temporary file, locked; `None` once committed or removed.
     file: Option<File>,
-    // Removes the temporary file if a mapped input is truncated under us (see `mmap`).
-    _fault: FaultCleanup,
     dir: Dir,
     temp: OsString,
     target: OsString,
@@ -97,10 +92,8 @@ impl<'o> Staged<'o> {
             Some(dir.join(temp))
         });
         let (file, temp) = made.expect("the observer calls create")?;
-        let path = dir.join(&temp);
         Ok(Staged {
             file: Some(file),
-            _fault: remove_on_fault(&path),
             dir: dir.clone(),
             temp,
             target: target.to_os_string(),

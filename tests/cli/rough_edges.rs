@@ -89,15 +89,19 @@ fn help_is_short_on_both_flags_and_the_man_page_has_the_details() {
     use clap::CommandFactory;
     let dir = Dir::new();
     let commands = [
-        ("seal", seal::cli::seal::Args::command(), "SSHSIG"),
+        (
+            "seal",
+            seal::__private::cli::seal::Args::command(),
+            "SSHSIG",
+        ),
         (
             "unseal",
-            seal::cli::unseal::Args::command(),
+            seal::__private::cli::unseal::Args::command(),
             "allowed signers",
         ),
         (
             "seal-keygen",
-            seal::cli::keygen::Args::command(),
+            seal::__private::cli::keygen::Args::command(),
             "allowed signers list",
         ),
     ];
