@@ -4,7 +4,7 @@
 
 use std::io;
 
-use crate::armor::ArmorError;
+use crate::format::armor::ArmorError;
 
 /// Why a sealed file could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +13,7 @@ pub enum DecryptError {
     /// The input does not start like an age file at all.
     #[error("not an age file")]
     NotAgeFile,
-    /// The input is ASCII-armored, but the armor is malformed (see [`crate::armor`]); or it
+    /// The input is ASCII-armored, but the armor is malformed (see [`crate::format::armor`]); or it
     /// is armored where only the binary format is read ([`crate::SealedSlice`],
     /// [`crate::SealedFile`]).
     #[error("invalid armor: {0}")]
@@ -157,7 +157,7 @@ pub enum KeyError {
     #[error("the key is passphrase-protected, and no passphrase was given")]
     PassphraseNeeded,
     /// The passphrase could not be read from where it was to come from: what a
-    /// [`Passphrase`](crate::ssh::Passphrase) callback returns with its own cause (a file that
+    /// [`Passphrase`](crate::keys::ssh::Passphrase) callback returns with its own cause (a file that
     /// cannot be read, a variable that is not set).
     #[error("cannot read the key passphrase: {0}")]
     PassphraseUnavailable(Box<dyn std::error::Error + Send + Sync>),

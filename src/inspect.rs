@@ -4,10 +4,10 @@
 //! `ssh-ed25519`: the first four bytes of SHA-256 of the SSH public key). An X25519 stanza
 //! holds an ephemeral share only: which key it is for cannot be known without trying it.
 
-use crate::armor;
 use crate::error::DecryptError;
+use crate::format::armor;
+use crate::format::stream::{chunk_count, plaintext_len, NONCE_SIZE};
 use crate::format::{Header, VERSION_LINE};
-use crate::stream::{chunk_count, plaintext_len, NONCE_SIZE};
 
 /// One stanza, as far as it can be read without a key.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ impl StanzaInfo {
             }
             (None, "X25519") => "not knowable (X25519 stanzas do not name their recipient)".into(),
             (None, "scrypt") => "a passphrase".into(),
-            (None, crate::sshsig::SIGNER_STANZA) => format!(
+            (None, crate::signing::sshsig::SIGNER_STANZA) => format!(
                 "not a recipient; it names the file's signer, {} (unseal --allowed-signers checks it)",
                 self.signer().unwrap_or("")
             ),
@@ -42,7 +42,7 @@ impl StanzaInfo {
     /// The signer's fingerprint, for the stanza that names the file's signer: it opens
     /// nothing, and no key is tried on it.
     pub fn signer(&self) -> Option<&str> {
-        match self.kind == crate::sshsig::SIGNER_STANZA {
+        match self.kind == crate::signing::sshsig::SIGNER_STANZA {
             true => Some(self.args.first().map_or("", String::as_str)),
             false => None,
         }
@@ -116,7 +116,7 @@ impl Inspection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::x25519;
+    use crate::keys::x25519;
 
     #[test]
     fn sizes_and_chunks_of_a_sealed_file() {
@@ -131,7 +131,7 @@ mod tests {
             assert_eq!(info.header_len + info.payload_len, sealed.len() as u64);
             let (plain, chunks) = info.plaintext.unwrap();
             assert_eq!(plain, len as u64);
-            assert_eq!(chunks, crate::stream::chunk_count(len as u64));
+            assert_eq!(chunks, crate::format::stream::chunk_count(len as u64));
 
             let (truncated, _) = Inspection::of_bytes(&sealed[..sealed.len() - 1]).unwrap();
             if len == 0 {
@@ -142,8 +142,8 @@ mod tests {
 
     #[test]
     fn the_signer_stanza_is_named_for_what_it_is() {
-        let signer = crate::sshsig::SigningKey::generate_ed25519("alice").public_key();
-        let server = crate::x25519::Identity::generate();
+        let signer = crate::signing::sshsig::SigningKey::generate_ed25519("alice").public_key();
+        let server = crate::keys::x25519::Identity::generate();
         let sealed = crate::Encryptor::new_signed_by(&[&server.to_public()], &signer)
             .unwrap()
             .seal_slice(b"x");

@@ -26,41 +26,19 @@
 // Without the CLI, the crate-private helpers that only it uses are unused.
 #![cfg_attr(not(feature = "cli"), allow(dead_code, unused_imports))]
 
-// The format, bottom up.
+// The format: the header (`format`), the payload's chunks (`format::stream`) and the ASCII
+// armor (`format::armor`), over the crypto primitives.
 pub mod format;
 mod primitives;
-pub mod stream;
 
-// Key types, each behind the two traits of `recipient`; `xwing` and `hpke` serve `pq`,
-// `ssh_wire` the two SSH types, `ssh` reads and writes their OpenSSH files.
-mod hpke;
+// Key types, each behind the two traits of `keys::recipient`, and the key files that name them.
 pub mod keys;
-mod keytext;
-pub mod pq;
-pub mod recipient;
-pub mod scrypt;
-pub mod ssh;
-pub mod ssh_ed25519;
-pub mod ssh_rsa;
-mod ssh_wire;
-pub mod x25519;
-mod xwing;
 
-// Who sent a file: SSHSIG signatures by client keys, the list of allowed signers, and the
-// check of both while a file decrypts.
-pub mod allowed_signers;
-pub mod sender;
-pub mod sshsig;
+// Who sent a file: client-key signatures, the allowed signers, the check of both.
+pub mod signing;
 
-// ASCII armor around the binary format.
-pub mod armor;
-
-// Sealing and opening, sequential and parallel.
-mod chunks;
-mod decrypt;
-mod encrypt;
-mod parallel;
-mod pipeline;
+// Sealing and opening a payload, in memory, as a stream, on every core.
+mod engine;
 
 // One file, sealed or opened whole or not at all: the engine under single files and batches.
 mod file;
@@ -71,11 +49,6 @@ pub mod batch;
 // What a sealed file says about itself, without a key.
 pub mod inspect;
 
-// Memory maps of new output files: the crate's only `unsafe`, besides the calls that promise
-// a file is new and private (`MappedFile::new`).
-#[allow(unsafe_code)]
-mod mmap;
-
 pub mod error;
 // How text from outside (file names, rejected keys) appears in messages.
 mod shown;
@@ -85,13 +58,16 @@ mod shown;
 #[cfg(feature = "cli")]
 mod cli;
 
-pub use decrypt::{
+pub use engine::decrypt::{
     decrypt, unwrap_file_key, Decryptor, Input, MappedFile, OpenPayload, OpenStream, Output,
     SealedFile, SealedSlice,
 };
-pub use encrypt::{encrypt, Encryptor};
+pub use engine::encrypt::{encrypt, Encryptor};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
-pub use recipient::{FileKey, Identity, Recipient};
+pub use format::{armor, stream};
+pub use keys::recipient::{self, FileKey, Identity, Recipient};
+pub use keys::{pq, scrypt, ssh, ssh_ed25519, ssh_rsa, x25519};
+pub use signing::{allowed_signers, sender, sshsig};
 
 /// A progress callback of the file paths: plaintext bytes just finished, from any thread.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);

@@ -56,9 +56,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::recipient::{Identity, Recipient};
-use crate::sender::{Policy, Verdict};
-use crate::sshsig::SigningKey;
+use crate::keys::recipient::{Identity, Recipient};
+use crate::signing::sender::{Policy, Verdict};
+use crate::signing::sshsig::SigningKey;
 
 mod run;
 mod walk;

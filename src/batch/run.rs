@@ -15,18 +15,18 @@ use rayon::prelude::*;
 
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, OutputDir};
 use super::{Plan, Report};
+use crate::engine::parallel::Progress;
 use crate::error::EncryptError;
 use crate::file::staging::{self, dir::parent};
 use crate::file::{self, remove_source, Dir, FileId, OutputDirs, Source};
-use crate::parallel::Progress;
-use crate::sender::{read_signature, signature_path, Verdict};
+use crate::signing::sender::{read_signature, signature_path, Verdict};
 use crate::Encryptor;
 
 /// Runs `plan` on the current rayon pool and returns one report per file, the files left
 /// out by the plan included, sorted by input path.
 ///
 /// First the output directories are opened, each once (made below [`Options::output_dir`],
-/// never through a symbolic link: see [`OutputDirs`]), and cleared of temporary files that an
+/// never through a symbolic link: see `OutputDirs`), and cleared of temporary files that an
 /// earlier run left; then every job runs, writing only through those directory handles.
 /// Last, the directories this run made for outputs that all failed are removed again, if
 /// empty: a batch that writes nothing leaves no empty tree behind (an empty input directory

@@ -297,7 +297,7 @@ impl Planner<'_> {
 
 /// `NAME.age.sig`: the signature of a sealed file, as `seal --sign-with` writes it.
 fn is_signature(name: &OsStr) -> bool {
-    let suffix = crate::sender::SIGNATURE_SUFFIX.as_bytes();
+    let suffix = crate::signing::sender::SIGNATURE_SUFFIX.as_bytes();
     name.as_bytes()
         .strip_suffix(suffix)
         .is_some_and(|sealed| sealed.ends_with(b".age"))

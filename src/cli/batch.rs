@@ -26,7 +26,7 @@ use super::paths::{Destination, Source};
 use super::senders;
 use crate::batch::{self, Direction, Event, FileError, Keys, Observer, Options, Outcome, Report};
 use crate::batch::{Dir, FileId, Skip, Summary, Temporaries};
-use crate::sender::Verdict;
+use crate::signing::sender::Verdict;
 
 /// The flags of batch mode, shared by `seal` and `unseal`.
 #[derive(Args, Debug, Default)]
@@ -70,9 +70,9 @@ pub struct Command<'a> {
     /// The batch flags.
     pub flags: &'a Flags,
     /// `seal --sign-with`: the client key that signs every output.
-    pub signer: Option<std::sync::Arc<crate::sshsig::SigningKey>>,
+    pub signer: Option<std::sync::Arc<crate::signing::sshsig::SigningKey>>,
     /// `unseal --allowed-signers`: whose signatures to accept, per file.
-    pub senders: Option<&'a crate::sender::Policy>,
+    pub senders: Option<&'a crate::signing::sender::Policy>,
 }
 
 /// Whether a command line asks for batch mode: several inputs, or a directory.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::batch::{json_path, json_string};
 use super::failure::Failure;
 use super::keyargs::{self, PassphraseFlags};
-use crate::armor::is_armored;
+use crate::format::armor::is_armored;
 use crate::format::Header;
 use crate::inspect::Inspection;
 

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use super::failure::Failure;
 use crate::error::KeyError;
 use crate::keys;
-use crate::recipient::{Identity, Recipient};
+use crate::keys::recipient::{Identity, Recipient};
 
 /// Where the passphrase of a protected OpenSSH key comes from. Without either flag it is
 /// asked on the terminal, when there is one.
@@ -117,7 +117,7 @@ pub fn recipients(
     }
     // Refused here, before any output exists (the library refuses it too).
     let refs: Vec<&dyn Recipient> = out.iter().map(|r| r.as_ref()).collect();
-    crate::recipient::check_compatible(&refs)?;
+    crate::keys::recipient::check_compatible(&refs)?;
     Ok(out)
 }
 

@@ -13,7 +13,7 @@ use super::paths::STDOUT;
 use super::run;
 use crate::error::KeyError;
 use crate::keys;
-use crate::ssh;
+use crate::keys::ssh;
 use crate::{pq, x25519};
 
 const EXAMPLES: &str = "\
@@ -267,7 +267,7 @@ fn make_client_key(args: &Args, name: &str) -> Result<(), Failure> {
         crate::shown::path(&path),
         crate::shown::path(&public_path(&path))
     );
-    let namespace = crate::sshsig::NAMESPACE;
+    let namespace = crate::signing::sshsig::NAMESPACE;
     print_line(&format!("{name} namespaces=\"{namespace}\" {public}"))
 }
 

@@ -16,8 +16,8 @@ use super::failure::{ExitCode, Failure};
 use super::keyargs::warn_if_exposed;
 use crate::error::DecryptError;
 use crate::format::Stanza;
-use crate::recipient::{FileKey, Identity};
-use crate::scrypt;
+use crate::keys::recipient::{FileKey, Identity};
+use crate::keys::scrypt;
 
 /// Reads a passphrase file: its contents without one final line end. Warns (on stderr) if
 /// others can read it.

@@ -241,12 +241,12 @@ impl Target {
     /// Refuses an existing signature beside the output (`NAME.sig`) unless forced, and
     /// removes its leftover temporary files: a signed output is two files.
     pub fn check_signature(&self, (program, quiet): (&str, bool)) -> Result<(), Failure> {
-        let path = crate::sender::signature_path(&self.path);
+        let path = crate::signing::sender::signature_path(&self.path);
         if !self.force && path.symlink_metadata().is_ok() {
             return Err(already_exists(&path));
         }
         let mut name = self.name.clone();
-        name.push(crate::sender::SIGNATURE_SUFFIX);
+        name.push(crate::signing::sender::SIGNATURE_SUFFIX);
         self.remove_stale(&name, (program, quiet));
         Ok(())
     }

@@ -16,7 +16,7 @@ use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::file;
 use crate::keys::KeyFileKind;
-use crate::sshsig::SigningKey;
+use crate::signing::sshsig::SigningKey;
 use crate::{scrypt, Encryptor, Recipient};
 
 const EXAMPLES: &str = "\

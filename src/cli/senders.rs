@@ -1,6 +1,6 @@
 //! `unseal --allowed-signers`: who sent each file, and whether that is enough to open it.
 //!
-//! The checks are [`crate::sender`]'s; this module turns the flags into a policy, finds each
+//! The checks are [`crate::signing::sender`]'s; this module turns the flags into a policy, finds each
 //! file's signature, and says what it found: `FILE: signed by alice (ssh-ed25519 SHA256:...)`
 //! or `FILE: not signed` on standard error (not with `--quiet`), a warning for a signature
 //! that is not accepted, and with `--require-signature` a refusal, exit code 8.
@@ -11,9 +11,9 @@ use std::time::SystemTime;
 use clap::Args;
 
 use super::failure::{ExitCode, Failure};
-use crate::allowed_signers::AllowedSigners;
-use crate::sender::{self, Policy, Rejection, Sender, Verdict};
-use crate::sshsig::Hasher;
+use crate::signing::allowed_signers::AllowedSigners;
+use crate::signing::sender::{self, Policy, Rejection, Sender, Verdict};
+use crate::signing::sshsig::Hasher;
 
 /// The sender-signature flags of `unseal`.
 #[derive(Args, Debug, Default)]

@@ -17,8 +17,8 @@ use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::file;
-use crate::sender::FileCheck;
-use crate::sshsig::Hasher;
+use crate::signing::sender::FileCheck;
+use crate::signing::sshsig::Hasher;
 use crate::{Decryptor, Identity};
 
 const EXAMPLES: &str = "\
@@ -157,7 +157,9 @@ fn explain_passphrase_file(failure: Failure, input: &Path) -> Failure {
         .and_then(|file| Decryptor::new(BufReader::new(file)).ok());
     let passphrase = header.is_some_and(|d| {
         let stanzas = &d.header().stanzas;
-        stanzas.iter().any(|s| s.kind == crate::scrypt::STANZA_KIND)
+        stanzas
+            .iter()
+            .any(|s| s.kind == crate::keys::scrypt::STANZA_KIND)
     });
     match passphrase {
         true => Failure::new(
@@ -285,7 +287,7 @@ impl<W> TextOnly<W> {
 impl<W: Write> Write for TextOnly<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.check && !buf.is_empty() {
-            if looks_binary(&buf[..buf.len().min(crate::stream::CHUNK_SIZE)]) {
+            if looks_binary(&buf[..buf.len().min(crate::format::stream::CHUNK_SIZE)]) {
                 let failure = Failure::usage("refusing to write binary plaintext to a terminal")
                     .hint("use -o FILE, or redirect standard output");
                 return Err(io::Error::other(Refusal(failure)));

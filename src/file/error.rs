@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::error::DecryptError;
-use crate::sender::Rejection;
+use crate::signing::sender::Rejection;
 
 /// Why one file failed.
 #[derive(Debug, thiserror::Error)]

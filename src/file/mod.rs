@@ -25,12 +25,12 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::armor::{self, ArmoredWriter};
 use crate::error::{DecryptError, StreamError};
+use crate::format::armor::{self, ArmoredWriter};
 use crate::format::Stanza;
-use crate::recipient::Identity;
-use crate::sender::{sign_file, FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX};
-use crate::sshsig::{Digest, Hasher, SigningKey};
+use crate::keys::recipient::Identity;
+use crate::signing::sender::{sign_file, FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX};
+use crate::signing::sshsig::{Digest, Hasher, SigningKey};
 use crate::{Decryptor, Encryptor, MappedFile, SealedFile, SealedSlice};
 use crate::{Hash, Progress};
 
@@ -97,7 +97,7 @@ pub struct Sealing<'a> {
 pub struct Opening<'a> {
     /// Whichever of these unwraps the file key.
     pub identities: &'a [&'a dyn Identity],
-    /// The sender check, begun ([`crate::sender::Policy::check_file`]) before the input is
+    /// The sender check, begun ([`crate::signing::sender::Policy::check_file`]) before the input is
     /// read, and the hasher of its signature if it needs one: the output is renamed into
     /// place only if the check passes.
     pub sender: Option<(FileCheck, Option<Hasher>)>,
@@ -464,7 +464,7 @@ impl<'a> Sink<'a> {
         })?;
         let mut sig_name = name.to_os_string();
         sig_name.push(SIGNATURE_SUFFIX);
-        let sig_path = crate::sender::signature_path(path);
+        let sig_path = crate::signing::sender::signature_path(path);
         let sig_error = |error| FileError::Write {
             path: sig_path.clone(),
             error,

@@ -53,7 +53,7 @@ pub trait Recipient: Send + Sync {
 
     /// Whether this recipient must be alone in its file's header: no other recipient, and no
     /// stanza beside its own, not even one that opens nothing (such as the signer's). A
-    /// passphrase must ([`crate::scrypt`]). Age gives such a recipient a label no other
+    /// passphrase must ([`crate::keys::scrypt`]). Age gives such a recipient a label no other
     /// shares; asking outright also keeps out the stanzas that no recipient wraps, and lets
     /// sealing say which rule was broken ([`EncryptError::PassphraseNotAlone`]). No by default.
     fn must_be_alone(&self) -> bool {

@@ -13,6 +13,21 @@
 //! | `-----BEGIN PRIVATE KEY-----`         | PKCS#8 RSA key                        |
 //! | `-----BEGIN PUBLIC KEY-----`          | SPKI RSA public key (also PKCS#1's)   |
 
+// The two traits every key type implements, and the types: X25519, post-quantum (`pq`, over
+// `xwing` and `hpke`), passphrases (`scrypt`), and SSH keys (`ssh` reads and writes their
+// OpenSSH files; `ssh_wire` is their shared wire format). `keytext` is the Bech32 of age keys.
+pub(crate) mod hpke;
+pub(crate) mod keytext;
+pub mod pq;
+pub mod recipient;
+pub mod scrypt;
+pub mod ssh;
+pub mod ssh_ed25519;
+pub mod ssh_rsa;
+pub(crate) mod ssh_wire;
+pub mod x25519;
+pub(crate) mod xwing;
+
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
@@ -21,11 +36,10 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
+use crate::keys::recipient::{Identity, Recipient};
+pub use crate::keys::ssh::Passphrase;
 use crate::primitives::rsa;
-use crate::recipient::{Identity, Recipient};
 use crate::shown;
-pub use crate::ssh::Passphrase;
-use crate::{pq, ssh, ssh_rsa, x25519};
 
 const PQ_RECIPIENT_PREFIX: &str = "age1pq1";
 const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-1";

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, IoSliceMut};
 use std::os::unix::fs::FileExt;
 
-use crate::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+use crate::format::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
 /// The sealed chunks of a payload (after its nonce).
 #[derive(Clone, Copy)]

@@ -1,7 +1,7 @@
 //! Every chunk on every core: rayon schedules [`PayloadCipher`] calls over groups of chunks.
 //!
 //! The chunk arithmetic, nonces and AEAD calls are those of the sequential path in
-//! [`crate::stream`]; only the scheduling differs. The payload size is validated before any
+//! [`crate::format::stream`]; only the scheduling differs. The payload size is validated before any
 //! chunk is touched, and the last chunk is authenticated first, so a truncated file fails
 //! before any work is spent on the rest. The pool is whatever rayon pool the caller runs in
 //! (`ThreadPool::install` picks the thread count); the caller reads that count once and
@@ -18,10 +18,10 @@ use std::sync::{Mutex, PoisonError};
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::chunks::Chunks;
+use crate::engine::chunks::Chunks;
 use crate::error::{DecryptError, StreamError};
+use crate::format::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 use crate::primitives::TAG_SIZE;
-use crate::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 pub(crate) use crate::{Hash, Progress};
 
 mod in_order;
@@ -130,7 +130,7 @@ pub fn open_chunks(
 
 /// Whether the file paths fill an output promised new ([`crate::MappedFile`]) through a
 /// writable mapping
-/// ([`crate::mmap::MappedOutput`]) rather than positioned writes, on a pool of `threads`:
+/// ([`crate::engine::mmap::MappedOutput`]) rather than positioned writes, on a pool of `threads`:
 /// from 8 threads up. Positioned writes to one file serialize on its lock in the kernel, so
 /// they stop scaling after a few threads; page faults on a shared mapping do not (measured
 /// in `benches/scaling.sh`; the numbers are with the threshold, in `parallel/sizes.rs`).
@@ -142,8 +142,8 @@ pub fn maps_output(threads: usize) -> bool {
 pub(crate) enum Sink<'a> {
     /// Memory exactly the plaintext size. The caller must discard it on error.
     Slice(&'a mut [u8]),
-    /// A mapped output file exactly the plaintext size ([`crate::mmap::MappedOutput`]):
-    /// each run's pages are allocated before it is written ([`crate::mmap::populate`]), so
+    /// A mapped output file exactly the plaintext size ([`crate::engine::mmap::MappedOutput`]):
+    /// each run's pages are allocated before it is written ([`crate::engine::mmap::populate`]), so
     /// a full file system is a write error. The caller must discard it on error.
     Map(&'a mut [u8]),
     /// A file, from `offset`, with positioned writes from every thread. The caller must
@@ -398,7 +398,7 @@ impl Run {
         match (plain, file) {
             (Some(out), _) => {
                 if self.populate {
-                    crate::mmap::populate(out).map_err(StreamError::Write)?;
+                    crate::engine::mmap::populate(out).map_err(StreamError::Write)?;
                 }
                 decrypt(out)?
             }
@@ -485,7 +485,7 @@ pub(crate) fn seal_to_map(
 
 /// Seals the runs of `plaintext` from run `first` into `out`, exactly their sealed size;
 /// `populate`: `out` is part of a mapped output, whose pages each run allocates before
-/// writing them ([`crate::mmap::populate`]).
+/// writing them ([`crate::engine::mmap::populate`]).
 fn seal_runs(
     cipher: &PayloadCipher,
     plaintext: &Chunks<'_>,
@@ -498,7 +498,7 @@ fn seal_runs(
     if len == 0 {
         // The one empty final chunk of an empty plaintext.
         if populate {
-            crate::mmap::populate(out).map_err(StreamError::Write)?;
+            crate::engine::mmap::populate(out).map_err(StreamError::Write)?;
         }
         cipher.seal_chunks(0, true, &[], out);
         return Ok(());
@@ -516,7 +516,7 @@ fn seal_runs(
                     .read(at as u64, plain)
                     .map_err(StreamError::Read)?;
                 if populate {
-                    crate::mmap::populate(sealed).map_err(StreamError::Write)?;
+                    crate::engine::mmap::populate(sealed).map_err(StreamError::Write)?;
                 }
                 cipher.seal_chunks((run * WRITE_RUN) as u64, run + 1 == runs, plain, sealed);
                 progress(plain.len() as u64);
@@ -675,7 +675,7 @@ mod tests {
     }
 
     fn cipher() -> PayloadCipher {
-        let key = crate::recipient::FileKey::from_slice(&[7; 16]).unwrap();
+        let key = crate::keys::recipient::FileKey::from_slice(&[7; 16]).unwrap();
         PayloadCipher::new(&key, &[9; stream::NONCE_SIZE])
     }
 

@@ -169,13 +169,13 @@ fn combine(ss_m: &[u8], ss_x: &[u8; 32], ct_x: &[u8; 32], pk_x: &[u8; 32]) -> Ze
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hpke::tests::vector_records;
+    use crate::keys::hpke::tests::vector_records;
 
     /// Draft 06, Appendix C: the seed gives the public key; EncapsulateDerand gives the
     /// ciphertext and the shared secret; the seed's key decapsulates the ciphertext to it.
     #[test]
     fn matches_the_draft_06_vectors() {
-        let records = vector_records(include_str!("../testdata/xwing/draft-06-vectors.txt"));
+        let records = vector_records(include_str!("../../testdata/xwing/draft-06-vectors.txt"));
         assert_eq!(records.len(), 3);
         for v in &records {
             let key = DecapsulationKey::from_seed(v["seed"].as_slice().try_into().unwrap());

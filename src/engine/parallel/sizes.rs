@@ -3,19 +3,19 @@
 //! an output file is mapped.
 //!
 //! These are choices, not format: the chunk and tag sizes are age's
-//! ([`crate::stream::CHUNK_SIZE`], [`crate::primitives::TAG_SIZE`]) and stay with the format.
+//! ([`crate::format::stream::CHUNK_SIZE`], [`crate::primitives::TAG_SIZE`]) and stay with the format.
 //! Each size says what it sizes, why it has its value, and what measurement chose it (the
 //! numbers are in `benches/`). Changing one is a retune: measure before and after, on the same
 //! machine.
 //!
-//! Two kinds of streaming window are sized here. The stream pipeline ([`crate::pipeline`]: a
+//! Two kinds of streaming window are sized here. The stream pipeline ([`crate::engine::pipeline`]: a
 //! reader thread, the pool, a writer thread) goes by [`PIPELINE_WINDOW_CHUNKS`], with
-//! [`PIPELINE_BUFFERS`] of them on each side. A sealed payload at hand ([`crate::parallel`])
+//! [`PIPELINE_BUFFERS`] of them on each side. A sealed payload at hand ([`crate::engine::parallel`])
 //! goes by windows only where something must see its bytes in order behind the pool: a stream
 //! to write the plaintext to ([`WRITER_WINDOW_RUNS`]), or, when sealing, a signature's hash
 //! ([`HASH_WINDOW_RUNS`]).
 
-use crate::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
+use crate::format::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
 // Tasks: how a run of chunks in memory is shared out among the pool's threads.
 

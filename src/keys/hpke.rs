@@ -128,7 +128,7 @@ pub(crate) mod tests {
     /// intermediate value of the key schedule. Only the suite id depends on the KEM.
     #[test]
     fn key_schedule_matches_rfc9180_a2_1() {
-        let records = vector_records(include_str!("../testdata/hpke/rfc9180-a2-1.txt"));
+        let records = vector_records(include_str!("../../testdata/hpke/rfc9180-a2-1.txt"));
         let [v] = records.as_slice() else {
             panic!("one vector expected")
         };

@@ -6,15 +6,16 @@ use std::io::{self, BufRead, Chain, Cursor, Read};
 
 use zeroize::Zeroizing;
 
-use crate::armor::{self, ArmorError, ArmoredReader};
-use crate::chunks::{self, Chunks};
+use crate::engine::chunks::{self, Chunks};
+use crate::engine::mmap::MappedOutput;
+use crate::engine::{parallel, pipeline};
 use crate::error::{DecryptError, StreamError};
+use crate::format::armor::{self, ArmorError, ArmoredReader};
+use crate::format::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
 use crate::format::Header;
-use crate::mmap::MappedOutput;
+use crate::keys::recipient::{FileKey, Identity};
 use crate::primitives::{hkdf, hmac_verify};
-use crate::recipient::{FileKey, Identity};
-use crate::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
-use crate::{parallel, pipeline, Hash, Progress};
+use crate::{Hash, Progress};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
 /// the header MAC must then verify under that key. A header whose passphrase stanza has
@@ -286,7 +287,7 @@ impl<'a> SealedSlice<'a> {
 ///
 /// Nothing is mapped: the header, the payload nonce and each run of chunks are read once,
 /// with positioned reads, into this process's memory, and only those copies are
-/// authenticated, decrypted and hashed (see `src/chunks.rs`). So the file may be rewritten
+/// authenticated, decrypted and hashed (see `src/engine/chunks.rs`). So the file may be rewritten
 /// or truncated while it is opened, as a hostile upload can be, and the worst that follows
 /// is an error for this file: never plaintext that was not authenticated, never a fault.
 /// Binary only, as [`SealedSlice`]: armored files go through [`Decryptor`].

@@ -10,6 +10,10 @@
 //! Parsing is non-malleable: for any input it accepts, [`Header::to_bytes`] gives back exactly
 //! the bytes it read, so the MAC covers the header as written.
 
+// The header is this module; the payload's chunks and the ASCII armor are its two parts.
+pub mod armor;
+pub mod stream;
+
 use std::io::BufRead;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;

@@ -4,15 +4,15 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
-use crate::chunks::Chunks;
+use crate::engine::chunks::Chunks;
+use crate::engine::mmap::{self, MappedOutput};
+use crate::engine::parallel;
+use crate::engine::pipeline;
 use crate::error::{EncryptError, StreamError};
+use crate::format::stream::{self, PayloadCipher, StreamWriter, CHUNK_SIZE, NONCE_SIZE};
 use crate::format::{Header, Stanza};
-use crate::mmap::{self, MappedOutput};
-use crate::parallel;
-use crate::pipeline;
+use crate::keys::recipient::{self, FileKey, Recipient};
 use crate::primitives::{hkdf, hmac};
-use crate::recipient::{self, FileKey, Recipient};
-use crate::stream::{self, PayloadCipher, StreamWriter, CHUNK_SIZE, NONCE_SIZE};
 use crate::{Hash, MappedFile, Progress};
 
 /// A file about to be sealed: its file key and header are chosen, its payload not yet written.
@@ -147,7 +147,7 @@ impl Encryptor {
     /// Each run of the input is read once, with positioned reads, into private memory: an
     /// input that shrinks meanwhile is an error, never a fault. With `hash`, every byte of the
     /// sealed file goes to it in order, one window behind the encryption, so the hash of a
-    /// signature ([`crate::sender::sign_file`]) costs one thread beside the sealing, not a
+    /// signature ([`crate::signing::sender::sign_file`]) costs one thread beside the sealing, not a
     /// second pass.
     pub fn seal_file(
         self,

@@ -1,8 +1,8 @@
 //! SSH keys as age recipients and identities: the OpenSSH files that carry them.
 //!
 //! [`PublicKey`] is an `authorized_keys` line, [`PrivateKey`] an OpenSSH private key file
-//! (passphrase-protected or not), each of either type: [`crate::ssh_rsa`] or
-//! [`crate::ssh_ed25519`], where the stanzas are made and opened.
+//! (passphrase-protected or not), each of either type: [`crate::keys::ssh_rsa`] or
+//! [`crate::keys::ssh_ed25519`], where the stanzas are made and opened.
 
 use std::fmt;
 
@@ -13,10 +13,10 @@ use ssh_key::{HashAlg, LineEnding, Mpint};
 use zeroize::Zeroizing;
 
 use crate::error::KeyError;
+use crate::keys::recipient::{Identity, Recipient};
+use crate::keys::ssh_wire::rsa_public;
 use crate::primitives::rsa::{self, RsaKeyError};
-use crate::recipient::{Identity, Recipient};
 use crate::shown;
-use crate::ssh_wire::rsa_public;
 use crate::{ssh_ed25519, ssh_rsa};
 
 /// Asks for the passphrase of a protected key, only when one is met. The library never

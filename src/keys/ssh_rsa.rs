@@ -7,9 +7,9 @@
 
 use crate::error::DecryptError;
 use crate::format::{encode_arg, Stanza};
+use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
+use crate::keys::ssh_wire;
 use crate::primitives::rsa::{PrivateKey, PublicKey};
-use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
-use crate::ssh_wire;
 
 const STANZA_KIND: &str = "ssh-rsa";
 const LABEL: &[u8] = b"age-encryption.org/v1/ssh-rsa";
@@ -113,7 +113,7 @@ impl recipient::Identity for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipient::{Identity as _, Recipient as _};
+    use crate::keys::recipient::{Identity as _, Recipient as _};
 
     #[test]
     fn wrap_then_unwrap_only_for_the_tagged_key() {

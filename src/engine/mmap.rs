@@ -3,7 +3,7 @@
 //! Inputs are never mapped. A sealed file belongs to its uploader, who may rewrite or
 //! truncate it while it is read: through a map, a rewrite between two reads would be
 //! invisible and a truncation would raise SIGBUS and stop the process. Inputs are read with
-//! positioned reads instead (`src/chunks.rs`), once each, into private memory.
+//! positioned reads instead (`src/engine/chunks.rs`), once each, into private memory.
 //!
 //! An output is mapped only where that is sound and can fail cleanly:
 //!

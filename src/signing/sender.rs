@@ -8,7 +8,7 @@
 //!    seal signature and that the allowed-signers list accepts its key now, and picks the
 //!    hash (SHA-256 or SHA-512) to feed the file to ([`Check::hasher`]).
 //! 2. [`Check::bind`], once the file key is unwrapped and so the header MAC checked: the
-//!    header must name the signature's key as the signer (see [`crate::sshsig`] for why).
+//!    header must name the signature's key as the signer (see [`crate::signing::sshsig`] for why).
 //!    A file that fails here, or in step 1, is refused before any plaintext exists.
 //! 3. [`Check::finish`], with the digest of every byte of the sealed file, hashed alongside
 //!    decryption from the very copies that are decrypted ([`crate::OpenPayload::decrypt`],
@@ -26,10 +26,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::allowed_signers::{AllowedSigners, Refusal};
 use crate::format::Stanza;
-use crate::sshsig::SigningKey;
-use crate::sshsig::{bound_signer, Digest, Hasher, Signature, SignatureError, SignerKey};
+use crate::signing::allowed_signers::{AllowedSigners, Refusal};
+use crate::signing::sshsig::SigningKey;
+use crate::signing::sshsig::{bound_signer, Digest, Hasher, Signature, SignatureError, SignerKey};
 
 /// The extension of a detached signature beside its sealed file: `FILE.age.sig`.
 pub const SIGNATURE_SUFFIX: &str = ".sig";
@@ -258,7 +258,7 @@ fn decide(require: bool, rejection: Rejection) -> Result<Verdict, Rejection> {
 /// reading.
 pub fn sign_file(key: &SigningKey, file: &File) -> io::Result<Signature> {
     let mut hasher = Hasher::new();
-    let mut reader = crate::chunks::ReadAt::new(file, 0);
+    let mut reader = crate::engine::chunks::ReadAt::new(file, 0);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match reader.read(&mut buf) {
@@ -338,7 +338,7 @@ impl<R: Read> Read for HashingReader<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sshsig::{binding_stanza, SigningKey};
+    use crate::signing::sshsig::{binding_stanza, SigningKey};
 
     fn policy(list: &str, require: bool) -> Policy {
         Policy {

@@ -47,7 +47,7 @@
 //! naming anyone, but a signature still needs the client's private key.
 //!
 //! Which signer is *allowed* is not this module's business: see
-//! [`crate::allowed_signers`]. This module only answers "did the holder of this key sign
+//! [`crate::signing::allowed_signers`]. This module only answers "did the holder of this key sign
 //! exactly these bytes, for seal?".
 
 use std::fmt;
@@ -57,12 +57,12 @@ use ssh_key::public::KeyData;
 use ssh_key::{HashAlg, LineEnding, SshSig};
 use zeroize::Zeroizing;
 
-use crate::encrypt::Encryptor;
+use crate::engine::encrypt::Encryptor;
 use crate::error::{EncryptError, KeyError};
 use crate::format::Stanza;
+use crate::keys::recipient::Recipient;
+use crate::keys::ssh::Passphrase;
 use crate::primitives::rsa::{self, RsaKeyError, SignatureHash, MAX_BITS, MIN_BITS};
-use crate::recipient::Recipient;
-use crate::ssh::Passphrase;
 
 /// The SSHSIG namespace of every seal signature: `ssh-keygen -Y verify -n seal`.
 pub const NAMESPACE: &str = "seal";
@@ -267,7 +267,7 @@ impl SigningKey {
     /// sign with `rsa-sha2-512`, as `ssh-keygen -Y sign` does).
     pub fn from_openssh(pem: &str, passphrase: Passphrase<'_>) -> Result<SigningKey, KeyError> {
         let mut key = ssh_key::PrivateKey::from_openssh(pem)
-            .map_err(|_| crate::ssh::unparsed_private_key(pem))?;
+            .map_err(|_| crate::keys::ssh::unparsed_private_key(pem))?;
         if !matches!(
             key.algorithm(),
             ssh_key::Algorithm::Ed25519 | ssh_key::Algorithm::Rsa { .. }
@@ -575,7 +575,7 @@ fn rsa_signing_key(k: &ssh_key::private::RsaKeypair) -> Result<rsa::PrivateKey, 
     let (n, e) = (num(&k.public.n)?, num(&k.public.e)?);
     let (d, p, q) = (num(&k.private.d)?, num(&k.private.p)?, num(&k.private.q)?);
     rsa::PrivateKey::from_components(n, e, d, p, q)
-        .map_err(|e| crate::ssh::rsa_key_error(e, "OpenSSH private key"))
+        .map_err(|e| crate::keys::ssh::rsa_key_error(e, "OpenSSH private key"))
 }
 
 /// The public key of an `ssh-rsa` signer, refused outside [`MIN_BITS`]..=[`MAX_BITS`].
@@ -718,7 +718,7 @@ mod tests {
         }
     }
 
-    const RSA2048: &str = include_str!("../testdata/keys/rsa2048");
+    const RSA2048: &str = include_str!("../../testdata/keys/rsa2048");
 
     fn rsa_key(pem: &str) -> SigningKey {
         SigningKey::from_openssh(pem, &mut no_passphrase).unwrap()
@@ -834,9 +834,10 @@ mod tests {
 
     #[test]
     fn small_rsa_keys_are_refused_by_size() {
-        let public =
-            ssh_key::PublicKey::from_openssh(include_str!("../testdata/keys/rsa1024.pub").trim())
-                .unwrap();
+        let public = ssh_key::PublicKey::from_openssh(
+            include_str!("../../testdata/keys/rsa1024.pub").trim(),
+        )
+        .unwrap();
         let raw = ssh_key::Signature::new(
             ssh_key::Algorithm::Rsa {
                 hash: Some(HashAlg::Sha512),
@@ -852,10 +853,12 @@ mod tests {
             err.to_string(),
             "RSA key of 1024 bits is too small for a signature (at least 2048)"
         );
-        let err =
-            SigningKey::from_openssh(include_str!("../testdata/keys/rsa1024"), &mut no_passphrase)
-                .err()
-                .unwrap();
+        let err = SigningKey::from_openssh(
+            include_str!("../../testdata/keys/rsa1024"),
+            &mut no_passphrase,
+        )
+        .err()
+        .unwrap();
         assert!(err.to_string().contains("1024 bits"), "{err}");
     }
 

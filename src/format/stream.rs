@@ -4,15 +4,15 @@
 //! ChaCha20-Poly1305 under a nonce that is the 11-byte big-endian chunk index plus a flag byte
 //! (1 on the last chunk). Because the nonce is a pure function of the index, and the payload
 //! size alone says where every chunk is and which one is last, chunks can be processed in any
-//! order: the parallel paths (`src/parallel.rs`) schedule the same chunk calls across threads.
+//! order: the parallel paths (`src/engine/parallel.rs`) schedule the same chunk calls across threads.
 
 use std::io::{self, Read, Write};
 
 use rand_core::{OsRng, RngCore};
 
 use crate::error::DecryptError;
+use crate::keys::recipient::FileKey;
 use crate::primitives::{hkdf, Aead, ChunkAead, TAG_SIZE};
-use crate::recipient::FileKey;
 
 /// Plaintext bytes per chunk.
 pub const CHUNK_SIZE: usize = 64 * 1024;

@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::error::{DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
-use crate::keytext;
+use crate::keys::keytext;
+use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
 use crate::primitives::{hkdf, open_once, seal_once, x25519, x25519_base};
-use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
 use crate::shown;
 
 const STANZA_KIND: &str = "X25519";
@@ -159,7 +159,7 @@ impl FromStr for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipient::{Identity as _, Recipient as _};
+    use crate::keys::recipient::{Identity as _, Recipient as _};
     use bech32::{Bech32, Hrp};
 
     #[test]

@@ -35,11 +35,11 @@ use zeroize::Zeroizing;
 
 use crate::error::{DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
-use crate::hpke::Suite;
-use crate::keytext;
-use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
+use crate::keys::hpke::Suite;
+use crate::keys::keytext;
+use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
+use crate::keys::xwing::{self, DecapsulationKey, EncapsulationKey};
 use crate::shown;
-use crate::xwing::{self, DecapsulationKey, EncapsulationKey};
 
 const STANZA_KIND: &str = "mlkem768x25519";
 const INFO: &[u8] = b"age-encryption.org/mlkem768x25519";
@@ -188,9 +188,9 @@ impl FromStr for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipient::{Identity as _, Recipient as _};
+    use crate::keys::recipient::{Identity as _, Recipient as _};
 
-    const SPEC_EXAMPLE: &str = include_str!("../testdata/pq/spec-example.key");
+    const SPEC_EXAMPLE: &str = include_str!("../../testdata/pq/spec-example.key");
 
     #[test]
     fn the_spec_example_key_gives_the_spec_example_recipient() {
@@ -232,15 +232,15 @@ mod tests {
         assert!(public.parse::<Identity>().is_err());
         assert!(secret.parse::<Recipient>().is_err());
         // Classical keys are not post-quantum keys, and the other way round.
-        let classic = crate::x25519::Identity::generate();
+        let classic = crate::keys::x25519::Identity::generate();
         assert!(classic
             .to_public()
             .to_string()
             .parse::<Recipient>()
             .is_err());
         assert!(classic.to_secret_string().parse::<Identity>().is_err());
-        assert!(secret.parse::<crate::x25519::Identity>().is_err());
-        assert!(public.parse::<crate::x25519::Recipient>().is_err());
+        assert!(secret.parse::<crate::keys::x25519::Identity>().is_err());
+        assert!(public.parse::<crate::keys::x25519::Recipient>().is_err());
 
         for at in [10, 1000, 1950] {
             let mut typo = public.clone();
@@ -288,7 +288,7 @@ mod tests {
         let got = id.unwrap_stanza(stanza).unwrap().unwrap();
         assert_eq!(got.expose_secret(), key.expose_secret());
         assert!(Identity::generate().unwrap_stanza(stanza).is_none());
-        let classic = crate::x25519::Identity::generate();
+        let classic = crate::keys::x25519::Identity::generate();
         assert!(classic.unwrap_stanza(stanza).is_none());
         assert!(id
             .unwrap_stanza(&classic.to_public().wrap(&key)[0])
@@ -360,7 +360,7 @@ mod tests {
     fn post_quantum_recipients_carry_their_label() {
         let pq = Identity::generate().to_public();
         assert_eq!(pq.labels(), BTreeSet::from([POST_QUANTUM.to_string()]));
-        let classic = crate::x25519::Identity::generate().to_public();
+        let classic = crate::keys::x25519::Identity::generate().to_public();
         assert!(classic.labels().is_empty());
     }
 }

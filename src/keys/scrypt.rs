@@ -24,8 +24,8 @@ use zeroize::Zeroizing;
 
 use crate::error::DecryptError;
 use crate::format::{decode_arg, encode_arg, Stanza};
+use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
 use crate::primitives::{open_once, seal_once};
-use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
 
 mod budget;
 
@@ -188,7 +188,7 @@ impl fmt::Debug for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipient::{Identity as _, Recipient as _};
+    use crate::keys::recipient::{Identity as _, Recipient as _};
 
     fn pass(s: &str) -> Zeroizing<String> {
         Zeroizing::new(s.to_string())

@@ -16,11 +16,11 @@ use std::io::{self, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread;
 
+use crate::engine::parallel;
+use crate::engine::parallel::sizes::{PIPELINE_BUFFERS, PIPELINE_WINDOW_CHUNKS};
 use crate::error::{DecryptError, StreamError};
-use crate::parallel;
-use crate::parallel::sizes::{PIPELINE_BUFFERS, PIPELINE_WINDOW_CHUNKS};
+use crate::format::stream::{PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 use crate::primitives::TAG_SIZE;
-use crate::stream::{PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 
 /// Decrypts the chunks of `input` (after the payload nonce) into `output`, each window on
 /// the current pool of `threads`.
@@ -66,7 +66,7 @@ pub fn seal<R: Read + Send, W: Write + Send>(
 }
 
 /// The plaintext size of a window of ciphertext that starts at chunk `first`, or why it is
-/// not a valid size: the same rules as [`crate::stream::plaintext_len`], per window.
+/// not a valid size: the same rules as [`crate::format::stream::plaintext_len`], per window.
 fn window_plaintext_len(first: u64, last: bool, len: usize) -> Result<usize, DecryptError> {
     if !last {
         return Ok(len - PIPELINE_WINDOW_CHUNKS * TAG_SIZE);
@@ -219,8 +219,8 @@ fn write_windows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipient::FileKey;
-    use crate::stream::{StreamReader, NONCE_SIZE};
+    use crate::format::stream::{StreamReader, NONCE_SIZE};
+    use crate::keys::recipient::FileKey;
 
     /// The thread count of the pool the tests run in, as a public entry point reads it.
     fn threads() -> usize {
@@ -262,7 +262,7 @@ mod tests {
             seal(&cipher(), Dribble(&plaintext, 0), &mut sealed, threads()).unwrap();
             assert_eq!(
                 sealed.len() as u64,
-                crate::stream::encrypted_len(len as u64)
+                crate::format::stream::encrypted_len(len as u64)
             );
 
             let mut opened = Vec::new();

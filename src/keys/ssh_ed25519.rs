@@ -21,9 +21,9 @@ use zeroize::Zeroizing;
 
 use crate::error::DecryptError;
 use crate::format::{decode_arg, encode_arg, Stanza};
+use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
+use crate::keys::ssh_wire;
 use crate::primitives::{hkdf, open_once, seal_once, x25519, x25519_base};
-use crate::recipient::{self, FileKey, FILE_KEY_SIZE};
-use crate::ssh_wire;
 
 const STANZA_KIND: &str = "ssh-ed25519";
 const LABEL: &[u8] = b"age-encryption.org/v1/ssh-ed25519";
@@ -170,7 +170,7 @@ impl recipient::Identity for Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipient::{Identity as _, Recipient as _};
+    use crate::keys::recipient::{Identity as _, Recipient as _};
 
     #[test]
     fn wrap_then_unwrap_only_for_the_tagged_key() {

@@ -28,7 +28,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::shown;
-use crate::sshsig::{SignerKey, NAMESPACE};
+use crate::signing::sshsig::{SignerKey, NAMESPACE};
 
 /// A parsed allowed-signers list.
 #[derive(Debug, Clone)]
@@ -200,7 +200,9 @@ fn parse_line(line: usize, text: &str) -> Result<Entry, String> {
     // Whatever follows is a comment.
 
     // Key types OpenSSH allows in the list that seal does not verify signatures of.
-    if crate::ssh::OTHER_TYPES.contains(&key_type) || key_type.ends_with("-cert-v01@openssh.com") {
+    if crate::keys::ssh::OTHER_TYPES.contains(&key_type)
+        || key_type.ends_with("-cert-v01@openssh.com")
+    {
         return Ok(entry);
     }
     let key = SignerKey::from_openssh(&format!("{key_type} {key_body}"))
@@ -418,7 +420,7 @@ fn unquote(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sshsig::SigningKey;
+    use crate::signing::sshsig::SigningKey;
     use std::time::Duration;
 
     fn at(text: &str) -> SystemTime {
