@@ -63,17 +63,12 @@ pub use engine::decrypt::{
     SealedFile, SealedSlice,
 };
 pub use engine::encrypt::{encrypt, Encryptor};
+pub use engine::{Hash, Progress};
 pub use error::{DecryptError, EncryptError, KeyError, StreamError};
 pub use format::{armor, stream};
 pub use keys::recipient::{self, FileKey, Identity, Recipient};
 pub use keys::{pq, scrypt, ssh, ssh_ed25519, ssh_rsa, x25519};
 pub use signing::{allowed_signers, sender, sshsig};
-
-/// A progress callback of the file paths: plaintext bytes just finished, from any thread.
-pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
-
-/// Something that sees every sealed byte of a file in order: a signature's hash.
-pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);
 
 /// Not API: what the crate's own binaries, benches and tests reach inside it. May change or
 /// go away in any release, without notice.

@@ -9,13 +9,13 @@ use zeroize::Zeroizing;
 use crate::engine::chunks::{self, Chunks};
 use crate::engine::mmap::MappedOutput;
 use crate::engine::{parallel, pipeline};
+use crate::engine::{Hash, Progress};
 use crate::error::{DecryptError, StreamError};
 use crate::format::armor::{self, ArmorError, ArmoredReader};
 use crate::format::stream::{PayloadCipher, StreamReader, CHUNK_SIZE, NONCE_SIZE};
 use crate::format::Header;
 use crate::keys::recipient::{FileKey, Identity};
 use crate::primitives::{hkdf, hmac_verify};
-use crate::{Hash, Progress};
 
 /// Finds the file key: each identity tries each stanza; the first that opens one wins, and
 /// the header MAC must then verify under that key. A header whose passphrase stanza has

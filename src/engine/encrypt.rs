@@ -8,12 +8,13 @@ use crate::engine::chunks::Chunks;
 use crate::engine::mmap::{self, MappedOutput};
 use crate::engine::parallel;
 use crate::engine::pipeline;
+use crate::engine::{Hash, Progress};
 use crate::error::{EncryptError, StreamError};
 use crate::format::stream::{self, PayloadCipher, StreamWriter, CHUNK_SIZE, NONCE_SIZE};
 use crate::format::{Header, Stanza};
 use crate::keys::recipient::{self, FileKey, Recipient};
 use crate::primitives::{hkdf, hmac};
-use crate::{Hash, MappedFile, Progress};
+use crate::MappedFile;
 
 /// A file about to be sealed: its file key and header are chosen, its payload not yet written.
 ///

@@ -16,3 +16,9 @@ pub(crate) mod encrypt;
 pub(crate) mod mmap;
 pub(crate) mod parallel;
 pub(crate) mod pipeline;
+
+/// A progress callback of the file paths: plaintext bytes just finished, from any thread.
+pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
+
+/// Something that sees every sealed byte of a file in order: a signature's hash.
+pub type Hash<'a> = &'a mut (dyn FnMut(&[u8]) + Send);

@@ -19,10 +19,10 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::engine::chunks::Chunks;
+pub(crate) use crate::engine::{Hash, Progress};
 use crate::error::{DecryptError, StreamError};
 use crate::format::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
 use crate::primitives::TAG_SIZE;
-pub(crate) use crate::{Hash, Progress};
 
 mod in_order;
 pub(crate) mod sizes;

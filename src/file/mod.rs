@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::engine::{Hash, Progress};
 use crate::error::{DecryptError, StreamError};
 use crate::format::armor::{self, ArmoredWriter};
 use crate::format::Stanza;
@@ -32,7 +33,6 @@ use crate::keys::recipient::Identity;
 use crate::signing::sender::{sign_file, FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX};
 use crate::signing::sshsig::{Digest, Hasher, SigningKey};
 use crate::{Decryptor, Encryptor, MappedFile, SealedFile, SealedSlice};
-use crate::{Hash, Progress};
 
 mod error;
 pub mod staging;
