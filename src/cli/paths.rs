@@ -6,7 +6,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::failure::{ExitCode, Failure};
-use super::interrupts::Tracked;
+use super::interrupts::{Streamed, Tracked};
 use crate::file::{self, staging, Dir, FileError, FileId};
 
 /// What standard input and output are called in messages.
@@ -119,8 +119,61 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The input's path, if it is a file.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Source::File(path) => Some(path),
+            Source::Stdin => None,
+        }
+    }
+
+    /// What messages call the input.
+    pub fn name(&self) -> &Path {
+        self.path().unwrap_or(Path::new(STDIN))
+    }
+
+    /// Opens the input; a directory is refused with a clear message.
+    pub fn open(&self) -> Result<Opened, Failure> {
+        let file = match self.path() {
+            Some(path) => Some(open_input(path)?),
+            None => None,
+        };
+        Ok(Opened { file, stdin: None })
+    }
+}
+
+/// The input of a single-file command, open: a file and its metadata, or standard input.
+pub struct Opened {
+    file: Option<(File, Metadata)>,
+    stdin: Option<io::Stdin>,
+}
+
+impl Opened {
+    /// The file's metadata (from `fstat` of the file read); none for standard input.
+    pub fn meta(&self) -> Option<&Metadata> {
+        self.file.as_ref().map(|(_, meta)| meta)
+    }
+
+    /// A progress bar over the input (`name` in messages).
+    pub fn progress(&self, quiet: bool, name: &Path) -> super::progress::Progress {
+        match self.meta() {
+            Some(meta) => super::progress::Progress::for_file(quiet, meta, name),
+            None => super::progress::Progress::new(quiet, None, STDIN),
+        }
+    }
+
+    /// The input, for the engine.
+    pub fn input(&mut self) -> file::Input<'_> {
+        match &self.file {
+            Some((file, meta)) => file::Input::File(file, meta),
+            None => file::Input::Stream(self.stdin.insert(stdin())),
+        }
+    }
+}
+
 /// Opens an input file; directories are refused with a clear message.
-pub fn open_input(path: &Path) -> Result<(File, Metadata), Failure> {
+fn open_input(path: &Path) -> Result<(File, Metadata), Failure> {
     let file = File::open(path).map_err(|e| Failure::io(path, &e))?;
     let meta = file.metadata().map_err(|e| Failure::io(path, &e))?;
     if meta.is_dir() {
@@ -276,6 +329,25 @@ impl Destination {
                 Ok(Destination::File(target))
             }
             None => Ok(Destination::Stdout),
+        }
+    }
+
+    /// The engine's output: the staged file, or standard output, as `stdout` wraps it, kept
+    /// in `slot` and counted for the message of a signal.
+    pub fn output<'a>(
+        &'a self,
+        slot: &'a mut Option<Streamed<Box<dyn io::Write + Send>>>,
+        stdout: impl FnOnce(File) -> Box<dyn io::Write + Send>,
+    ) -> Result<file::Output<'a>, Failure> {
+        match self {
+            Destination::File(target) => Ok(target.output()),
+            Destination::Stdout => {
+                let writer = slot.insert(Streamed::new(stdout(stdout_file()?)));
+                Ok(file::Output::Stream {
+                    writer,
+                    name: STDOUT.as_ref(),
+                })
+            }
         }
     }
 

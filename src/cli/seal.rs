@@ -6,11 +6,8 @@ use clap::Parser;
 
 use super::batch;
 use super::failure::Failure;
-use super::interrupts::Streamed;
 use super::passphrase;
-use super::paths::{file_outcome, open_input, stdin, stdout_file, Destination, Source};
-use super::paths::{STDIN, STDOUT};
-use super::progress::Progress;
+use super::paths::{file_outcome, Destination, Source};
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
@@ -206,45 +203,25 @@ pub fn seal(args: Args) -> Result<(), Failure> {
         Some(key) => Encryptor::new_signed_by(&recipients, &key.public_key())?,
     };
 
-    let (input_path, input_name) = match &source {
-        Source::File(path) => (Some(path.as_path()), path.as_path()),
-        Source::Stdin => (None, Path::new(STDIN)),
-    };
-    let opened = input_path.map(open_input).transpose()?;
-    let progress = match &opened {
-        Some((_, meta)) => Progress::for_file(quiet, meta, input_name),
-        None => Progress::new(quiet, None, STDIN),
-    };
+    let mut opened = source.open()?;
+    let progress = opened.progress(quiet, source.name());
     let tick = |n| progress.add(n);
-    let mut stdin = stdin();
-    let input = match &opened {
-        Some((file, meta)) => file::Input::File(file, meta),
-        None => file::Input::Stream(&mut stdin),
-    };
-    let mut stdout;
-    let output = match &destination {
-        Destination::File(target) => target.output(),
-        Destination::Stdout => {
-            stdout = Streamed::new(stdout_file()?);
-            file::Output::Stream {
-                writer: &mut stdout,
-                name: STDOUT.as_ref(),
-            }
-        }
-    };
+    let mut stdout = None;
+    let output = destination.output(&mut stdout, |out| Box::new(out))?;
     let sealing = file::Sealing {
         encryptor,
         signer: signer.as_ref(),
         armor: args.armor,
     };
     let positioned = !args.shared.no_mmap;
+    let input = opened.input();
     let result = in_pool(args.shared.threads, || {
         file::seal(input, output, sealing, positioned, &tick)
     })?;
-    file_outcome(result, input_name)?;
+    file_outcome(result, source.name())?;
     drop(progress);
-    match (&source, &destination, &opened) {
-        (Source::File(path), Destination::File(target), Some((_, meta))) => {
+    match (&source, &destination, opened.meta()) {
+        (Source::File(path), Destination::File(target), Some(meta)) => {
             batch::remove_single(&args.batch, (path, meta), target.path(), false)
         }
         _ => Ok(()),

@@ -7,11 +7,8 @@ use clap::Parser;
 
 use super::batch;
 use super::failure::{ExitCode, Failure};
-use super::interrupts::Streamed;
 use super::passphrase::{self, Passphrase};
-use super::paths::{file_outcome, open_input, stdin, stdout_file, Destination, Refusal, Source};
-use super::paths::{STDIN, STDOUT};
-use super::progress::Progress;
+use super::paths::{file_outcome, Destination, Refusal, Source, STDIN};
 use super::senders::{self, Senders};
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
@@ -201,43 +198,25 @@ fn open(
         &source,
     )?;
     batch::check_remove_source(&args.batch, &source, &destination)?;
-    let (input_path, input_name) = match &source {
-        Source::File(path) => (Some(path.as_path()), path.as_path()),
-        Source::Stdin => (None, Path::new(STDIN)),
-    };
+    let input_name = source.name();
     // The signature is found and looked up before the input is read: an unsigned or
     // unknown sender is refused before any decryption.
     let sender = match senders {
-        Some(senders) => Some(senders.file(input_path, input_name)?),
+        Some(senders) => Some(senders.file(source.path(), input_name)?),
         None => None,
     };
     if matches!(destination, Destination::Stdout) {
         refuse_unchecked_stream(sender.as_ref())?;
     }
-    let opened = input_path.map(open_input).transpose()?;
-    let progress = match &opened {
-        Some((_, meta)) => Progress::for_file(quiet, meta, input_name),
-        None => Progress::new(quiet, None, STDIN),
-    };
+    let mut opened = source.open()?;
+    let progress = opened.progress(quiet, input_name);
     let tick = |n| progress.add(n);
-    let mut stdin = stdin();
-    let input = match &opened {
-        Some((file, meta)) => file::Input::File(file, meta),
-        None => file::Input::Stream(&mut stdin),
-    };
-    let mut stdout;
-    let output = match &destination {
-        Destination::File(target) => target.output(),
-        Destination::Stdout => {
-            stdout = Streamed::new(TextOnly::new(stdout_file()?, io::stdout().is_terminal()));
-            file::Output::Stream {
-                writer: &mut stdout,
-                name: STDOUT.as_ref(),
-            }
-        }
-    };
+    let mut stdout = None;
+    let terminal = io::stdout().is_terminal();
+    let output = destination.output(&mut stdout, |out| Box::new(TextOnly::new(out, terminal)))?;
     let opening = file::Opening { identities, sender };
     let positioned = !args.shared.no_mmap;
+    let input = opened.input();
     let result = in_pool(args.shared.threads, || {
         file::open(input, output, opening, positioned, &tick)
     })?;
@@ -246,8 +225,8 @@ fn open(
     if let (Some(senders), Some(verdict)) = (senders, &verdict) {
         senders.report(input_name, verdict);
     }
-    match (&source, &destination, &opened) {
-        (Source::File(path), Destination::File(target), Some((_, meta))) => {
+    match (&source, &destination, opened.meta()) {
+        (Source::File(path), Destination::File(target), Some(meta)) => {
             // A checked signature goes with its file.
             let output = target.path();
             batch::remove_single(&args.batch, (path, meta), output, senders.is_some())

@@ -136,14 +136,16 @@ fn an_interrupted_stream_to_standard_output_says_how_much_went_out_and_that_it_i
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&sealed[..sealed.len() / 2]).unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 1];
+    // Some plaintext has gone out, and the writes that carried it have returned.
+    let mut first = vec![0u8; 1 << 20];
     stdout.read_exact(&mut first).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
     send_signal(&child, "INT");
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();
     let output = child.wait_with_output().unwrap();
     drop(stdin);
-    let received = 1 + rest.len() as u64;
+    let received = (first.len() + rest.len()) as u64;
     assert_eq!(output.status.code(), Some(EXIT_INTERRUPTED));
     let stderr = String::from_utf8(output.stderr).unwrap();
     let (message, count) = stderr
