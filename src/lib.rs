@@ -9,6 +9,8 @@
 //! - [`Encryptor`] / [`Decryptor`]: streaming `Write` and `Read`.
 //! - [`SealedSlice`] (in memory) and [`SealedFile`] (on disk, each byte read once): random
 //!   access to a sealed file, for parallel decryption straight into an output file.
+//! - [`file::seal_path`] / [`file::open_path`]: one file named by path, whole or not at all,
+//!   as the `seal` and `unseal` commands do it.
 //! - [`batch`]: whole directory trees, every file on one pool, one report per file.
 //! - [`sshsig`], [`allowed_signers`], [`sender`]: who sent a file, by client-key signatures.
 //! - [`scrypt`]: passphrases instead of keys; [`armor`]: the ASCII armor, which
@@ -41,7 +43,7 @@ pub mod signing;
 mod engine;
 
 // One file, sealed or opened whole or not at all: the engine under single files and batches.
-mod file;
+pub mod file;
 
 // Whole trees: walk, plan, run every file on one pool.
 pub mod batch;

@@ -822,3 +822,105 @@ fn debug_output_never_shows_key_material() {
 fn base64_of(bytes: &[u8]) -> String {
     seal::format::encode_arg(bytes)
 }
+
+#[test]
+fn one_file_by_path_seals_signed_and_opens_only_from_an_allowed_sender() {
+    use seal::allowed_signers::AllowedSigners;
+    use seal::file::{open_path, seal_path, FileError, Options};
+    use seal::sender::{Policy, Verdict};
+    use seal::sshsig::SigningKey;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let plaintext = vec![7u8; (3 << 20) + 5];
+    std::fs::write(path("report"), &plaintext).unwrap();
+    let (server, recipient) = key();
+    let alice = SigningKey::generate_ed25519("alice");
+    let mut options = Options::new();
+    options.signer = Some(&alice);
+    seal_path(
+        &path("report"),
+        &path("report.age"),
+        &[&recipient],
+        &options,
+    )
+    .unwrap();
+    assert!(path("report.age.sig").is_file());
+
+    let line = format!("alice {}", alice.public_key().to_openssh());
+    let policy = |line: &str| Policy {
+        allowed: AllowedSigners::parse(line).unwrap(),
+        require: true,
+        now: std::time::SystemTime::now(),
+    };
+    let (allowed, other) = (policy(&line), policy(""));
+    let mut options = Options::new();
+    options.senders = Some(&allowed);
+    let verdict = open_path(&path("report.age"), &path("out"), &[&server], &options).unwrap();
+    assert!(matches!(verdict, Some(Verdict::Signed(s)) if s.principals == ["alice"]));
+    assert_eq!(std::fs::read(path("out")).unwrap(), plaintext);
+
+    // A sender not on the list, the wrong key, an existing output, the input itself: refused,
+    // and nothing new in the directory.
+    let before: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    options.senders = Some(&other);
+    let e = open_path(&path("report.age"), &path("out2"), &[&server], &options).unwrap_err();
+    assert!(matches!(e, FileError::Sender(_)), "{e}");
+    let (stranger, _) = key();
+    let e = open_path(
+        &path("report.age"),
+        &path("out2"),
+        &[&stranger],
+        &Options::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, FileError::Decrypt(seal::DecryptError::NoMatch { .. })),
+        "{e}"
+    );
+    let e = open_path(
+        &path("report.age"),
+        &path("out"),
+        &[&server],
+        &Options::new(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, FileError::Write { error, .. } if error.kind() == std::io::ErrorKind::AlreadyExists),
+        "{e}"
+    );
+    let e = seal_path(
+        &path("report"),
+        &path("report"),
+        &[&recipient],
+        &Options::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, FileError::OutputIsInput), "{e}");
+    let after: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn one_file_by_path_removes_what_a_killed_run_into_the_same_output_left() {
+    use seal::file::{open_path, seal_path, Options};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("a"), b"text").unwrap();
+    let (server, recipient) = key();
+    seal_path(&path("a"), &path("a.age"), &[&recipient], &Options::new()).unwrap();
+    // Left by a killed run of this output, and of another one.
+    std::fs::write(path(".b.Ab12Cd.seal-partial"), b"half").unwrap();
+    std::fs::write(path(".c.Ab12Cd.seal-partial"), b"half").unwrap();
+    open_path(&path("a.age"), &path("b"), &[&server], &Options::new()).unwrap();
+    assert_eq!(std::fs::read(path("b")).unwrap(), b"text");
+    assert!(!path(".b.Ab12Cd.seal-partial").exists());
+    assert!(path(".c.Ab12Cd.seal-partial").exists());
+}

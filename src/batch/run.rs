@@ -16,11 +16,9 @@ use rayon::prelude::*;
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, OutputDir};
 use super::{Plan, Report};
 use crate::engine::parallel::Progress;
-use crate::error::EncryptError;
 use crate::file::staging::{self, dir::parent};
 use crate::file::{self, remove_source, Dir, FileId, OutputDirs, Source};
-use crate::signing::sender::{read_signature, signature_path, Verdict};
-use crate::Encryptor;
+use crate::signing::sender::Verdict;
 
 /// Runs `plan` on the current rayon pool and returns one report per file, the files left
 /// out by the plan included, sorted by input path.
@@ -174,14 +172,7 @@ fn one(
     };
     match (keys, options.direction) {
         (Keys::Recipients(recipients), Direction::Seal) => {
-            let encryptor = match &options.signer {
-                None => Encryptor::new(recipients),
-                Some(key) => Encryptor::new_signed_by(recipients, &key.public_key()),
-            };
-            let encryptor = encryptor.map_err(|e| match e {
-                EncryptError::IncompatibleRecipients => FileError::IncompatibleRecipients(e),
-                _ => FileError::NoRecipients,
-            })?;
+            let encryptor = file::encryptor(recipients, options.signer.as_deref())?;
             let (source, file, meta) = open_input(job, dir)?;
             let sealing = file::Sealing {
                 encryptor,
@@ -193,18 +184,7 @@ fn one(
             Ok((source, meta.len(), None))
         }
         (Keys::Identities(identities), Direction::Unseal) => {
-            // The signature is found and looked up before the input is read: an unsigned
-            // or unknown sender is refused before any decryption.
-            let sender = match &options.senders {
-                Some(policy) => {
-                    let path = signature_path(&job.source);
-                    let text = read_signature(&path).map_err(FileError::ReadSignature)?;
-                    let name = path.display().to_string();
-                    let check = policy.check_file(text.as_deref(), &name);
-                    Some(check.map_err(FileError::Sender)?)
-                }
-                None => None,
-            };
+            let sender = file::sender_check(&job.source, options.senders.as_ref())?;
             let (source, file, meta) = open_input(job, dir)?;
             let opening = file::Opening { identities, sender };
             let input = file::Input::File(&file, &meta);

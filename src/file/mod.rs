@@ -1,22 +1,41 @@
 //! One file, sealed or opened whole or not at all: the engine under the single-file commands,
 //! batch mode and what comes next.
 //!
-//! [`seal`] and [`open`] take an [`Input`] (an open file, or a stream), an [`Output`] (a file
+//! `seal` and `open` take an `Input` (an open file, or a stream), an `Output` (a file
 //! staged in its directory, or a stream) and the keys, and choose the way through by
 //! themselves:
 //!
-//! - a regular file up to [`IN_MEMORY`] bytes is read whole, processed in memory and written
+//! - a regular file up to `IN_MEMORY` (1 MiB) is read whole, processed in memory and written
 //!   with one call: a few system calls and one key wrap or unwrap;
 //! - a larger regular binary file is processed a run of chunks at a time on every thread of
 //!   the current rayon pool, each run read once into private memory
 //!   ([`crate::SealedFile`], [`Encryptor::seal_file`]);
 //! - anything else (a stream, a FIFO, ASCII armor, or `positioned: false`) is streamed.
 //!
-//! A file output appears whole or not at all ([`staging`]): written to a temporary file in
+//! A file output appears whole or not at all (`staging`): written to a temporary file in
 //! its directory, fsync'ed, and renamed into place only once it is complete and, when opening
 //! under a sender policy, once its signature checks out. A file signed by a client key gets
 //! its `.sig` renamed into place first, so the sealed file never appears without it. The
 //! key is unwrapped before the output is created: a file for another key leaves no trace.
+//!
+//! [`seal_path`] and [`open_path`] are the library's way in for one file named by path, as
+//! `seal FILE` and `unseal FILE.age` do it:
+//!
+//! ```
+//! use seal::file::{open_path, seal_path, Options};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (plain, sealed, opened) =
+//!     (dir.path().join("report.csv"), dir.path().join("report.csv.age"), dir.path().join("out.csv"));
+//! std::fs::write(&plain, b"a,b\n1,2\n")?;
+//! let server = seal::x25519::Identity::generate();
+//! seal_path(&plain, &sealed, &[&server.to_public()], &Options::new())?;
+//! open_path(&sealed, &opened, &[&server], &Options::new())?;
+//! assert_eq!(std::fs::read(&opened)?, b"a,b\n1,2\n");
+//! // An existing output is kept unless `force`.
+//! assert!(open_path(&sealed, &opened, &[&server], &Options::new()).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
@@ -26,26 +45,186 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::engine::{Hash, Progress};
-use crate::error::{DecryptError, StreamError};
+use crate::error::{DecryptError, EncryptError, StreamError};
 use crate::format::armor::{self, ArmoredWriter};
 use crate::format::Stanza;
-use crate::keys::recipient::Identity;
-use crate::signing::sender::{sign_file, FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX};
+use crate::keys::recipient::{Identity, Recipient};
+use crate::signing::sender::{read_signature, sign_file, signature_path, Policy};
+use crate::signing::sender::{FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX};
 use crate::signing::sshsig::{Digest, Hasher, SigningKey};
 use crate::{Decryptor, Encryptor, MappedFile, SealedFile, SealedSlice};
 
 mod error;
-pub mod staging;
+pub(crate) mod staging;
 
 pub use error::FileError;
 use staging::Staged;
-pub use staging::{is_partial_name, Dir, FileId, OutputDirs, Temporaries};
+pub use staging::Temporaries;
+pub(crate) use staging::{is_partial_name, Dir, FileId, OutputDirs};
 
 /// Files up to this size are read into memory whole rather than a run of chunks at a time.
-pub const IN_MEMORY: u64 = 1 << 20;
+pub(crate) const IN_MEMORY: u64 = 1 << 20;
+
+/// How [`seal_path`] and [`open_path`] go about one file.
+#[non_exhaustive]
+pub struct Options<'a> {
+    /// Replace an existing output.
+    pub force: bool,
+    /// Read a large regular input with positioned reads on every thread of the current rayon
+    /// pool (the fastest way); `false` streams it.
+    pub positioned: bool,
+    /// Sealing: sign the sealed file with this client key (`OUTPUT.sig` beside it, put in
+    /// place first) and name it in the header, as `seal --sign-with` does.
+    pub signer: Option<&'a SigningKey>,
+    /// Opening: check the input's signature (`INPUT.sig`) against this policy while it
+    /// decrypts; the output appears only if the check passes.
+    pub senders: Option<&'a Policy>,
+    /// Hears of each temporary file as it appears and goes (e.g. to remove it on a signal).
+    pub temporaries: &'a dyn Temporaries,
+    /// Hears the input bytes done, from any thread.
+    pub progress: Progress<'a>,
+}
+
+impl Options<'_> {
+    /// No force, positioned reads, no signature either way, nobody listening.
+    pub fn new() -> Options<'static> {
+        Options {
+            force: false,
+            positioned: true,
+            signer: None,
+            senders: None,
+            temporaries: &(),
+            progress: &|_| {},
+        }
+    }
+}
+
+/// Seals the file `input` to `recipients` into the new file `output` (replaced only with
+/// [`Options::force`]), which appears whole or not at all; a temporary file that an earlier
+/// run into `output` left behind (killed, or a power loss) is removed first.
+pub fn seal_path(
+    input: &Path,
+    output: &Path,
+    recipients: &[&dyn Recipient],
+    options: &Options<'_>,
+) -> Result<(), FileError> {
+    let encryptor = encryptor(recipients, options.signer)?;
+    let (file, meta) = open_input(input)?;
+    let dir = output_dir(input, output, options.force)?;
+    let sealing = Sealing {
+        encryptor,
+        signer: options.signer,
+        armor: false,
+    };
+    let out = file_output(&dir, output, options);
+    seal(
+        Input::File(&file, &meta),
+        out,
+        sealing,
+        options.positioned,
+        options.progress,
+    )
+}
+
+/// Opens the sealed file `input` (binary or armored) with whichever of `identities` unwraps
+/// its key, into the new file `output` (replaced only with [`Options::force`]), which appears
+/// whole or not at all; a temporary file that an earlier run into `output` left behind is
+/// removed first. Under [`Options::senders`], returns who sent it.
+pub fn open_path(
+    input: &Path,
+    output: &Path,
+    identities: &[&dyn Identity],
+    options: &Options<'_>,
+) -> Result<Option<Verdict>, FileError> {
+    let sender = sender_check(input, options.senders)?;
+    let (file, meta) = open_input(input)?;
+    let dir = output_dir(input, output, options.force)?;
+    let opening = Opening { identities, sender };
+    let out = file_output(&dir, output, options);
+    open(
+        Input::File(&file, &meta),
+        out,
+        opening,
+        options.positioned,
+        options.progress,
+    )
+}
+
+/// The encryptor of one file: to `recipients`, naming `signer` in the header if there is one.
+pub(crate) fn encryptor(
+    recipients: &[&dyn Recipient],
+    signer: Option<&SigningKey>,
+) -> Result<Encryptor, FileError> {
+    let encryptor = match signer {
+        None => Encryptor::new(recipients),
+        Some(key) => Encryptor::new_signed_by(recipients, &key.public_key()),
+    };
+    encryptor.map_err(|e| match e {
+        EncryptError::IncompatibleRecipients => FileError::IncompatibleRecipients(e),
+        _ => FileError::NoRecipients,
+    })
+}
+
+/// The sender check of the sealed file at `input` under `policy`, begun: its signature
+/// (`INPUT.sig`) is found and looked up before the input is read, so that an unsigned or
+/// unknown sender is refused before any decryption.
+pub(crate) fn sender_check(
+    input: &Path,
+    policy: Option<&Policy>,
+) -> Result<Option<(FileCheck, Option<Hasher>)>, FileError> {
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let path = signature_path(input);
+    let text = read_signature(&path).map_err(FileError::ReadSignature)?;
+    let name = path.display().to_string();
+    let check = policy.check_file(text.as_deref(), &name);
+    Ok(Some(check.map_err(FileError::Sender)?))
+}
+
+/// Opens an input named by path, which must not be a directory.
+fn open_input(input: &Path) -> Result<(File, Metadata), FileError> {
+    let file = File::open(input).map_err(FileError::Read)?;
+    let meta = file.metadata().map_err(FileError::Read)?;
+    if meta.is_dir() {
+        return Err(FileError::NotAFile);
+    }
+    Ok((file, meta))
+}
+
+/// The directory of `output`, open, once `output` is known not to be `input` itself nor (unless
+/// `force`) an existing file, and cleared of the temporary files of `output` that an earlier
+/// run left.
+fn output_dir(input: &Path, output: &Path, force: bool) -> Result<Dir, FileError> {
+    let write_error = |error| FileError::Write {
+        path: output.to_path_buf(),
+        error,
+    };
+    if let (Ok(a), Ok(b)) = (std::fs::metadata(input), std::fs::metadata(output)) {
+        if FileId::of_metadata(&a) == FileId::of_metadata(&b) {
+            return Err(FileError::OutputIsInput);
+        }
+    }
+    if !force && output.symlink_metadata().is_ok() {
+        return Err(write_error(io::ErrorKind::AlreadyExists.into()));
+    }
+    let (dir, name) = Dir::open_parent(output).map_err(write_error)?;
+    staging::remove_stale_of(&dir, &name).map_err(write_error)?;
+    Ok(dir)
+}
+
+fn file_output<'a>(dir: &'a Dir, output: &'a Path, options: &Options<'a>) -> Output<'a> {
+    Output::File {
+        dir,
+        name: output.file_name().unwrap_or_default(),
+        path: output,
+        force: options.force,
+        temporaries: options.temporaries,
+    }
+}
 
 /// What to seal or open.
-pub enum Input<'a> {
+pub(crate) enum Input<'a> {
     /// An open file and its metadata (from `fstat` of that file): a regular file takes the
     /// fastest way; anything else (a FIFO, a device) is streamed.
     File(&'a File, &'a Metadata),
@@ -54,7 +233,7 @@ pub enum Input<'a> {
 }
 
 /// Where the output goes.
-pub enum Output<'a> {
+pub(crate) enum Output<'a> {
     /// The file `name` in the directory `dir`, written under a temporary name there and
     /// renamed into place once whole; an existing file is replaced only with `force`.
     /// `temporaries` hears of each temporary file (e.g. to remove it on a signal).
@@ -82,7 +261,7 @@ pub enum Output<'a> {
 }
 
 /// What to seal with.
-pub struct Sealing<'a> {
+pub(crate) struct Sealing<'a> {
     /// The header and file key of this one file (an encryptor seals one file).
     pub encryptor: Encryptor,
     /// Sign the sealed file with this client key (`NAME.sig` beside it). Its public key must
@@ -94,7 +273,7 @@ pub struct Sealing<'a> {
 }
 
 /// What to open with.
-pub struct Opening<'a> {
+pub(crate) struct Opening<'a> {
     /// Whichever of these unwraps the file key.
     pub identities: &'a [&'a dyn Identity],
     /// The sender check, begun ([`crate::signing::sender::Policy::check_file`]) before the input is
@@ -105,7 +284,7 @@ pub struct Opening<'a> {
 
 /// Seals `input` to `output`; `tick` hears the input bytes done. `positioned: false` streams
 /// a regular file too.
-pub fn seal(
+pub(crate) fn seal(
     input: Input<'_>,
     output: Output<'_>,
     sealing: Sealing<'_>,
@@ -185,7 +364,7 @@ fn seal_stream(
 /// Opens `input` to `output`; `tick` hears the input bytes done. Under a sender check, the
 /// output is renamed into place only once the signature checks out; returns its verdict.
 /// `positioned: false` streams a regular file too.
-pub fn open(
+pub(crate) fn open(
     input: Input<'_>,
     output: Output<'_>,
     opening: Opening<'_>,
@@ -488,7 +667,7 @@ impl<'a> Sink<'a> {
 /// The input as it was opened, to remove once its output is safe: its directory (open), its
 /// name there, and the identity of the file read (from `fstat` of the open file).
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// The directory the input is in.
     pub dir: Dir,
     /// The input's name in `dir`.
@@ -505,7 +684,7 @@ pub struct Source {
 /// directory handle, and only if it still refers to the file that was processed: one
 /// swapped in since (another file, a link, the output itself) is left, and this fails.
 /// With `signature`, the source's checked signature (`NAME.sig`) goes with it.
-pub fn remove_source(source: &Source, output_dir: &Dir, signature: bool) -> io::Result<()> {
+pub(crate) fn remove_source(source: &Source, output_dir: &Dir, signature: bool) -> io::Result<()> {
     output_dir.sync()?;
     source
         .dir
