@@ -163,13 +163,13 @@ fn one(
         path: job.output.clone(),
         error: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
     })?;
-    let output = file::Output::File {
+    let output = file::Output::File(file::Target {
         dir,
         name,
         path: &job.output,
         force: options.force,
         temporaries: observer,
-    };
+    });
     match (keys, options.direction) {
         (Keys::Recipients(recipients), Direction::Seal) => {
             let encryptor = file::encryptor(recipients, options.signer.as_deref())?;

@@ -282,13 +282,13 @@ impl Target {
 
     /// The output, for the engine.
     pub fn output(&self) -> file::Output<'_> {
-        file::Output::File {
+        file::Output::File(file::Target {
             dir: &self.dir,
             name: &self.name,
             path: &self.path,
             force: self.force,
             temporaries: &Tracked,
-        }
+        })
     }
 
     /// Refuses an existing signature beside the output (`NAME.sig`) unless forced, and

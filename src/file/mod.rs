@@ -214,13 +214,13 @@ fn output_dir(input: &Path, output: &Path, force: bool) -> Result<Dir, FileError
 }
 
 fn file_output<'a>(dir: &'a Dir, output: &'a Path, options: &Options<'a>) -> Output<'a> {
-    Output::File {
+    Output::File(Target {
         dir,
         name: output.file_name().unwrap_or_default(),
         path: output,
         force: options.force,
         temporaries: options.temporaries,
-    }
+    })
 }
 
 /// What to seal or open.
@@ -232,23 +232,38 @@ pub(crate) enum Input<'a> {
     Stream(&'a mut (dyn Read + Send)),
 }
 
+/// A file output: the file `name` in the directory `dir`, written under a temporary name
+/// there and renamed into place once whole; an existing file is replaced only with `force`.
+/// `temporaries` hears of each temporary file (e.g. to remove it on a signal).
+#[derive(Clone, Copy)]
+pub(crate) struct Target<'a> {
+    /// The output's directory, open.
+    pub dir: &'a Dir,
+    /// The output's name in `dir`.
+    pub name: &'a OsStr,
+    /// The output's path, for errors.
+    pub path: &'a Path,
+    /// Replace an existing file of that name.
+    pub force: bool,
+    /// Hears when a temporary file appears and goes.
+    pub temporaries: &'a dyn Temporaries,
+}
+
+impl<'a> Target<'a> {
+    /// A temporary file in the output's directory for the file `name` there (the output,
+    /// or its signature, whose path is `path`).
+    fn stage(&self, name: &OsStr, path: &Path) -> Result<Staged<'a>, FileError> {
+        Staged::create(self.dir, name, self.temporaries).map_err(|error| FileError::Write {
+            path: path.to_path_buf(),
+            error,
+        })
+    }
+}
+
 /// Where the output goes.
 pub(crate) enum Output<'a> {
-    /// The file `name` in the directory `dir`, written under a temporary name there and
-    /// renamed into place once whole; an existing file is replaced only with `force`.
-    /// `temporaries` hears of each temporary file (e.g. to remove it on a signal).
-    File {
-        /// The output's directory, open.
-        dir: &'a Dir,
-        /// The output's name in `dir`.
-        name: &'a OsStr,
-        /// The output's path, for errors.
-        path: &'a Path,
-        /// Replace an existing file of that name.
-        force: bool,
-        /// Hears when a temporary file appears and goes.
-        temporaries: &'a dyn Temporaries,
-    },
+    /// A file, staged.
+    File(Target<'a>),
     /// A stream, written as the output is made: when opening, only authenticated plaintext
     /// reaches it, but a file that turns out corrupt has sent it the part before the fault.
     /// `name` names it in errors.
@@ -412,7 +427,7 @@ pub(crate) fn open(
             let mut feed = hasher.as_mut().map(|h| |bytes: &[u8]| h.update(bytes));
             let hash = feed.as_mut().map(|f| f as Hash<'_>);
             let result = match &mut out {
-                Sink::File { .. } => {
+                Sink::File(..) => {
                     let staged = out.stage()?;
                     // SAFETY: a temporary file this process just created (mode 0600,
                     // exclusively, locked), which nothing else writes, truncates or resizes
@@ -482,14 +497,7 @@ fn read_error(e: DecryptError) -> FileError {
 /// An [`Output`] as it is written: a file output's temporary file is made when the first
 /// byte is ready to go in.
 enum Sink<'a> {
-    File {
-        dir: &'a Dir,
-        name: &'a OsStr,
-        path: &'a Path,
-        force: bool,
-        temporaries: &'a dyn Temporaries,
-        staged: Option<Staged<'a>>,
-    },
+    File(Target<'a>, Option<Staged<'a>>),
     Stream {
         writer: &'a mut (dyn Write + Send),
         name: &'a Path,
@@ -499,32 +507,19 @@ enum Sink<'a> {
 impl<'a> Sink<'a> {
     fn new(output: Output<'a>) -> Sink<'a> {
         match output {
-            Output::File {
-                dir,
-                name,
-                path,
-                force,
-                temporaries,
-            } => Sink::File {
-                dir,
-                name,
-                path,
-                force,
-                temporaries,
-                staged: None,
-            },
+            Output::File(target) => Sink::File(target, None),
             Output::Stream { writer, name } => Sink::Stream { writer, name },
         }
     }
 
     fn is_file(&self) -> bool {
-        matches!(self, Sink::File { .. })
+        matches!(self, Sink::File(..))
     }
 
     /// The output's path, for errors.
     fn path(&self) -> PathBuf {
         match self {
-            Sink::File { path, .. } => path.to_path_buf(),
+            Sink::File(target, _) => target.path.to_path_buf(),
             Sink::Stream { name, .. } => name.to_path_buf(),
         }
     }
@@ -538,20 +533,11 @@ impl<'a> Sink<'a> {
 
     /// The temporary file of a file output, made now if it is not yet.
     fn stage(&mut self) -> Result<&File, FileError> {
-        let path = self.path();
-        let Sink::File {
-            dir,
-            name,
-            temporaries,
-            staged,
-            ..
-        } = self
-        else {
+        let Sink::File(target, staged) = self else {
             unreachable!("only file outputs are staged");
         };
         if staged.is_none() {
-            let made = Staged::create(dir, name, *temporaries);
-            *staged = Some(made.map_err(|error| FileError::Write { path, error })?);
+            *staged = Some(target.stage(target.name, target.path)?);
         }
         Ok(staged.as_ref().expect("made above").file())
     }
@@ -559,17 +545,14 @@ impl<'a> Sink<'a> {
     /// Where to write: the temporary file, or the stream.
     fn writer(&mut self) -> Result<&mut (dyn Write + Send), FileError> {
         match self {
-            Sink::File { staged, .. } if staged.is_some() => {}
-            Sink::File { .. } => {
+            Sink::File(_, Some(_)) => {}
+            Sink::File(_, None) => {
                 self.stage()?;
             }
             Sink::Stream { writer, .. } => return Ok(*writer),
         }
         match self {
-            Sink::File {
-                staged: Some(staged),
-                ..
-            } => Ok(staged.writer()),
+            Sink::File(_, Some(staged)) => Ok(staged.writer()),
             _ => unreachable!("staged above"),
         }
     }
@@ -596,20 +579,13 @@ impl<'a> Sink<'a> {
             error,
         };
         match self {
-            Sink::File {
-                dir,
-                name,
-                force,
-                temporaries,
-                staged,
-                ..
-            } => {
+            Sink::File(target, staged) => {
                 let staged = match staged {
                     Some(staged) => staged,
                     // Nothing was written (an empty stream can still make an empty file).
-                    None => Staged::create(dir, name, temporaries).map_err(error)?,
+                    None => target.stage(target.name, target.path)?,
                 };
-                staged.commit(force).map_err(error)
+                staged.commit(target.force).map_err(error)
             }
             Sink::Stream { writer, .. } => writer.flush().map_err(error),
         }
@@ -622,15 +598,7 @@ impl<'a> Sink<'a> {
     fn commit_signed(mut self, key: &SigningKey, digest: Option<Digest>) -> Result<(), FileError> {
         let sealed_path = self.path();
         self.stage()?;
-        let Sink::File {
-            dir,
-            name,
-            path,
-            force,
-            temporaries,
-            staged: Some(staged),
-        } = self
-        else {
+        let Sink::File(target, Some(staged)) = self else {
             unreachable!("staged above");
         };
         let signature = match digest {
@@ -641,21 +609,21 @@ impl<'a> Sink<'a> {
             path: sealed_path.clone(),
             error,
         })?;
-        let mut sig_name = name.to_os_string();
+        let mut sig_name = target.name.to_os_string();
         sig_name.push(SIGNATURE_SUFFIX);
-        let sig_path = crate::signing::sender::signature_path(path);
+        let sig_path = signature_path(target.path);
         let sig_error = |error| FileError::Write {
             path: sig_path.clone(),
             error,
         };
-        let mut sig = Staged::create(dir, &sig_name, temporaries).map_err(sig_error)?;
+        let mut sig = target.stage(&sig_name, &sig_path)?;
         sig.writer()
             .write_all(signature.to_pem().as_bytes())
             .map_err(sig_error)?;
-        sig.commit(force).map_err(sig_error)?;
-        staged.commit(force).map_err(|error| {
+        sig.commit(target.force).map_err(sig_error)?;
+        staged.commit(target.force).map_err(|error| {
             // The sealed file could not follow its signature: take the signature back.
-            let _ = dir.remove(&sig_name);
+            let _ = target.dir.remove(&sig_name);
             FileError::Write {
                 path: sealed_path,
                 error,
