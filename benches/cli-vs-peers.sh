@@ -10,6 +10,10 @@
 #   RUNS          timed runs per command (default 5; hyperfine also does 1 warmup run)
 #   RAGE_INSTALL  set to 0 to never run `cargo install rage --locked` when rage is missing
 #   TMPDIR        where to work when /dev/shm lacks room (default /tmp)
+#   WORK_DIR      work in this directory instead (e.g. on an ext4 disk): then, off a tmpfs,
+#                 the tables gain the durable peers (`age ... && sync FILE`) and the disk's
+#                 own durable write of the same bytes (`dd bs=8M conv=fsync`), and two
+#                 columns against them; seal and unseal always fsync their output
 #   NO_HYPERFINE  set to 1 to use the date +%s%N loop even when hyperfine is installed
 #   AWS_LC        set to 0 to skip the second build with the optional aws-lc backend
 #
@@ -96,7 +100,13 @@ NEED_KIB=$((SIZE_MIB * 1024 * 5))
 avail_kib() { df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
 BASE=${TMPDIR:-/tmp}
 ON_TMPFS=no
-if [[ -d /dev/shm && -w /dev/shm ]] && (( $(avail_kib /dev/shm || echo 0) > NEED_KIB )); then
+if [[ -n ${WORK_DIR:-} ]]; then
+    BASE=$WORK_DIR
+    [[ -d $BASE && -w $BASE ]] || { echo "cli-vs-peers: WORK_DIR $BASE is not a writable directory" >&2; exit 1; }
+    (( $(avail_kib "$BASE" || echo 0) > NEED_KIB )) ||
+        { echo "cli-vs-peers: WORK_DIR $BASE lacks $((NEED_KIB / 1024)) MiB free" >&2; exit 1; }
+    [[ $(stat -f -c %T "$BASE") == tmpfs ]] && ON_TMPFS=yes
+elif [[ -d /dev/shm && -w /dev/shm ]] && (( $(avail_kib /dev/shm || echo 0) > NEED_KIB )); then
     BASE=/dev/shm
     ON_TMPFS=yes
 elif (( $(avail_kib "$BASE" || echo 0) <= NEED_KIB )); then
@@ -216,6 +226,18 @@ if [[ -n $UNSEAL_LC ]]; then
         "seal aws-lc -t1" "$(q "$SEAL_LC") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f --threads 1"
     )
 fi
+if [[ $ON_TMPFS == no ]]; then
+    # The same durability as seal and unseal (which fsync their output), and the disk's
+    # ceiling: the same bytes written and made durable, nothing else.
+    DEC+=(
+        "age -d && sync" "$(q "$AGE") -d -i $(q "$KEY") -o $(q "$OUT") $(q "$SEALED_AGE") && sync $(q "$OUT")"
+        "dd conv=fsync" "dd if=$(q "$INPUT") of=$(q "$OUT") bs=8M conv=fsync status=none"
+    )
+    ENC+=(
+        "age -e && sync" "$(q "$AGE") -e -R $(q "$PUB") -o $(q "$OUT") $(q "$INPUT") && sync $(q "$OUT")"
+        "dd conv=fsync" "dd if=$(q "$SEALED_AGE") of=$(q "$OUT") bs=8M conv=fsync status=none"
+    )
+fi
 if [[ -n $RAGE ]]; then
     DEC+=("rage -d" "$(q "$RAGE") -d -i $(q "$KEY") -o $(q "$OUT") $(q "$SEALED_AGE")")
     ENC+=("rage -e" "$(q "$RAGE") -e -R $(q "$PUB") -o $(q "$OUT") $(q "$INPUT")")
@@ -229,25 +251,37 @@ time_phase encrypt "${ENC[@]}"
 # --- Summary ---------------------------------------------------------------------------------
 CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 printf '\n%s MiB input, %s cores (%s), work dir on %s, median of %s runs\n' \
-    "$SIZE_MIB" "$(nproc)" "${CPU:-unknown CPU}" "$([[ $ON_TMPFS == yes ]] && echo tmpfs || echo "$BASE")" "$RUNS"
+    "$SIZE_MIB" "$(nproc)" "${CPU:-unknown CPU}" "$([[ $ON_TMPFS == yes ]] && echo tmpfs || echo "$BASE ($(df -PT "$BASE" | awk 'NR == 2 { print $2 }'))")" "$RUNS"
 RAGE_VERSION="not available"
 [[ -n $RAGE ]] && RAGE_VERSION=$("$RAGE" --version | awk '{ print $2 }')
 printf 'versions: %s; Go age %s; rage %s\n' "$("$UNSEAL" --version)" "$("$AGE" --version)" "$RAGE_VERSION"
 printf 'GB/s = 10^9 plaintext bytes per second; "x age" = Go age median / tool median (>1 is faster)\n'
 printf '"x same mode" = the same against Go age in the same mode: to /dev/null, or through a pipe\n'
+if [[ $ON_TMPFS == no ]]; then
+    printf '"x age+sync" = Go age with its output made durable (age ... && sync FILE) / tool median;\n'
+    printf '"x dd" = the disk ceiling (dd bs=8M conv=fsync of the same bytes) / tool median (1 = at the ceiling)\n'
+fi
 for phase in decrypt encrypt; do
-    awk -F'\t' -v phase="$phase" -v bytes="$SIZE_BYTES" '
+    awk -F'\t' -v phase="$phase" -v bytes="$SIZE_BYTES" -v disk="$([[ $ON_TMPFS == no ]] && echo 1 || echo 0)" '
         function mode(tool) { return tool ~ /null/ ? "null" : tool ~ /^pipe:/ ? "pipe" : "file" }
         $1 == phase { n++; name[n] = $2; median[n] = $3; min[n] = $4; max[n] = $5
-                      if ($2 ~ /^(pipe: )?age -[de]/) same[mode($2)] = $3
-                      if ($2 == "age -d" || $2 == "age -e") base = $3 }
+                      if ($2 ~ /^(pipe: )?age -[de]( >\/dev\/null)?( > out)?$/) same[mode($2)] = $3
+                      if ($2 == "age -d" || $2 == "age -e") base = $3
+                      if ($2 ~ /^age -[de] && sync$/) synced = $3
+                      if ($2 == "dd conv=fsync") ceiling = $3 }
         END {
             printf "\n%s\n", phase
-            printf "| %-20s | %10s | %8s | %8s | %7s | %11s |\n", "tool", "median s", "min s", "GB/s", "x age", "x same mode"
-            printf "|%s|%s|%s|%s|%s|%s|\n", "----------------------", "-----------:", "---------:", "---------:", "--------:", "------------:"
-            for (i = 1; i <= n; i++)
-                printf "| %-20s | %10.3f | %8.3f | %8.2f | %7.2f | %11.2f |\n", name[i], median[i], min[i],
+            printf "| %-20s | %10s | %8s | %8s | %7s | %11s |", "tool", "median s", "min s", "GB/s", "x age", "x same mode"
+            if (disk) printf " %10s | %6s |", "x age+sync", "x dd"
+            printf "\n|%s|%s|%s|%s|%s|%s|", "----------------------", "-----------:", "---------:", "---------:", "--------:", "------------:"
+            if (disk) printf "%s|%s|", "-----------:", "-------:"
+            printf "\n"
+            for (i = 1; i <= n; i++) {
+                printf "| %-20s | %10.3f | %8.3f | %8.2f | %7.2f | %11.2f |", name[i], median[i], min[i],
                     bytes / median[i] / 1e9, base / median[i], same[mode(name[i])] / median[i]
+                if (disk) printf " %10.2f | %6.2f |", synced / median[i], ceiling / median[i]
+                printf "\n"
+            }
         }' "$RESULTS"
 done
 if [[ -z $RAGE ]]; then
