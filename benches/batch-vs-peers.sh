@@ -20,9 +20,13 @@
 #                 age loop); hyperfine also does 1 warmup run of each seal/unseal command
 #   NO_HYPERFINE  set to 1 to time with a date +%s%N loop even when hyperfine is installed
 #   FEATURES      cargo features of the measured build, e.g. aws-lc (built into target/FEATURES)
+#   WORK_DIR      work in this directory instead of /dev/shm (e.g. on an ext4 disk): then, off a
+#                 tmpfs, the small-file table gains Go age with each output made durable
+#                 (`age ... && sync FILE`, as seal and unseal fsync each output) and the disk's
+#                 own ceiling for durable small writes (a loop of `dd conv=fsync`)
 #
-# Everything lives under /dev/shm (a tmpfs), so that the disk is not what is measured; the
-# large-file phase holds the sealed inputs and one output at a time: 2 x LARGE_FILES x
+# Everything lives under /dev/shm (a tmpfs) unless WORK_DIR says otherwise, so that by
+# default the disk is not what is measured; the large-file phase holds the sealed inputs and one output at a time: 2 x LARGE_FILES x
 # LARGE_MIB MiB (the default 1.6 GiB needs 3.2 GiB; LARGE_MIB=64 needs 12.8 GiB of memory),
 # and so does preparing the single file (its plaintext, then its sealed copy).
 # The two large cases are set up and timed one after the other, never both at once.
@@ -85,13 +89,16 @@ say "load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 # --- Work directory --------------------------------------------------------------------------
 avail_mib() { df -Pm "$1" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
 NEED_MIB=$((2 * LARGE_FILES * LARGE_MIB + 3 * SMALL_FILES * (SMALL_KIB + 4) / 1024 + 256))
-[[ -d /dev/shm && -w /dev/shm ]] || { echo "batch-vs-peers: /dev/shm is needed" >&2; exit 1; }
-if (($(avail_mib /dev/shm) < NEED_MIB)); then
-    echo "batch-vs-peers: /dev/shm has $(avail_mib /dev/shm) MiB free, $NEED_MIB MiB needed;" \
+BASE=${WORK_DIR:-/dev/shm}
+[[ -d $BASE && -w $BASE ]] || { echo "batch-vs-peers: $BASE is not a writable directory" >&2; exit 1; }
+if (($(avail_mib "$BASE") < NEED_MIB)); then
+    echo "batch-vs-peers: $BASE has $(avail_mib "$BASE") MiB free, $NEED_MIB MiB needed;" \
         "try a smaller LARGE_MIB" >&2
     exit 1
 fi
-WORK=$(mktemp -d /dev/shm/seal-batch-bench.XXXXXX)
+FS=$(df -PT "$BASE" | awk 'NR == 2 { print $2 }')
+ON_DISK=$([[ $FS == tmpfs ]] && echo no || echo yes)
+WORK=$(mktemp -d "$BASE/seal-batch-bench.XXXXXX")
 cleanup() { rm -rf -- "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -163,6 +170,14 @@ time_cmd "age -e loop" "rm -rf out && mkdir out" \
     "for f in agein/*; do $(q "$AGE") -e -R bench.pub -o \"out/\${f#agein/}.age\" \"\$f\"; done" "$AGE_RUNS"
 time_cmd "age -d loop" "rm -rf out && mkdir out" \
     "for f in agesealed/*; do n=\${f#agesealed/}; $(q "$AGE") -d -i bench.key -o \"out/\${n%.age}\" \"\$f\"; done" "$AGE_RUNS"
+if [[ $ON_DISK == yes ]]; then
+    time_cmd "age -e loop+sync" "rm -rf out && mkdir out" \
+        "for f in agein/*; do o=\"out/\${f#agein/}.age\"; $(q "$AGE") -e -R bench.pub -o \"\$o\" \"\$f\" && sync \"\$o\"; done" "$AGE_RUNS"
+    time_cmd "age -d loop+sync" "rm -rf out && mkdir out" \
+        "for f in agesealed/*; do n=\${f#agesealed/}; o=\"out/\${n%.age}\"; $(q "$AGE") -d -i bench.key -o \"\$o\" \"\$f\" && sync \"\$o\"; done" "$AGE_RUNS"
+    time_cmd "dd loop" "rm -rf out && mkdir out" \
+        "for f in agein/*; do dd if=\"\$f\" of=\"out/\${f#agein/}\" bs=8M conv=fsync status=none; done" "$AGE_RUNS"
+fi
 rm -rf small sealed agein agesealed out
 
 # --- 2. Many large files against one ---------------------------------------------------------
@@ -196,8 +211,8 @@ rm -f one.age one.out
 
 # --- Summary ---------------------------------------------------------------------------------
 CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-printf '\n%s cores (%s), /dev/shm, median of %s runs (age loops: %s); %s; Go age %s\n' \
-    "$(nproc)" "${CPU:-unknown CPU}" "$RUNS" "$AGE_RUNS" "$("$UNSEAL" --version)" "$("$AGE" --version)"
+printf '\n%s cores (%s), %s (%s), median of %s runs (age loops: %s); %s; Go age %s\n' \
+    "$(nproc)" "${CPU:-unknown CPU}" "$BASE" "$FS" "$RUNS" "$AGE_RUNS" "$("$UNSEAL" --version)" "$("$AGE" --version)"
 printf '\nsmall files: %s x %s KiB for seal/unseal, %s of them for the Go age loop\n' \
     "$SMALL_FILES" "$SMALL_KIB" "$AGE_FILES"
 printf '| %-12s | %9s | %11s | %11s | %7s | %s |\n' "direction" "batch s" "batch files/s" "age files/s" "x age" "target 50x"
@@ -211,6 +226,20 @@ for dir in seal unseal; do
             printf "| %-12s | %9.3f | %13.0f | %11.1f | %7.1f | %s |\n", dir, b, bf, af, x, (x >= 50 ? "met" : "NOT met")
         }'
 done
+if [[ $ON_DISK == yes ]]; then
+    printf '\ndurable small files on %s: each output made durable (files/s; "x" = batch / it)\n' "$FS"
+    printf '| %-12s | %13s | %16s | %6s | %16s | %6s |\n' "direction" "batch files/s" "age+sync files/s" "x" "dd fsync files/s" "x"
+    printf '|%s|%s|%s|%s|%s|%s|\n' "--------------" "--------------:" "-----------------:" "-------:" "-----------------:" "-------:"
+    for dir in seal unseal; do
+        flag=-e
+        [[ $dir == unseal ]] && flag=-d
+        awk -v dir="$dir" -v b="$(median "$dir DIR")" -v a="$(median "age $flag loop+sync")" \
+            -v d="$(median "dd loop")" -v n="$SMALL_FILES" -v an="$AGE_FILES" 'BEGIN {
+                bf = n / b; af = an / a; df = an / d
+                printf "| %-12s | %13.0f | %16.1f | %6.1f | %16.1f | %6.2f |\n", dir, bf, af, bf / af, df, bf / df
+            }'
+    done
+fi
 printf '\nlarge files: unseal of %s x %s MiB against one %s MiB file (GB/s = 10^9 bytes/s)\n' \
     "$LARGE_FILES" "$LARGE_MIB" "$TOTAL_MIB"
 awk -v b="$(median "unseal DIR (large)")" -v o="$(median "unseal FILE (one)")" \
