@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::failure::{ExitCode, Failure};
 use super::interrupts::{Streamed, Tracked};
-use crate::file::{self, staging, Dir, FileError, FileId};
+use crate::file::{self, Dir, FileError, FileId};
 
 /// What standard input and output are called in messages.
 pub const STDIN: &str = "standard input";
@@ -96,6 +96,15 @@ impl Refusal {
     }
 }
 
+/// [`file::prepare_output`], its refusals said as the commands say them.
+fn prepare(path: &Path, force: bool) -> Result<(Dir, std::ffi::OsString, Vec<PathBuf>), Failure> {
+    file::prepare_output(path, force).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => already_exists(path),
+        io::ErrorKind::InvalidInput => Failure::usage("not a file name").about(path),
+        _ => Failure::io(path, &e),
+    })
+}
+
 fn already_exists(target: &Path) -> Failure {
     Failure::new(ExitCode::Io, "output file already exists")
         .about(target)
@@ -172,14 +181,12 @@ impl Opened {
     }
 }
 
-/// Opens an input file; directories are refused with a clear message.
+/// Opens an input file ([`file::open_input`]); a directory is refused with a clear message.
 fn open_input(path: &Path) -> Result<(File, Metadata), Failure> {
-    let file = File::open(path).map_err(|e| Failure::io(path, &e))?;
-    let meta = file.metadata().map_err(|e| Failure::io(path, &e))?;
-    if meta.is_dir() {
-        return Err(Failure::usage("is a directory").about(path));
-    }
-    Ok((file, meta))
+    file::open_input(path).map_err(|e| match e {
+        FileError::Read(e) => Failure::io(path, &e),
+        _ => Failure::usage("is a directory").about(path),
+    })
 }
 
 /// Refuses an output that names the input file itself (the same device and inode, also
@@ -242,28 +249,20 @@ impl Target {
     /// earlier run into the same place left behind (killed by SIGKILL, or a power loss),
     /// saying so unless `quiet`.
     fn new(path: PathBuf, force: bool, (program, quiet): (&str, bool)) -> Result<Target, Failure> {
-        if !force && path.symlink_metadata().is_ok() {
-            return Err(already_exists(&path));
-        }
-        let (dir, name) = Dir::open_parent(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidInput => Failure::usage("not a file name").about(&path),
-            _ => Failure::io(&path, &e),
-        })?;
+        let (dir, name, removed) = prepare(&path, force)?;
         let target = Target {
             dir,
             name,
             path,
             force,
         };
-        target.remove_stale(&target.name, (program, quiet));
+        target.say_removed(removed, (program, quiet));
         Ok(target)
     }
 
-    /// Removes the leftover temporary files of the output `name` in this directory.
-    fn remove_stale(&self, name: &std::ffi::OsStr, (program, quiet): (&str, bool)) {
-        // A directory that cannot be listed is no reason to stop: the output may still be
-        // written there.
-        for path in staging::remove_stale_of(&self.dir, name).unwrap_or_default() {
+    /// Says which leftover temporary files beside the output were removed.
+    fn say_removed(&self, removed: Vec<PathBuf>, (program, quiet): (&str, bool)) {
+        for path in removed {
             if !quiet {
                 // Named as the output is: beside it.
                 let path = self
@@ -295,12 +294,8 @@ impl Target {
     /// removes its leftover temporary files: a signed output is two files.
     pub fn check_signature(&self, (program, quiet): (&str, bool)) -> Result<(), Failure> {
         let path = crate::signing::sender::signature_path(&self.path);
-        if !self.force && path.symlink_metadata().is_ok() {
-            return Err(already_exists(&path));
-        }
-        let mut name = self.name.clone();
-        name.push(crate::signing::sender::SIGNATURE_SUFFIX);
-        self.remove_stale(&name, (program, quiet));
+        let (_, _, removed) = prepare(&path, self.force)?;
+        self.say_removed(removed, (program, quiet));
         Ok(())
     }
 }

@@ -110,7 +110,7 @@ pub fn seal_path(
 ) -> Result<(), FileError> {
     let encryptor = encryptor(recipients, options.signer)?;
     let (file, meta) = open_input(input)?;
-    let dir = output_dir(input, output, options.force)?;
+    let dir = output_dir(&meta, output, options.force)?;
     let sealing = Sealing {
         encryptor,
         signer: options.signer,
@@ -138,7 +138,7 @@ pub fn open_path(
 ) -> Result<Option<Verdict>, FileError> {
     let sender = sender_check(input, options.senders)?;
     let (file, meta) = open_input(input)?;
-    let dir = output_dir(input, output, options.force)?;
+    let dir = output_dir(&meta, output, options.force)?;
     let opening = Opening { identities, sender };
     let out = file_output(&dir, output, options);
     open(
@@ -182,8 +182,8 @@ pub(crate) fn sender_check(
     Ok(Some(check.map_err(FileError::Sender)?))
 }
 
-/// Opens an input named by path, which must not be a directory.
-fn open_input(input: &Path) -> Result<(File, Metadata), FileError> {
+/// Opens an input named by path, which must not be a directory (`NotAFile`).
+pub(crate) fn open_input(input: &Path) -> Result<(File, Metadata), FileError> {
     let file = File::open(input).map_err(FileError::Read)?;
     let meta = file.metadata().map_err(FileError::Read)?;
     if meta.is_dir() {
@@ -192,25 +192,37 @@ fn open_input(input: &Path) -> Result<(File, Metadata), FileError> {
     Ok((file, meta))
 }
 
-/// The directory of `output`, open, once `output` is known not to be `input` itself nor (unless
-/// `force`) an existing file, and cleared of the temporary files of `output` that an earlier
-/// run left.
-fn output_dir(input: &Path, output: &Path, force: bool) -> Result<Dir, FileError> {
-    let write_error = |error| FileError::Write {
+/// The directory of `output`, ready ([`prepare_output`]), once `output` is known not to be the
+/// input (`input`: its metadata, from `fstat` of the file opened) itself.
+fn output_dir(input: &Metadata, output: &Path, force: bool) -> Result<Dir, FileError> {
+    let names_input = std::fs::metadata(output)
+        .is_ok_and(|meta| FileId::of_metadata(&meta) == FileId::of_metadata(input));
+    if names_input {
+        return Err(FileError::OutputIsInput);
+    }
+    let (dir, _, _) = prepare_output(output, force).map_err(|error| FileError::Write {
         path: output.to_path_buf(),
         error,
-    };
-    if let (Ok(a), Ok(b)) = (std::fs::metadata(input), std::fs::metadata(output)) {
-        if FileId::of_metadata(&a) == FileId::of_metadata(&b) {
-            return Err(FileError::OutputIsInput);
-        }
-    }
-    if !force && output.symlink_metadata().is_ok() {
-        return Err(write_error(io::ErrorKind::AlreadyExists.into()));
-    }
-    let (dir, name) = Dir::open_parent(output).map_err(write_error)?;
-    staging::remove_stale_of(&dir, &name).map_err(write_error)?;
+    })?;
     Ok(dir)
+}
+
+/// Makes ready to write the file `output`: refuses an existing one unless `force`
+/// (`AlreadyExists`; a race is caught again at the rename), opens its directory
+/// (`InvalidInput` for a path without a file name), and removes the temporary files that an
+/// earlier run into `output` left behind (killed, or a power loss). That clean-up is best
+/// effort: a directory that cannot be listed may still be written. Returns the directory,
+/// the output's name in it, and the temporary files removed.
+pub(crate) fn prepare_output(
+    output: &Path,
+    force: bool,
+) -> io::Result<(Dir, OsString, Vec<PathBuf>)> {
+    if !force && output.symlink_metadata().is_ok() {
+        return Err(io::ErrorKind::AlreadyExists.into());
+    }
+    let (dir, name) = Dir::open_parent(output)?;
+    let removed = staging::remove_stale_of(&dir, &name).unwrap_or_default();
+    Ok((dir, name, removed))
 }
 
 fn file_output<'a>(dir: &'a Dir, output: &'a Path, options: &Options<'a>) -> Output<'a> {
