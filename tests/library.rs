@@ -6,6 +6,9 @@ use std::os::unix::fs::FileExt;
 use std::str::FromStr;
 
 use seal::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
+#[path = "library/crash_points.rs"]
+mod crash_points;
+
 use seal::{
     x25519, DecryptError, Decryptor, Encryptor, Identity, MappedFile, Output, Recipient,
     SealedSlice,

@@ -12,8 +12,11 @@
 //!    once per file. One failing file never stops the others; each gets a [`Report`].
 //!
 //! Outputs appear whole or not at all: each is written to a temporary file beside its target
-//! (`.NAME.XXXXXX.seal-partial`, mode 0600, exclusively locked while written), fsync'ed, and
-//! renamed into place without replacing an existing file unless `force`. A run first removes
+//! (`.NAME.XXXXXX.seal-partial`, mode 0600, exclusively locked while written), and renamed
+//! into place without replacing an existing file unless `force`, once its bytes are on the
+//! disk. Outputs reach the disk in groups (group commit): the bytes of a group's files, then
+//! their renames, then one sync of each directory; only then are they reported done and
+//! their sources removed. A run first removes
 //! the temporary files that an earlier run left behind (after a SIGKILL or a power loss);
 //! one still locked by a live process is left alone. The caller can track temporary files
 //! through an [`Observer`], e.g. to remove them when a signal stops the process.
@@ -89,7 +92,8 @@ pub struct Options {
     pub force: bool,
     /// Follow symbolic links inside the input trees, never to outside the input root.
     pub follow_symlinks: bool,
-    /// Remove each input once its output is written, fsync'ed and renamed into place.
+    /// Remove each input once its output is on the disk: written, synced, renamed into place
+    /// and its directory synced.
     pub remove_source: bool,
     /// Read large inputs with positioned reads on every core (the fastest path); `false`
     /// streams them. (The name is historical: no input is mapped.)
@@ -191,8 +195,8 @@ pub struct Report {
 /// Processed, skipped or failed.
 #[derive(Debug)]
 pub enum Outcome {
-    /// The output was written, fsync'ed and renamed into place (and the source removed, if
-    /// asked).
+    /// The output is on the disk: written, synced, renamed into place and its directory
+    /// synced (and the source removed, if asked).
     Done,
     /// Not processed, for a reason that is not an error.
     Skipped(Skip),

@@ -47,7 +47,8 @@ pub struct Flags {
 
     /// Remove each input once its output is safe
     ///
-    /// Once its output is written, fsync'ed and renamed into place; also for a single file.
+    /// Once its output is on the disk: written, synced and renamed into place, and its
+    /// directory synced; also for a single file.
     #[arg(long)]
     pub remove_source: bool,
 
@@ -118,7 +119,6 @@ pub fn check_remove_source(
 pub fn remove_single(
     flags: &Flags,
     (source, input): (&Path, &Metadata),
-    output: &Path,
     signature: bool,
 ) -> Result<(), Failure> {
     if !flags.remove_source {
@@ -127,7 +127,6 @@ pub fn remove_single(
     let remove = || {
         let (dir, name) = Dir::open_parent(source)?;
         let id = FileId::of_metadata(input);
-        let (output_dir, _) = Dir::open_parent(output)?;
         // The operator named the input: it may be a symbolic link to the file read.
         let opened = crate::file::Source {
             dir,
@@ -135,7 +134,7 @@ pub fn remove_single(
             id,
             follow: true,
         };
-        crate::file::remove_source(&opened, &output_dir, signature)
+        crate::file::remove_source(&opened, signature)
     };
     remove().map_err(|e: io::Error| {
         Failure::new(

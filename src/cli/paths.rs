@@ -274,11 +274,6 @@ impl Target {
         }
     }
 
-    /// The final path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The output, for the engine.
     pub fn output(&self) -> file::Output<'_> {
         file::Output::File(file::Target {

@@ -216,13 +216,13 @@ pub fn seal(args: Args) -> Result<(), Failure> {
     let positioned = !args.shared.no_mmap;
     let input = opened.input();
     let result = in_pool(args.shared.threads, || {
-        file::seal(input, output, sealing, positioned, &tick)
+        file::seal(input, output, sealing, positioned, &tick).and_then(file::Written::commit)
     })?;
     file_outcome(result, source.name())?;
     drop(progress);
     match (&source, &destination, opened.meta()) {
-        (Source::File(path), Destination::File(target), Some(meta)) => {
-            batch::remove_single(&args.batch, (path, meta), target.path(), false)
+        (Source::File(path), Destination::File(_), Some(meta)) => {
+            batch::remove_single(&args.batch, (path, meta), false)
         }
         _ => Ok(()),
     }

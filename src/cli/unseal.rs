@@ -218,7 +218,8 @@ fn open(
     let positioned = !args.shared.no_mmap;
     let input = opened.input();
     let result = in_pool(args.shared.threads, || {
-        file::open(input, output, opening, positioned, &tick)
+        let opened = file::open(input, output, opening, positioned, &tick);
+        opened.and_then(|(verdict, written)| written.commit().map(|()| verdict))
     })?;
     let verdict = file_outcome(result, input_name)?;
     drop(progress);
@@ -226,10 +227,9 @@ fn open(
         senders.report(input_name, verdict);
     }
     match (&source, &destination, opened.meta()) {
-        (Source::File(path), Destination::File(target), Some(meta)) => {
+        (Source::File(path), Destination::File(_), Some(meta)) => {
             // A checked signature goes with its file.
-            let output = target.path();
-            batch::remove_single(&args.batch, (path, meta), output, senders.is_some())
+            batch::remove_single(&args.batch, (path, meta), senders.is_some())
         }
         _ => Ok(()),
     }

@@ -7,7 +7,8 @@
 //! - [`pipeline`]: a stream, a window of chunks at a time.
 //! - [`chunks`]: where sealed chunks come from (memory, or a file read once into private
 //!   memory) and [`mmap`]: the writable map of a new output file, the crate's only `unsafe`
-//!   besides the calls that promise a file is new and private.
+//!   besides the calls that promise a file is new and private, and [`writeback`]'s one
+//!   system call that starts writing an output's finished bytes to its disk.
 
 pub(crate) mod chunks;
 pub(crate) mod decrypt;
@@ -16,6 +17,8 @@ pub(crate) mod encrypt;
 pub(crate) mod mmap;
 pub(crate) mod parallel;
 pub(crate) mod pipeline;
+#[allow(unsafe_code)]
+pub(crate) mod writeback;
 
 /// A progress callback of the file paths: plaintext bytes just finished, from any thread.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);

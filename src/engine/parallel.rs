@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::engine::chunks::Chunks;
+use crate::engine::writeback;
 pub(crate) use crate::engine::{Hash, Progress};
 use crate::error::{DecryptError, StreamError};
 use crate::format::stream::{self, PayloadCipher, CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE};
@@ -146,7 +147,8 @@ pub(crate) enum Sink<'a> {
     /// each run's pages are allocated before it is written ([`crate::engine::mmap::populate`]), so
     /// a full file system is a write error. The caller must discard it on error.
     Map(&'a mut [u8]),
-    /// A file, from `offset`, with positioned writes from every thread. The caller must
+    /// A file, from `offset`, with positioned writes from every thread, each run's writeback
+    /// started as soon as it is written ([`writeback`]). The caller must
     /// discard the file on error: runs before and after the failing one may be written.
     File(&'a File, u64),
     /// A stream, in order, a window at a time: only authenticated windows are written, so
@@ -405,7 +407,8 @@ impl Run {
             (None, Some((file, offset))) => {
                 // A pair of chunks at a time, so that the plaintext buffer and the sealed
                 // copy fit a core's L2 cache together (see WRITE_PAIR).
-                let mut at = offset + (self.index * RUN_PLAIN) as u64;
+                let start = offset + (self.index * RUN_PLAIN) as u64;
+                let mut at = start;
                 let pair = WRITE_PAIR * ENCRYPTED_CHUNK_SIZE;
                 for (i, part) in sealed.chunks(pair).enumerate() {
                     let n = part.len() - part.len().div_ceil(ENCRYPTED_CHUNK_SIZE) * TAG_SIZE;
@@ -417,6 +420,7 @@ impl Run {
                     file.write_all_at(out, at).map_err(StreamError::Write)?;
                     at += n as u64;
                 }
+                writeback::start(file, start, at - start);
             }
             // The empty final chunk of an empty payload: authenticated, nothing to write.
             (None, None) => decrypt(&mut [])?,
@@ -576,8 +580,10 @@ pub(crate) fn seal_to_file_hashing(
     let (mut first, mut now) = (0, 0);
     let mut write_out = |window: &[u8], at: usize| {
         hash(window);
-        file.write_all_at(window, offset + at as u64)
-            .map_err(StreamError::Write)
+        let at = offset + at as u64;
+        file.write_all_at(window, at).map_err(StreamError::Write)?;
+        writeback::start(file, at, window.len() as u64);
+        Ok(())
     };
     while at + before < total {
         let start = at + before;
@@ -595,7 +601,8 @@ pub(crate) fn seal_to_file_hashing(
     write_out(&windows[1 - now][..before], at)
 }
 
-/// Encrypts `plaintext` into `file` at `offset`, with positioned writes from every thread.
+/// Encrypts `plaintext` into `file` at `offset`, with positioned writes from every thread,
+/// each run's writeback started as soon as it is written ([`writeback`]).
 pub(crate) fn seal_to_file(
     cipher: &PayloadCipher,
     plaintext: Chunks<'_>,
@@ -625,6 +632,7 @@ pub(crate) fn seal_to_file(
             cipher.seal_chunks_in_place(first, run + 1 == runs, plain_len, sealed);
             let at = offset + (run * RUN_SEALED) as u64;
             file.write_all_at(sealed, at).map_err(StreamError::Write)?;
+            writeback::start(file, at, sealed.len() as u64);
             progress(plain_len as u64);
             Ok(())
         },

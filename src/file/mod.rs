@@ -13,8 +13,10 @@
 //! - anything else (a stream, a FIFO, ASCII armor, or `positioned: false`) is streamed.
 //!
 //! A file output appears whole or not at all (`staging`): written to a temporary file in
-//! its directory, fsync'ed, and renamed into place only once it is complete and, when opening
-//! under a sender policy, once its signature checks out. A file signed by a client key gets
+//! its directory, and committed ([`commit`]: synced, renamed into place, its directory
+//! synced) only once it is complete and, when opening under a sender policy, once its
+//! signature checks out; the engine returns it written ([`Written`]), and the caller commits
+//! it alone or with others. A file signed by a client key gets
 //! its `.sig` renamed into place first, so the sealed file never appears without it. The
 //! key is unwrapped before the output is created: a file for another key leaves no trace.
 //!
@@ -54,8 +56,11 @@ use crate::signing::sender::{FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX
 use crate::signing::sshsig::{Digest, Hasher, SigningKey};
 use crate::{Decryptor, Encryptor, MappedFile, SealedFile, SealedSlice};
 
+mod commit;
 mod error;
 pub(crate) mod staging;
+
+pub(crate) use commit::{commit, Written};
 
 pub use error::FileError;
 use staging::Staged;
@@ -117,13 +122,9 @@ pub fn seal_path(
         armor: false,
     };
     let out = file_output(&dir, output, options);
-    seal(
-        Input::File(&file, &meta),
-        out,
-        sealing,
-        options.positioned,
-        options.progress,
-    )
+    let input = Input::File(&file, &meta);
+    let written = seal(input, out, sealing, options.positioned, options.progress)?;
+    written.commit()
 }
 
 /// Opens the sealed file `input` (binary or armored) with whichever of `identities` unwraps
@@ -141,13 +142,10 @@ pub fn open_path(
     let dir = output_dir(&meta, output, options.force)?;
     let opening = Opening { identities, sender };
     let out = file_output(&dir, output, options);
-    open(
-        Input::File(&file, &meta),
-        out,
-        opening,
-        options.positioned,
-        options.progress,
-    )
+    let input = Input::File(&file, &meta);
+    let (verdict, written) = open(input, out, opening, options.positioned, options.progress)?;
+    written.commit()?;
+    Ok(verdict)
 }
 
 /// The encryptor of one file: to `recipients`, naming `signer` in the header if there is one.
@@ -310,14 +308,14 @@ pub(crate) struct Opening<'a> {
 }
 
 /// Seals `input` to `output`; `tick` hears the input bytes done. `positioned: false` streams
-/// a regular file too.
-pub(crate) fn seal(
+/// a regular file too. A file output is returned written, to be committed ([`Written`]).
+pub(crate) fn seal<'a>(
     input: Input<'_>,
-    output: Output<'_>,
+    output: Output<'a>,
     sealing: Sealing<'_>,
     positioned: bool,
     tick: Progress<'_>,
-) -> Result<(), FileError> {
+) -> Result<Written<'a>, FileError> {
     let Sealing {
         encryptor,
         signer,
@@ -365,8 +363,8 @@ pub(crate) fn seal(
         )?,
     }
     match signer {
-        Some(key) => out.commit_signed(key, digest),
-        None => out.commit(),
+        Some(key) => out.finish_signed(key, digest),
+        None => out.finish(),
     }
 }
 
@@ -389,15 +387,16 @@ fn seal_stream(
 }
 
 /// Opens `input` to `output`; `tick` hears the input bytes done. Under a sender check, the
-/// output is renamed into place only once the signature checks out; returns its verdict.
-/// `positioned: false` streams a regular file too.
-pub(crate) fn open(
+/// output is returned only once the signature checks out, with its verdict. `positioned:
+/// false` streams a regular file too. A file output is returned written, to be committed
+/// ([`Written`]).
+pub(crate) fn open<'a>(
     input: Input<'_>,
-    output: Output<'_>,
+    output: Output<'a>,
     opening: Opening<'_>,
     positioned: bool,
     tick: Progress<'_>,
-) -> Result<Option<Verdict>, FileError> {
+) -> Result<(Option<Verdict>, Written<'a>), FileError> {
     let Opening { identities, sender } = opening;
     let (mut check, mut hasher) = match sender {
         Some((check, hasher)) => (Some(check), hasher),
@@ -470,8 +469,7 @@ pub(crate) fn open(
         Some(check) => Some(check.finish(hasher).map_err(FileError::Sender)?),
         None => None,
     };
-    out.commit()?;
-    Ok(verdict)
+    Ok((verdict, out.finish()?))
 }
 
 /// Opens a stream, hashed as it is read.
@@ -583,13 +581,8 @@ impl<'a> Sink<'a> {
         })
     }
 
-    /// Renames a file output into place (a stream is flushed).
-    fn commit(self) -> Result<(), FileError> {
-        let path = self.path();
-        let error = |error| FileError::Write {
-            path: path.clone(),
-            error,
-        };
+    /// A file output, written, to commit; a stream is flushed.
+    fn finish(self) -> Result<Written<'a>, FileError> {
         match self {
             Sink::File(target, staged) => {
                 let staged = match staged {
@@ -597,17 +590,28 @@ impl<'a> Sink<'a> {
                     // Nothing was written (an empty stream can still make an empty file).
                     None => target.stage(target.name, target.path)?,
                 };
-                staged.commit(target.force).map_err(error)
+                let path = target.path.to_path_buf();
+                Ok(Written::nothing().then(staged, path, target.force))
             }
-            Sink::Stream { writer, .. } => writer.flush().map_err(error),
+            Sink::Stream { writer, name } => match writer.flush() {
+                Ok(()) => Ok(Written::nothing()),
+                Err(error) => Err(FileError::Write {
+                    path: name.to_path_buf(),
+                    error,
+                }),
+            },
         }
     }
 
     /// Signs the sealed file (over `digest` if it was hashed alongside the sealing, else
-    /// reading it now) and renames it into place with its signature: the signature first, so
-    /// that an existing one (without `force`) stops both, and the sealed file never appears
-    /// without it.
-    fn commit_signed(mut self, key: &SigningKey, digest: Option<Digest>) -> Result<(), FileError> {
+    /// reading it now): the file and its signature, written, to commit. The signature goes
+    /// into place first, so that an existing one (without `force`) stops both, and the
+    /// sealed file never appears without it.
+    fn finish_signed(
+        mut self,
+        key: &SigningKey,
+        digest: Option<Digest>,
+    ) -> Result<Written<'a>, FileError> {
         let sealed_path = self.path();
         self.stage()?;
         let Sink::File(target, Some(staged)) = self else {
@@ -624,23 +628,17 @@ impl<'a> Sink<'a> {
         let mut sig_name = target.name.to_os_string();
         sig_name.push(SIGNATURE_SUFFIX);
         let sig_path = signature_path(target.path);
-        let sig_error = |error| FileError::Write {
+        let mut sig = target.stage(&sig_name, &sig_path)?;
+        let wrote = sig.writer().write_all(signature.to_pem().as_bytes());
+        wrote.map_err(|error| FileError::Write {
             path: sig_path.clone(),
             error,
-        };
-        let mut sig = target.stage(&sig_name, &sig_path)?;
-        sig.writer()
-            .write_all(signature.to_pem().as_bytes())
-            .map_err(sig_error)?;
-        sig.commit(target.force).map_err(sig_error)?;
-        staged.commit(target.force).map_err(|error| {
-            // The sealed file could not follow its signature: take the signature back.
-            let _ = target.dir.remove(&sig_name);
-            FileError::Write {
-                path: sealed_path,
-                error,
-            }
-        })
+        })?;
+        Ok(Written::nothing().then(sig, sig_path, target.force).then(
+            staged,
+            sealed_path,
+            target.force,
+        ))
     }
 }
 
@@ -658,14 +656,13 @@ pub(crate) struct Source {
     pub follow: bool,
 }
 
-/// Removes the input `source` once its output (already fsync'ed and renamed into
-/// `output_dir`) is durable: `output_dir` is fsync'ed first, so that after a power loss
-/// either the source or the output survives. The name is removed relative to the input's
-/// directory handle, and only if it still refers to the file that was processed: one
-/// swapped in since (another file, a link, the output itself) is left, and this fails.
-/// With `signature`, the source's checked signature (`NAME.sig`) goes with it.
-pub(crate) fn remove_source(source: &Source, output_dir: &Dir, signature: bool) -> io::Result<()> {
-    output_dir.sync()?;
+/// Removes the input `source` once its output is committed (durable: see [`commit`]), so
+/// that after a power loss either the source or the output survives. The name is removed
+/// relative to the input's directory handle, and only if it still refers to the file that
+/// was processed: one swapped in since (another file, a link, the output itself) is left,
+/// and this fails. With `signature`, the source's checked signature (`NAME.sig`) goes with
+/// it.
+pub(crate) fn remove_source(source: &Source, signature: bool) -> io::Result<()> {
     source
         .dir
         .remove_if_same(&source.name, source.id, source.follow)?;

@@ -4,8 +4,8 @@
 //! Each output is written to `.NAME.XXXXXX.seal-partial` in its directory, which is held
 //! open as a [`Dir`] (see [`dir`]): the file is created there exclusively (mode 0600, never
 //! through a symbolic link), holds an exclusive advisory lock (`flock`) for as long as it is
-//! written, and [`Staged::commit`] fsyncs it and renames it into place in that same
-//! directory; dropping a [`Staged`] removes it. A temporary file that is not locked belongs
+//! written, and is renamed into place in that same directory ([`Staged::rename`], once
+//! [`super::commit`] has made it durable); dropping a [`Staged`] removes it. A temporary file that is not locked belongs
 //! to a run that is gone: [`remove_stale`] deletes those, and leaves locked ones (a live
 //! process is writing them) alone. A temporary file is new, private and written by this
 //! process only, so it may be filled through a map ([`crate::MappedFile`]).
@@ -116,17 +116,25 @@ impl<'o> Staged<'o> {
         self.dir.join(&self.temp)
     }
 
-    /// Flushes the data to disk and renames the file to its target, replacing an existing
-    /// target only if `force`.
-    pub fn commit(mut self, force: bool) -> io::Result<()> {
+    /// The directory the file is in.
+    pub fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// The name the file is renamed to.
+    pub fn target(&self) -> &OsStr {
+        &self.target
+    }
+
+    /// Renames the file to its target, replacing an existing target only if `force`. It
+    /// does not make the file durable first: [`super::commit`] does, and calls this.
+    pub fn rename(mut self, force: bool) -> io::Result<()> {
         let mut result = Ok(());
         let mut file = self.file.take();
         let (dir, temp, target) = (&self.dir, &self.temp, &self.target);
         self.observer.partial_finishing(&self.path(), &mut || {
             let Some(file) = file.take() else { return };
-            result = file
-                .sync_all()
-                .and_then(|()| dir.rename(temp, target, force));
+            result = dir.rename(temp, target, force);
             if result.is_err() {
                 let _ = dir.remove(temp);
             }
@@ -307,7 +315,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let staged = Staged::create(&open(tmp.path()), "out".as_ref(), &()).unwrap();
         std::io::Write::write_all(&mut staged.file(), b"data").unwrap();
-        staged.commit(false).unwrap();
+        staged.rename(false).unwrap();
         assert_eq!(fs::read(tmp.path().join("out")).unwrap(), b"data");
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
@@ -318,11 +326,11 @@ mod tests {
         let (dir, target) = (open(tmp.path()), tmp.path().join("out"));
         fs::write(&target, b"old").unwrap();
         let staged = Staged::create(&dir, "out".as_ref(), &()).unwrap();
-        let e = staged.commit(false).unwrap_err();
+        let e = staged.rename(false).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&target).unwrap(), b"old");
         let staged = Staged::create(&dir, "out".as_ref(), &()).unwrap();
-        staged.commit(true).unwrap();
+        staged.rename(true).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"");
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
         drop(Staged::create(&dir, "dropped".as_ref(), &()).unwrap());

@@ -227,6 +227,11 @@ impl Dir {
         }
     }
 
+    /// The identity of the directory itself.
+    pub fn id(&self) -> io::Result<FileId> {
+        FileId::of(&*self.fd)
+    }
+
     /// Flushes the directory's entries to disk: the names renamed into it survive a power
     /// loss.
     pub fn sync(&self) -> io::Result<()> {

@@ -1,0 +1,217 @@
+//! Written outputs made durable and put in place: one at a time for a single file, many
+//! together for a batch, by the one mechanism here.
+//!
+//! An output is written in full under a temporary name (`staging`), then committed in
+//! three steps, whose order is the whole promise:
+//!
+//! 1. its bytes reach the disk (`fdatasync`);
+//! 2. it is renamed into place, a signature before the file it signs;
+//! 3. its directory reaches the disk (`fsync` of the directory), so that the name does too.
+//!
+//! Only then is it done, and only then may its input be removed.
+//!
+//! [`commit`] takes many outputs and takes each step for all of them before the next (group
+//! commit): the writeback of every file is started first ([`crate::engine::writeback`]), so
+//! that their bytes go to the disk in one stream of writes covered by one journal commit,
+//! then each is waited for; and each directory is synced once for all the names renamed
+//! into it. On ext4, 2,000 files of 4 KiB reach the disk this way in a few tenths of a second
+//! where one `fsync` after another takes one to four seconds (`benches/disk.md`).
+//!
+//! A crash at any point leaves each output whole or absent. Before step 2 it is a temporary
+//! file, which the next run removes (`staging::remove_stale`). After step 2 its bytes are on
+//! the disk. A power loss may still undo a rename that step 3 had not made durable: the
+//! output is then absent, its input is still there, and the next run makes it again.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::path::PathBuf;
+
+use super::staging::{Dir, FileId, Staged};
+use super::FileError;
+use crate::engine::writeback;
+
+/// A file output written in full and waiting to be committed: its temporary files, in the
+/// order they go into place. Dropping it removes them.
+#[must_use = "an output appears only once committed"]
+pub(crate) struct Written<'o> {
+    files: Vec<Entry<'o>>,
+}
+
+/// One temporary file of a [`Written`].
+struct Entry<'o> {
+    staged: Staged<'o>,
+    /// Its target's path, for errors.
+    path: PathBuf,
+    /// Replace an existing file of the target's name.
+    force: bool,
+}
+
+impl Entry<'_> {
+    fn error(&self, error: io::Error) -> FileError {
+        FileError::Write {
+            path: self.path.clone(),
+            error,
+        }
+    }
+}
+
+impl<'o> Written<'o> {
+    /// Nothing to commit: the output was a stream.
+    pub(crate) fn nothing() -> Written<'o> {
+        Written { files: Vec::new() }
+    }
+
+    /// `staged`, to be renamed to its target (at `path`) after the files before it.
+    pub(crate) fn then(mut self, staged: Staged<'o>, path: PathBuf, force: bool) -> Written<'o> {
+        self.files.push(Entry {
+            staged,
+            path,
+            force,
+        });
+        self
+    }
+
+    /// Commits this one output: [`commit`] of a group of one.
+    pub(crate) fn commit(self) -> Result<(), FileError> {
+        commit(vec![self])
+            .pop()
+            .expect("one result for each output")
+    }
+}
+
+/// Commits `outputs` together, each step for all of them before the next (see the module
+/// docs); returns one result for each, in order. An output that fails leaves nothing: its
+/// temporary files are removed, and the names it had put in place already are taken back.
+pub(crate) fn commit(outputs: Vec<Written<'_>>) -> Vec<Result<(), FileError>> {
+    // 1. The bytes of every file on their way to the disk, then on it.
+    for entry in outputs.iter().flat_map(|output| &output.files) {
+        writeback::start(entry.staged.file(), 0, 0);
+    }
+    let mut results: Vec<Result<(), FileError>> = outputs
+        .iter()
+        .map(|output| {
+            output.files.iter().try_for_each(|entry| {
+                let synced = entry.staged.file().sync_data();
+                synced.map_err(|error| entry.error(error))
+            })
+        })
+        .collect();
+    // 2. Into place, in order; what an output put in place before a failure is taken back.
+    let mut placed: Vec<Vec<(Dir, OsString)>> = Vec::with_capacity(outputs.len());
+    for (output, result) in outputs.into_iter().zip(&mut results) {
+        let mut names = Vec::new();
+        for entry in output.files {
+            if result.is_err() {
+                // Dropped: removed.
+                continue;
+            }
+            let (dir, name) = (entry.staged.dir().clone(), entry.staged.target().to_owned());
+            let error = |error| FileError::Write {
+                path: entry.path.clone(),
+                error,
+            };
+            match entry.staged.rename(entry.force) {
+                Ok(()) => names.push((dir, name)),
+                Err(e) => *result = Err(error(e)),
+            }
+        }
+        if result.is_err() {
+            take_back(&names);
+            names.clear();
+        }
+        placed.push(names);
+    }
+    // 3. Each directory that got a name, once.
+    let mut synced: HashMap<FileId, Result<(), io::ErrorKind>> = HashMap::new();
+    for (names, result) in placed.iter().zip(&mut results) {
+        for (dir, _) in names {
+            let outcome = match dir.id() {
+                Ok(id) => *synced
+                    .entry(id)
+                    .or_insert_with(|| dir.sync().map_err(|e| e.kind())),
+                Err(e) => Err(e.kind()),
+            };
+            if let Err(kind) = outcome {
+                if result.is_ok() {
+                    let error = io::Error::new(kind, "its directory could not be synced to disk");
+                    *result = Err(FileError::Write {
+                        path: dir.join(&names[names.len() - 1].1),
+                        error,
+                    });
+                    take_back(names);
+                }
+            }
+        }
+    }
+    results
+}
+
+/// Removes the names an output put in place, last first: it failed.
+fn take_back(names: &[(Dir, OsString)]) {
+    for (dir, name) in names.iter().rev() {
+        let _ = dir.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::io::Write;
+
+    fn written<'o>(dir: &Dir, names: &[&str], force: bool) -> Written<'o> {
+        let mut written = Written::nothing();
+        for name in names {
+            let mut staged = Staged::create(dir, name.as_ref(), &()).unwrap();
+            staged.writer().write_all(name.as_bytes()).unwrap();
+            written = written.then(staged, dir.join(name.as_ref()), force);
+        }
+        written
+    }
+
+    fn names(path: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_group_is_put_in_place_whole_and_a_failing_output_takes_back_its_first_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join("c"), b"old").unwrap();
+        let outputs = vec![
+            written(&dir, &["a.sig", "a"], false),
+            // Its signature goes in, then the file meets an existing one: both go.
+            written(&dir, &["c.sig", "c"], false),
+            written(&dir, &["b"], false),
+            Written::nothing(),
+        ];
+        let results = commit(outputs);
+        assert!(results[0].is_ok() && results[2].is_ok() && results[3].is_ok());
+        match &results[1] {
+            Err(FileError::Write { path, error }) => {
+                assert_eq!(path, &tmp.path().join("c"));
+                assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(names(tmp.path()), ["a", "a.sig", "b", "c"]);
+        assert_eq!(fs::read(tmp.path().join("a")).unwrap(), b"a");
+        assert_eq!(fs::read(tmp.path().join("c")).unwrap(), b"old");
+    }
+
+    #[test]
+    fn dropping_an_output_before_its_commit_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        drop(written(&dir, &["x.sig", "x"], false));
+        assert_eq!(names(tmp.path()), Vec::<String>::new());
+        written(&dir, &["y"], true).commit().unwrap();
+        assert_eq!(names(tmp.path()), ["y"]);
+    }
+}

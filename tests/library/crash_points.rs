@@ -1,0 +1,288 @@
+//! A batch killed at each step of its group commit, then run again.
+//!
+//! The test runs its own binary again as the batch to kill: with `SEAL_CRASH_POINT` set, the
+//! same test function runs a batch with an observer that sends itself SIGKILL at that point
+//! (no destructor, no clean-up, as `kill -9` or the OOM killer would). The parent checks what
+//! the dead batch left, runs the batch again in its own process, and checks the outcome.
+//!
+//! What must hold after a kill at any point: every output that has its name is whole; no
+//! input is gone without its output; and a second run finishes the batch, removing the dead
+//! run's temporary files, making every missing output, and removing the inputs of the
+//! outputs it makes (an input whose output the dead run had already put in place is kept,
+//! and reported as "output exists": nothing is lost, nothing is made twice).
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use seal::batch::{self, Direction, Event, Keys, Observer, Options, Outcome, Skip, Temporaries};
+use seal::x25519;
+
+const POINT: &str = "SEAL_CRASH_POINT";
+const DIR: &str = "SEAL_CRASH_DIR";
+/// Files in the batch: three groups of a commit (128, 128 and the rest).
+const FILES: usize = 300;
+
+/// Where the child kills itself: at the `n`-th call of one of the batch's hooks.
+#[derive(Clone, Copy, Debug)]
+enum Point {
+    /// Once the `n`-th temporary file is made: outputs being written.
+    Created(usize),
+    /// At the `n`-th rename, before it: the group's bytes are on the disk, the names not.
+    BeforeRename(usize),
+    /// Right after the `n`-th rename: a group partly in place, its directory not yet synced.
+    AfterRename(usize),
+    /// At the `n`-th report: its group durable, its input removed, later ones not yet.
+    Reported(usize),
+}
+
+const POINTS: &[Point] = &[
+    Point::Created(1),
+    Point::Created(200),
+    Point::BeforeRename(1),
+    Point::AfterRename(60),
+    Point::AfterRename(128),
+    Point::BeforeRename(129),
+    Point::Reported(1),
+    Point::Reported(140),
+    Point::Reported(FILES),
+];
+
+impl Point {
+    fn parse(text: &str) -> Point {
+        let (kind, n) = text.split_once(':').expect("KIND:N");
+        let n = n.parse().expect("a count");
+        match kind {
+            "created" => Point::Created(n),
+            "before-rename" => Point::BeforeRename(n),
+            "after-rename" => Point::AfterRename(n),
+            "reported" => Point::Reported(n),
+            other => panic!("no crash point {other}"),
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            Point::Created(n) => format!("created:{n}"),
+            Point::BeforeRename(n) => format!("before-rename:{n}"),
+            Point::AfterRename(n) => format!("after-rename:{n}"),
+            Point::Reported(n) => format!("reported:{n}"),
+        }
+    }
+}
+
+/// Kills this process at its point.
+struct Killer {
+    point: Point,
+    created: AtomicUsize,
+    renamed: AtomicUsize,
+    reported: AtomicUsize,
+}
+
+fn die() -> ! {
+    // SAFETY: kill(2) and getpid(2) take plain integers and touch no memory of ours. After
+    // SIGKILL nothing of this process runs.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    unreachable!("killed");
+}
+
+impl Temporaries for Killer {
+    fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
+        create();
+        let n = self.created.fetch_add(1, Ordering::SeqCst) + 1;
+        if matches!(self.point, Point::Created(at) if at == n) {
+            die();
+        }
+    }
+
+    fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {
+        let _ = path;
+        let n = self.renamed.load(Ordering::SeqCst) + 1;
+        // Temporary files of failed outputs are removed through here too; this batch has none.
+        if matches!(self.point, Point::BeforeRename(at) if at == n) {
+            die();
+        }
+        finish();
+        self.renamed.store(n, Ordering::SeqCst);
+        if matches!(self.point, Point::AfterRename(at) if at == n) {
+            die();
+        }
+    }
+}
+
+impl Observer for Killer {
+    fn event(&self, event: Event<'_>) {
+        if let Event::Finished(_) = event {
+            let n = self.reported.fetch_add(1, Ordering::SeqCst) + 1;
+            if matches!(self.point, Point::Reported(at) if at == n) {
+                die();
+            }
+        }
+    }
+}
+
+fn content(i: usize) -> Vec<u8> {
+    format!("file {i}\n").repeat(1 + i % 97).into_bytes()
+}
+
+fn input(root: &Path, i: usize) -> PathBuf {
+    root.join(format!("in/f{i:03}.txt"))
+}
+
+fn output(root: &Path, i: usize) -> PathBuf {
+    root.join(format!("out/in/f{i:03}.txt.age"))
+}
+
+fn options(root: &Path) -> Options {
+    let mut options = Options::new(Direction::Seal);
+    options.output_dir = Some(root.join("out"));
+    options.remove_source = true;
+    options
+}
+
+/// Runs the batch of `root` with `observer`; returns its reports.
+fn run_batch(root: &Path, observer: &dyn Observer) -> Vec<batch::Report> {
+    let text = fs::read_to_string(root.join("server.key")).unwrap();
+    let recipient = x25519::Identity::from_str(text.trim()).unwrap().to_public();
+    let options = options(root);
+    let plan = batch::plan(&[root.join("in")], &options);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| batch::run(plan, Keys::Recipients(&[&recipient]), &options, observer))
+}
+
+/// What the dead batch left, checked: returns the indices whose output is in place.
+fn check_left(root: &Path, identity: &x25519::Identity, point: Point) -> Vec<usize> {
+    let mut placed = Vec::new();
+    for i in 0..FILES {
+        let (input, output) = (input(root, i), output(root, i));
+        match fs::read(&output) {
+            Ok(sealed) => {
+                let opened = seal::decrypt(&[identity], &sealed);
+                assert_eq!(opened.ok(), Some(content(i)), "{point:?}: {output:?} whole");
+                placed.push(i);
+            }
+            Err(_) => assert!(
+                input.exists(),
+                "{point:?}: {input:?} gone without its output"
+            ),
+        }
+    }
+    placed
+}
+
+fn temporaries(root: &Path) -> usize {
+    fs::read_dir(root.join("out/in")).map_or(0, |dir| {
+        dir.filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".seal-partial")
+        })
+        .count()
+    })
+}
+
+#[test]
+fn a_batch_killed_at_any_step_of_its_commit_is_finished_by_the_next_run() {
+    if let Ok(point) = std::env::var(POINT) {
+        let root = PathBuf::from(std::env::var(DIR).unwrap());
+        let killer = Killer {
+            point: Point::parse(&point),
+            created: AtomicUsize::new(0),
+            renamed: AtomicUsize::new(0),
+            reported: AtomicUsize::new(0),
+        };
+        run_batch(&root, &killer);
+        panic!("the batch ended without reaching {point}");
+    }
+    for &point in POINTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let identity = x25519::Identity::generate();
+        fs::write(
+            root.join("server.key"),
+            identity.to_secret_string().as_bytes(),
+        )
+        .unwrap();
+        fs::create_dir(root.join("in")).unwrap();
+        for i in 0..FILES {
+            fs::write(input(root, i), content(i)).unwrap();
+        }
+
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_points::a_batch_killed_at_any_step_of_its_commit_is_finished_by_the_next_run",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(POINT, point.text())
+            .env(DIR, root)
+            .output()
+            .unwrap();
+        assert_eq!(
+            child.status.signal(),
+            Some(9),
+            "{point:?}: the batch was not killed there: {}",
+            String::from_utf8_lossy(&child.stdout)
+        );
+        let placed = check_left(root, &identity, point);
+        // Renames go in file order, one group after another.
+        let expected = match point {
+            Point::Created(_) => Some(0),
+            Point::BeforeRename(n) => Some(n - 1),
+            Point::AfterRename(n) => Some(n),
+            Point::Reported(_) => None,
+        };
+        match expected {
+            Some(n) => assert_eq!(placed, (0..n).collect::<Vec<_>>(), "{point:?}"),
+            // A report comes once its whole group is durable: the first group at least.
+            None => assert!(placed.len() >= 128, "{point:?}: {}", placed.len()),
+        }
+        let left = temporaries(root);
+        let removed_before = placed.iter().filter(|&&i| !input(root, i).exists()).count();
+
+        let removed = AtomicUsize::new(0);
+        struct Counting<'a>(&'a AtomicUsize);
+        impl Temporaries for Counting<'_> {}
+        impl Observer for Counting<'_> {
+            fn event(&self, event: Event<'_>) {
+                if let Event::RemovedPartial(_) = event {
+                    self.0.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let reports = run_batch(root, &Counting(&removed));
+        assert_eq!(
+            removed.load(Ordering::SeqCst),
+            left,
+            "{point:?}: temporaries cleared"
+        );
+        assert_eq!(temporaries(root), 0, "{point:?}");
+        for report in &reports {
+            let i: usize = report.source.file_stem().unwrap().to_str().unwrap()[1..4]
+                .parse()
+                .unwrap();
+            match &report.outcome {
+                Outcome::Done => assert!(!placed.contains(&i), "{point:?}: {i} made twice"),
+                Outcome::Skipped(Skip::OutputExists) => {
+                    assert!(placed.contains(&i), "{point:?}: {i}");
+                    assert!(input(root, i).exists(), "{point:?}: {i} kept");
+                }
+                other => panic!("{point:?}: {i}: {other:?}"),
+            }
+        }
+        // The dead run's removed inputs are not in the plan; every other one is reported.
+        assert_eq!(reports.len() + removed_before, FILES, "{point:?}");
+        for i in 0..FILES {
+            let sealed = fs::read(output(root, i)).unwrap();
+            assert_eq!(seal::decrypt(&[&identity], &sealed).unwrap(), content(i));
+            if !placed.contains(&i) {
+                assert!(!input(root, i).exists(), "{point:?}: {i} removed once made");
+            }
+        }
+    }
+}
