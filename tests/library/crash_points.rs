@@ -23,7 +23,7 @@ use seal::x25519;
 
 const POINT: &str = "SEAL_CRASH_POINT";
 const DIR: &str = "SEAL_CRASH_DIR";
-/// Files in the batch: three groups of a commit (128, 128 and the rest).
+/// Files in the batch: more than a group of a commit holds.
 const FILES: usize = 300;
 
 /// Where the child kills itself: at the `n`-th call of one of the batch's hooks.
@@ -43,9 +43,10 @@ const POINTS: &[Point] = &[
     Point::Created(1),
     Point::Created(200),
     Point::BeforeRename(1),
+    Point::AfterRename(1),
     Point::AfterRename(60),
-    Point::AfterRename(128),
-    Point::BeforeRename(129),
+    Point::BeforeRename(150),
+    Point::AfterRename(FILES),
     Point::Reported(1),
     Point::Reported(140),
     Point::Reported(FILES),
@@ -230,17 +231,14 @@ fn a_batch_killed_at_any_step_of_its_commit_is_finished_by_the_next_run() {
             String::from_utf8_lossy(&child.stdout)
         );
         let placed = check_left(root, &identity, point);
-        // Renames go in file order, one group after another.
-        let expected = match point {
-            Point::Created(_) => Some(0),
-            Point::BeforeRename(n) => Some(n - 1),
-            Point::AfterRename(n) => Some(n),
-            Point::Reported(_) => None,
-        };
-        match expected {
-            Some(n) => assert_eq!(placed, (0..n).collect::<Vec<_>>(), "{point:?}"),
-            // A report comes once its whole group is durable: the first group at least.
-            None => assert!(placed.len() >= 128, "{point:?}: {}", placed.len()),
+        // Outputs are renamed one at a time, and reported once in place; none is in place
+        // before its temporary file is made.
+        let n = placed.len();
+        match point {
+            Point::Created(at) => assert!(n < at, "{point:?}: {n} in place"),
+            Point::BeforeRename(at) => assert_eq!(n, at - 1, "{point:?}"),
+            Point::AfterRename(at) => assert_eq!(n, at, "{point:?}"),
+            Point::Reported(at) => assert!(n >= at, "{point:?}: {n} in place"),
         }
         let left = temporaries(root);
         let removed_before = placed.iter().filter(|&&i| !input(root, i).exists()).count();
