@@ -19,7 +19,8 @@
 #   RUNS          timed runs per command (default 5 for seal/unseal, min(RUNS, 3) for the
 #                 age loop); hyperfine also does 1 warmup run of each seal/unseal command
 #   NO_HYPERFINE  set to 1 to time with a date +%s%N loop even when hyperfine is installed
-#   FEATURES      cargo features of the measured build, e.g. aws-lc (built into target/FEATURES)
+#   PURE_RUST     set to 1 to measure the pure-Rust build (--no-default-features --features cli,
+#                 built into target/pure-rust) instead of the default AWS-LC one
 #   WORK_DIR      work in this directory instead of /dev/shm (e.g. on an ext4 disk): then, off a
 #                 tmpfs, the small-file table gains Go age with each output made durable
 #                 (`age ... && sync FILE`, as seal and unseal fsync each output) and the disk's
@@ -58,13 +59,12 @@ source "$ROOT/benches/timing.sh"
 cd "$ROOT"
 
 # --- Build once ------------------------------------------------------------------------------
-FEATURES=${FEATURES:-}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
-if [[ -n $FEATURES ]]; then
-    TARGET_DIR=$TARGET_DIR/$FEATURES
-    say "cargo build --release --features $FEATURES"
-    cargo build --release --quiet --features "$FEATURES" --target-dir "$TARGET_DIR"
+if [[ ${PURE_RUST:-0} != 0 ]]; then
+    TARGET_DIR=$TARGET_DIR/pure-rust
+    say "cargo build --release --no-default-features --features cli"
+    cargo build --release --quiet --no-default-features --features cli --target-dir "$TARGET_DIR"
 else
     say "cargo build --release"
     cargo build --release --quiet

@@ -15,7 +15,8 @@
 #                 own durable write of the same bytes (`dd bs=8M conv=fsync`), and two
 #                 columns against them; seal and unseal always fsync their output
 #   NO_HYPERFINE  set to 1 to use the date +%s%N loop even when hyperfine is installed
-#   AWS_LC        set to 0 to skip the second build with the optional aws-lc backend
+#   PURE_RUST     set to 0 to skip the second build, the pure-Rust one (--no-default-features
+#                 --features cli: RustCrypto instead of the default AWS-LC backend)
 #
 # Input and outputs live under a tmpfs (/dev/shm) when it has room, so every read and write
 # hits memory only; otherwise under $TMPDIR, with the input read once beforehand to load it
@@ -59,13 +60,13 @@ KEYGEN=$TARGET_DIR/release/seal-keygen
 for bin in "$SEAL" "$UNSEAL" "$KEYGEN"; do
     [[ -x $bin ]] || { echo "cli-vs-peers: missing $bin after the build" >&2; exit 1; }
 done
-# The same binaries on the AWS-LC backend, in a target directory of their own.
-SEAL_LC="" UNSEAL_LC=""
-if [[ ${AWS_LC:-1} != 0 ]]; then
-    say "cargo build --release --features aws-lc"
-    cargo build --release --quiet --features aws-lc --target-dir "$TARGET_DIR/aws-lc"
-    SEAL_LC=$TARGET_DIR/aws-lc/release/seal
-    UNSEAL_LC=$TARGET_DIR/aws-lc/release/unseal
+# The same binaries without AWS-LC (pure Rust), in a target directory of their own.
+SEAL_RS="" UNSEAL_RS=""
+if [[ ${PURE_RUST:-1} != 0 ]]; then
+    say "cargo build --release --no-default-features --features cli"
+    cargo build --release --quiet --no-default-features --features cli --target-dir "$TARGET_DIR/pure-rust"
+    SEAL_RS=$TARGET_DIR/pure-rust/release/seal
+    UNSEAL_RS=$TARGET_DIR/pure-rust/release/unseal
 fi
 
 # --- Peers -----------------------------------------------------------------------------------
@@ -214,16 +215,16 @@ ENC=(
     "seal --threads 1" "$(q "$SEAL") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f --threads 1"
     "age -e" "$(q "$AGE") -e -R $(q "$PUB") -o $(q "$OUT") $(q "$INPUT")"
 )
-if [[ -n $UNSEAL_LC ]]; then
+if [[ -n $UNSEAL_RS ]]; then
     DEC+=(
-        "unseal aws-lc" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f"
-        "unseal aws-lc -t1" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f --threads 1"
-        "unseal aws-lc >null" "$(q "$UNSEAL_LC") $(q "$SEALED_AGE") -k $(q "$KEY") -o - >/dev/null"
-        "pipe: unseal aws-lc" "cat $(q "$SEALED_AGE") | $(q "$UNSEAL_LC") -k $(q "$KEY") > $(q "$OUT")"
+        "unseal pure-rust" "$(q "$UNSEAL_RS") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f"
+        "unseal pure-rust -t1" "$(q "$UNSEAL_RS") $(q "$SEALED_AGE") -k $(q "$KEY") -o $(q "$OUT") -f --threads 1"
+        "unseal pure-rust >null" "$(q "$UNSEAL_RS") $(q "$SEALED_AGE") -k $(q "$KEY") -o - >/dev/null"
+        "pipe: unseal pure-rust" "cat $(q "$SEALED_AGE") | $(q "$UNSEAL_RS") -k $(q "$KEY") > $(q "$OUT")"
     )
     ENC+=(
-        "seal aws-lc" "$(q "$SEAL_LC") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f"
-        "seal aws-lc -t1" "$(q "$SEAL_LC") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f --threads 1"
+        "seal pure-rust" "$(q "$SEAL_RS") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f"
+        "seal pure-rust -t1" "$(q "$SEAL_RS") $(q "$INPUT") -R $(q "$PUB") -o $(q "$OUT") -f --threads 1"
     )
 fi
 if [[ $ON_TMPFS == no ]]; then

@@ -87,7 +87,7 @@ echo '|---|---|---:|---:|---:|---:|---:|'
 
 AGE=${AGE:-$(command -v age || true)}
 for dir in "$@"; do
-    # target/release -> default, target/aws-lc/release -> aws-lc, other/NAME -> NAME
+    # target/release -> default, target/pure-rust/release -> pure-rust, other/NAME -> NAME
     name=$(basename "$dir")
     [[ $name == release ]] && name=$(basename "$(dirname "$dir")")
     [[ $name == target || $name == . ]] && name=default

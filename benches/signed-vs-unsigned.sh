@@ -5,14 +5,15 @@
 # computed alongside the parallel decryption (issue 5 asks for at most 25 % on 2 cores).
 #
 # Usage: benches/signed-vs-unsigned.sh [BIN_DIR ...]
-#   BIN_DIR   directories with prebuilt seal, unseal and seal-keygen, the aws-lc build in one
-#             whose path says aws-lc, other builds named by their directory's name in the rows
-#             (default: cargo build --release, and with AWS_LC=1 also --features aws-lc)
+#   BIN_DIR   directories with prebuilt seal, unseal and seal-keygen, the pure-Rust build in
+#             one whose path says pure-rust, other builds named by their directory's name in
+#             the rows (default: cargo build --release, and with PURE_RUST=1 also the pure-Rust
+#             build, --no-default-features --features cli)
 #
 # Environment:
 #   SIZE_MIB  input size in MiB (default 1024)
 #   RUNS      timed runs per command (default 5, after 1 warmup run)
-#   AWS_LC    set to 1 to time the aws-lc build too (ignored with BIN_DIR)
+#   PURE_RUST set to 1 to time the pure-Rust build too (ignored with BIN_DIR)
 #   THREADS   thread counts to time unseal at, e.g. "1 2 4 8 16" (default: one per core)
 #
 # Rows: unsigned; signed by `seal --sign-with` (SSHSIG over SHA-256); the same file signed by
@@ -38,10 +39,10 @@ else
     say "cargo build --release"
     (cd "$ROOT" && cargo build --release --quiet)
     BINS=("${CARGO_TARGET_DIR:-$ROOT/target}/release")
-    if [[ ${AWS_LC:-0} == 1 ]]; then
-        say "cargo build --release --features aws-lc"
-        (cd "$ROOT" && cargo build --release --quiet --features aws-lc --target-dir "$ROOT/target/aws-lc")
-        BINS+=("$ROOT/target/aws-lc/release")
+    if [[ ${PURE_RUST:-0} == 1 ]]; then
+        say "cargo build --release --no-default-features --features cli"
+        (cd "$ROOT" && cargo build --release --quiet --no-default-features --features cli --target-dir "$ROOT/target/pure-rust")
+        BINS+=("$ROOT/target/pure-rust/release")
     fi
 fi
 BIN=${BINS[0]}
@@ -92,7 +93,7 @@ echo "| command | median | min | max |"
 echo "| --- | ---: | ---: | ---: |"
 for dir in "${BINS[@]}"; do
     tag=""
-    [[ $dir == *aws-lc* ]] && tag=" aws-lc"
+    [[ $dir == *pure-rust* ]] && tag=" pure-rust"
     # Several builds to compare (say, before and after a change): each row names its own.
     [[ ${#BINS[@]} -gt 1 && -z $tag ]] && tag=" [$(basename "$dir")]"
     for t in ${THREADS:-0}; do
