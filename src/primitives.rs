@@ -55,8 +55,8 @@ pub fn hmac_verify(key: &[u8], data: &[u8], tag: &[u8]) -> bool {
 /// The AEAD every chunk and every wrapped key goes through: ChaCha20-Poly1305 with a 32-byte
 /// key, a 12-byte nonce, no associated data and a detached 16-byte tag.
 ///
-/// Two backends implement it, chosen at build time: RustCrypto (`chacha20poly1305`, pure
-/// Rust, the default) and AWS-LC (the `aws-lc` feature). The key is set up once per file and
+/// Two backends implement it, chosen at build time: AWS-LC (the `aws-lc` feature, on by
+/// default) and RustCrypto (`chacha20poly1305`, pure Rust, without it). The key is set up once per file and
 /// shared by every chunk and thread.
 pub trait ChunkAead: Clone + Send + Sync + Sized {
     /// Sets up the cipher for a 32-byte key.
