@@ -13,9 +13,9 @@
 //! - anything else (a stream, a FIFO, ASCII armor, or `positioned: false`) is streamed.
 //!
 //! A file output appears whole or not at all (`staging`): written to a temporary file in
-//! its directory, and committed ([`commit`]: synced, renamed into place, its directory
+//! its directory, and committed (`commit`: synced, renamed into place, its directory
 //! synced) only once it is complete and, when opening under a sender policy, once its
-//! signature checks out; the engine returns it written ([`Written`]), and the caller commits
+//! signature checks out; the engine returns it written (`Written`), and the caller commits
 //! it alone or with others. A file signed by a client key gets
 //! its `.sig` renamed into place first, so the sealed file never appears without it. The
 //! key is unwrapped before the output is created: a file for another key leaves no trace.
