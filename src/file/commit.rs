@@ -31,8 +31,8 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::error::FileError;
 use super::staging::{Dir, FileId, Staged};
-use super::FileError;
 use crate::engine::writeback;
 
 /// A file output written in full and waiting to be committed: its temporary files, in the
