@@ -107,7 +107,7 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
 /// A job done by the pool: its report, or its output written and waiting to be committed.
 enum Processed<'a> {
     Reported(Report),
-    Written(Pending<'a>),
+    Written(Pending<'a>, Written<'a>),
 }
 
 /// A job whose output is written: what its report needs once the output is committed.
@@ -117,7 +117,6 @@ struct Pending<'a> {
     source: Option<Source>,
     bytes: u64,
     sender: Option<Verdict>,
-    written: Written<'a>,
 }
 
 /// Commits the outputs of a group together ([`file::commit`]), then removes their sources if
@@ -132,21 +131,20 @@ fn commit(group: Vec<Processed<'_>>, options: &Options, observer: &dyn Observer)
                 observer.event(Event::Finished(&report));
                 reports.push(report);
             }
-            Processed::Written(job) => {
-                let Pending {
-                    job,
-                    source,
-                    bytes,
-                    sender,
-                    written: output,
-                } = job;
-                pending.push((job, source, bytes, sender));
+            Processed::Written(job, output) => {
+                pending.push(job);
                 written.push(output);
             }
         }
     }
     let committed = file::commit(written);
-    for ((job, source, bytes, sender), result) in pending.into_iter().zip(committed) {
+    for (pending, result) in pending.into_iter().zip(committed) {
+        let Pending {
+            job,
+            source,
+            bytes,
+            sender,
+        } = pending;
         let (bytes, outcome, sender) = match (result, source) {
             (Ok(()), Some(source)) => {
                 let signature = options.senders.is_some();
@@ -232,13 +230,16 @@ fn process<'a>(
         observer.event(Event::Progress(rest));
     }
     match result {
-        Ok((source, bytes, sender, written)) => Processed::Written(Pending {
-            job,
-            source: options.remove_source.then_some(source),
-            bytes,
-            sender,
-            written,
-        }),
+        Ok((source, bytes, sender, written)) => {
+            let source = options.remove_source.then_some(source);
+            let pending = Pending {
+                job,
+                source,
+                bytes,
+                sender,
+            };
+            Processed::Written(pending, written)
+        }
         Err(error) => Processed::Reported(Report {
             source: job.source.clone(),
             output: Some(job.output.clone()),
