@@ -104,6 +104,9 @@ pub struct Options {
     /// Unsealing: check each file's signature (`NAME.age.sig`) against this policy, while
     /// it decrypts; the verdict goes in its [`Report::sender`].
     pub senders: Option<Policy>,
+    /// Compute the SHA-256 of each output, read back before it is committed, into its
+    /// [`Report::sha256`] (for an audit log).
+    pub digest: bool,
 }
 
 impl Options {
@@ -119,6 +122,7 @@ impl Options {
             mmap: true,
             signer: None,
             senders: None,
+            digest: false,
         }
     }
 }
@@ -190,6 +194,8 @@ pub struct Report {
     pub outcome: Outcome,
     /// Who sent it, for a file opened under [`Options::senders`].
     pub sender: Option<Verdict>,
+    /// The SHA-256 of its output, for a file done under [`Options::digest`].
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// Processed, skipped or failed.

@@ -16,9 +16,9 @@
 use std::collections::HashSet;
 use std::fs::{File, Metadata};
 use std::io;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -60,36 +60,27 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
         observer.event(Event::Finished(report));
     }
     let dirs = prepare_dirs(&output_dirs, options, observer);
-    let mut reports = std::thread::scope(|scope| {
-        let (to_commit, written) = mpsc::sync_channel::<Processed<'_>>(WAITING);
-        let committer = scope.spawn(move || {
-            let mut reports = Vec::new();
-            while let Ok(first) = written.recv() {
-                let mut group = vec![first];
-                group.extend(written.try_iter().take(GROUP - 1));
-                reports.extend(commit(group, options, observer));
-            }
-            reports
-        });
-        jobs.par_iter().for_each_with(to_commit, |to_commit, job| {
-            observer.event(Event::Started(job));
-            let processed = match dirs.get(&parent(&job.output)) {
-                Some(Ok(dir)) => process(job, dir, keys, options, observer),
-                Some(Err(broken)) => failed(job, broken.path(), broken.error()),
-                None => {
-                    let error = io::Error::other("not among the planned output directories");
-                    failed(job, &parent(&job.output), error)
-                }
-            };
-            // An error: the committer is gone (it panicked, and join says so below), and the
-            // output is dropped, removed.
-            let _ = to_commit.send(processed);
-        });
-        match committer.join() {
-            Ok(reports) => reports,
-            Err(panic) => std::panic::resume_unwind(panic),
+    let tasks = jobs.par_iter().map(|job| {
+        let dir = match dirs.get(&parent(&job.output)) {
+            Some(Ok(dir)) => Ok(dir.clone()),
+            Some(Err(broken)) => Err((broken.path().to_path_buf(), broken.error())),
+            None => Err((
+                parent(&job.output),
+                io::Error::other("not among the planned output directories"),
+            )),
+        };
+        Task {
+            job: job.clone(),
+            dir,
+            input: None,
         }
     });
+    let reports = Collect::default();
+    stream(tasks, keys, options, observer, &reports);
+    let mut reports = reports
+        .0
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
     let mut worked = HashSet::new();
     for job in &jobs {
         for dir in job.output.ancestors().skip(1) {
@@ -104,32 +95,115 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
     reports
 }
 
+/// A job to run through [`stream`]: where its output goes, and its input if the caller
+/// opened it already.
+pub(crate) struct Task {
+    pub job: Job,
+    /// The output's directory, open; or the directory that could not be opened, and why.
+    pub dir: Result<Dir, (PathBuf, io::Error)>,
+    /// The input, opened (and locked, by the inbox watcher) by the caller, which it keeps
+    /// open until the job is settled; `None`: opened here ([`open_input`]) and closed as soon
+    /// as it is read.
+    pub input: Option<Opened>,
+}
+
+/// An input as opened: the file, its metadata from `fstat`, and what removes it.
+pub(crate) struct Opened {
+    pub file: File,
+    pub meta: Metadata,
+    pub source: Source,
+}
+
+/// What a caller of [`stream`] does with each job once it is done or failed.
+pub(crate) trait Settle: Sync {
+    /// The outputs of a group of jobs, with their sources, are committed: called before any
+    /// of the sources is removed ([`Options::remove_source`]).
+    fn committed(&self, jobs: &[(&Job, &Source)]) {
+        let _ = jobs;
+    }
+
+    /// A job's final report, made after its source was removed if asked; `source`: its
+    /// input as opened, when it was.
+    fn settled(&self, report: Report, source: Option<Opened>);
+}
+
+/// Collects the reports, as [`run`] returns them.
+#[derive(Default)]
+struct Collect(Mutex<Vec<Report>>);
+
+impl Settle for Collect {
+    fn settled(&self, report: Report, _: Option<Opened>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(report);
+    }
+}
+
+/// Runs `tasks` as they come on the current rayon pool, committing their outputs in groups
+/// on a thread of its own (see the module docs), until `tasks` ends and the last group is
+/// committed. Each job's report goes to `observer` ([`Event::Finished`]) and then to
+/// `settle`.
+pub(crate) fn stream(
+    tasks: impl ParallelIterator<Item = Task>,
+    keys: Keys<'_>,
+    options: &Options,
+    observer: &dyn Observer,
+    settle: &dyn Settle,
+) {
+    std::thread::scope(|scope| {
+        let (to_commit, written) = mpsc::sync_channel::<Processed<'_>>(WAITING);
+        let committer = scope.spawn(move || {
+            while let Ok(first) = written.recv() {
+                let mut group = vec![first];
+                group.extend(written.try_iter().take(GROUP - 1));
+                commit(group, options, observer, settle);
+            }
+        });
+        tasks.for_each_with(to_commit, |to_commit, task| {
+            observer.event(Event::Started(&task.job));
+            let processed = process(task, keys, options, observer);
+            // An error: the committer is gone (it panicked, and join says so below), and the
+            // output is dropped, removed.
+            let _ = to_commit.send(processed);
+        });
+        if let Err(panic) = committer.join() {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
 /// A job done by the pool: its report, or its output written and waiting to be committed.
 enum Processed<'a> {
-    Reported(Report),
-    Written(Pending<'a>, Written<'a>),
+    Reported(Report, Option<Opened>),
+    Written(Pending, Written<'a>),
 }
 
 /// A job whose output is written: what its report needs once the output is committed.
-struct Pending<'a> {
-    job: &'a Job,
-    /// The input as opened, kept to be removed (`remove_source`) and only then.
-    source: Option<Source>,
+struct Pending {
+    job: Job,
+    /// The input as opened, removed (`remove_source`) only once the output is committed.
+    input: Opened,
     bytes: u64,
     sender: Option<Verdict>,
+    sha256: Option<[u8; 32]>,
 }
 
-/// Commits the outputs of a group together ([`file::commit`]), then removes their sources if
-/// asked; returns the group's reports, each heard by `observer` as it is made.
-fn commit(group: Vec<Processed<'_>>, options: &Options, observer: &dyn Observer) -> Vec<Report> {
-    let mut reports = Vec::with_capacity(group.len());
+/// Commits the outputs of a group together ([`file::commit`]), tells `settle`, then removes
+/// their sources if asked; each report is heard by `observer`, then settled.
+fn commit(
+    group: Vec<Processed<'_>>,
+    options: &Options,
+    observer: &dyn Observer,
+    settle: &dyn Settle,
+) {
     let mut pending = Vec::new();
     let mut written = Vec::new();
     for processed in group {
         match processed {
-            Processed::Reported(report) => {
+            Processed::Reported(report, input) => {
                 observer.event(Event::Finished(&report));
-                reports.push(report);
+                settle.settled(report, input);
             }
             Processed::Written(job, output) => {
                 pending.push(job);
@@ -138,49 +212,60 @@ fn commit(group: Vec<Processed<'_>>, options: &Options, observer: &dyn Observer)
         }
     }
     let committed = file::commit(written);
+    let done: Vec<(&Job, &Source)> = pending
+        .iter()
+        .zip(&committed)
+        .filter(|(_, result)| result.is_ok())
+        .map(|(pending, _)| (&pending.job, &pending.input.source))
+        .collect();
+    if !done.is_empty() {
+        settle.committed(&done);
+    }
     for (pending, result) in pending.into_iter().zip(committed) {
         let Pending {
             job,
-            source,
+            input,
             bytes,
             sender,
+            sha256,
         } = pending;
-        let (bytes, outcome, sender) = match (result, source) {
-            (Ok(()), Some(source)) => {
+        let (bytes, outcome, sender, sha256) = match result {
+            Ok(()) if options.remove_source => {
                 let signature = options.senders.is_some();
-                match remove_source(&source, signature) {
-                    Ok(()) => (bytes, Outcome::Done, sender),
-                    Err(e) => (bytes, Outcome::Failed(FileError::RemoveSource(e)), sender),
+                match remove_source(&input.source, signature) {
+                    Ok(()) => (bytes, Outcome::Done, sender, sha256),
+                    Err(e) => {
+                        let error = FileError::RemoveSource(e);
+                        (bytes, Outcome::Failed(error), sender, sha256)
+                    }
                 }
             }
-            (Ok(()), None) => (bytes, Outcome::Done, sender),
-            (Err(error), _) => (job.len, Outcome::Failed(error), None),
+            Ok(()) => (bytes, Outcome::Done, sender, sha256),
+            Err(error) => (job.len, Outcome::Failed(error), None, None),
         };
         let report = Report {
-            source: job.source.clone(),
-            output: Some(job.output.clone()),
+            source: job.source,
+            output: Some(job.output),
             bytes,
             outcome,
             sender,
+            sha256,
         };
         observer.event(Event::Finished(&report));
-        reports.push(report);
+        settle.settled(report, Some(input));
     }
-    reports
 }
 
-/// The report of a job that failed to write `path`.
-fn failed<'a>(job: &Job, path: &Path, error: io::Error) -> Processed<'a> {
-    Processed::Reported(Report {
+/// The report of a job that failed with `error`.
+fn failed(job: &Job, error: FileError) -> Report {
+    Report {
         source: job.source.clone(),
         output: Some(job.output.clone()),
         bytes: job.len,
-        outcome: Outcome::Failed(FileError::Write {
-            path: path.to_path_buf(),
-            error,
-        }),
+        outcome: Outcome::Failed(error),
         sender: None,
-    })
+        sha256: None,
+    }
 }
 
 /// Opens (and makes) the output directories and removes stale temporary files from them.
@@ -213,56 +298,77 @@ fn prepare_dirs(dirs: &[OutputDir], options: &Options, observer: &dyn Observer) 
 
 /// Processes one job, reporting progress in input bytes that add up to `job.len`.
 fn process<'a>(
-    job: &'a Job,
-    dir: &'a Dir,
+    task: Task,
     keys: Keys<'_>,
     options: &Options,
     observer: &'a dyn Observer,
 ) -> Processed<'a> {
+    let Task { job, dir, input } = task;
+    let dir = match dir {
+        Ok(dir) => dir,
+        Err((path, error)) => {
+            let error = FileError::Write { path, error };
+            return Processed::Reported(failed(&job, error), input);
+        }
+    };
     let done = AtomicU64::new(0);
     let tick = |n: u64| {
         done.fetch_add(n, Ordering::Relaxed);
         observer.event(Event::Progress(n));
     };
-    let result = one(job, dir, keys, options, observer, &tick);
+    let result = one(&job, &dir, input, keys, options, observer, &tick);
     let rest = job.len.saturating_sub(done.load(Ordering::Relaxed));
     if rest > 0 {
         observer.event(Event::Progress(rest));
     }
     match result {
-        Ok((source, bytes, sender, written)) => {
-            let source = options.remove_source.then_some(source);
+        Ok((input, sender, written)) => {
+            let sha256 = match options.digest {
+                true => match written.digest() {
+                    Ok(digest) => Some(digest),
+                    Err(error) => {
+                        let error = FileError::Write {
+                            path: job.output.clone(),
+                            error,
+                        };
+                        return Processed::Reported(failed(&job, error), Some(input));
+                    }
+                },
+                false => None,
+            };
             let pending = Pending {
+                bytes: input.meta.len(),
                 job,
-                source,
-                bytes,
+                input,
                 sender,
+                sha256,
             };
             Processed::Written(pending, written)
         }
-        Err(error) => Processed::Reported(Report {
-            source: job.source.clone(),
-            output: Some(job.output.clone()),
-            bytes: job.len,
-            outcome: Outcome::Failed(error),
-            sender: None,
-        }),
+        Err((error, input)) => Processed::Reported(failed(&job, error), input),
     }
 }
 
-/// Seals or opens one file with the per-file engine; returns the input as opened, its size,
-/// who sent it under a sender policy, and the output, written, to commit.
+/// Seals or opens one file with the per-file engine, from `input` if the caller opened it
+/// (otherwise it is opened here); returns the input as opened, who sent it under a sender
+/// policy, and the output, written, to commit. A failure keeps the input too, once opened.
+#[allow(clippy::type_complexity)]
 fn one<'a>(
-    job: &'a Job,
-    dir: &'a Dir,
+    job: &Job,
+    dir: &Dir,
+    input: Option<Opened>,
     keys: Keys<'_>,
     options: &Options,
     observer: &'a dyn Observer,
     tick: Progress<'_>,
-) -> Result<(Source, u64, Option<Verdict>, Written<'a>), FileError> {
-    let name = job.output.file_name().ok_or_else(|| FileError::Write {
-        path: job.output.clone(),
-        error: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+) -> Result<(Opened, Option<Verdict>, Written<'a>), (FileError, Option<Opened>)> {
+    let name = job.output.file_name().ok_or_else(|| {
+        let error = io::Error::new(io::ErrorKind::InvalidInput, "not a file name");
+        let error = FileError::Write {
+            path: job.output.clone(),
+            error,
+        };
+        (error, None)
     })?;
     let output = file::Output::File(file::Target {
         dir,
@@ -273,33 +379,48 @@ fn one<'a>(
     });
     match (keys, options.direction) {
         (Keys::Recipients(recipients), Direction::Seal) => {
-            let encryptor = file::encryptor(recipients, options.signer.as_deref())?;
-            let (source, file, meta) = open_input(job, dir)?;
+            let encryptor = file::encryptor(recipients, options.signer.as_deref());
+            let encryptor = encryptor.map_err(|e| (e, None))?;
+            let input = match input {
+                Some(input) => input,
+                None => open_input(job, dir).map_err(|e| (e, None))?,
+            };
             let sealing = file::Sealing {
                 encryptor,
                 signer: options.signer.as_deref(),
                 armor: false,
             };
-            let input = file::Input::File(&file, &meta);
-            let written = file::seal(input, output, sealing, options.mmap, tick)?;
-            Ok((source, meta.len(), None, written))
+            let from = file::Input::File(&input.file, &input.meta);
+            match file::seal(from, output, sealing, options.mmap, tick) {
+                Ok(written) => Ok((input, None, written)),
+                Err(e) => Err((e, Some(input))),
+            }
         }
         (Keys::Identities(identities), Direction::Unseal) => {
-            let sender = file::sender_check(&job.source, options.senders.as_ref())?;
-            let (source, file, meta) = open_input(job, dir)?;
+            let sender = file::sender_check(&job.source, options.senders.as_ref());
+            let sender = match sender {
+                Ok(sender) => sender,
+                Err(e) => return Err((e, input)),
+            };
+            let input = match input {
+                Some(input) => input,
+                None => open_input(job, dir).map_err(|e| (e, None))?,
+            };
             let opening = file::Opening { identities, sender };
-            let input = file::Input::File(&file, &meta);
-            let (verdict, written) = file::open(input, output, opening, options.mmap, tick)?;
-            Ok((source, meta.len(), verdict, written))
+            let from = file::Input::File(&input.file, &input.meta);
+            match file::open(from, output, opening, options.mmap, tick) {
+                Ok((verdict, written)) => Ok((input, verdict, written)),
+                Err(e) => Err((e, Some(input))),
+            }
         }
-        _ => Err(FileError::WrongKeys),
+        _ => Err((FileError::WrongKeys, input)),
     }
 }
 
 /// Opens a planned input from a handle of its directory (the output directory `beside`,
 /// when the output goes beside it), without blocking (a FIFO swapped in after planning must
 /// not hang the batch) and, unless the plan allows it, without following a symbolic link.
-fn open_input(job: &Job, beside: &Dir) -> Result<(Source, File, Metadata), FileError> {
+fn open_input(job: &Job, beside: &Dir) -> Result<Opened, FileError> {
     let dir_path = parent(&job.source);
     let dir = match dir_path == beside.path() {
         true => beside.clone(),
@@ -317,5 +438,5 @@ fn open_input(job: &Job, beside: &Dir) -> Result<(Source, File, Metadata), FileE
         id: FileId::of_metadata(&meta),
         follow: job.follow,
     };
-    Ok((source, file, meta))
+    Ok(Opened { file, meta, source })
 }

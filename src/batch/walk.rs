@@ -291,6 +291,7 @@ impl Planner<'_> {
             bytes,
             outcome,
             sender: None,
+            sha256: None,
         });
     }
 }

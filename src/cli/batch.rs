@@ -180,6 +180,7 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         mmap: !command.shared.no_mmap,
         signer: command.signer,
         senders: command.senders.cloned(),
+        digest: false,
     };
     let started = Instant::now();
     let plan = batch::plan(command.inputs, &options);

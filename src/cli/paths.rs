@@ -275,7 +275,7 @@ impl Target {
     }
 
     /// The output, for the engine.
-    pub fn output(&self) -> file::Output<'_> {
+    pub fn output(&self) -> file::Output<'_, '_> {
         file::Output::File(file::Target {
             dir: &self.dir,
             name: &self.name,
@@ -328,7 +328,7 @@ impl Destination {
         &'a self,
         slot: &'a mut Option<Streamed<Box<dyn io::Write + Send>>>,
         stdout: impl FnOnce(File) -> Box<dyn io::Write + Send>,
-    ) -> Result<file::Output<'a>, Failure> {
+    ) -> Result<file::Output<'a, 'a>, Failure> {
         match self {
             Destination::File(target) => Ok(target.output()),
             Destination::Stdout => {

@@ -76,6 +76,31 @@ impl<'o> Written<'o> {
         self
     }
 
+    /// The SHA-256 of the output, read back from its temporary file (the last: a signature
+    /// goes before the file it signs); of nothing for a stream.
+    pub(crate) fn digest(&self) -> io::Result<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        use std::os::unix::fs::FileExt;
+        let mut hasher = Sha256::new();
+        if let Some(entry) = self.files.last() {
+            let file = entry.staged.file();
+            let mut buf = vec![0u8; 256 << 10];
+            let mut at = 0;
+            loop {
+                match file.read_at(&mut buf, at) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        hasher.update(&buf[..n]);
+                        at += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(hasher.finalize().into())
+    }
+
     /// Commits this one output: [`commit`] of a group of one.
     pub(crate) fn commit(self) -> Result<(), FileError> {
         commit(vec![self])

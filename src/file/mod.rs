@@ -223,7 +223,7 @@ pub(crate) fn prepare_output(
     Ok((dir, name, removed))
 }
 
-fn file_output<'a>(dir: &'a Dir, output: &'a Path, options: &Options<'a>) -> Output<'a> {
+fn file_output<'a>(dir: &'a Dir, output: &'a Path, options: &Options<'a>) -> Output<'a, 'a> {
     Output::File(Target {
         dir,
         name: output.file_name().unwrap_or_default(),
@@ -246,7 +246,7 @@ pub(crate) enum Input<'a> {
 /// there and renamed into place once whole; an existing file is replaced only with `force`.
 /// `temporaries` hears of each temporary file (e.g. to remove it on a signal).
 #[derive(Clone, Copy)]
-pub(crate) struct Target<'a> {
+pub(crate) struct Target<'a, 'o> {
     /// The output's directory, open.
     pub dir: &'a Dir,
     /// The output's name in `dir`.
@@ -256,13 +256,13 @@ pub(crate) struct Target<'a> {
     /// Replace an existing file of that name.
     pub force: bool,
     /// Hears when a temporary file appears and goes.
-    pub temporaries: &'a dyn Temporaries,
+    pub temporaries: &'o dyn Temporaries,
 }
 
-impl<'a> Target<'a> {
+impl<'o> Target<'_, 'o> {
     /// A temporary file in the output's directory for the file `name` there (the output,
     /// or its signature, whose path is `path`).
-    fn stage(&self, name: &OsStr, path: &Path) -> Result<Staged<'a>, FileError> {
+    fn stage(&self, name: &OsStr, path: &Path) -> Result<Staged<'o>, FileError> {
         Staged::create(self.dir, name, self.temporaries).map_err(|error| FileError::Write {
             path: path.to_path_buf(),
             error,
@@ -271,9 +271,9 @@ impl<'a> Target<'a> {
 }
 
 /// Where the output goes.
-pub(crate) enum Output<'a> {
+pub(crate) enum Output<'a, 'o> {
     /// A file, staged.
-    File(Target<'a>),
+    File(Target<'a, 'o>),
     /// A stream, written as the output is made: when opening, only authenticated plaintext
     /// reaches it, but a file that turns out corrupt has sent it the part before the fault.
     /// `name` names it in errors.
@@ -309,13 +309,13 @@ pub(crate) struct Opening<'a> {
 
 /// Seals `input` to `output`; `tick` hears the input bytes done. `positioned: false` streams
 /// a regular file too. A file output is returned written, to be committed ([`Written`]).
-pub(crate) fn seal<'a>(
+pub(crate) fn seal<'o>(
     input: Input<'_>,
-    output: Output<'a>,
+    output: Output<'_, 'o>,
     sealing: Sealing<'_>,
     positioned: bool,
     tick: Progress<'_>,
-) -> Result<Written<'a>, FileError> {
+) -> Result<Written<'o>, FileError> {
     let Sealing {
         encryptor,
         signer,
@@ -372,7 +372,7 @@ pub(crate) fn seal<'a>(
 fn seal_stream(
     encryptor: Encryptor,
     input: impl Read + Send,
-    out: &mut Sink<'_>,
+    out: &mut Sink<'_, '_>,
     armor: bool,
 ) -> Result<(), FileError> {
     let writer = out.writer()?;
@@ -390,13 +390,13 @@ fn seal_stream(
 /// output is returned only once the signature checks out, with its verdict. `positioned:
 /// false` streams a regular file too. A file output is returned written, to be committed
 /// ([`Written`]).
-pub(crate) fn open<'a>(
+pub(crate) fn open<'o>(
     input: Input<'_>,
-    output: Output<'a>,
+    output: Output<'_, 'o>,
     opening: Opening<'_>,
     positioned: bool,
     tick: Progress<'_>,
-) -> Result<(Option<Verdict>, Written<'a>), FileError> {
+) -> Result<(Option<Verdict>, Written<'o>), FileError> {
     let Opening { identities, sender } = opening;
     let (mut check, mut hasher) = match sender {
         Some((check, hasher)) => (Some(check), hasher),
@@ -475,7 +475,7 @@ pub(crate) fn open<'a>(
 /// Opens a stream, hashed as it is read.
 fn open_stream(
     input: impl Read + Send,
-    out: &mut Sink<'_>,
+    out: &mut Sink<'_, '_>,
     identities: &[&dyn Identity],
     check: &mut Option<FileCheck>,
     hasher: Option<&mut Hasher>,
@@ -506,16 +506,16 @@ fn read_error(e: DecryptError) -> FileError {
 
 /// An [`Output`] as it is written: a file output's temporary file is made when the first
 /// byte is ready to go in.
-enum Sink<'a> {
-    File(Target<'a>, Option<Staged<'a>>),
+enum Sink<'a, 'o> {
+    File(Target<'a, 'o>, Option<Staged<'o>>),
     Stream {
         writer: &'a mut (dyn Write + Send),
         name: &'a Path,
     },
 }
 
-impl<'a> Sink<'a> {
-    fn new(output: Output<'a>) -> Sink<'a> {
+impl<'a, 'o> Sink<'a, 'o> {
+    fn new(output: Output<'a, 'o>) -> Sink<'a, 'o> {
         match output {
             Output::File(target) => Sink::File(target, None),
             Output::Stream { writer, name } => Sink::Stream { writer, name },
@@ -582,7 +582,7 @@ impl<'a> Sink<'a> {
     }
 
     /// A file output, written, to commit; a stream is flushed.
-    fn finish(self) -> Result<Written<'a>, FileError> {
+    fn finish(self) -> Result<Written<'o>, FileError> {
         match self {
             Sink::File(target, staged) => {
                 let staged = match staged {
@@ -611,7 +611,7 @@ impl<'a> Sink<'a> {
         mut self,
         key: &SigningKey,
         digest: Option<Digest>,
-    ) -> Result<Written<'a>, FileError> {
+    ) -> Result<Written<'o>, FileError> {
         let sealed_path = self.path();
         self.stage()?;
         let Sink::File(target, Some(staged)) = self else {

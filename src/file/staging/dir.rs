@@ -240,6 +240,14 @@ impl Dir {
 
     /// The names of the regular files in the directory (symbolic links not followed).
     pub fn files(&self) -> io::Result<Vec<OsString>> {
+        let entries = self.entries()?.into_iter();
+        let files = entries.filter(|(_, file_type)| *file_type == FileType::RegularFile);
+        Ok(files.map(|(name, _)| name).collect())
+    }
+
+    /// The entries of the directory but `.` and `..`, each with its type (a symbolic link is
+    /// one, not what it points to); an entry gone before its type could be read is left out.
+    pub fn entries(&self) -> io::Result<Vec<(OsString, FileType)>> {
         let mut names = Vec::new();
         let mut entries = sys::Dir::read_from(&*self.fd)?;
         while let Some(entry) = entries.read() {
@@ -258,11 +266,27 @@ impl Dir {
                 }
                 known => known,
             };
-            if file_type == FileType::RegularFile {
-                names.push(name.to_os_string());
-            }
+            names.push((name.to_os_string(), file_type));
         }
         Ok(names)
+    }
+
+    /// Moves the file `from` here to `to` in the directory `into` (on the same file system),
+    /// never replacing a file of that name there ([`io::ErrorKind::AlreadyExists`]).
+    pub fn move_to(&self, from: &OsStr, into: &Dir, to: &OsStr) -> io::Result<()> {
+        let (from, to) = (plain_name(from)?, plain_name(to)?);
+        Ok(sys::renameat_with(
+            &*self.fd,
+            from,
+            &*into.fd,
+            to,
+            RenameFlags::NOREPLACE,
+        )?)
+    }
+
+    /// The handle, for calls on the directory itself.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
