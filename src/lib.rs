@@ -12,6 +12,7 @@
 //! - [`file::seal_path`] / [`file::open_path`]: one file named by path, whole or not at all,
 //!   as the `seal` and `unseal` commands do it.
 //! - [`batch`]: whole directory trees, every file on one pool, one report per file.
+//! - [`watch`]: the server inbox, each upload opened once as it arrives.
 //! - [`sshsig`], [`allowed_signers`], [`sender`]: who sent a file, by client-key signatures.
 //! - [`scrypt`]: passphrases instead of keys; [`armor`]: the ASCII armor, which
 //!   [`Decryptor`] and [`decrypt`] detect by themselves.
@@ -48,11 +49,16 @@ pub mod file;
 // Whole trees: walk, plan, run every file on one pool.
 pub mod batch;
 
+// The server inbox: uploads opened as they arrive, each once.
+#[cfg(feature = "watch")]
+pub mod watch;
+
 // What a sealed file says about itself, without a key.
 pub mod inspect;
 
 pub mod error;
-// How text from outside (file names, rejected keys) appears in messages.
+// How text from outside (file names, rejected keys) appears in messages, and in JSON.
+mod json;
 mod shown;
 
 // The command-line glue shared by the `seal`, `unseal` and `seal-keygen` binaries, which

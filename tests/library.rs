@@ -8,6 +8,9 @@ use std::str::FromStr;
 use seal::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 #[path = "library/crash_points.rs"]
 mod crash_points;
+#[cfg(feature = "watch")]
+#[path = "library/watch.rs"]
+mod watch;
 
 use seal::{
     x25519, DecryptError, Decryptor, Encryptor, Identity, MappedFile, Output, Recipient,

@@ -63,7 +63,7 @@ use crate::keys::recipient::{Identity, Recipient};
 use crate::signing::sender::{Policy, Verdict};
 use crate::signing::sshsig::SigningKey;
 
-mod run;
+pub(crate) mod run;
 mod walk;
 
 pub(crate) use crate::file::{is_partial_name, Dir, FileId};

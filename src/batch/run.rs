@@ -18,7 +18,7 @@ use std::fs::{File, Metadata};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -27,7 +27,7 @@ use super::{Plan, Report};
 use crate::engine::parallel::Progress;
 use crate::file::staging::{self, dir::parent};
 use crate::file::{self, remove_source, Dir, FileId, OutputDirs, Source, Written};
-use crate::signing::sender::Verdict;
+use crate::signing::sender::{Policy, Verdict};
 
 /// Written outputs waiting for the committer at most; a thread of the pool with one more
 /// waits for room. With a group being committed (at most [`GROUP`]) and one output a thread
@@ -60,6 +60,7 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
         observer.event(Event::Finished(report));
     }
     let dirs = prepare_dirs(&output_dirs, options, observer);
+    let senders = options.senders.clone().map(Arc::new);
     let tasks = jobs.par_iter().map(|job| {
         let dir = match dirs.get(&parent(&job.output)) {
             Some(Ok(dir)) => Ok(dir.clone()),
@@ -73,6 +74,7 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
             job: job.clone(),
             dir,
             input: None,
+            senders: senders.clone(),
         }
     });
     let reports = Collect::default();
@@ -105,6 +107,9 @@ pub(crate) struct Task {
     /// open until the job is settled; `None`: opened here ([`open_input`]) and closed as soon
     /// as it is read.
     pub input: Option<Opened>,
+    /// Unsealing: the sender policy to check it against ([`Options::senders`], which the
+    /// inbox watcher can replace while it runs).
+    pub senders: Option<Arc<Policy>>,
 }
 
 /// An input as opened: the file, its metadata from `fstat`, and what removes it.
@@ -116,6 +121,11 @@ pub(crate) struct Opened {
 
 /// What a caller of [`stream`] does with each job once it is done or failed.
 pub(crate) trait Settle: Sync {
+    /// The outputs of a group of jobs, written, are about to be committed.
+    fn committing(&self, jobs: &[(&Job, &Source)]) {
+        let _ = jobs;
+    }
+
     /// The outputs of a group of jobs, with their sources, are committed: called before any
     /// of the sources is removed ([`Options::remove_source`]).
     fn committed(&self, jobs: &[(&Job, &Source)]) {
@@ -186,6 +196,8 @@ struct Pending {
     input: Opened,
     bytes: u64,
     sender: Option<Verdict>,
+    /// Its signature was checked, and goes with it.
+    signature: bool,
     sha256: Option<[u8; 32]>,
 }
 
@@ -211,6 +223,13 @@ fn commit(
             }
         }
     }
+    let jobs: Vec<(&Job, &Source)> = pending
+        .iter()
+        .map(|pending| (&pending.job, &pending.input.source))
+        .collect();
+    if !jobs.is_empty() {
+        settle.committing(&jobs);
+    }
     let committed = file::commit(written);
     let done: Vec<(&Job, &Source)> = pending
         .iter()
@@ -227,19 +246,17 @@ fn commit(
             input,
             bytes,
             sender,
+            signature,
             sha256,
         } = pending;
         let (bytes, outcome, sender, sha256) = match result {
-            Ok(()) if options.remove_source => {
-                let signature = options.senders.is_some();
-                match remove_source(&input.source, signature) {
-                    Ok(()) => (bytes, Outcome::Done, sender, sha256),
-                    Err(e) => {
-                        let error = FileError::RemoveSource(e);
-                        (bytes, Outcome::Failed(error), sender, sha256)
-                    }
+            Ok(()) if options.remove_source => match remove_source(&input.source, signature) {
+                Ok(()) => (bytes, Outcome::Done, sender, sha256),
+                Err(e) => {
+                    let error = FileError::RemoveSource(e);
+                    (bytes, Outcome::Failed(error), sender, sha256)
                 }
-            }
+            },
             Ok(()) => (bytes, Outcome::Done, sender, sha256),
             Err(error) => (job.len, Outcome::Failed(error), None, None),
         };
@@ -303,7 +320,12 @@ fn process<'a>(
     options: &Options,
     observer: &'a dyn Observer,
 ) -> Processed<'a> {
-    let Task { job, dir, input } = task;
+    let Task {
+        job,
+        dir,
+        input,
+        senders,
+    } = task;
     let dir = match dir {
         Ok(dir) => dir,
         Err((path, error)) => {
@@ -316,59 +338,72 @@ fn process<'a>(
         done.fetch_add(n, Ordering::Relaxed);
         observer.event(Event::Progress(n));
     };
-    let result = one(&job, &dir, input, keys, options, observer, &tick);
+    let input = match input {
+        Some(input) => input,
+        None => match open_input(&job, &dir) {
+            Ok(input) => input,
+            Err(error) => {
+                if job.len > 0 {
+                    observer.event(Event::Progress(job.len));
+                }
+                return Processed::Reported(failed(&job, error), None);
+            }
+        },
+    };
+    let senders = senders.as_deref();
+    let result = one(
+        &job,
+        &dir,
+        &input,
+        (keys, senders),
+        options,
+        observer,
+        &tick,
+    );
     let rest = job.len.saturating_sub(done.load(Ordering::Relaxed));
     if rest > 0 {
         observer.event(Event::Progress(rest));
     }
-    match result {
-        Ok((input, sender, written)) => {
-            let sha256 = match options.digest {
-                true => match written.digest() {
-                    Ok(digest) => Some(digest),
-                    Err(error) => {
-                        let error = FileError::Write {
-                            path: job.output.clone(),
-                            error,
-                        };
-                        return Processed::Reported(failed(&job, error), Some(input));
-                    }
-                },
-                false => None,
-            };
-            let pending = Pending {
-                bytes: input.meta.len(),
-                job,
-                input,
-                sender,
-                sha256,
-            };
-            Processed::Written(pending, written)
-        }
-        Err((error, input)) => Processed::Reported(failed(&job, error), input),
-    }
+    let (sender, written) = match result {
+        Ok(done) => done,
+        Err(error) => return Processed::Reported(failed(&job, error), Some(input)),
+    };
+    let sha256 = match options.digest {
+        true => match written.digest() {
+            Ok(digest) => Some(digest),
+            Err(error) => {
+                let path = job.output.clone();
+                let error = FileError::Write { path, error };
+                return Processed::Reported(failed(&job, error), Some(input));
+            }
+        },
+        false => None,
+    };
+    let pending = Pending {
+        bytes: input.meta.len(),
+        job,
+        input,
+        sender,
+        signature: senders.is_some(),
+        sha256,
+    };
+    Processed::Written(pending, written)
 }
 
-/// Seals or opens one file with the per-file engine, from `input` if the caller opened it
-/// (otherwise it is opened here); returns the input as opened, who sent it under a sender
-/// policy, and the output, written, to commit. A failure keeps the input too, once opened.
-#[allow(clippy::type_complexity)]
+/// Seals or opens one file, `input`, with the per-file engine; returns who sent it under a
+/// sender policy, and the output, written, to commit.
 fn one<'a>(
     job: &Job,
     dir: &Dir,
-    input: Option<Opened>,
-    keys: Keys<'_>,
+    input: &Opened,
+    (keys, senders): (Keys<'_>, Option<&Policy>),
     options: &Options,
     observer: &'a dyn Observer,
     tick: Progress<'_>,
-) -> Result<(Opened, Option<Verdict>, Written<'a>), (FileError, Option<Opened>)> {
-    let name = job.output.file_name().ok_or_else(|| {
-        let error = io::Error::new(io::ErrorKind::InvalidInput, "not a file name");
-        let error = FileError::Write {
-            path: job.output.clone(),
-            error,
-        };
-        (error, None)
+) -> Result<(Option<Verdict>, Written<'a>), FileError> {
+    let name = job.output.file_name().ok_or_else(|| FileError::Write {
+        path: job.output.clone(),
+        error: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
     })?;
     let output = file::Output::File(file::Target {
         dir,
@@ -377,43 +412,24 @@ fn one<'a>(
         force: options.force,
         temporaries: observer,
     });
+    let from = file::Input::File(&input.file, &input.meta);
     match (keys, options.direction) {
         (Keys::Recipients(recipients), Direction::Seal) => {
-            let encryptor = file::encryptor(recipients, options.signer.as_deref());
-            let encryptor = encryptor.map_err(|e| (e, None))?;
-            let input = match input {
-                Some(input) => input,
-                None => open_input(job, dir).map_err(|e| (e, None))?,
-            };
+            let encryptor = file::encryptor(recipients, options.signer.as_deref())?;
             let sealing = file::Sealing {
                 encryptor,
                 signer: options.signer.as_deref(),
                 armor: false,
             };
-            let from = file::Input::File(&input.file, &input.meta);
-            match file::seal(from, output, sealing, options.mmap, tick) {
-                Ok(written) => Ok((input, None, written)),
-                Err(e) => Err((e, Some(input))),
-            }
+            let written = file::seal(from, output, sealing, options.mmap, tick)?;
+            Ok((None, written))
         }
         (Keys::Identities(identities), Direction::Unseal) => {
-            let sender = file::sender_check(&job.source, options.senders.as_ref());
-            let sender = match sender {
-                Ok(sender) => sender,
-                Err(e) => return Err((e, input)),
-            };
-            let input = match input {
-                Some(input) => input,
-                None => open_input(job, dir).map_err(|e| (e, None))?,
-            };
+            let sender = file::sender_check(&job.source, senders)?;
             let opening = file::Opening { identities, sender };
-            let from = file::Input::File(&input.file, &input.meta);
-            match file::open(from, output, opening, options.mmap, tick) {
-                Ok((verdict, written)) => Ok((input, verdict, written)),
-                Err(e) => Err((e, Some(input))),
-            }
+            file::open(from, output, opening, options.mmap, tick)
         }
-        _ => Err((FileError::WrongKeys, input)),
+        _ => Err(FileError::WrongKeys),
     }
 }
 

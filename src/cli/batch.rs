@@ -9,13 +9,11 @@
 use std::fmt::Write as _;
 use std::fs::Metadata;
 use std::io::{self, IsTerminal, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use clap::Args;
 use indicatif::{HumanBytes, HumanDuration, ProgressBar};
 
@@ -26,11 +24,14 @@ use super::paths::{Destination, Source};
 use super::senders;
 use crate::batch::{self, Direction, Event, FileError, Keys, Observer, Options, Outcome, Report};
 use crate::batch::{Dir, FileId, Skip, Summary, Temporaries};
+use crate::json::{json_path, json_string};
 use crate::signing::sender::Verdict;
 
-/// The flags of batch mode, shared by `seal` and `unseal`.
+/// Where `seal --help` lists the flags of batch mode.
+pub(super) const HEADING: &str = "Batch mode (a directory, or several inputs)";
+
+/// The flags of batch mode, shared by `seal` and `unseal`, listed under [`HEADING`].
 #[derive(Args, Debug, Default)]
-#[command(next_help_heading = "Batch mode (a directory, or several inputs)")]
 pub struct Flags {
     /// Report each file as a JSON line on standard output
     ///
@@ -463,7 +464,7 @@ impl Reporter {
             Outcome::Skipped(_) => {}
         }
         if self.json {
-            let line = json_record(report, self.done_word());
+            let line = json_record(report, self.done_word(), |_| {});
             let mut out = io::stdout().lock();
             // A reader that went away loses the report, not the batch.
             let _ = out.write_all(line.as_bytes());
@@ -570,7 +571,7 @@ fn common_words(skip: Skip) -> &'static str {
 }
 
 /// A file's failure in words, I/O errors without Rust's "(os error N)".
-fn message(error: &FileError) -> String {
+pub(super) fn message(error: &FileError) -> String {
     match error {
         FileError::Read(e) => format!("cannot read: {}", describe_io(e)),
         FileError::Decrypt(e) => Failure::from(e).message,
@@ -603,8 +604,12 @@ fn code(error: &FileError) -> ExitCode {
     }
 }
 
-/// One line of the `--json` report.
-fn json_record(report: &Report, done_word: &str) -> String {
+/// One line of the `--json` report; `more` adds fields at its end.
+pub(super) fn json_record(
+    report: &Report,
+    done_word: &str,
+    more: impl FnOnce(&mut String),
+) -> String {
     let mut line = String::from("{\"type\":\"file\"");
     json_path(&mut line, "path", Some(&report.source));
     json_path(&mut line, "output", report.output.as_deref());
@@ -630,6 +635,14 @@ fn json_record(report: &Report, done_word: &str) -> String {
     if let Some(verdict) = &report.sender {
         json_verdict(&mut line, verdict);
     }
+    if let Some(digest) = report.sha256 {
+        line.push_str(",\"sha256\":\"");
+        for byte in digest {
+            let _ = write!(line, "{byte:02x}");
+        }
+        line.push('"');
+    }
+    more(&mut line);
     line.push_str("}\n");
     line
 }
@@ -657,65 +670,4 @@ fn json_verdict(line: &mut String, verdict: &Verdict) {
         }
     }
     line.push('}');
-}
-
-/// `,"key":"path"`: the path as UTF-8 (invalid bytes replaced by U+FFFD); a path that is
-/// not UTF-8 also gets `,"key_base64":"..."` with its exact bytes.
-pub(super) fn json_path(line: &mut String, key: &str, path: Option<&Path>) {
-    let _ = write!(line, ",\"{key}\":");
-    let Some(path) = path else {
-        line.push_str("null");
-        return;
-    };
-    json_string(line, &path.to_string_lossy());
-    if path.to_str().is_none() {
-        let bytes = path.as_os_str().as_bytes();
-        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-        let _ = write!(line, ",\"{key}_base64\":\"{encoded}\"");
-    }
-}
-
-/// A JSON string literal.
-pub(super) fn json_string(line: &mut String, text: &str) {
-    line.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => line.push_str("\\\""),
-            '\\' => line.push_str("\\\\"),
-            '\n' => line.push_str("\\n"),
-            '\r' => line.push_str("\\r"),
-            '\t' => line.push_str("\\t"),
-            // C0 controls, and DEL and C1 controls too, so that no terminal showing the
-            // report acts on them; the parsed string is the same.
-            c if c.is_control() => {
-                let _ = write!(line, "\\u{:04x}", c as u32);
-            }
-            c => line.push(c),
-        }
-    }
-    line.push('"');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_strings_escape_quotes_backslashes_and_controls() {
-        let mut line = String::new();
-        json_string(&mut line, "a\"b\\c\nd\u{1}é\u{1b}\u{7f}\u{9b}");
-        assert_eq!(line, r#""a\"b\\c\nd\u0001é\u001b\u007f\u009b""#);
-    }
-
-    #[test]
-    fn a_path_that_is_not_utf8_keeps_its_bytes_in_base64() {
-        use std::os::unix::ffi::OsStrExt;
-        let path = Path::new(std::ffi::OsStr::from_bytes(b"in/\xff.txt"));
-        let mut line = String::new();
-        json_path(&mut line, "path", Some(path));
-        assert_eq!(
-            line,
-            ",\"path\":\"in/\u{fffd}.txt\",\"path_base64\":\"aW4v/y50eHQ=\""
-        );
-    }
 }

@@ -5,12 +5,12 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use super::batch::{json_path, json_string};
 use super::failure::Failure;
 use super::keyargs::{self, PassphraseFlags};
 use crate::format::armor::is_armored;
 use crate::format::Header;
 use crate::inspect::Inspection;
+use crate::json::{json_path, json_string};
 
 /// Inspects one file (or standard input) and prints the report on standard output.
 pub fn run(

@@ -7,17 +7,30 @@
 //! when output was streaming to standard output, how much went out there, and that it is
 //! incomplete. (A SIGKILL cannot be caught: the next run into the same place removes what
 //! it left, see [`crate::file::staging::remove_stale_of`].)
+//!
+//! A service ([`graceful`]: `unseal --watch`) is asked rather than ended: the first SIGINT or
+//! SIGTERM sets its stop flag, and SIGHUP its reload flag; a second SIGINT or SIGTERM ends it
+//! as above.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
 use super::failure::ExitCode;
 use crate::file::Temporaries;
 
 /// Temporary files to remove if a signal stops the process.
 static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Whether a signal asks the program to stop ([`graceful`]) rather than ending it, whether
+/// one did, and whether SIGHUP asked it to read its configuration again.
+static GRACEFUL: AtomicBool = AtomicBool::new(false);
+static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 /// Whether output is streaming to standard output, and how many bytes went there.
 static STREAMING: AtomicBool = AtomicBool::new(false);
@@ -27,24 +40,50 @@ static STREAMED: AtomicU64 = AtomicU64::new(0);
 /// `what` names what `program` streams to standard output ("plaintext", "sealed data").
 pub fn install_handler(program: &str, what: &'static str) {
     let program = program.to_string();
-    // Failing to install the handler (only possible if one exists already) loses nothing
-    // but the clean-up on a signal; it is not worth refusing to run for.
-    let _ = ctrlc::set_handler(move || {
-        // Keep the lock until exit, so no rename can slip in after the clean-up.
-        let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-        for path in pending.iter() {
-            let _ = std::fs::remove_file(path);
+    // Failing to install the handler loses nothing but the clean-up on a signal; it is not
+    // worth refusing to run for.
+    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if GRACEFUL.load(Ordering::Acquire) {
+                if signal == SIGHUP {
+                    RELOAD.store(true, Ordering::Release);
+                    continue;
+                }
+                if !STOP.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
+            }
+            clean_up_and_exit(&program, what);
         }
-        super::progress::clear_all();
-        match STREAMING.load(Ordering::Acquire) {
-            true => say!(
-                "{program}: error: interrupted; standard output is incomplete: at least {} bytes of {what} were written to it",
-                STREAMED.load(Ordering::Acquire)
-            ),
-            false => say!("{program}: error: interrupted; no partial output was left behind"),
-        }
-        std::process::exit(ExitCode::Interrupted as i32);
     });
+}
+
+fn clean_up_and_exit(program: &str, what: &str) -> ! {
+    // Keep the lock until exit, so no rename can slip in after the clean-up.
+    let pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+    for path in pending.iter() {
+        let _ = std::fs::remove_file(path);
+    }
+    super::progress::clear_all();
+    match STREAMING.load(Ordering::Acquire) {
+        true => say!(
+            "{program}: error: interrupted; standard output is incomplete: at least {} bytes of {what} were written to it",
+            STREAMED.load(Ordering::Acquire)
+        ),
+        false => say!("{program}: error: interrupted; no partial output was left behind"),
+    }
+    std::process::exit(ExitCode::Interrupted as i32);
+}
+
+/// From now on the first SIGINT or SIGTERM sets the first flag returned, for the program to
+/// finish what it holds and stop (a second one ends it at once, as before), and SIGHUP sets
+/// the second, for it to read its configuration again (it clears it).
+pub fn graceful() -> (&'static AtomicBool, &'static AtomicBool) {
+    GRACEFUL.store(true, Ordering::Release);
+    (&STOP, &RELOAD)
 }
 
 fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {

@@ -31,6 +31,7 @@ mod passphrase;
 mod paths;
 mod progress;
 mod senders;
+mod watch;
 
 pub mod keygen;
 pub mod seal;

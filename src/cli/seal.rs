@@ -120,7 +120,7 @@ pub struct Args {
     #[allow(missing_docs)]
     pub shared: Shared,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = super::batch::HEADING)]
     #[allow(missing_docs)]
     pub batch: BatchFlags,
 }

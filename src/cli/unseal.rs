@@ -10,6 +10,7 @@ use super::failure::{ExitCode, Failure};
 use super::passphrase::{self, Passphrase};
 use super::paths::{file_outcome, Destination, Refusal, Source, STDIN};
 use super::senders::{self, Senders};
+use super::watch;
 use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
@@ -95,9 +96,13 @@ pub struct Args {
     #[allow(missing_docs)]
     pub senders: senders::SignatureFlags,
 
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = watch::HEADING)]
     #[allow(missing_docs)]
     pub batch: BatchFlags,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub watch: watch::WatchFlags,
 }
 
 /// The `unseal` binary.
@@ -113,7 +118,7 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
     if args.inspect {
         return super::inspect::run(&args.input, &args.key, &args.passphrase, args.batch.json);
     }
-    let single = !batch::wanted(&args.input);
+    let single = !batch::wanted(&args.input) && args.watch.watch.is_none();
     let senders = Senders::from_flags(&args.senders, args.shared.quiet)?;
     if let Some(senders) = &senders {
         senders.check_single(single)?;
@@ -132,6 +137,22 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
     };
     let mut identities: Vec<&dyn Identity> = keys.iter().map(|i| i.as_ref()).collect();
     identities.extend(passphrase.as_ref().map(|p| p as &dyn Identity));
+    if let Some(inbox) = &args.watch.watch {
+        let command = watch::Command {
+            inbox,
+            flags: &args.watch,
+            output: args.shared.output.as_deref(),
+            inputs: &args.input,
+            remove_source: args.batch.remove_source,
+            json: args.batch.json,
+            quiet: args.shared.quiet,
+            force: args.shared.force,
+            threads: args.shared.threads,
+            senders: senders.as_ref().map(|s| &s.policy),
+            signature_flags: &args.senders,
+        };
+        return watch::run(command, &identities);
+    }
     let input_name = match args.input.as_slice() {
         [path] if path.as_os_str() != "-" => path.clone(),
         _ => PathBuf::from(STDIN),

@@ -32,3 +32,4 @@ mod senders;
 mod signing;
 mod ssh_keys;
 mod streams;
+mod watch;

@@ -1,0 +1,353 @@
+//! What the watcher remembers across restarts: each upload it has settled, so that it is
+//! taken once, however often it restarts and however many watchers share the inbox.
+//!
+//! The journal is one append-only text file in the state directory, a record a line:
+//! `STATE DEV:INO:SIZE:MTIME_NS HEXPATH`, the path relative to the inbox, its bytes in hex so
+//! that no name can break a line. The last record of a path wins, for the same upload (the
+//! same file, size and modification time); a new upload of the same name starts afresh.
+//!
+//! - `intent`: its output was about to be put in place (written before the group's commit).
+//!   Found without `done` after a crash, the output is there or not: done, or to redo.
+//! - `done`: its output is in place.
+//! - `left`: it failed and stays in the inbox (no quarantine): not retried until it changes.
+//!
+//! Records reach the disk (`fdatasync`) before the step they announce or after the one they
+//! confirm. Each record is one `write` to a file opened `O_APPEND`, so that two watchers'
+//! records never interleave; each watcher reads the other's before it takes a file.
+//! At start-up, a watcher alone rewrites the journal with only the records of uploads still
+//! in the inbox, so that it does not grow without end.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+
+const JOURNAL: &str = "journal";
+const LOCK: &str = "lock";
+
+/// One upload: the file, its size and modification time. A new upload under the same name
+/// is another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Upload {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+}
+
+impl Upload {
+    pub(crate) fn of(meta: &fs::Metadata) -> Upload {
+        Upload {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        }
+    }
+}
+
+/// What the journal says of an upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Intent,
+    Done,
+    Left,
+}
+
+impl State {
+    fn word(self) -> &'static str {
+        match self {
+            State::Intent => "intent",
+            State::Done => "done",
+            State::Left => "left",
+        }
+    }
+
+    fn parse(word: &str) -> Option<State> {
+        match word {
+            "intent" => Some(State::Intent),
+            "done" => Some(State::Done),
+            "left" => Some(State::Left),
+            _ => None,
+        }
+    }
+}
+
+/// The journal of one state directory, open to append, and what it says.
+pub(crate) struct Journal {
+    file: File,
+    /// Held shared while this watcher runs; exclusive only to rewrite the journal.
+    lock: File,
+    /// How far this watcher has read.
+    read: u64,
+    /// A partial last line, waiting for the rest of it.
+    tail: Vec<u8>,
+    entries: HashMap<PathBuf, (State, Upload)>,
+}
+
+impl Journal {
+    /// Opens the journal in `dir` (made, owner-only, if missing) and reads it.
+    pub(crate) fn open(dir: &Path) -> io::Result<Journal> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(dir.join(LOCK))?;
+        flock(&lock, FlockOperation::LockShared)?;
+        let file = open_journal(dir)?;
+        let mut journal = Journal {
+            file,
+            lock,
+            read: 0,
+            tail: Vec::new(),
+            entries: HashMap::new(),
+        };
+        journal.refresh()?;
+        Ok(journal)
+    }
+
+    /// Reads the records appended since the last read (by this watcher or another).
+    pub(crate) fn refresh(&mut self) -> io::Result<()> {
+        // Read from where this watcher stopped, whatever the file's offset: an append moves
+        // it past records another watcher wrote meanwhile.
+        let mut new = Vec::new();
+        let mut buf = [0u8; 64 << 10];
+        loop {
+            match self.file.read_at(&mut buf, self.read) {
+                Ok(0) => break,
+                Ok(n) => {
+                    new.extend_from_slice(&buf[..n]);
+                    self.read += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.tail.extend_from_slice(&new);
+        let Some(end) = self.tail.iter().rposition(|&b| b == b'\n') else {
+            return Ok(());
+        };
+        let lines: Vec<u8> = self.tail.drain(..=end).collect();
+        for line in lines.split(|&b| b == b'\n') {
+            if let Some((path, state, upload)) = parse(line) {
+                self.entries.insert(path, (state, upload));
+            }
+        }
+        Ok(())
+    }
+
+    /// What the journal says of `upload` at `path` (relative to the inbox): nothing for a
+    /// new upload under a name it knew.
+    pub(crate) fn state(&self, path: &Path, upload: Upload) -> Option<State> {
+        match self.entries.get(path) {
+            Some((state, known)) if *known == upload => Some(*state),
+            _ => None,
+        }
+    }
+
+    /// Appends `records` in one write and makes them durable.
+    pub(crate) fn write(&mut self, records: &[(State, &Path, Upload)]) -> io::Result<()> {
+        let mut text = Vec::new();
+        for (state, path, upload) in records {
+            line(&mut text, *state, path, *upload);
+        }
+        self.file.write_all(&text)?;
+        self.file.sync_data()?;
+        self.refresh()
+    }
+
+    /// Forgets `path`: its upload is gone from the inbox.
+    pub(crate) fn forget(&mut self, path: &Path) {
+        self.entries.remove(path);
+    }
+
+    /// Rewrites the journal in `dir` with only the records `keep` keeps, if no other
+    /// watcher has it open; returns whether it did.
+    pub(crate) fn compact(
+        &mut self,
+        dir: &Path,
+        keep: impl Fn(&Path, Upload) -> bool,
+    ) -> io::Result<bool> {
+        if flock(&self.lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Ok(false);
+        }
+        let result = self.rewrite(dir, keep);
+        flock(&self.lock, FlockOperation::LockShared)?;
+        result.map(|()| true)
+    }
+
+    fn rewrite(&mut self, dir: &Path, keep: impl Fn(&Path, Upload) -> bool) -> io::Result<()> {
+        self.refresh()?;
+        self.entries.retain(|path, (_, upload)| keep(path, *upload));
+        let mut text = Vec::new();
+        for (path, (state, upload)) in &self.entries {
+            line(&mut text, *state, path, *upload);
+        }
+        let new = dir.join(format!("{JOURNAL}.new"));
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&new)?;
+        file.write_all(&text)?;
+        file.sync_data()?;
+        fs::rename(&new, dir.join(JOURNAL))?;
+        File::open(dir)?.sync_all()?;
+        self.file = open_journal(dir)?;
+        self.read = self.file.metadata()?.len();
+        self.tail.clear();
+        Ok(())
+    }
+}
+
+fn open_journal(dir: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .mode(0o600)
+        .open(dir.join(JOURNAL))
+}
+
+fn line(text: &mut Vec<u8>, state: State, path: &Path, upload: Upload) {
+    let Upload {
+        dev,
+        ino,
+        size,
+        mtime_ns,
+    } = upload;
+    let _ = write!(text, "{} {dev}:{ino}:{size}:{mtime_ns} ", state.word());
+    for byte in path.as_os_str().as_bytes() {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text.push(b'\n');
+}
+
+fn parse(line: &[u8]) -> Option<(PathBuf, State, Upload)> {
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split(' ');
+    let state = State::parse(words.next()?)?;
+    let mut numbers = words.next()?.split(':');
+    let mut number = || numbers.next()?.parse::<u64>().ok();
+    let (dev, ino, size) = (number()?, number()?, number()?);
+    let mtime_ns = numbers.next()?.parse::<i128>().ok()?;
+    let hex = words.next()?;
+    if words.next().is_some() || hex.is_empty() || hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect();
+    let path = PathBuf::from(OsStr::from_bytes(&bytes?));
+    let upload = Upload {
+        dev,
+        ino,
+        size,
+        mtime_ns,
+    };
+    Some((path, state, upload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(ino: u64) -> Upload {
+        Upload {
+            dev: 1,
+            ino,
+            size: 4096,
+            mtime_ns: -5,
+        }
+    }
+
+    #[test]
+    fn records_survive_a_reopen_the_last_one_wins_and_a_new_upload_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let odd = PathBuf::from(OsStr::from_bytes(b"a b/\n\xff.age"));
+        {
+            let mut journal = Journal::open(&state).unwrap();
+            let records = [
+                (State::Intent, odd.as_path(), upload(1)),
+                (State::Left, Path::new("x.age"), upload(2)),
+            ];
+            journal.write(&records).unwrap();
+            journal
+                .write(&[(State::Done, odd.as_path(), upload(1))])
+                .unwrap();
+        }
+        let journal = Journal::open(&state).unwrap();
+        assert_eq!(journal.state(&odd, upload(1)), Some(State::Done));
+        assert_eq!(
+            journal.state(Path::new("x.age"), upload(2)),
+            Some(State::Left)
+        );
+        assert_eq!(journal.state(Path::new("x.age"), upload(3)), None);
+        assert_eq!(journal.state(Path::new("y.age"), upload(2)), None);
+    }
+
+    #[test]
+    fn a_second_watcher_reads_the_first_ones_records_and_a_torn_line_waits_for_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut one = Journal::open(dir.path()).unwrap();
+        let mut two = Journal::open(dir.path()).unwrap();
+        one.write(&[(State::Done, Path::new("a.age"), upload(1))])
+            .unwrap();
+        assert_eq!(two.state(Path::new("a.age"), upload(1)), None);
+        two.refresh().unwrap();
+        assert_eq!(two.state(Path::new("a.age"), upload(1)), Some(State::Done));
+        // A line cut short (a crash in the middle of a write) is read once it ends.
+        let mut raw = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(JOURNAL))
+            .unwrap();
+        raw.write_all(b"done 1:2:4096:-5 62").unwrap();
+        two.refresh().unwrap();
+        assert_eq!(two.state(Path::new("b"), upload(2)), None);
+        raw.write_all(b"\nnonsense line\n").unwrap();
+        two.refresh().unwrap();
+        assert_eq!(two.state(Path::new("b"), upload(2)), Some(State::Done));
+        // The other watcher holds the journal: no rewrite.
+        assert!(!two.compact(dir.path(), |_, _| false).unwrap());
+    }
+
+    #[test]
+    fn compacting_keeps_only_what_is_kept_and_the_journal_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        for ino in 0..10 {
+            let path = PathBuf::from(format!("{ino}.age"));
+            journal.write(&[(State::Done, &path, upload(ino))]).unwrap();
+        }
+        assert!(journal
+            .compact(dir.path(), |path, _| path == Path::new("3.age"))
+            .unwrap());
+        journal
+            .write(&[(State::Left, Path::new("z.age"), upload(99))])
+            .unwrap();
+        let text = fs::read_to_string(dir.path().join(JOURNAL)).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let journal = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            journal.state(Path::new("3.age"), upload(3)),
+            Some(State::Done)
+        );
+        assert_eq!(journal.state(Path::new("4.age"), upload(4)), None);
+        assert_eq!(
+            journal.state(Path::new("z.age"), upload(99)),
+            Some(State::Left)
+        );
+    }
+}

@@ -1,0 +1,783 @@
+//! The server inbox: uploads opened as they arrive, each exactly once, until told to stop.
+//!
+//! [`watch`] mirrors the inbox into the output directory (`INBOX/a/b.age` becomes
+//! `OUTDIR/a/b`), through the batch engine ([`crate::batch`]): every upload on one pool,
+//! outputs committed in groups, the signature beside an upload (`NAME.age.sig`) checked with
+//! it under a sender policy. Each settled upload is one [`Record`] to the [`Listener`]: the
+//! audit log of the `unseal --watch` command, or an embedding server's own.
+//!
+//! - **When an upload is taken**: when its writer closes it (`IN_CLOSE_WRITE`) or it is
+//!   renamed into the inbox, never while it is being written. Files found by a scan (at
+//!   start-up, after the event queue overflowed, or every `poll` interval where the file
+//!   system sends no events) are taken once unchanged for [`Options::settle`]. Names that
+//!   uploads in progress wear (dot-files, `.part`, `.filepart`, `.tmp`) and names without
+//!   `.age` are never taken. Under a sender policy, an upload waits for its signature for as
+//!   long as it is settling.
+//! - **Exactly once**: an upload is locked (`flock`) while it is processed, so that two
+//!   watchers never both take it, and the journal in the state directory
+//!   (`journal.rs`) records it before its output goes into place and once it is there, so
+//!   that a restart after a crash at any point neither redoes nor loses it. Nothing but
+//!   finished outputs, and hidden temporary files while they are written, appear in the
+//!   output directory.
+//! - **Bad uploads**: a corrupt, truncated, foreign or badly signed upload is moved with its
+//!   signature to [`Options::quarantine`], with a JSON note of why beside it; without one,
+//!   it is left and recorded once, not retried until it changes. A failure to write the
+//!   output (a full disk) is recorded and retried at the next start.
+//! - **Bounded**: a fixed number of uploads in flight; events wait in the kernel's queue.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
+use notify::{EventKind, EventKindMask, RecursiveMode, Watcher};
+use rayon::iter::ParallelBridge;
+use rustix::fs::{flock, statat, AtFlags, FileType, FlockOperation};
+
+use crate::batch::run::{stream, Opened, Settle, Task};
+use crate::batch::{self, Direction, Event, Job, Keys, Observer, Outcome, Report, Skip};
+use crate::file::Temporaries;
+use crate::file::{remove_source, staging, Dir, FileError, FileId, OutputDirs, Source};
+use crate::json::{self, json_string};
+use crate::keys::recipient::Identity;
+use crate::signing::sender::Policy;
+
+mod journal;
+mod quarantine;
+
+use journal::{Journal, State, Upload};
+
+/// Uploads handed to the pool and not yet settled, at most.
+const IN_FLIGHT: usize = 64;
+
+/// How often the watcher looks at what is settling, and at the stop flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// How [`watch`] runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The inbox to watch.
+    pub inbox: PathBuf,
+    /// Where the plaintext goes, mirroring the inbox.
+    pub output: PathBuf,
+    /// Where the watcher keeps its journal: outside the output directory, and shared by
+    /// watchers of the same inbox.
+    pub state: PathBuf,
+    /// Move bad uploads here (on the inbox's file system); `None`: leave them.
+    pub quarantine: Option<PathBuf>,
+    /// Remove each upload (and its signature) once its output is in place.
+    pub remove_source: bool,
+    /// Check each upload's signature against this policy.
+    pub senders: Option<Policy>,
+    /// Scan the inbox at this interval instead of waiting for file-system events (for file
+    /// systems without them, such as NFS).
+    pub poll: Option<Duration>,
+    /// How long a file found by a scan, rather than announced by an event, must be
+    /// unchanged before it is taken.
+    pub settle: Duration,
+    /// Compute the SHA-256 of each output for its [`Record`].
+    pub digest: bool,
+}
+
+impl Options {
+    /// Events, no quarantine, uploads kept, no sender policy, 5 s to settle, digests.
+    pub fn new(inbox: PathBuf, output: PathBuf, state: PathBuf) -> Options {
+        Options {
+            inbox,
+            output,
+            state,
+            quarantine: None,
+            remove_source: false,
+            senders: None,
+            poll: None,
+            settle: Duration::from_secs(5),
+            digest: true,
+        }
+    }
+}
+
+/// One settled upload: the audit log's line.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// When it was settled.
+    pub time: SystemTime,
+    /// The upload, its output, size, outcome (done, skipped because its output exists, or
+    /// failed), sender verdict under a policy, and the SHA-256 of the plaintext under
+    /// [`Options::digest`].
+    pub report: &'a Report,
+    /// Where a failed upload was moved.
+    pub quarantined: Option<&'a Path>,
+    /// Opened by an earlier run that stopped before recording it (a crash): done then, found
+    /// now.
+    pub recovered: bool,
+    /// From the moment it was taken to its settling.
+    pub duration: Duration,
+}
+
+/// Hears what the watcher settles; called from its threads. As [`Temporaries`], it also
+/// hears of each temporary output file.
+pub trait Listener: Temporaries {
+    /// An upload was settled.
+    fn record(&self, record: &Record<'_>);
+
+    /// A temporary file of an earlier run was removed from the output directory.
+    fn removed_partial(&self, path: &Path) {
+        let _ = path;
+    }
+
+    /// Something went wrong that is no upload's fault (a file-system event error): the
+    /// watcher scans the inbox again and goes on.
+    fn trouble(&self, what: &str) {
+        let _ = what;
+    }
+}
+
+/// Tells a running [`watch`] to stop, or to check uploads against a new sender policy: for a
+/// signal handler (SIGTERM, SIGHUP), or an embedding server's own controls.
+#[derive(Debug, Default)]
+pub struct Control {
+    stop: AtomicBool,
+    /// A policy to take for the next uploads, if one was set since the watcher last looked.
+    senders: Mutex<Option<Option<Policy>>>,
+}
+
+impl Control {
+    /// A watcher not yet told anything.
+    pub fn new() -> Control {
+        Control::default()
+    }
+
+    /// Asks the watcher to take nothing more, settle what it holds, and return.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Control::stop`] was called.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Checks the uploads taken from now on against `policy` (`None`: none), as
+    /// [`Options::senders`] does from the start; those in flight keep the old one.
+    pub fn set_senders(&self, policy: Option<Policy>) {
+        *lock(&self.senders) = Some(policy);
+    }
+
+    fn take_senders(&self) -> Option<Option<Policy>> {
+        lock(&self.senders).take()
+    }
+}
+
+/// Why the watcher could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", path.display())]
+pub struct WatchError {
+    /// The directory or file at fault.
+    pub path: PathBuf,
+    /// What failed.
+    pub error: io::Error,
+}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> WatchError + '_ {
+    move |error| WatchError {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+/// Watches `options.inbox` until `control` says stop, opening each upload with `identities`;
+/// `listener` hears each settled upload. Runs the uploads on the current rayon pool; once
+/// told to stop it takes nothing more, settles what is in flight, and returns.
+pub fn watch(
+    options: &Options,
+    identities: &[&dyn Identity],
+    listener: &dyn Listener,
+    control: &Control,
+) -> Result<(), WatchError> {
+    let root = Dir::open(&options.inbox).map_err(at(&options.inbox))?;
+    let inbox_dev = std::fs::metadata(&options.inbox)
+        .map_err(at(&options.inbox))?
+        .dev();
+    let mut outputs = OutputDirs::new(Some(0o700));
+    let out = outputs
+        .add(&options.output, true)
+        .map_err(|broken| at(&options.output)(broken.error()))?
+        .clone();
+    for path in staging::remove_stale(&out).map_err(at(&options.output))? {
+        listener.removed_partial(&path);
+    }
+    let quarantine = match &options.quarantine {
+        Some(path) => Some(open_quarantine(path, inbox_dev)?),
+        None => None,
+    };
+    let journal = Journal::open(&options.state).map_err(at(&options.state))?;
+    let (events, heard) = mpsc::channel();
+    let mut watcher = match options.poll {
+        Some(_) => None,
+        None => {
+            // Created (a directory to scan, a file to let settle), closed after writing,
+            // renamed in: nothing else, none of the reads of the watcher's own.
+            let kinds =
+                EventKindMask::CREATE | EventKindMask::ACCESS_CLOSE | EventKindMask::MODIFY_NAME;
+            let config = notify::Config::default().with_event_kinds(kinds);
+            let watcher = notify::RecommendedWatcher::new(events, config);
+            Some(watcher.map_err(|e| at(&options.inbox)(io::Error::other(e)))?)
+        }
+    };
+    if let Some(watcher) = watcher.as_mut() {
+        // Before the first scan, so that nothing arriving meanwhile is missed.
+        let watched = watcher.watch(&options.inbox, RecursiveMode::Recursive);
+        watched.map_err(|e| at(&options.inbox)(io::Error::other(e)))?;
+    }
+    // The sender policy goes with each upload (`Task::senders`): a new one can come.
+    let batch_options = batch::Options {
+        remove_source: options.remove_source,
+        digest: options.digest,
+        ..batch::Options::new(Direction::Unseal)
+    };
+    let shared = Shared {
+        options,
+        listener,
+        journal: Mutex::new(journal),
+        in_flight: Mutex::new(HashMap::new()),
+        quarantine: Mutex::new(quarantine),
+    };
+    let hearing = Hearing(listener);
+    std::thread::scope(|scope| {
+        let (tasks, taken) = mpsc::sync_channel::<Task>(IN_FLIGHT);
+        let shared = &shared;
+        let feeder = scope.spawn(move || {
+            let mut inbox = Inbox {
+                shared,
+                root,
+                outputs,
+                tasks,
+                settling: HashMap::new(),
+                senders: options.senders.clone().map(Arc::new),
+            };
+            inbox.run(&heard, control)
+        });
+        let keys = Keys::Identities(identities);
+        stream(
+            taken.into_iter().par_bridge(),
+            keys,
+            &batch_options,
+            &hearing,
+            shared,
+        );
+        match feeder.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Opens (makes) the quarantine, which must be on the inbox's file system.
+fn open_quarantine(path: &Path, inbox_dev: u64) -> Result<OutputDirs, WatchError> {
+    let mut dirs = OutputDirs::new(Some(0o700));
+    dirs.add(path, true)
+        .map_err(|broken| at(path)(broken.error()))?;
+    let meta = std::fs::metadata(path).map_err(at(path))?;
+    if meta.dev() != inbox_dev {
+        return Err(at(path)(io::Error::new(
+            io::ErrorKind::CrossesDevices,
+            "the quarantine must be on the inbox's file system, so that uploads are moved there whole",
+        )));
+    }
+    Ok(dirs)
+}
+
+/// The listener as the batch engine's observer.
+struct Hearing<'l>(&'l dyn Listener);
+
+impl Observer for Hearing<'_> {
+    fn event(&self, event: Event<'_>) {
+        if let Event::RemovedPartial(path) = event {
+            self.0.removed_partial(path);
+        }
+    }
+}
+
+impl Temporaries for Hearing<'_> {
+    fn partial_creating(&self, create: &mut dyn FnMut() -> Option<PathBuf>) {
+        self.0.partial_creating(create);
+    }
+
+    fn partial_finishing(&self, path: &Path, finish: &mut dyn FnMut()) {
+        self.0.partial_finishing(path, finish);
+    }
+}
+
+/// What the taking side (the inbox) and the settling side (the batch engine's committer)
+/// share.
+struct Shared<'w> {
+    options: &'w Options,
+    listener: &'w dyn Listener,
+    journal: Mutex<Journal>,
+    /// Uploads taken and not yet settled, by path below the inbox: which upload, and when
+    /// it was taken.
+    in_flight: Mutex<HashMap<PathBuf, (Upload, Instant)>>,
+    quarantine: Mutex<Option<OutputDirs>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared<'_> {
+    /// The path of an upload below the inbox.
+    fn relative<'p>(&self, source: &'p Path) -> &'p Path {
+        source.strip_prefix(&self.options.inbox).unwrap_or(source)
+    }
+
+    /// Journals `state` for each job's upload; a journal that cannot be written stops
+    /// nothing but is heard.
+    fn journal(&self, state: State, jobs: &[(&Job, &Source)]) {
+        let in_flight = lock(&self.in_flight);
+        let records: Vec<(State, &Path, Upload)> = jobs
+            .iter()
+            .filter_map(|(job, _)| {
+                let relative = self.relative(&job.source);
+                let (upload, _) = in_flight.get(relative)?;
+                Some((state, relative, *upload))
+            })
+            .collect();
+        if let Err(e) = lock(&self.journal).write(&records) {
+            let path = self.options.state.display();
+            self.listener
+                .trouble(&format!("cannot write the journal in {path}: {e}"));
+        }
+    }
+
+    fn record(&self, report: &Report, quarantined: Option<&Path>, recovered: bool, since: Instant) {
+        self.listener.record(&Record {
+            time: SystemTime::now(),
+            report,
+            quarantined,
+            recovered,
+            duration: since.elapsed(),
+        });
+    }
+
+    /// A failed upload out of the way: quarantined, or journaled as left. Returns where it
+    /// went, if it moved.
+    fn set_aside(
+        &self,
+        report: &Report,
+        upload: Upload,
+        opened: Option<&Opened>,
+    ) -> Option<PathBuf> {
+        let relative = self.relative(&report.source).to_path_buf();
+        let error = match &report.outcome {
+            Outcome::Failed(error) => error,
+            _ => return None,
+        };
+        // The output side failed, not the upload: it stays, to be retried at the next start.
+        if matches!(error, FileError::Write { .. } | FileError::RemoveSource(_)) {
+            return None;
+        }
+        if let (Some(dirs), Some(opened)) = (lock(&self.quarantine).as_mut(), opened) {
+            let root = self.options.quarantine.as_deref().expect("a quarantine");
+            let why = quarantine_note(report, error);
+            match quarantine::quarantine(dirs, root, &relative, &opened.source, &why) {
+                Ok(path) => return Some(path),
+                Err(e) => self.listener.trouble(&format!(
+                    "cannot quarantine {}: {e}",
+                    report.source.display()
+                )),
+            }
+        }
+        let mut journal = lock(&self.journal);
+        if let Err(e) = journal.write(&[(State::Left, &relative, upload)]) {
+            let path = self.options.state.display();
+            self.listener
+                .trouble(&format!("cannot write the journal in {path}: {e}"));
+        }
+        None
+    }
+}
+
+impl Settle for Shared<'_> {
+    fn committing(&self, jobs: &[(&Job, &Source)]) {
+        self.journal(State::Intent, jobs);
+    }
+
+    fn committed(&self, jobs: &[(&Job, &Source)]) {
+        self.journal(State::Done, jobs);
+    }
+
+    fn settled(&self, report: Report, opened: Option<Opened>) {
+        let relative = self.relative(&report.source).to_path_buf();
+        let Some((upload, since)) = lock(&self.in_flight).get(&relative).copied() else {
+            return;
+        };
+        let quarantined = self.set_aside(&report, upload, opened.as_ref());
+        if report.outcome.is_done() && self.options.remove_source {
+            lock(&self.journal).forget(&relative);
+        }
+        self.record(&report, quarantined.as_deref(), false, since);
+        // Only now may another look at this upload take it: its lock goes with it.
+        lock(&self.in_flight).remove(&relative);
+        drop(opened);
+    }
+}
+
+/// The note beside a quarantined upload: a JSON object.
+fn quarantine_note(report: &Report, error: &FileError) -> String {
+    let mut note = String::from("{\"input\":");
+    json_string(&mut note, &report.source.to_string_lossy());
+    note.push_str(",\"reason\":");
+    json_string(&mut note, &error.to_string());
+    note.push_str(",\"time\":");
+    json_string(&mut note, &json::time(SystemTime::now()));
+    note.push_str("}\n");
+    note
+}
+
+/// Whether `name` is an upload to take: `NAME.age`, not hidden. Dot-files are what uploads
+/// in progress and this tool's own temporary files are called; `.part`, `.filepart` and
+/// `.tmp` do not end in `.age`.
+fn is_upload(name: &OsStr) -> bool {
+    let name = name.as_bytes();
+    name.len() > 4 && name.ends_with(b".age") && !name.starts_with(b".")
+}
+
+/// The upload a signature (`NAME.age.sig`) goes with.
+fn signed_upload(name: &OsStr) -> Option<&OsStr> {
+    let stem = name.as_bytes().strip_suffix(b".sig")?;
+    let stem = OsStr::from_bytes(stem);
+    is_upload(stem).then_some(stem)
+}
+
+/// How a file came to be looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// Its writer closed it, or it was renamed in: complete.
+    Event,
+    /// A scan met it: complete once unchanged for the settle time.
+    Scan,
+}
+
+/// The taking side: the inbox, walked and heard, each upload handed to the pool once.
+struct Inbox<'s, 'w> {
+    shared: &'s Shared<'w>,
+    root: Dir,
+    outputs: OutputDirs,
+    tasks: mpsc::SyncSender<Task>,
+    /// Uploads found but not yet taken (too recent, or waiting for their signature), and
+    /// when they were first seen.
+    settling: HashMap<PathBuf, Instant>,
+    /// The sender policy for the uploads taken now.
+    senders: Option<Arc<Policy>>,
+}
+
+impl Inbox<'_, '_> {
+    fn run(
+        &mut self,
+        heard: &mpsc::Receiver<notify::Result<notify::Event>>,
+        control: &Control,
+    ) -> Result<(), WatchError> {
+        let options = self.shared.options;
+        let mut present = Vec::new();
+        self.scan(Path::new(""), Found::Scan, Some(&mut present));
+        // Alone on the journal: keep only the records of uploads still in the inbox.
+        let present: HashMap<PathBuf, Upload> = present.into_iter().collect();
+        let compacted = lock(&self.shared.journal).compact(&options.state, |path, upload| {
+            present.get(path) == Some(&upload)
+        });
+        if let Err(e) = compacted {
+            let path = options.state.display();
+            self.shared
+                .listener
+                .trouble(&format!("cannot rewrite the journal in {path}: {e}"));
+        }
+        let mut polled = Instant::now();
+        while !control.stopping() {
+            if let Some(senders) = control.take_senders() {
+                self.senders = senders.map(Arc::new);
+            }
+            match heard.recv_timeout(TICK) {
+                Ok(event) => {
+                    self.hear(event);
+                    while let Ok(event) = heard.try_recv() {
+                        self.hear(event);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // No watcher (polling), or it went away.
+                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
+            }
+            if let Some(every) = options.poll {
+                if polled.elapsed() >= every {
+                    self.scan(Path::new(""), Found::Scan, None);
+                    polled = Instant::now();
+                }
+            }
+            self.look_at_settling();
+        }
+        Ok(())
+    }
+
+    fn hear(&mut self, event: notify::Result<notify::Event>) {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                self.shared.listener.trouble(&format!(
+                    "file-system events: {e}; scanning the inbox again"
+                ));
+                return self.scan(Path::new(""), Found::Scan, None);
+            }
+        };
+        if event.need_rescan() {
+            return self.scan(Path::new(""), Found::Scan, None);
+        }
+        let found = match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Found::Event,
+            EventKind::Modify(ModifyKind::Name(_)) => Found::Event,
+            // A new directory is scanned (for what arrived before its watch did); a new file
+            // is taken when its writer closes it. (One linked in is never closed: the next
+            // scan takes it.)
+            EventKind::Create(CreateKind::Folder) => Found::Scan,
+            _ => return,
+        };
+        // A rename names the old path first and the new one last.
+        let Some(path) = event.paths.last() else {
+            return;
+        };
+        let Some(relative) = self.relative(path) else {
+            return;
+        };
+        match self.kind(&relative) {
+            // A directory renamed in came whole; one just made may still be filling.
+            Some(FileType::Directory) => self.scan(&relative, found, None),
+            Some(FileType::RegularFile) if found == Found::Event => self.consider(&relative, found),
+            _ => {}
+        }
+    }
+
+    /// `path`, an event's, below the inbox; `None` outside it or with `..` in it.
+    fn relative(&self, path: &Path) -> Option<PathBuf> {
+        let relative = path.strip_prefix(&self.shared.options.inbox).ok()?;
+        let plain = relative
+            .components()
+            .all(|part| matches!(part, Component::Normal(_)));
+        (plain && !relative.as_os_str().is_empty()).then(|| relative.to_path_buf())
+    }
+
+    /// The directory of `relative` (below the inbox, never through a symbolic link) and the
+    /// name in it.
+    fn locate(&self, relative: &Path) -> Option<(Dir, OsString)> {
+        let name = relative.file_name()?.to_os_string();
+        let mut dir = self.root.clone();
+        if let Some(parent) = relative.parent() {
+            for part in parent.components() {
+                dir = dir.child(part.as_os_str()).ok()?;
+            }
+        }
+        Some((dir, name))
+    }
+
+    /// What `relative` is (a symbolic link is one, not what it points to).
+    fn kind(&self, relative: &Path) -> Option<FileType> {
+        let (dir, name) = self.locate(relative)?;
+        let stat = statat(dir.fd(), &name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        Some(FileType::from_raw_mode(stat.st_mode))
+    }
+
+    /// Walks the tree at `under` (below the inbox), considering every upload in it as
+    /// `found`; with `present`, also lists each upload met.
+    fn scan(
+        &mut self,
+        under: &Path,
+        found: Found,
+        mut present: Option<&mut Vec<(PathBuf, Upload)>>,
+    ) {
+        let mut stack = vec![under.to_path_buf()];
+        while let Some(relative) = stack.pop() {
+            let dir = match relative.as_os_str().is_empty() {
+                true => Some(self.root.clone()),
+                false => self
+                    .locate(&relative)
+                    .and_then(|(dir, name)| dir.child(&name).ok()),
+            };
+            let Some(dir) = dir else { continue };
+            let Ok(mut entries) = dir.entries() else {
+                continue;
+            };
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, file_type) in entries {
+                let path = relative.join(&name);
+                if file_type.is_dir() {
+                    stack.push(path);
+                } else if file_type.is_file() && is_upload(&name) {
+                    if let Some(present) = present.as_deref_mut() {
+                        if let Ok(file) = dir.open_file(&name, false) {
+                            if let Ok(meta) = file.metadata() {
+                                present.push((path.clone(), Upload::of(&meta)));
+                            }
+                        }
+                    }
+                    self.consider(&path, found);
+                }
+            }
+        }
+    }
+
+    fn look_at_settling(&mut self) {
+        let due: Vec<PathBuf> = self.settling.keys().cloned().collect();
+        for relative in due {
+            self.settling.remove(&relative);
+            self.consider(&relative, Found::Scan);
+        }
+    }
+
+    /// Takes the upload at `relative` if it is one, complete, and nobody's yet.
+    fn consider(&mut self, relative: &Path, found: Found) {
+        let Some(name) = relative.file_name() else {
+            return;
+        };
+        if let Some(upload) = signed_upload(name) {
+            // A signature arrived: its upload may have waited for it.
+            let upload = relative.with_file_name(upload);
+            if self.settling.remove(&upload).is_some() {
+                self.consider(&upload, Found::Event);
+            }
+            return;
+        }
+        if !is_upload(name) || lock(&self.shared.in_flight).contains_key(relative) {
+            return;
+        }
+        let Some((dir, name)) = self.locate(relative) else {
+            return;
+        };
+        let Ok(file) = dir.open_file(&name, false) else {
+            return;
+        };
+        let Ok(meta) = file.metadata() else { return };
+        if !meta.is_file() {
+            return;
+        }
+        let options = self.shared.options;
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let young = SystemTime::now()
+            .duration_since(modified)
+            .map_or(true, |age| age < options.settle);
+        let mut sig = name.clone();
+        sig.push(".sig");
+        let unsigned = self.senders.is_some() && !matches!(dir.id_of(&sig, false), Ok(Some(_)));
+        if young && (found == Found::Scan || unsigned) {
+            self.settling
+                .entry(relative.to_path_buf())
+                .or_insert_with(Instant::now);
+            return;
+        }
+        // Another watcher has it.
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            return;
+        }
+        let upload = Upload::of(&meta);
+        let output = options.output.join(relative.with_extension(""));
+        let known = {
+            let mut journal = lock(&self.shared.journal);
+            let _ = journal.refresh();
+            journal.state(relative, upload)
+        };
+        let source = Source {
+            dir: dir.clone(),
+            name: name.clone(),
+            id: FileId::of_metadata(&meta),
+            follow: false,
+        };
+        let job = Job {
+            source: options.inbox.join(relative),
+            output: output.clone(),
+            len: meta.len(),
+            follow: false,
+        };
+        let exists = output.symlink_metadata().is_ok();
+        match known {
+            Some(State::Done | State::Left) => return,
+            Some(State::Intent) if exists => return self.recovered(relative, job, upload, &source),
+            _ => {}
+        }
+        if exists {
+            let report = Report {
+                source: job.source,
+                output: Some(job.output),
+                bytes: job.len,
+                outcome: Outcome::Skipped(Skip::OutputExists),
+                sender: None,
+                sha256: None,
+            };
+            let mut journal = lock(&self.shared.journal);
+            let _ = journal.write(&[(State::Left, relative, upload)]);
+            drop(journal);
+            self.shared.record(&report, None, false, Instant::now());
+            return;
+        }
+        let dir_result = self.output_dir(relative);
+        lock(&self.shared.in_flight).insert(relative.to_path_buf(), (upload, Instant::now()));
+        let task = Task {
+            job,
+            dir: dir_result,
+            input: Some(Opened { file, meta, source }),
+            senders: self.senders.clone(),
+        };
+        // The pool is gone only if it panicked: the panic is reported when it is joined.
+        let _ = self.tasks.send(task);
+    }
+
+    /// An upload whose output an earlier run put in place before it could record it.
+    fn recovered(&mut self, relative: &Path, job: Job, upload: Upload, source: &Source) {
+        let options = self.shared.options;
+        let mut outcome = Outcome::Done;
+        if options.remove_source {
+            if let Err(e) = remove_source(source, self.senders.is_some()) {
+                outcome = Outcome::Failed(FileError::RemoveSource(e));
+            }
+        }
+        let mut journal = lock(&self.shared.journal);
+        let _ = journal.write(&[(State::Done, relative, upload)]);
+        drop(journal);
+        let report = Report {
+            source: job.source,
+            output: Some(job.output),
+            bytes: job.len,
+            outcome,
+            sender: None,
+            sha256: None,
+        };
+        self.shared.record(&report, None, true, Instant::now());
+    }
+
+    /// The output directory of the upload at `relative`, made (owner-only) and opened
+    /// below the output root, never through a symbolic link.
+    fn output_dir(&mut self, relative: &Path) -> Result<Dir, (PathBuf, io::Error)> {
+        let mut path = self.shared.options.output.clone();
+        if let Some(parent) = relative.parent() {
+            for part in parent.components() {
+                path.push(part);
+                let new = self.outputs.get(&path).is_none();
+                let dir = self.outputs.add(&path, false);
+                let dir = dir.map_err(|broken| (path.clone(), broken.error()))?;
+                if new {
+                    for removed in staging::remove_stale(dir).unwrap_or_default() {
+                        self.shared.listener.removed_partial(&removed);
+                    }
+                }
+            }
+        }
+        match self.outputs.get(&path) {
+            Some(Ok(dir)) => Ok(dir.clone()),
+            Some(Err(broken)) => Err((path, broken.error())),
+            None => Err((path, io::Error::other("output directory not open"))),
+        }
+    }
+}
