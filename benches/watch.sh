@@ -48,7 +48,8 @@ elif [[ -d /dev/shm && -w /dev/shm ]]; then
 else
     W=$(mktemp -d "${TMPDIR:-/tmp}/watch-bench.XXXXXX")
 fi
-trap 'kill "${WATCHER:-0}" 2>/dev/null || true; rm -rf "$W"' EXIT
+WATCHER=
+trap '[[ -n $WATCHER ]] && kill "$WATCHER" 2>/dev/null; rm -rf "$W"' EXIT
 cd "$W"
 FS=$(df -T . | awk 'NR==2 {print $2}')
 "$BIN/seal-keygen" -o server.key >/dev/null 2>&1

@@ -78,7 +78,9 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
         }
     });
     let reports = Collect::default();
-    stream(tasks, keys, options, observer, &reports);
+    committing(keys, options, observer, &reports, |worker| {
+        tasks.for_each_with(worker, |worker, task| worker.run(task));
+    });
     let mut reports = reports
         .0
         .into_inner()
@@ -150,19 +152,19 @@ impl Settle for Collect {
     }
 }
 
-/// Runs `tasks` as they come on the current rayon pool, committing their outputs in groups
-/// on a thread of its own (see the module docs), until `tasks` ends and the last group is
-/// committed. Each job's report goes to `observer` ([`Event::Finished`]) and then to
-/// `settle`.
-pub(crate) fn stream(
-    tasks: impl ParallelIterator<Item = Task>,
-    keys: Keys<'_>,
-    options: &Options,
-    observer: &dyn Observer,
+/// Runs `body` with a [`Worker`] that processes tasks on whatever thread calls it, while a
+/// thread of its own commits their outputs in groups (see the module docs); returns once
+/// `body` has returned, every worker it handed out is dropped, and the last group is
+/// committed. Each job's report goes to `observer` ([`Event::Finished`]), then to `settle`.
+pub(crate) fn committing<'a, R>(
+    keys: Keys<'a>,
+    options: &'a Options,
+    observer: &'a dyn Observer,
     settle: &dyn Settle,
-) {
+    body: impl FnOnce(Worker<'a>) -> R,
+) -> R {
     std::thread::scope(|scope| {
-        let (to_commit, written) = mpsc::sync_channel::<Processed<'_>>(WAITING);
+        let (to_commit, written) = mpsc::sync_channel::<Processed<'a>>(WAITING);
         let committer = scope.spawn(move || {
             while let Ok(first) = written.recv() {
                 let mut group = vec![first];
@@ -170,17 +172,39 @@ pub(crate) fn stream(
                 commit(group, options, observer, settle);
             }
         });
-        tasks.for_each_with(to_commit, |to_commit, task| {
-            observer.event(Event::Started(&task.job));
-            let processed = process(task, keys, options, observer);
-            // An error: the committer is gone (it panicked, and join says so below), and the
-            // output is dropped, removed.
-            let _ = to_commit.send(processed);
+        let result = body(Worker {
+            to_commit,
+            keys,
+            options,
+            observer,
         });
         if let Err(panic) = committer.join() {
             std::panic::resume_unwind(panic);
         }
-    });
+        result
+    })
+}
+
+/// Processes tasks and hands their outputs to the committer of [`committing`]; one for each
+/// thread (cloned), dropped when it has no more.
+#[derive(Clone)]
+pub(crate) struct Worker<'a> {
+    to_commit: mpsc::SyncSender<Processed<'a>>,
+    keys: Keys<'a>,
+    options: &'a Options,
+    observer: &'a dyn Observer,
+}
+
+impl Worker<'_> {
+    /// Seals or opens `task`'s file, and hands it on to be committed (waiting for room, if
+    /// [`WAITING`] outputs wait already).
+    pub(crate) fn run(&self, task: Task) {
+        self.observer.event(Event::Started(&task.job));
+        let processed = process(task, self.keys, self.options, self.observer);
+        // An error: the committer is gone (it panicked, and `committing` says so), and the
+        // output is dropped, removed.
+        let _ = self.to_commit.send(processed);
+    }
 }
 
 /// A job done by the pool: its report, or its output written and waiting to be committed.

@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 
 use super::batch::{json_record, message};
 use super::failure::{ExitCode, Failure};
-use super::in_pool;
 use super::interrupts::{self, Tracked};
 use super::senders::{Senders, SignatureFlags};
 use crate::batch::{Outcome, Summary};
@@ -148,12 +147,10 @@ pub fn run(command: Command<'_>, identities: &[&dyn Identity]) -> Result<(), Fai
                 std::thread::sleep(SIGNAL_TICK);
             }
         });
-        let watched = in_pool(command.threads, || {
-            watch::watch(&options, identities, &audit, &control)
-        });
+        let watched = watch::watch(&options, identities, &audit, &control);
         finished.store(true, Ordering::Release);
         watched
-    })?;
+    });
     watched.map_err(|e| Failure::new(ExitCode::Io, describe(&e.error)).about(&e.path))?;
     if !command.quiet {
         let s = *audit.summary.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,6 +259,7 @@ fn options(command: &Command<'_>) -> Result<watch::Options, Failure> {
         settle: seconds(command.flags.settle, "--settle")?,
         // The SHA-256 of each plaintext is for the JSON audit log only.
         digest: command.json,
+        threads: command.threads,
         ..watch::Options::new(inbox, out, state)
     })
 }

@@ -33,15 +33,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
 use notify::{EventKind, EventKindMask, RecursiveMode, Watcher};
-use rayon::iter::ParallelBridge;
 use rustix::fs::{flock, statat, AtFlags, FileType, FlockOperation};
 
-use crate::batch::run::{stream, Opened, Settle, Task};
+use crate::batch::run::{committing, Opened, Settle, Task};
 use crate::batch::{self, Direction, Event, Job, Keys, Observer, Outcome, Report, Skip};
 use crate::file::Temporaries;
 use crate::file::{remove_source, staging, Dir, FileError, FileId, OutputDirs, Source};
@@ -84,6 +83,8 @@ pub struct Options {
     pub settle: Duration,
     /// Compute the SHA-256 of each output for its [`Record`].
     pub digest: bool,
+    /// Threads that open uploads: 0, one per core.
+    pub threads: usize,
 }
 
 impl Options {
@@ -99,6 +100,7 @@ impl Options {
             poll: None,
             settle: Duration::from_secs(5),
             digest: true,
+            threads: 0,
         }
     }
 }
@@ -193,8 +195,10 @@ fn at(path: &Path) -> impl FnOnce(io::Error) -> WatchError + '_ {
 }
 
 /// Watches `options.inbox` until `control` says stop, opening each upload with `identities`;
-/// `listener` hears each settled upload. Runs the uploads on the current rayon pool; once
-/// told to stop it takes nothing more, settles what is in flight, and returns.
+/// `listener` hears each settled upload. The uploads are opened on a pool of its own
+/// ([`Options::threads`]), a large one on all of its threads; the calling thread takes them
+/// from the inbox. Once told to stop it takes nothing more, settles what is in flight, and
+/// returns.
 pub fn watch(
     options: &Options,
     identities: &[&dyn Identity],
@@ -247,35 +251,35 @@ pub fn watch(
         listener,
         journal: Mutex::new(journal),
         in_flight: Mutex::new(HashMap::new()),
+        room: Condvar::new(),
         quarantine: Mutex::new(quarantine),
     };
     let hearing = Hearing(listener);
-    std::thread::scope(|scope| {
-        let (tasks, taken) = mpsc::sync_channel::<Task>(IN_FLIGHT);
-        let shared = &shared;
-        let feeder = scope.spawn(move || {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .thread_name(|i| format!("unseal-watch-{i}"))
+        .build()
+        .map_err(|e| at(&options.inbox)(io::Error::other(e)))?;
+    let keys = Keys::Identities(identities);
+    let shared = &shared;
+    committing(keys, &batch_options, &hearing, shared, |worker| {
+        // This thread takes uploads from the inbox; the pool's threads only ever open them,
+        // so a large one has every thread of the pool.
+        pool.in_place_scope(|scope| {
+            let spawn = |task: Task| {
+                let worker = worker.clone();
+                scope.spawn(move |_| worker.run(task));
+            };
             let mut inbox = Inbox {
                 shared,
                 root,
                 outputs,
-                tasks,
+                spawn: &spawn,
                 settling: HashMap::new(),
                 senders: options.senders.clone().map(Arc::new),
             };
             inbox.run(&heard, control)
-        });
-        let keys = Keys::Identities(identities);
-        stream(
-            taken.into_iter().par_bridge(),
-            keys,
-            &batch_options,
-            &hearing,
-            shared,
-        );
-        match feeder.join() {
-            Ok(result) => result,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        })
     })
 }
 
@@ -324,6 +328,8 @@ struct Shared<'w> {
     /// Uploads taken and not yet settled, by path below the inbox: which upload, and when
     /// it was taken.
     in_flight: Mutex<HashMap<PathBuf, (Upload, Instant)>>,
+    /// An upload was settled: room for another in flight.
+    room: Condvar,
     quarantine: Mutex<Option<OutputDirs>>,
 }
 
@@ -426,6 +432,7 @@ impl Settle for Shared<'_> {
         // Only now may another look at this upload take it: its lock goes with it.
         lock(&self.in_flight).remove(&relative);
         drop(opened);
+        self.room.notify_one();
     }
 }
 
@@ -470,7 +477,8 @@ struct Inbox<'s, 'w> {
     shared: &'s Shared<'w>,
     root: Dir,
     outputs: OutputDirs,
-    tasks: mpsc::SyncSender<Task>,
+    /// Hands a task to the pool.
+    spawn: &'s (dyn Fn(Task) + Sync),
     /// Uploads found but not yet taken (too recent, or waiting for their signature), and
     /// when they were first seen.
     settling: HashMap<PathBuf, Instant>,
@@ -723,15 +731,19 @@ impl Inbox<'_, '_> {
             return;
         }
         let dir_result = self.output_dir(relative);
-        lock(&self.shared.in_flight).insert(relative.to_path_buf(), (upload, Instant::now()));
+        let mut in_flight = lock(&self.shared.in_flight);
+        while in_flight.len() >= IN_FLIGHT {
+            in_flight = (self.shared.room.wait(in_flight)).unwrap_or_else(PoisonError::into_inner);
+        }
+        in_flight.insert(relative.to_path_buf(), (upload, Instant::now()));
+        drop(in_flight);
         let task = Task {
             job,
             dir: dir_result,
             input: Some(Opened { file, meta, source }),
             senders: self.senders.clone(),
         };
-        // The pool is gone only if it panicked: the panic is reported when it is joined.
-        let _ = self.tasks.send(task);
+        (self.spawn)(task);
     }
 
     /// An upload whose output an earlier run put in place before it could record it.
