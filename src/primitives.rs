@@ -199,51 +199,87 @@ mod awslc {
     }
 }
 
-/// X25519 of a secret scalar and a peer's point (RFC 7748, with clamping); `None` when the
-/// result is all zeros, as it is for a low-order point.
-#[cfg(not(feature = "aws-lc"))]
+/// An X25519 secret scalar in the backend's own form, made once, for keys that agree more
+/// than once (a server identity opens every file with one) or that also need their public
+/// key (an ephemeral share). AWS-LC computes the public key whenever a key is made from
+/// bytes, a fixed-base multiplication: made per agreement, that was a fifth of the X25519
+/// time of every file a batch opened.
+pub struct X25519Secret(
+    #[cfg(not(feature = "aws-lc"))] x25519_dalek::StaticSecret,
+    #[cfg(feature = "aws-lc")] aws_lc_rs::agreement::PrivateKey,
+);
+
+impl X25519Secret {
+    /// The scalar `secret` (clamped when used, as RFC 7748 says).
+    #[cfg(not(feature = "aws-lc"))]
+    pub fn new(secret: &[u8; 32]) -> X25519Secret {
+        X25519Secret(x25519_dalek::StaticSecret::from(*secret))
+    }
+
+    /// The scalar `secret` (clamped when used, as RFC 7748 says).
+    #[cfg(feature = "aws-lc")]
+    pub fn new(secret: &[u8; 32]) -> X25519Secret {
+        use aws_lc_rs::agreement::{PrivateKey, X25519};
+        let key = PrivateKey::from_private_key(&X25519, secret).expect("any 32 bytes are a key");
+        X25519Secret(key)
+    }
+
+    /// Its public key, by the fixed-base routine (precomputed tables, several times faster
+    /// than the ladder on an arbitrary point).
+    #[cfg(not(feature = "aws-lc"))]
+    pub fn public(&self) -> [u8; 32] {
+        x25519_dalek::PublicKey::from(&self.0).to_bytes()
+    }
+
+    /// Its public key, computed when the key was made.
+    #[cfg(feature = "aws-lc")]
+    pub fn public(&self) -> [u8; 32] {
+        let public = self
+            .0
+            .compute_public_key()
+            .expect("X25519 public keys always compute");
+        public
+            .as_ref()
+            .try_into()
+            .expect("32-byte X25519 public keys")
+    }
+
+    /// X25519 with a peer's `point` (RFC 7748); `None` when the result is all zeros, as it
+    /// is for a low-order point.
+    #[cfg(not(feature = "aws-lc"))]
+    pub fn agree(&self, point: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+        let shared = self
+            .0
+            .diffie_hellman(&x25519_dalek::PublicKey::from(*point));
+        let shared = Zeroizing::new(shared.to_bytes());
+        // No early exit: the test takes the same time whatever the bytes.
+        (shared.iter().fold(0, |acc, b| acc | b) != 0).then_some(shared)
+    }
+
+    /// X25519 with a peer's `point` (RFC 7748); `None` when the result is all zeros, as it
+    /// is for a low-order point (AWS-LC refuses those itself).
+    #[cfg(feature = "aws-lc")]
+    pub fn agree(&self, point: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
+        use aws_lc_rs::agreement::{agree, UnparsedPublicKey, X25519};
+        let peer = UnparsedPublicKey::new(&X25519, point);
+        agree(&self.0, peer, (), |shared| {
+            let mut out = Zeroizing::new([0u8; 32]);
+            out.copy_from_slice(shared);
+            Ok(out)
+        })
+        .ok()
+    }
+}
+
+/// X25519 of a secret scalar and a peer's point, once (RFC 7748, with clamping); `None`
+/// when the result is all zeros, as it is for a low-order point.
 pub fn x25519(secret: &[u8; 32], point: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
-    let shared = Zeroizing::new(x25519_dalek::x25519(*secret, *point));
-    // No early exit: the test takes the same time whatever the bytes.
-    (shared.iter().fold(0, |acc, b| acc | b) != 0).then_some(shared)
+    X25519Secret::new(secret).agree(point)
 }
 
-/// X25519 of a secret scalar and a peer's point (RFC 7748, with clamping); `None` when the
-/// result is all zeros, as it is for a low-order point (AWS-LC refuses those itself).
-#[cfg(feature = "aws-lc")]
-pub fn x25519(secret: &[u8; 32], point: &[u8; 32]) -> Option<Zeroizing<[u8; 32]>> {
-    use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
-    let private = PrivateKey::from_private_key(&X25519, secret).ok()?;
-    let peer = UnparsedPublicKey::new(&X25519, point);
-    agree(&private, peer, (), |shared| {
-        let mut out = Zeroizing::new([0u8; 32]);
-        out.copy_from_slice(shared);
-        Ok(out)
-    })
-    .ok()
-}
-
-/// The X25519 public key of a secret scalar, by the fixed-base routine (precomputed tables,
-/// several times faster than the ladder on an arbitrary point: it is half of every seal).
-#[cfg(not(feature = "aws-lc"))]
+/// The X25519 public key of a secret scalar.
 pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
-    let secret = x25519_dalek::StaticSecret::from(*secret);
-    x25519_dalek::PublicKey::from(&secret).to_bytes()
-}
-
-/// The X25519 public key of a secret scalar, by the fixed-base routine (precomputed tables,
-/// several times faster than the ladder on an arbitrary point: it is half of every seal).
-#[cfg(feature = "aws-lc")]
-pub fn x25519_base(secret: &[u8; 32]) -> [u8; 32] {
-    use aws_lc_rs::agreement::{PrivateKey, X25519};
-    let private = PrivateKey::from_private_key(&X25519, secret).expect("any 32 bytes are a key");
-    let public = private
-        .compute_public_key()
-        .expect("X25519 public keys always compute");
-    public
-        .as_ref()
-        .try_into()
-        .expect("32-byte X25519 public keys")
+    X25519Secret::new(secret).public()
 }
 
 /// Encrypts a short message (a wrapped file key) under a one-time key with a zero nonce.

@@ -23,7 +23,7 @@ use crate::error::DecryptError;
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
 use crate::keys::ssh_wire;
-use crate::primitives::{hkdf, open_once, seal_once, x25519, x25519_base};
+use crate::primitives::{hkdf, open_once, seal_once, x25519, X25519Secret};
 
 const STANZA_KIND: &str = "ssh-ed25519";
 const LABEL: &[u8] = b"age-encryption.org/v1/ssh-ed25519";
@@ -137,8 +137,9 @@ impl recipient::Recipient for Recipient {
     fn wrap(&self, file_key: &FileKey) -> Vec<Stanza> {
         let mut ephemeral = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(ephemeral.as_mut());
-        let share = x25519_base(&ephemeral);
-        let shared = x25519(&ephemeral, &self.montgomery).expect("recipients are not low-order");
+        let ephemeral = X25519Secret::new(&ephemeral);
+        let share = ephemeral.public();
+        let shared = (ephemeral.agree(&self.montgomery)).expect("recipients are not low-order");
         let key = self
             .wrap_key(&shared, &share)
             .expect("a non-zero shared secret times a clamped tweak is not zero");

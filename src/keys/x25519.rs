@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
@@ -14,7 +15,7 @@ use crate::error::{DecryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::keys::keytext;
 use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
-use crate::primitives::{hkdf, open_once, seal_once, x25519, x25519_base};
+use crate::primitives::{hkdf, open_once, seal_once, x25519, X25519Secret};
 use crate::shown;
 
 const STANZA_KIND: &str = "X25519";
@@ -28,11 +29,13 @@ pub struct Recipient([u8; 32]);
 
 /// An X25519 private key. It has no `Debug`; its text form is zeroized after use.
 ///
-/// The public key is computed once, here: every unwrap needs it for the HKDF salt.
+/// The public key is computed once, here (every unwrap needs it for the HKDF salt), and the
+/// backend's form of the key is made once, for every file it opens.
 #[derive(Clone)]
 pub struct Identity {
     secret: Zeroizing<[u8; 32]>,
     public: [u8; 32],
+    key: Arc<X25519Secret>,
 }
 
 impl Identity {
@@ -42,8 +45,13 @@ impl Identity {
     }
 
     fn from_secret(secret: Zeroizing<[u8; 32]>) -> Identity {
-        let public = x25519_base(&secret);
-        Identity { secret, public }
+        let key = X25519Secret::new(&secret);
+        let public = key.public();
+        Identity {
+            secret,
+            public,
+            key: Arc::new(key),
+        }
     }
 
     /// The matching recipient.
@@ -71,7 +79,7 @@ impl Identity {
                 "X25519 stanza body is not a 16-byte wrapped key",
             ));
         }
-        let shared = x25519(&self.secret, &share)
+        let shared = (self.key.agree(&share))
             .ok_or_else(|| DecryptError::header("X25519 share is a low-order point"))?;
         let key = wrap_key(&shared, &share, &self.public);
         Ok(open_once(&key, &stanza.body).and_then(|k| FileKey::from_slice(&k)))
@@ -96,8 +104,9 @@ impl recipient::Recipient for Recipient {
         // An ephemeral secret from the OS RNG and a valid public key always contribute, so
         // the all-zero shared secret cannot happen here; the identity side checks it anyway.
         let ephemeral = random_scalar();
-        let share = x25519_base(&ephemeral);
-        let shared = x25519(&ephemeral, &self.0).expect("recipients are checked not low-order");
+        let ephemeral = X25519Secret::new(&ephemeral);
+        let share = ephemeral.public();
+        let shared = (ephemeral.agree(&self.0)).expect("recipients are checked not low-order");
         let key = wrap_key(&shared, &share, &self.0);
         vec![Stanza {
             kind: STANZA_KIND.into(),
