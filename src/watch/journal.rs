@@ -118,20 +118,27 @@ impl Journal {
     /// Reads the records appended since the last read (by this watcher or another).
     pub(crate) fn refresh(&mut self) -> io::Result<()> {
         // Read from where this watcher stopped, whatever the file's offset: an append moves
-        // it past records another watcher wrote meanwhile.
-        let mut new = Vec::new();
-        let mut buf = [0u8; 64 << 10];
-        loop {
-            match self.file.read_at(&mut buf, self.read) {
+        // it past records another watcher wrote meanwhile. Most often there is nothing new,
+        // and one `fstat` says so.
+        let len = self.file.metadata()?.len();
+        if len <= self.read {
+            return Ok(());
+        }
+        let mut new = vec![0u8; (len - self.read) as usize];
+        let mut filled = 0;
+        while filled < new.len() {
+            match self
+                .file
+                .read_at(&mut new[filled..], self.read + filled as u64)
+            {
                 Ok(0) => break,
-                Ok(n) => {
-                    new.extend_from_slice(&buf[..n]);
-                    self.read += n as u64;
-                }
+                Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
+        new.truncate(filled);
+        self.read += filled as u64;
         self.tail.extend_from_slice(&new);
         let Some(end) = self.tail.iter().rposition(|&b| b == b'\n') else {
             return Ok(());

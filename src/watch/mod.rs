@@ -546,26 +546,27 @@ impl Inbox<'_, '_> {
         if event.need_rescan() {
             return self.scan(Path::new(""), Found::Scan, None);
         }
-        let found = match event.kind {
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => Found::Event,
-            EventKind::Modify(ModifyKind::Name(_)) => Found::Event,
-            // A new directory is scanned (for what arrived before its watch did); a new file
-            // is taken when its writer closes it. (One linked in is never closed: the next
-            // scan takes it.)
-            EventKind::Create(CreateKind::Folder) => Found::Scan,
-            _ => return,
-        };
         // A rename names the old path first and the new one last.
-        let Some(path) = event.paths.last() else {
+        let Some(relative) = event.paths.last().and_then(|path| self.relative(path)) else {
             return;
         };
-        let Some(relative) = self.relative(path) else {
-            return;
-        };
-        match self.kind(&relative) {
-            // A directory renamed in came whole; one just made may still be filling.
-            Some(FileType::Directory) => self.scan(&relative, found, None),
-            Some(FileType::RegularFile) if found == Found::Event => self.consider(&relative, found),
+        match event.kind {
+            // Closed by its writer: complete.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                self.consider(&relative, Found::Event)
+            }
+            // Renamed in: an upload, complete; or a directory, whose files came with it.
+            EventKind::Modify(ModifyKind::Name(_)) => match relative.file_name().map(is_upload) {
+                Some(true) => self.consider(&relative, Found::Event),
+                _ if self.kind(&relative) == Some(FileType::Directory) => {
+                    self.scan(&relative, Found::Event, None)
+                }
+                _ => self.consider(&relative, Found::Event),
+            },
+            // A new directory, scanned for what arrived before its watch did, which may be
+            // still being written. A new file is taken when its writer closes it (one linked
+            // in is never closed: the next scan takes it).
+            EventKind::Create(CreateKind::Folder) => self.scan(&relative, Found::Scan, None),
             _ => {}
         }
     }
