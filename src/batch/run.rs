@@ -137,6 +137,9 @@ pub(crate) trait Settle: Sync {
     /// A job's final report, made after its source was removed if asked; `source`: its
     /// input as opened, when it was.
     fn settled(&self, report: Report, source: Option<Opened>);
+
+    /// Every job of a group is settled.
+    fn group_settled(&self) {}
 }
 
 /// Collects the reports, as [`run`] returns them.
@@ -295,6 +298,7 @@ fn commit(
         observer.event(Event::Finished(&report));
         settle.settled(report, Some(input));
     }
+    settle.group_settled();
 }
 
 /// The report of a job that failed with `error`.

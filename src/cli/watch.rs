@@ -124,6 +124,7 @@ pub fn run(command: Command<'_>, identities: &[&dyn Identity]) -> Result<(), Fai
         json: command.json,
         quiet: command.quiet,
         summary: Mutex::default(),
+        lines: Mutex::default(),
     };
     if !command.quiet {
         say!(
@@ -305,6 +306,8 @@ struct Audit {
     json: bool,
     quiet: bool,
     summary: Mutex<Summary>,
+    /// JSON lines of the group being settled.
+    lines: Mutex<String>,
 }
 
 impl Listener for Audit {
@@ -325,8 +328,11 @@ impl Listener for Audit {
                     record.duration.as_secs_f64() * 1e3
                 ));
             });
-            // A reader that went away loses the line, not the upload.
-            let _ = io::stdout().lock().write_all(line.as_bytes());
+            // Written out with the rest of its group ([`Listener::flush`]).
+            self.lines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_str(&line);
             return;
         }
         let path = crate::shown::path(&report.source);
@@ -368,6 +374,13 @@ impl Listener for Audit {
 
     fn trouble(&self, what: &str) {
         say!("unseal: warning: {}", crate::shown::value(what));
+    }
+
+    fn flush(&self) {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        // A reader that went away loses the lines, not the uploads.
+        let _ = io::stdout().lock().write_all(lines.as_bytes());
+        lines.clear();
     }
 }
 

@@ -139,6 +139,10 @@ pub trait Listener: Temporaries {
     fn trouble(&self, what: &str) {
         let _ = what;
     }
+
+    /// The records heard so far are all there is for now (the uploads that came together
+    /// are settled): a listener that buffers them writes them out.
+    fn flush(&self) {}
 }
 
 /// Tells a running [`watch`] to stop, or to check uploads against a new sender policy: for a
@@ -430,9 +434,19 @@ impl Settle for Shared<'_> {
         }
         self.record(&report, quarantined.as_deref(), false, since);
         // Only now may another look at this upload take it: its lock goes with it.
-        lock(&self.in_flight).remove(&relative);
+        let mut in_flight = lock(&self.in_flight);
+        let full = in_flight.len() >= IN_FLIGHT;
+        in_flight.remove(&relative);
+        drop(in_flight);
         drop(opened);
-        self.room.notify_one();
+        // The taking side waits only when the bound is reached.
+        if full {
+            self.room.notify_one();
+        }
+    }
+
+    fn group_settled(&self) {
+        self.listener.flush();
     }
 }
 
@@ -729,6 +743,7 @@ impl Inbox<'_, '_> {
             let _ = journal.write(&[(State::Left, relative, upload)]);
             drop(journal);
             self.shared.record(&report, None, false, Instant::now());
+            self.shared.listener.flush();
             return;
         }
         let dir_result = self.output_dir(relative);
@@ -768,6 +783,7 @@ impl Inbox<'_, '_> {
             sha256: None,
         };
         self.shared.record(&report, None, true, Instant::now());
+        self.shared.listener.flush();
     }
 
     /// The output directory of the upload at `relative`, made (owner-only) and opened
