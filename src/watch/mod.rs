@@ -24,6 +24,8 @@
 //!   it is left and recorded once, not retried until it changes. A failure to write the
 //!   output (a full disk) is recorded and retried at the next start.
 //! - **Bounded**: a fixed number of uploads in flight; events wait in the kernel's queue.
+//! - **Stopping**: once told to stop, the uploads being opened are finished and those taken
+//!   but not begun are left untouched for the next start.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -272,17 +274,22 @@ pub fn watch(
         pool.in_place_scope(|scope| {
             let spawn = |task: Task| {
                 let worker = worker.clone();
-                scope.spawn(move |_| worker.run(task));
+                scope.spawn(move |_| match control.stopping() {
+                    // Not begun when told to stop: left as it is, for the next start.
+                    true => shared.abandon(&task.job),
+                    false => worker.run(task),
+                });
             };
             let mut inbox = Inbox {
                 shared,
                 root,
                 outputs,
                 spawn: &spawn,
+                control,
                 settling: HashMap::new(),
                 senders: options.senders.clone().map(Arc::new),
             };
-            inbox.run(&heard, control)
+            inbox.run(&heard)
         })
     })
 }
@@ -374,6 +381,16 @@ impl Shared<'_> {
             recovered,
             duration: since.elapsed(),
         });
+    }
+
+    /// Forgets an upload taken but not begun: the watcher is stopping.
+    fn abandon(&self, job: &Job) {
+        let mut in_flight = lock(&self.in_flight);
+        let full = in_flight.len() >= IN_FLIGHT;
+        in_flight.remove(self.relative(&job.source));
+        if full {
+            self.room.notify_one();
+        }
     }
 
     /// A failed upload out of the way: quarantined, or journaled as left. Returns where it
@@ -493,6 +510,8 @@ struct Inbox<'s, 'w> {
     outputs: OutputDirs,
     /// Hands a task to the pool.
     spawn: &'s (dyn Fn(Task) + Sync),
+    /// Says when to stop: checked between uploads, so that a scan of a full inbox stops too.
+    control: &'s Control,
     /// Uploads found but not yet taken (too recent, or waiting for their signature), and
     /// when they were first seen.
     settling: HashMap<PathBuf, Instant>,
@@ -504,7 +523,6 @@ impl Inbox<'_, '_> {
     fn run(
         &mut self,
         heard: &mpsc::Receiver<notify::Result<notify::Event>>,
-        control: &Control,
     ) -> Result<(), WatchError> {
         let options = self.shared.options;
         let mut present = Vec::new();
@@ -521,8 +539,8 @@ impl Inbox<'_, '_> {
                 .trouble(&format!("cannot rewrite the journal in {path}: {e}"));
         }
         let mut polled = Instant::now();
-        while !control.stopping() {
-            if let Some(senders) = control.take_senders() {
+        while !self.control.stopping() {
+            if let Some(senders) = self.control.take_senders() {
                 self.senders = senders.map(Arc::new);
             }
             match heard.recv_timeout(TICK) {
@@ -636,6 +654,9 @@ impl Inbox<'_, '_> {
             };
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             for (name, file_type) in entries {
+                if self.control.stopping() {
+                    return;
+                }
                 let path = relative.join(&name);
                 if file_type.is_dir() {
                     stack.push(path);
@@ -749,7 +770,11 @@ impl Inbox<'_, '_> {
         let dir_result = self.output_dir(relative);
         let mut in_flight = lock(&self.shared.in_flight);
         while in_flight.len() >= IN_FLIGHT {
-            in_flight = (self.shared.room.wait(in_flight)).unwrap_or_else(PoisonError::into_inner);
+            if self.control.stopping() {
+                return;
+            }
+            let waited = self.shared.room.wait_timeout(in_flight, TICK);
+            in_flight = waited.unwrap_or_else(PoisonError::into_inner).0;
         }
         in_flight.insert(relative.to_path_buf(), (upload, Instant::now()));
         drop(in_flight);

@@ -120,8 +120,8 @@ fn uploads_written_closed_renamed_or_slowly_open_once_each_and_sigterm_exits_0()
         assert!(!dir.exists("out/slow"), "taken while still being written");
     }
     drop(file);
-    // Larger than a window of the parallel engine, renamed in.
-    let large = data(5 << 20, 2);
+    // Larger than a window of the stream pipeline (8 MiB), renamed in.
+    let large = data(9 << 20, 2);
     dir.write("in/.large.tmp", sealed(&dir, &large));
     std::fs::rename(dir.path("in/.large.tmp"), dir.path("in/large.age")).unwrap();
     // A directory made with an upload already in it.
@@ -408,4 +408,62 @@ fn signatures_are_awaited_checked_and_a_sighup_reads_the_allowed_signers_again()
         note["reason"].as_str().unwrap().contains("signature"),
         "{note}"
     );
+}
+
+#[test]
+fn sigterm_while_busy_finishes_what_it_holds_exits_0_and_a_restart_takes_the_rest() {
+    const FILES: usize = 100;
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.mkdir("in");
+    // Large enough that one thread is still busy when the signal comes.
+    let plaintext = data(2 << 20, 3);
+    let upload = sealed(&dir, &plaintext);
+    for i in 0..FILES {
+        dir.write(format!("in/f{i:03}.age"), &upload);
+        age_it(&dir, &format!("in/f{i:03}.age"));
+    }
+    let watching = Watching::start(&dir, "--threads 1");
+    wait_until("the first outputs", || dir.exists("out/f002"));
+    let (code, first, stderr) = watching.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("unseal: stopped;"), "{stderr}");
+    assert_eq!(dir.partial_files(), Vec::<std::path::PathBuf>::new());
+    let done = (0..FILES)
+        .filter(|i| dir.exists(format!("out/f{i:03}")))
+        .count();
+    assert!(done < FILES, "stopped only once everything was done");
+    assert_eq!(unsealed(&first).len(), done, "{first:?}");
+    let watching = Watching::start(&dir, "");
+    wait_until("every output", || {
+        (0..FILES).all(|i| dir.exists(format!("out/f{i:03}")))
+    });
+    let (code, second, _) = watching.stop();
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        unsealed(&second).len(),
+        FILES - done,
+        "nothing opened twice"
+    );
+    for i in 0..FILES {
+        assert!(dir.read(format!("out/f{i:03}")) == plaintext, "f{i:03}");
+    }
+}
+
+#[test]
+fn polling_takes_uploads_without_file_system_events_once_they_settle() {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.mkdir("in/deep/er");
+    let watching = Watching::start(&dir, "--poll 0.1 --settle 0.3");
+    dir.write("in/deep/er/p.age", sealed(&dir, b"polled"));
+    // A partial-upload name is never taken, however long it waits.
+    dir.write("in/q.age.filepart", sealed(&dir, b"not yet"));
+    wait_until("the polled upload", || dir.exists("out/deep/er/p"));
+    std::thread::sleep(Duration::from_millis(600));
+    let (code, records, stderr) = watching.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(dir.read("out/deep/er/p"), b"polled");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(!dir.exists("out/q.age") && !dir.exists("out/q"));
 }
