@@ -31,25 +31,21 @@ pub const HEADING: &str = "Batch and watch mode (a directory, several inputs, or
 
 /// Flags of watch mode.
 #[derive(Args, Debug, Default)]
+#[command(next_help_heading = HEADING)]
 pub struct WatchFlags {
     /// Open each upload to INBOX as it arrives, into -o OUTDIR
     ///
     /// Runs until SIGTERM or SIGINT (exit 0); SIGHUP reads --allowed-signers again.
     /// INBOX/a/b.age becomes OUTDIR/a/b, once its writer closes it or it is renamed in. Each
     /// upload is opened once across restarts and crashes (doc/watch.md).
-    #[arg(long, value_name = "INBOX", help_heading = HEADING)]
+    #[arg(long, value_name = "INBOX")]
     pub watch: Option<PathBuf>,
 
     /// Move bad uploads to DIR, with a JSON note of why beside each
     ///
     /// On the inbox's file system, outside the inbox. Without it, a bad upload is left
     /// where it is and reported once.
-    #[arg(
-        long,
-        value_name = "DIR",
-        requires = "watch",
-        help_heading = HEADING
-    )]
+    #[arg(long, value_name = "DIR", requires = "watch")]
     pub quarantine: Option<PathBuf>,
 
     /// Where the watcher keeps its journal
@@ -57,21 +53,11 @@ pub struct WatchFlags {
     /// Default: $STATE_DIRECTORY (systemd's StateDirectory=), else
     /// ~/.local/state/unseal/ with a name for this inbox and output directory. Watchers of
     /// one inbox must share it.
-    #[arg(
-        long,
-        value_name = "DIR",
-        requires = "watch",
-        help_heading = HEADING
-    )]
+    #[arg(long, value_name = "DIR", requires = "watch")]
     pub state_dir: Option<PathBuf>,
 
     /// Scan every SECONDS instead of waiting for events (NFS)
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        requires = "watch",
-        help_heading = HEADING
-    )]
+    #[arg(long, value_name = "SECONDS", requires = "watch")]
     pub poll: Option<f64>,
 
     /// Wait until a file a scan finds is unchanged this long
@@ -83,8 +69,7 @@ pub struct WatchFlags {
         value_name = "SECONDS",
         default_value_t = 5.0,
         hide_default_value = true,
-        requires = "watch",
-        help_heading = HEADING
+        requires = "watch"
     )]
     pub settle: f64,
 }

@@ -747,7 +747,11 @@ impl Inbox<'_, '_> {
         };
         let exists = output.symlink_metadata().is_ok();
         match known {
-            Some(State::Done | State::Left) => return,
+            Some(State::Left) => return,
+            Some(State::Done) if !options.remove_source => return,
+            // Its output is in place and durable: a run that stopped before removing the
+            // upload (or before recording the output) is finished now.
+            Some(State::Done) => return self.recovered(relative, job, upload, &source),
             Some(State::Intent) if exists => return self.recovered(relative, job, upload, &source),
             _ => {}
         }
@@ -787,7 +791,8 @@ impl Inbox<'_, '_> {
         (self.spawn)(task);
     }
 
-    /// An upload whose output an earlier run put in place before it could record it.
+    /// An upload whose output an earlier run put in place before it could record it, or
+    /// (with `remove_source`) before it could remove it: recorded, removed if asked.
     fn recovered(&mut self, relative: &Path, job: Job, upload: Upload, source: &Source) {
         let options = self.shared.options;
         let mut outcome = Outcome::Done;
@@ -798,6 +803,9 @@ impl Inbox<'_, '_> {
         }
         let mut journal = lock(&self.shared.journal);
         let _ = journal.write(&[(State::Done, relative, upload)]);
+        if options.remove_source && outcome.is_done() {
+            journal.forget(relative);
+        }
         drop(journal);
         let report = Report {
             source: job.source,

@@ -467,3 +467,27 @@ fn polling_takes_uploads_without_file_system_events_once_they_settle() {
     assert_eq!(records.len(), 1, "{records:?}");
     assert!(!dir.exists("out/q.age") && !dir.exists("out/q"));
 }
+
+#[test]
+fn an_upload_recorded_done_but_still_there_is_removed_by_the_next_run_with_remove_source() {
+    // What a kill between the journal's `done` and the removal of the upload leaves: the
+    // output in place, the upload still in the inbox. A run that kept its uploads leaves the
+    // same.
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.mkdir("in");
+    let watching = Watching::start(&dir, "--settle 0.2");
+    dir.write("in/a.age", sealed(&dir, b"a"));
+    wait_until("a", || dir.exists("out/a"));
+    let (code, _, _) = watching.stop();
+    assert_eq!(code, Some(0));
+    assert!(dir.exists("in/a.age"));
+    let watching = Watching::start(&dir, "--settle 0.2 --remove-source");
+    wait_until("the upload removed", || !dir.exists("in/a.age"));
+    let (code, records, stderr) = watching.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(dir.read("out/a"), b"a");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["outcome"], "unsealed");
+    assert_eq!(records[0]["recovered"], true);
+}
