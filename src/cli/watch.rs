@@ -16,7 +16,7 @@ use indicatif::HumanBytes;
 use sha2::{Digest, Sha256};
 
 use super::batch::{json_record, message};
-use super::failure::{ExitCode, Failure};
+use super::failure::{describe_io, ExitCode, Failure};
 use super::interrupts::{self, Tracked};
 use super::senders::{Senders, SignatureFlags};
 use crate::batch::{Outcome, Summary};
@@ -137,7 +137,7 @@ pub fn run(command: Command<'_>, identities: &[&dyn Identity]) -> Result<(), Fai
         finished.store(true, Ordering::Release);
         watched
     });
-    watched.map_err(|e| Failure::new(ExitCode::Io, describe(&e.error)).about(&e.path))?;
+    watched.map_err(|e| Failure::new(ExitCode::Io, describe_io(&e.error)).about(&e.path))?;
     if !command.quiet {
         let s = *audit.summary.lock().unwrap_or_else(|e| e.into_inner());
         say!(
@@ -174,10 +174,6 @@ fn reread_senders(flags: &SignatureFlags, control: &Control, quiet: bool) {
             crate::shown::line(&failure.message)
         ),
     }
-}
-
-fn describe(error: &io::Error) -> String {
-    super::failure::describe_io(error)
 }
 
 /// The watcher's options from the command line, once the directories are known apart.

@@ -358,8 +358,7 @@ impl Shared<'_> {
         source.strip_prefix(&self.options.inbox).unwrap_or(source)
     }
 
-    /// Journals `state` for each job's upload; a journal that cannot be written stops
-    /// nothing but is heard.
+    /// Journals `state` for each job's upload.
     fn journal(&self, state: State, jobs: &[(&Job, &Source)]) {
         let in_flight = lock(&self.in_flight);
         let records: Vec<(State, &Path, Upload)> = jobs
@@ -370,10 +369,28 @@ impl Shared<'_> {
                 Some((state, relative, *upload))
             })
             .collect();
-        if let Err(e) = lock(&self.journal).write(&records) {
+        self.write_journal(&mut lock(&self.journal), &records);
+    }
+
+    /// Appends `records` to `journal`; a journal that cannot be written stops nothing but is
+    /// heard.
+    fn write_journal(&self, journal: &mut Journal, records: &[(State, &Path, Upload)]) {
+        if let Err(e) = journal.write(records) {
             let path = self.options.state.display();
             self.listener
                 .trouble(&format!("cannot write the journal in {path}: {e}"));
+        }
+    }
+
+    /// Lets another look at the upload at `relative` take it again, and wakes the taking
+    /// side if it waits for room (only when the bound is reached).
+    fn release(&self, relative: &Path) {
+        let mut in_flight = lock(&self.in_flight);
+        let full = in_flight.len() >= IN_FLIGHT;
+        in_flight.remove(relative);
+        drop(in_flight);
+        if full {
+            self.room.notify_one();
         }
     }
 
@@ -389,12 +406,7 @@ impl Shared<'_> {
 
     /// Forgets an upload taken but not begun: the watcher is stopping.
     fn abandon(&self, job: &Job) {
-        let mut in_flight = lock(&self.in_flight);
-        let full = in_flight.len() >= IN_FLIGHT;
-        in_flight.remove(self.relative(&job.source));
-        if full {
-            self.room.notify_one();
-        }
+        self.release(self.relative(&job.source));
     }
 
     /// A failed upload out of the way: quarantined, or journaled as left. Returns where it
@@ -425,12 +437,10 @@ impl Shared<'_> {
                 )),
             }
         }
-        let mut journal = lock(&self.journal);
-        if let Err(e) = journal.write(&[(State::Left, &relative, upload)]) {
-            let path = self.options.state.display();
-            self.listener
-                .trouble(&format!("cannot write the journal in {path}: {e}"));
-        }
+        self.write_journal(
+            &mut lock(&self.journal),
+            &[(State::Left, &relative, upload)],
+        );
         None
     }
 }
@@ -455,15 +465,8 @@ impl Settle for Shared<'_> {
         }
         self.record(&report, quarantined.as_deref(), false, since);
         // Only now may another look at this upload take it: its lock goes with it.
-        let mut in_flight = lock(&self.in_flight);
-        let full = in_flight.len() >= IN_FLIGHT;
-        in_flight.remove(&relative);
-        drop(in_flight);
         drop(opened);
-        // The taking side waits only when the bound is reached.
-        if full {
-            self.room.notify_one();
-        }
+        self.release(&relative);
     }
 
     fn group_settled(&self) {
@@ -760,20 +763,12 @@ impl Inbox<'_, '_> {
             _ => {}
         }
         if exists {
-            let report = Report {
-                source: job.source,
-                output: Some(job.output),
-                bytes: job.len,
-                outcome: Outcome::Skipped(Skip::OutputExists),
-                sender: None,
-                sha256: None,
-            };
-            let mut journal = lock(&self.shared.journal);
-            let _ = journal.write(&[(State::Left, relative, upload)]);
-            drop(journal);
-            self.shared.record(&report, None, false, Instant::now());
-            self.shared.listener.flush();
-            return;
+            let shared = self.shared;
+            shared.write_journal(
+                &mut lock(&shared.journal),
+                &[(State::Left, relative, upload)],
+            );
+            return self.settle_here(job, Outcome::Skipped(Skip::OutputExists), false);
         }
         let dir_result = self.output_dir(relative);
         let mut in_flight = lock(&self.shared.in_flight);
@@ -806,11 +801,17 @@ impl Inbox<'_, '_> {
             }
         }
         let mut journal = lock(&self.shared.journal);
-        let _ = journal.write(&[(State::Done, relative, upload)]);
+        let shared = self.shared;
+        shared.write_journal(&mut journal, &[(State::Done, relative, upload)]);
         if options.remove_source && outcome.is_done() {
             journal.forget(relative);
         }
         drop(journal);
+        self.settle_here(job, outcome, true);
+    }
+
+    /// Records an upload settled here, without the pool: its output was there already.
+    fn settle_here(&self, job: Job, outcome: Outcome, recovered: bool) {
         let report = Report {
             source: job.source,
             output: Some(job.output),
@@ -819,7 +820,7 @@ impl Inbox<'_, '_> {
             sender: None,
             sha256: None,
         };
-        self.shared.record(&report, None, true, Instant::now());
+        self.shared.record(&report, None, recovered, Instant::now());
         self.shared.listener.flush();
     }
 

@@ -52,6 +52,25 @@ impl Watching {
     }
 }
 
+/// A directory with the server key and an empty inbox, `in`.
+fn server_inbox() -> Dir {
+    let dir = Dir::new();
+    dir.new_key("server");
+    dir.mkdir("in");
+    dir
+}
+
+/// Runs a watcher until `a.age`, uploaded, is opened to `out/a`, and stops it; returns its
+/// records. The upload stays in the inbox.
+fn open_a(dir: &Dir) -> Vec<serde_json::Value> {
+    let watching = Watching::start(dir, "--settle 0.2");
+    dir.write("in/a.age", sealed(dir, b"a"));
+    wait_until("a", || dir.exists("out/a"));
+    let (code, records, stderr) = watching.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    records
+}
+
 /// Waits until `done` holds, failing after 60 s.
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -163,14 +182,8 @@ fn uploads_written_closed_renamed_or_slowly_open_once_each_and_sigterm_exits_0()
 
 #[test]
 fn a_restart_opens_nothing_twice_and_takes_what_arrived_meanwhile() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    dir.mkdir("in");
-    let watching = Watching::start(&dir, "--settle 0.2");
-    dir.write("in/a.age", sealed(&dir, b"a"));
-    wait_until("a", || dir.exists("out/a"));
-    let (code, first, _) = watching.stop();
-    assert_eq!(code, Some(0));
+    let dir = server_inbox();
+    let first = open_a(&dir);
     dir.write("in/b.age", sealed(&dir, b"b"));
     let watching = Watching::start(&dir, "--settle 0.2");
     wait_until("b, which arrived while no watcher ran", || {
@@ -253,9 +266,7 @@ fn bad_uploads_are_quarantined_with_a_note_or_left_and_reported_once() {
 
 #[test]
 fn two_watchers_on_one_inbox_open_each_upload_once() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    dir.mkdir("in");
+    let dir = server_inbox();
     let one = Watching::start(&dir, "--settle 0.2");
     let two = Watching::start(&dir, "--settle 0.2");
     std::thread::sleep(Duration::from_millis(500));
@@ -286,9 +297,7 @@ fn two_watchers_on_one_inbox_open_each_upload_once() {
 
 #[test]
 fn kill_9_mid_run_then_restart_leaves_each_output_once_and_whole() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    dir.mkdir("in");
+    let dir = server_inbox();
     for i in 0..150 {
         dir.write(format!("in/f{i:03}.age"), sealed(&dir, &data(20_000, i)));
         age_it(&dir, &format!("in/f{i:03}.age"));
@@ -317,9 +326,7 @@ fn kill_9_mid_run_then_restart_leaves_each_output_once_and_whole() {
 
 #[test]
 fn watch_mode_refuses_what_would_mix_inbox_output_and_state() {
-    let dir = Dir::new();
-    dir.new_key("server");
-    dir.mkdir("in");
+    let dir = server_inbox();
     for (line, says) in [
         ("unseal --watch in -k server.key", "needs -o OUTDIR"),
         (
@@ -413,9 +420,7 @@ fn signatures_are_awaited_checked_and_a_sighup_reads_the_allowed_signers_again()
 #[test]
 fn sigterm_while_busy_finishes_what_it_holds_exits_0_and_a_restart_takes_the_rest() {
     const FILES: usize = 100;
-    let dir = Dir::new();
-    dir.new_key("server");
-    dir.mkdir("in");
+    let dir = server_inbox();
     // Large enough that one thread is still busy when the signal comes.
     let plaintext = data(2 << 20, 3);
     let upload = sealed(&dir, &plaintext);
@@ -473,14 +478,8 @@ fn an_upload_recorded_done_but_still_there_is_removed_by_the_next_run_with_remov
     // What a kill between the journal's `done` and the removal of the upload leaves: the
     // output in place, the upload still in the inbox. A run that kept its uploads leaves the
     // same.
-    let dir = Dir::new();
-    dir.new_key("server");
-    dir.mkdir("in");
-    let watching = Watching::start(&dir, "--settle 0.2");
-    dir.write("in/a.age", sealed(&dir, b"a"));
-    wait_until("a", || dir.exists("out/a"));
-    let (code, _, _) = watching.stop();
-    assert_eq!(code, Some(0));
+    let dir = server_inbox();
+    open_a(&dir);
     assert!(dir.exists("in/a.age"));
     let watching = Watching::start(&dir, "--settle 0.2 --remove-source");
     wait_until("the upload removed", || !dir.exists("in/a.age"));
