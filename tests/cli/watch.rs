@@ -490,3 +490,24 @@ fn an_upload_recorded_done_but_still_there_is_removed_by_the_next_run_with_remov
     assert_eq!(records[0]["outcome"], "unsealed");
     assert_eq!(records[0]["recovered"], true);
 }
+
+#[test]
+fn a_symbolic_link_in_the_inbox_is_never_followed_to_an_upload_outside_it() {
+    let dir = server_inbox();
+    // An uploader links a directory and a file from elsewhere into the inbox.
+    dir.write("elsewhere/x.age", sealed(&dir, b"not an upload"));
+    age_it(&dir, "elsewhere/x.age");
+    dir.symlink("../elsewhere", "in/linked");
+    dir.symlink("../elsewhere/x.age", "in/y.age");
+    let watching = Watching::start(&dir, "--settle 0.2 --remove-source --quarantine q");
+    // A real upload after them: once it is opened, the scan and the events have been seen.
+    dir.write("in/real.age", sealed(&dir, b"real"));
+    wait_until("the real upload", || dir.exists("out/real"));
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, records, stderr) = watching.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(!dir.exists("out/linked") && !dir.exists("out/y"));
+    assert!(dir.exists("elsewhere/x.age"), "removed through a link");
+    assert!(!dir.exists("q/linked") && !dir.exists("q/y.age"));
+}
