@@ -500,6 +500,10 @@ fn a_symbolic_link_in_the_inbox_is_never_followed_to_an_upload_outside_it() {
     dir.symlink("../elsewhere", "in/linked");
     dir.symlink("../elsewhere/x.age", "in/y.age");
     let watching = Watching::start(&dir, "--settle 0.2 --remove-source --quarantine q");
+    // And one renamed in while the watcher runs: an event names it.
+    std::thread::sleep(Duration::from_millis(500));
+    dir.symlink("../elsewhere/x.age", "staging/z.age");
+    std::fs::rename(dir.path("staging/z.age"), dir.path("in/z.age")).unwrap();
     // A real upload after them: once it is opened, the scan and the events have been seen.
     dir.write("in/real.age", sealed(&dir, b"real"));
     wait_until("the real upload", || dir.exists("out/real"));
@@ -507,7 +511,7 @@ fn a_symbolic_link_in_the_inbox_is_never_followed_to_an_upload_outside_it() {
     let (code, records, stderr) = watching.stop();
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(records.len(), 1, "{records:?}");
-    assert!(!dir.exists("out/linked") && !dir.exists("out/y"));
+    assert!(!dir.exists("out/linked") && !dir.exists("out/y") && !dir.exists("out/z"));
     assert!(dir.exists("elsewhere/x.age"), "removed through a link");
-    assert!(!dir.exists("q/linked") && !dir.exists("q/y.age"));
+    assert!(!dir.exists("q/linked") && !dir.exists("q/y.age") && !dir.exists("q/z.age"));
 }
