@@ -123,9 +123,17 @@ pub(crate) struct Opened {
 
 /// What a caller of [`stream`] does with each job once it is done or failed.
 pub(crate) trait Settle: Sync {
-    /// The outputs of a group of jobs, written, are about to be committed.
-    fn committing(&self, jobs: &[(&Job, &Source)]) {
+    /// The outputs of a group of jobs, written, are about to be committed. Returns a file
+    /// that must reach the disk before any of them goes into place (a journal's record of
+    /// the commit): it is synced with their bytes ([`file::commit`]).
+    fn committing(&self, jobs: &[(&Job, &Source)]) -> Option<File> {
         let _ = jobs;
+        None
+    }
+
+    /// The file [`Settle::committing`] returned could not be synced; the commit went on.
+    fn not_recorded(&self, error: io::Error) {
+        let _ = error;
     }
 
     /// The outputs of a group of jobs, with their sources, are committed: called before any
@@ -254,10 +262,14 @@ fn commit(
         .iter()
         .map(|pending| (&pending.job, &pending.input.source))
         .collect();
-    if !jobs.is_empty() {
-        settle.committing(&jobs);
+    let record = match jobs.is_empty() {
+        true => None,
+        false => settle.committing(&jobs),
+    };
+    let (committed, recorded) = file::commit(written, record.as_ref());
+    if let Some(Err(error)) = recorded {
+        settle.not_recorded(error);
     }
-    let committed = file::commit(written);
     let done: Vec<(&Job, &Source)> = pending
         .iter()
         .zip(&committed)

@@ -80,9 +80,8 @@ impl<'o> Written<'o> {
     /// The SHA-256 of the output, read back from its temporary file (the last: a signature
     /// goes before the file it signs); of nothing for a stream.
     pub(crate) fn digest(&self) -> io::Result<[u8; 32]> {
-        use sha2::{Digest, Sha256};
         use std::os::unix::fs::FileExt;
-        let mut hasher = Sha256::new();
+        let mut hasher = crate::primitives::LongSha256::new();
         if let Some(entry) = self.files.last() {
             let file = entry.staged.file();
             // As large as the file, up to a quarter of a MiB: a small output costs no large
@@ -102,12 +101,13 @@ impl<'o> Written<'o> {
                 }
             }
         }
-        Ok(hasher.finalize().into())
+        Ok(hasher.finish())
     }
 
     /// Commits this one output: [`commit`] of a group of one.
     pub(crate) fn commit(self) -> Result<(), FileError> {
-        commit(vec![self])
+        commit(vec![self], None)
+            .0
             .pop()
             .expect("one result for each output")
     }
@@ -116,17 +116,31 @@ impl<'o> Written<'o> {
 /// Commits `outputs` together, each step for all of them before the next (see the module
 /// docs); returns one result for each, in order. An output that fails leaves nothing: its
 /// temporary files are removed, and the names it had put in place already are taken back.
-pub(crate) fn commit(outputs: Vec<Written<'_>>) -> Vec<Result<(), FileError>> {
+///
+/// `record`, a file of the caller's that must reach the disk before any output goes into
+/// place (a journal's record of the commit), is synced in step 1 with the outputs' bytes,
+/// rather than one wait before them; the second result is its sync's. Whether it failed or
+/// not, the commit goes on.
+pub(crate) fn commit(
+    outputs: Vec<Written<'_>>,
+    record: Option<&File>,
+) -> (Vec<Result<(), FileError>>, Option<io::Result<()>>) {
     // 1. The bytes of every file on their way to the disk, then on it.
     for entry in outputs.iter().flat_map(|output| &output.files) {
         writeback::start(entry.staged.file(), 0, 0);
     }
-    let files: Vec<&File> = outputs
-        .iter()
-        .flat_map(|output| &output.files)
-        .map(|entry| entry.staged.file())
+    // The record first: the wait for its sync shows whether there is a disk to wait for.
+    let files: Vec<&File> = record
+        .into_iter()
+        .chain(
+            outputs
+                .iter()
+                .flat_map(|output| &output.files)
+                .map(|entry| entry.staged.file()),
+        )
         .collect();
     let mut synced = sync_data(&files).into_iter();
+    let record = record.map(|_| synced.next().expect("one result for each file"));
     let mut results: Vec<Result<(), FileError>> = outputs
         .iter()
         .map(|output| {
@@ -182,7 +196,7 @@ pub(crate) fn commit(outputs: Vec<Written<'_>>) -> Vec<Result<(), FileError>> {
             }
         }
     }
-    results
+    (results, record)
 }
 
 /// Threads that sync a group's files at most. Concurrent `fdatasync` calls share the file
@@ -287,7 +301,9 @@ mod tests {
             written(&dir, &["b"], false),
             Written::nothing(),
         ];
-        let results = commit(outputs);
+        let record = tempfile::tempfile().unwrap();
+        let (results, synced) = commit(outputs, Some(&record));
+        assert!(matches!(synced, Some(Ok(()))), "{synced:?}");
         assert!(results[0].is_ok() && results[2].is_ok() && results[3].is_ok());
         match &results[1] {
             Err(FileError::Write { path, error }) => {

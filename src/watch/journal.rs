@@ -11,9 +11,14 @@
 //! - `done`: its output is in place.
 //! - `left`: it failed and stays in the inbox (no quarantine): not retried until it changes.
 //!
-//! Records reach the disk (`fdatasync`) before the step they announce or after the one they
-//! confirm. Each record is one `write` to a file opened `O_APPEND`, so that two watchers'
-//! records never interleave; each watcher reads the other's before it takes a file.
+//! A record is in the kernel once written, so that a kill loses none. `intent` records reach
+//! the disk with the outputs' bytes, before any output goes into place (`file::commit`);
+//! `done` and `left` records are not waited for, but reach the disk with the next group's
+//! `intent` or once the watcher is idle for a moment. A power loss can thus lose the last
+//! `done` records (the next start finds `intent` and the output, and records them done) or
+//! `left` ones (the upload is tried once more). Each record is one `write` to a file opened
+//! `O_APPEND`, so that two watchers' records never interleave; each watcher reads the
+//! other's before it takes a file.
 //! At start-up, a watcher alone rewrites the journal with only the records of uploads still
 //! in the inbox, so that it does not grow without end.
 
@@ -88,6 +93,8 @@ pub(crate) struct Journal {
     /// A partial last line, waiting for the rest of it.
     tail: Vec<u8>,
     entries: HashMap<PathBuf, (State, Upload)>,
+    /// Records written since the last sync.
+    unsynced: bool,
 }
 
 impl Journal {
@@ -110,6 +117,7 @@ impl Journal {
             read: 0,
             tail: Vec::new(),
             entries: HashMap::new(),
+            unsynced: false,
         };
         journal.refresh()?;
         Ok(journal)
@@ -161,15 +169,31 @@ impl Journal {
         }
     }
 
-    /// Appends `records` in one write and makes them durable.
+    /// Appends `records` in one write, not yet synced.
     pub(crate) fn write(&mut self, records: &[(State, &Path, Upload)]) -> io::Result<()> {
         let mut text = Vec::new();
         for (state, path, upload) in records {
             line(&mut text, *state, path, *upload);
         }
         self.file.write_all(&text)?;
-        self.file.sync_data()?;
+        self.unsynced = true;
         self.refresh()
+    }
+
+    /// The journal's file, to sync the records written so far: taken as synced.
+    pub(crate) fn take_unsynced(&mut self) -> io::Result<Option<File>> {
+        match std::mem::take(&mut self.unsynced) {
+            true => self.file.try_clone().map(Some),
+            false => Ok(None),
+        }
+    }
+
+    /// Syncs the records written so far, if any.
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
+        match self.take_unsynced()? {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
     }
 
     /// Forgets `path`: its upload is gone from the inbox.
@@ -211,6 +235,7 @@ impl Journal {
         fs::rename(&new, dir.join(JOURNAL))?;
         File::open(dir)?.sync_all()?;
         self.file = open_journal(dir)?;
+        self.unsynced = false;
         self.read = self.file.metadata()?.len();
         self.tail.clear();
         Ok(())
@@ -303,6 +328,32 @@ mod tests {
         );
         assert_eq!(journal.state(Path::new("x.age"), upload(3)), None);
         assert_eq!(journal.state(Path::new("y.age"), upload(2)), None);
+    }
+
+    #[test]
+    fn records_are_unsynced_once_written_and_not_again_once_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        assert!(journal.take_unsynced().unwrap().is_none());
+        journal
+            .write(&[(State::Intent, Path::new("a.age"), upload(1))])
+            .unwrap();
+        journal
+            .write(&[(State::Done, Path::new("a.age"), upload(1))])
+            .unwrap();
+        // One sync covers both records, and is the journal's own file.
+        let file = journal.take_unsynced().unwrap().expect("records to sync");
+        assert_eq!(
+            file.metadata().unwrap().ino(),
+            fs::metadata(dir.path().join(JOURNAL)).unwrap().ino()
+        );
+        file.sync_data().unwrap();
+        assert!(journal.take_unsynced().unwrap().is_none());
+        journal
+            .write(&[(State::Left, Path::new("b.age"), upload(2))])
+            .unwrap();
+        journal.sync().unwrap();
+        assert!(journal.take_unsynced().unwrap().is_none());
     }
 
     #[test]

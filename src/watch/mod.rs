@@ -29,6 +29,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -272,7 +273,7 @@ pub fn watch(
         .map_err(|e| at(&options.inbox)(io::Error::other(e)))?;
     let keys = Keys::Identities(identities);
     let shared = &shared;
-    committing(keys, &batch_options, &hearing, shared, |worker| {
+    let result = committing(keys, &batch_options, &hearing, shared, |worker| {
         // This thread takes uploads from the inbox; the pool's threads only ever open them,
         // so a large one has every thread of the pool.
         pool.in_place_scope(|scope| {
@@ -295,7 +296,9 @@ pub fn watch(
             };
             inbox.run(&heard)
         })
-    })
+    });
+    shared.sync_journal();
+    result
 }
 
 /// Opens (makes) the quarantine, which must be on the inbox's file system.
@@ -358,8 +361,8 @@ impl Shared<'_> {
         source.strip_prefix(&self.options.inbox).unwrap_or(source)
     }
 
-    /// Journals `state` for each job's upload.
-    fn journal(&self, state: State, jobs: &[(&Job, &Source)]) {
+    /// Journals `state` for each job's upload; returns the journal, locked.
+    fn journal(&self, state: State, jobs: &[(&Job, &Source)]) -> MutexGuard<'_, Journal> {
         let in_flight = lock(&self.in_flight);
         let records: Vec<(State, &Path, Upload)> = jobs
             .iter()
@@ -369,17 +372,31 @@ impl Shared<'_> {
                 Some((state, relative, *upload))
             })
             .collect();
-        self.write_journal(&mut lock(&self.journal), &records);
+        drop(in_flight);
+        let mut journal = lock(&self.journal);
+        self.write_journal(&mut journal, &records);
+        journal
+    }
+
+    /// Syncs the records not yet synced: the watcher is idle, or stopping.
+    fn sync_journal(&self) {
+        if let Err(e) = lock(&self.journal).sync() {
+            self.journal_trouble(e);
+        }
     }
 
     /// Appends `records` to `journal`; a journal that cannot be written stops nothing but is
     /// heard.
     fn write_journal(&self, journal: &mut Journal, records: &[(State, &Path, Upload)]) {
         if let Err(e) = journal.write(records) {
-            let path = self.options.state.display();
-            self.listener
-                .trouble(&format!("cannot write the journal in {path}: {e}"));
+            self.journal_trouble(e);
         }
+    }
+
+    fn journal_trouble(&self, error: io::Error) {
+        let path = self.options.state.display();
+        self.listener
+            .trouble(&format!("cannot write the journal in {path}: {error}"));
     }
 
     /// Lets another look at the upload at `relative` take it again, and wakes the taking
@@ -446,12 +463,21 @@ impl Shared<'_> {
 }
 
 impl Settle for Shared<'_> {
-    fn committing(&self, jobs: &[(&Job, &Source)]) {
-        self.journal(State::Intent, jobs);
+    fn committing(&self, jobs: &[(&Job, &Source)]) -> Option<File> {
+        let unsynced = self.journal(State::Intent, jobs).take_unsynced();
+        unsynced.unwrap_or_else(|e| {
+            self.journal_trouble(e);
+            None
+        })
+    }
+
+    fn not_recorded(&self, error: io::Error) {
+        self.journal_trouble(error);
     }
 
     fn committed(&self, jobs: &[(&Job, &Source)]) {
-        self.journal(State::Done, jobs);
+        // Synced with the next group's intent, or once idle (`journal.rs`).
+        drop(self.journal(State::Done, jobs));
     }
 
     fn settled(&self, report: Report, opened: Option<Opened>) {
@@ -557,9 +583,12 @@ impl Inbox<'_, '_> {
                         self.hear(event);
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => self.shared.sync_journal(),
                 // No watcher (polling), or it went away.
-                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.shared.sync_journal();
+                    std::thread::sleep(TICK)
+                }
             }
             if let Some(every) = options.poll {
                 if polled.elapsed() >= every {
