@@ -56,6 +56,8 @@ pub mod watch;
 // What a sealed file says about itself, without a key.
 pub mod inspect;
 
+pub mod rotate;
+
 pub mod error;
 // How text from outside (file names, rejected keys) appears in messages, and in JSON.
 mod json;

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use seal::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 #[path = "library/crash_points.rs"]
 mod crash_points;
+#[path = "library/rotate.rs"]
+mod rotate;
 #[cfg(feature = "watch")]
 #[path = "library/watch.rs"]
 mod watch;

@@ -24,8 +24,16 @@ pub fn unwrap_file_key(
     header: &Header,
     identities: &[&dyn Identity],
 ) -> Result<FileKey, DecryptError> {
+    unwrap_file_key_by(header, identities).map(|(file_key, _)| file_key)
+}
+
+/// [`unwrap_file_key`], and which of `identities` (its index) unwrapped it.
+pub(crate) fn unwrap_file_key_by(
+    header: &Header,
+    identities: &[&dyn Identity],
+) -> Result<(FileKey, usize), DecryptError> {
     header.check_alone()?;
-    for identity in identities {
+    for (i, identity) in identities.iter().enumerate() {
         for stanza in &header.stanzas {
             if let Some(file_key) = identity.unwrap_stanza(stanza) {
                 let file_key = file_key?;
@@ -33,7 +41,7 @@ pub fn unwrap_file_key(
                 if !hmac_verify(mac_key.as_ref(), header.mac_input(), &header.mac) {
                     return Err(DecryptError::HeaderMac);
                 }
-                return Ok(file_key);
+                return Ok((file_key, i));
             }
         }
     }

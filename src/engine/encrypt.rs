@@ -16,6 +16,23 @@ use crate::keys::recipient::{self, FileKey, Recipient};
 use crate::primitives::{hkdf, hmac};
 use crate::MappedFile;
 
+/// The header that wraps `file_key` to each of `recipients`, with `extra` stanzas after
+/// theirs, MAC'd under it: of a new file, or of a rotated one (`crate::rotate`).
+pub(crate) fn header_for(
+    file_key: &FileKey,
+    recipients: &[&dyn Recipient],
+    extra: Vec<Stanza>,
+) -> Result<Header, EncryptError> {
+    if recipients.is_empty() {
+        return Err(EncryptError::NoRecipients);
+    }
+    recipient::check_header(recipients, extra.len())?;
+    let mut stanzas: Vec<_> = recipients.iter().flat_map(|r| r.wrap(file_key)).collect();
+    stanzas.extend(extra);
+    let mac_key = hkdf(&[], file_key.expose_secret(), b"header");
+    Ok(Header::new(stanzas, |bytes| hmac(mac_key.as_ref(), bytes)))
+}
+
 /// A file about to be sealed: its file key and header are chosen, its payload not yet written.
 ///
 /// ```
@@ -54,15 +71,8 @@ impl Encryptor {
         recipients: &[&dyn Recipient],
         extra: Vec<Stanza>,
     ) -> Result<Encryptor, EncryptError> {
-        if recipients.is_empty() {
-            return Err(EncryptError::NoRecipients);
-        }
-        recipient::check_header(recipients, extra.len())?;
         let file_key = FileKey::generate();
-        let mut stanzas: Vec<_> = recipients.iter().flat_map(|r| r.wrap(&file_key)).collect();
-        stanzas.extend(extra);
-        let mac_key = hkdf(&[], file_key.expose_secret(), b"header");
-        let header = Header::new(stanzas, |bytes| hmac(mac_key.as_ref(), bytes));
+        let header = header_for(&file_key, recipients, extra)?;
         let nonce = PayloadCipher::random_nonce();
         let cipher = PayloadCipher::new(&file_key, &nonce);
         Ok(Encryptor {

@@ -8,7 +8,10 @@
 //! 2. it is renamed into place, a signature before the file it signs;
 //! 3. its directory reaches the disk (`fsync` of the directory), so that the name does too.
 //!
-//! Only then is it done, and only then may its input be removed.
+//! Only then is it done, and only then may its input be removed. An output may also carry
+//! a patch: bytes to write over a file in place once the rest of it is in place (a new
+//! header over a rotated file's old one, once the record that lets a rerun finish it is on
+//! the disk); that is step 4, the patch written and synced.
 //!
 //! [`commit`] takes many outputs and takes each step for all of them before the next (group
 //! commit): the writeback of every file is started first ([`crate::engine::writeback`]), so
@@ -28,6 +31,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -41,6 +45,16 @@ use crate::engine::writeback;
 #[must_use = "an output appears only once committed"]
 pub(crate) struct Written<'o> {
     files: Vec<Entry<'o>>,
+    patch: Option<Patch>,
+}
+
+/// Bytes to write over an existing file in place, after the rest of an output is committed.
+struct Patch {
+    file: File,
+    at: u64,
+    bytes: Vec<u8>,
+    /// The file's path, for errors.
+    path: PathBuf,
 }
 
 /// One temporary file of a [`Written`].
@@ -64,7 +78,27 @@ impl Entry<'_> {
 impl<'o> Written<'o> {
     /// Nothing to commit: the output was a stream.
     pub(crate) fn nothing() -> Written<'o> {
-        Written { files: Vec::new() }
+        Written {
+            files: Vec::new(),
+            patch: None,
+        }
+    }
+
+    /// Then `bytes` written over `file` (at `path`) at offset `at`, and synced: step 4.
+    pub(crate) fn then_patch(
+        mut self,
+        file: File,
+        at: u64,
+        bytes: Vec<u8>,
+        path: PathBuf,
+    ) -> Written<'o> {
+        self.patch = Some(Patch {
+            file,
+            at,
+            bytes,
+            path,
+        });
+        self
     }
 
     /// `staged`, to be renamed to its target (at `path`) after the files before it.
@@ -122,9 +156,10 @@ impl<'o> Written<'o> {
 /// rather than one wait before them; the second result is its sync's. Whether it failed or
 /// not, the commit goes on.
 pub(crate) fn commit(
-    outputs: Vec<Written<'_>>,
+    mut outputs: Vec<Written<'_>>,
     record: Option<&File>,
 ) -> (Vec<Result<(), FileError>>, Option<io::Result<()>>) {
+    let patches: Vec<Option<Patch>> = outputs.iter_mut().map(|o| o.patch.take()).collect();
     // 1. The bytes of every file on their way to the disk, then on it.
     for entry in outputs.iter().flat_map(|output| &output.files) {
         writeback::start(entry.staged.file(), 0, 0);
@@ -196,7 +231,33 @@ pub(crate) fn commit(
             }
         }
     }
+    // 4. The patches, written, then synced together.
+    let mut patched = Vec::new();
+    for (patch, result) in patches.iter().zip(&mut results) {
+        let Some(patch) = patch else { continue };
+        if result.is_ok() {
+            match patch.file.write_all_at(&patch.bytes, patch.at) {
+                Ok(()) => patched.push((patch, result)),
+                Err(error) => *result = Err(patch.error(error)),
+            }
+        }
+    }
+    let files: Vec<&File> = patched.iter().map(|(patch, _)| &patch.file).collect();
+    for ((patch, result), synced) in patched.into_iter().zip(sync_data(&files)) {
+        if let Err(error) = synced {
+            *result = Err(patch.error(error));
+        }
+    }
     (results, record)
+}
+
+impl Patch {
+    fn error(&self, error: io::Error) -> FileError {
+        FileError::Write {
+            path: self.path.clone(),
+            error,
+        }
+    }
 }
 
 /// Threads that sync a group's files at most. Concurrent `fdatasync` calls share the file

@@ -45,6 +45,9 @@ pub enum FileError {
     /// The file's signature (`NAME.age.sig`) exists but could not be read.
     #[error("cannot read its signature: {0}")]
     ReadSignature(io::Error),
+    /// The file could not be rotated ([`crate::rotate`]).
+    #[error(transparent)]
+    Rotate(crate::rotate::RotateError),
     /// The output is complete, but removing the source failed.
     #[error("output written, but the source could not be removed: {0}")]
     RemoveSource(io::Error),

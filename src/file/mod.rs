@@ -262,7 +262,7 @@ pub(crate) struct Target<'a, 'o> {
 impl<'o> Target<'_, 'o> {
     /// A temporary file in the output's directory for the file `name` there (the output,
     /// or its signature, whose path is `path`).
-    fn stage(&self, name: &OsStr, path: &Path) -> Result<Staged<'o>, FileError> {
+    pub(crate) fn stage(&self, name: &OsStr, path: &Path) -> Result<Staged<'o>, FileError> {
         Staged::create(self.dir, name, self.temporaries).map_err(|error| FileError::Write {
             path: path.to_path_buf(),
             error,

@@ -81,21 +81,33 @@ impl PublicKey {
     /// post-quantum keys the same, with the type `(MLKEM768-X25519)` and the recipient cut
     /// to its first 20 characters and `...` (it is some 2,000 characters long).
     pub fn fingerprint_line(&self) -> String {
-        let age = |text: String, kind: &str| {
-            use base64::Engine;
-            use sha2::Digest;
-            let hash = sha2::Sha256::digest(text.as_bytes());
-            let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash);
+        let age = |kind: &str| {
+            let text = self.to_string();
             let shown = match text.get(..20) {
                 Some(start) if text.len() > 80 => format!("{start}..."),
                 _ => text.clone(),
             };
-            format!("SHA256:{b64} {shown} ({kind})")
+            format!("{} {shown} ({kind})", self.fingerprint())
         };
         match self {
-            PublicKey::X25519(r) => age(r.to_string(), "X25519"),
-            PublicKey::Pq(r) => age(r.to_string(), "MLKEM768-X25519"),
+            PublicKey::X25519(_) => age("X25519"),
+            PublicKey::Pq(_) => age("MLKEM768-X25519"),
             PublicKey::Ssh(k) => k.fingerprint_line(),
+        }
+    }
+
+    /// The fingerprint alone, `SHA256:` and unpadded base64: of the key for SSH keys (as
+    /// `ssh-keygen -l`), of the recipient string for age keys ([`Self::fingerprint_line`]).
+    pub fn fingerprint(&self) -> String {
+        use base64::Engine;
+        use sha2::Digest;
+        match self {
+            PublicKey::Ssh(k) => k.fingerprint(),
+            _ => {
+                let hash = sha2::Sha256::digest(self.to_string().as_bytes());
+                let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash);
+                format!("SHA256:{b64}")
+            }
         }
     }
 }

@@ -143,6 +143,10 @@ impl recipient::Identity for Identity {
         }
         self.unwrap(stanza).transpose()
     }
+
+    fn fingerprint(&self) -> Option<String> {
+        Some(crate::keys::PublicKey::Pq(Box::new(self.to_public())).fingerprint())
+    }
 }
 
 impl FromStr for Recipient {

@@ -91,6 +91,13 @@ pub trait Identity: Send + Sync {
     /// `None` if the stanza is not addressed to this kind of key or does not open with it;
     /// `Some(Err(..))` if it is of this key's type but malformed.
     fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, DecryptError>>;
+
+    /// The fingerprint of this key's public half (`SHA256:...`, as
+    /// [`crate::keys::PublicKey::fingerprint`]), for records that say which key did what;
+    /// `None` for a key without one (a passphrase).
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

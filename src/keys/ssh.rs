@@ -37,6 +37,12 @@ enum Key {
 }
 
 impl PublicKey {
+    /// An Ed25519 key without a comment.
+    pub(crate) fn ed25519(key: ssh_ed25519::Recipient) -> PublicKey {
+        let (key, comment) = (Key::Ed25519(key), String::new());
+        PublicKey { key, comment }
+    }
+
     /// Parses one `authorized_keys`-style line: `ssh-rsa AAAA... comment` or `ssh-ed25519 ...`.
     pub fn from_openssh(line: &str) -> Result<PublicKey, KeyError> {
         if let Some(e) = unsupported_line(line) {

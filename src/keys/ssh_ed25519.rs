@@ -166,6 +166,10 @@ impl recipient::Identity for Identity {
         }
         Some(self.unwrap(share, &stanza.body))
     }
+
+    fn fingerprint(&self) -> Option<String> {
+        Some(crate::keys::ssh::PublicKey::ed25519(self.to_public()).fingerprint())
+    }
 }
 
 #[cfg(test)]

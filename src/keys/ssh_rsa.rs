@@ -108,6 +108,10 @@ impl recipient::Identity for Identity {
         }
         Some(self.unwrap(stanza))
     }
+
+    fn fingerprint(&self) -> Option<String> {
+        Some(crate::keys::ssh::PublicKey::rsa(self.to_public(), "").fingerprint())
+    }
 }
 
 #[cfg(test)]

@@ -123,6 +123,10 @@ impl recipient::Identity for Identity {
         }
         self.unwrap(stanza).transpose()
     }
+
+    fn fingerprint(&self) -> Option<String> {
+        Some(crate::keys::PublicKey::X25519(self.to_public()).fingerprint())
+    }
 }
 
 impl FromStr for Recipient {

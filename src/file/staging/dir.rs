@@ -155,6 +155,13 @@ impl Dir {
         Ok(File::from(fd))
     }
 
+    /// Opens the file `name` to read and write in place, never through a symbolic link.
+    pub fn open_file_rw(&self, name: &OsStr) -> io::Result<File> {
+        let flags = OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = sys::openat(&*self.fd, plain_name(name)?, flags, Mode::empty())?;
+        Ok(File::from(fd))
+    }
+
     /// Creates the file `name`, which must not exist (not even as a symbolic link), owner
     /// read-write only, open to read and write.
     pub fn create_new(&self, name: &OsStr) -> io::Result<File> {

@@ -1,0 +1,320 @@
+//! Server key rotation without re-encryption: a sealed file's header re-wrapped to new
+//! recipients, its payload untouched.
+//!
+//! An age file's payload is encrypted under its file key and a nonce; the header only wraps
+//! that key to the recipients, under a MAC keyed by it. Whoever unwraps the key with the old
+//! server key can write a new header that wraps the same key to new recipients, with a new
+//! MAC, and put it in front of the same payload: the old key no longer opens the file, the
+//! new one does, and not one payload byte is decrypted or rewritten.
+//!
+//! - **In place** when the new header is as long as the old (the same recipient types and
+//!   count: X25519 to X25519): the new header is written over the old one and synced.
+//! - **Otherwise by a copy**: a new file of the new header and the payload, copied by
+//!   `copy_file_range` (a reflink where the file system has them), renamed over the old.
+//!
+//! Either way the rotation record (`NAME.age.rotated`, [`record`]) goes in place first,
+//! durable: it keeps the header the file was sealed with (a sender's signature covers it),
+//! says when each rotation was made and from which key, and holds the header the file is
+//! being given. A file interrupted at any point (a kill, a power loss) is old or new, or
+//! its first bytes torn by a power loss; its record then names a header it does not carry,
+//! and the next run finishes the job from the record before anything else.
+//!
+//! The new header keeps the stanza that names the file's signer (`seal-signer`) and drops
+//! every other: only the new recipients open a rotated file. Files go through the batch
+//! engine (`crate::batch`, [`crate::batch::Keys::Rewrap`]), which commits their records and
+//! headers in groups; [`rotate_path`] rotates one.
+
+pub mod record;
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::engine::chunks::read_exact_at;
+use crate::engine::decrypt::unwrap_file_key_by;
+use crate::engine::encrypt::header_for;
+use crate::error::{DecryptError, EncryptError};
+use crate::file::staging::Staged;
+use crate::file::{Dir, FileError, FileId, Target, Written};
+use crate::format::stream::NONCE_SIZE;
+use crate::format::{armor, Header, MAX_HEADER_SIZE};
+use crate::keys::recipient::{Identity, Recipient};
+use crate::signing::sshsig::SIGNER_STANZA;
+pub use record::{MalformedRecord, Record, Rotation, SUFFIX};
+
+/// Why a file could not be rotated, beyond not opening.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RotateError {
+    /// Its rotation record (`NAME.age.rotated`) is there but unreadable.
+    #[error(transparent)]
+    Record(MalformedRecord),
+    /// ASCII-armored files are not rotated: their header is inside the armor.
+    #[error("ASCII-armored: unseal it and seal it again to rotate it")]
+    Armored,
+    /// A passphrase among the new recipients.
+    #[error("a file is never rotated to a passphrase")]
+    Passphrase,
+    /// The file at its name is no longer the one that was read.
+    #[error("replaced while it was being rotated")]
+    Replaced,
+}
+
+/// Rotates the sealed file at `path`: its file key unwrapped by one of `identities`, its
+/// header re-wrapped to `recipients`. The file and its record are durable on return. A file
+/// that none of `identities` opens is left as it is: `FileError::Decrypt` with
+/// [`DecryptError::NoMatch`] (already rotated, or sealed to another key).
+pub fn rotate_path(
+    path: &Path,
+    identities: &[&dyn Identity],
+    recipients: &[&dyn Recipient],
+) -> Result<(), FileError> {
+    let (dir, name) = Dir::open_parent(path).map_err(FileError::Read)?;
+    let input = dir.open_file(&name, false).map_err(FileError::Read)?;
+    let meta = input.metadata().map_err(FileError::Read)?;
+    if !meta.is_file() {
+        return Err(FileError::NotAFile);
+    }
+    let target = Target {
+        dir: &dir,
+        name: &name,
+        path,
+        force: true,
+        temporaries: &(),
+    };
+    rotate(target, &input, &meta, identities, recipients)?.commit()
+}
+
+/// Rotates `input` (`meta`: its metadata), the file `target.name` in `target.dir`: returns
+/// what to commit, its record first, then its new header (a patch in place, or a new file).
+pub(crate) fn rotate<'o>(
+    target: Target<'_, 'o>,
+    input: &File,
+    meta: &Metadata,
+    identities: &[&dyn Identity],
+    recipients: &[&dyn Recipient],
+) -> Result<Written<'o>, FileError> {
+    if recipients.iter().any(|r| r.must_be_alone()) {
+        return Err(FileError::Rotate(RotateError::Passphrase));
+    }
+    if armor::is_armored_file(input).map_err(FileError::Read)? {
+        return Err(FileError::Rotate(RotateError::Armored));
+    }
+    let found = State::read(&target, input, meta.len())?;
+    let (file_key, by) = match unwrap_file_key_by(&found.header, identities) {
+        Ok(unwrapped) => unwrapped,
+        // Interrupted after the record, on the way to a header the old key does not open:
+        // that header is finished, and the rotation with it.
+        Err(DecryptError::NoMatch { .. }) if found.interrupted => {
+            let header = found.header.to_bytes().to_vec();
+            return put_header(target, input, meta, &found, header, Written::nothing());
+        }
+        Err(e) => return Err(FileError::Decrypt(e)),
+    };
+    let kept = found
+        .header
+        .stanzas
+        .iter()
+        .filter(|s| s.kind == SIGNER_STANZA)
+        .cloned()
+        .collect();
+    let header = header_for(&file_key, recipients, kept).map_err(|e| match e {
+        EncryptError::IncompatibleRecipients => FileError::IncompatibleRecipients(e),
+        _ => FileError::NoRecipients,
+    })?;
+    let mut rotations = found.rotations.clone();
+    rotations.push(Rotation {
+        time: crate::json::time(SystemTime::now()),
+        from: identities[by].fingerprint(),
+    });
+    let record = Record {
+        nonce: found.nonce,
+        rotations,
+        original: found.original.clone(),
+        current: header.to_bytes().to_vec(),
+    };
+    let record_name = record_name(target.name);
+    let record_path = target.dir.join(&record_name);
+    let staged = target.stage(&record_name, &record_path)?;
+    let write_error = |error| FileError::Write {
+        path: record_path.clone(),
+        error,
+    };
+    staged
+        .file()
+        .write_all_at(&record.to_bytes(), 0)
+        .map_err(write_error)?;
+    let written = Written::nothing().then(staged, record_path.clone(), true);
+    put_header(target, input, meta, &found, record.current, written)
+}
+
+/// What a file to rotate holds: the header to rotate from, and where its payload starts.
+struct State {
+    /// The header to rotate from: the file's, or the one its record says it is being given.
+    header: Header,
+    /// The file's payload nonce.
+    nonce: [u8; NONCE_SIZE],
+    /// How long the header on the disk is: where the payload (its nonce first) starts.
+    on_disk: u64,
+    /// The file is not carrying its record's header: a rotation was interrupted.
+    interrupted: bool,
+    /// The header it was sealed with, and its rotations so far.
+    original: Vec<u8>,
+    rotations: Vec<Rotation>,
+}
+
+impl State {
+    fn read(target: &Target<'_, '_>, input: &File, len: u64) -> Result<State, FileError> {
+        let record = read_record(target)?;
+        let parsed = parse_head(input, len);
+        match (record, parsed) {
+            (Some(record), Ok((header, nonce))) if nonce == record.nonce => {
+                let on_disk = header.to_bytes().len() as u64;
+                let interrupted = header.to_bytes() != record.current.as_slice();
+                State::from_record(record, on_disk, interrupted)
+            }
+            // Torn by a power loss while its new header was being written in place: the
+            // nonce is where the record's header ends.
+            (Some(record), Err(_)) if nonce_at(input, record.current.len() as u64, &record) => {
+                let on_disk = record.current.len() as u64;
+                State::from_record(record, on_disk, true)
+            }
+            // No record, or one left by another file of that name: rotate from the file.
+            (_, Ok((header, nonce))) => Ok(State {
+                on_disk: header.to_bytes().len() as u64,
+                original: header.to_bytes().to_vec(),
+                header,
+                nonce,
+                interrupted: false,
+                rotations: Vec::new(),
+            }),
+            (_, Err(e)) => Err(FileError::Decrypt(e)),
+        }
+    }
+
+    fn from_record(record: Record, on_disk: u64, interrupted: bool) -> Result<State, FileError> {
+        let malformed = |_| {
+            let error = MalformedRecord("its current header does not parse");
+            FileError::Rotate(RotateError::Record(error))
+        };
+        let (header, _) = Header::parse(&record.current).map_err(malformed)?;
+        Ok(State {
+            header,
+            nonce: record.nonce,
+            on_disk,
+            interrupted,
+            original: record.original,
+            rotations: record.rotations,
+        })
+    }
+}
+
+/// The record beside the file, if there is one.
+fn read_record(target: &Target<'_, '_>) -> Result<Option<Record>, FileError> {
+    let file = match target.dir.open_file(&record_name(target.name), false) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(FileError::Read(e)),
+    };
+    let len = file.metadata().map_err(FileError::Read)?.len();
+    let bad = |what| FileError::Rotate(RotateError::Record(MalformedRecord(what)));
+    if len > record::MAX_RECORD_SIZE as u64 || !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(bad("too large, or not a file"));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    read_exact_at(&file, &mut bytes, 0).map_err(FileError::Read)?;
+    Record::parse(&bytes)
+        .map(Some)
+        .map_err(|e| FileError::Rotate(RotateError::Record(e)))
+}
+
+/// The header at the start of `input` (`len` bytes) and the payload nonce after it.
+fn parse_head(input: &File, len: u64) -> Result<(Header, [u8; NONCE_SIZE]), DecryptError> {
+    let want = len.min((MAX_HEADER_SIZE + NONCE_SIZE) as u64) as usize;
+    let mut head = vec![0u8; want];
+    read_exact_at(input, &mut head, 0)?;
+    let (header, header_len) = Header::parse(&head)?;
+    let nonce = head
+        .get(header_len..header_len + NONCE_SIZE)
+        .and_then(|nonce| nonce.try_into().ok())
+        .ok_or_else(|| DecryptError::header("the file ends before the 16-byte payload nonce"))?;
+    Ok((header, nonce))
+}
+
+/// Whether `record`'s nonce is in `input` at `at`.
+fn nonce_at(input: &File, at: u64, record: &Record) -> bool {
+    let mut nonce = [0u8; NONCE_SIZE];
+    read_exact_at(input, &mut nonce, at).is_ok() && nonce == record.nonce
+}
+
+/// Gives `input` the header `header`, after what `written` holds: in place if it is as long
+/// as the one on the disk, else as a new file of it and the payload, renamed over the old.
+fn put_header<'o>(
+    target: Target<'_, 'o>,
+    input: &File,
+    meta: &Metadata,
+    found: &State,
+    header: Vec<u8>,
+    written: Written<'o>,
+) -> Result<Written<'o>, FileError> {
+    let path = target.path.to_path_buf();
+    let write_error = |error| FileError::Write {
+        path: path.clone(),
+        error,
+    };
+    if header.len() as u64 == found.on_disk {
+        let file = target.dir.open_file_rw(target.name).map_err(write_error)?;
+        let same = FileId::of(&file).map_err(write_error)? == FileId::of_metadata(meta);
+        if !same {
+            return Err(FileError::Rotate(RotateError::Replaced));
+        }
+        return Ok(written.then_patch(file, 0, header, path));
+    }
+    let staged = target.stage(target.name, target.path)?;
+    copy_with_header(input, meta, found.on_disk, &header, &staged).map_err(write_error)?;
+    Ok(written.then(staged, path, true))
+}
+
+/// Fills `staged` with `header`, then `input`'s bytes from `from` on (its payload), with the
+/// input's permissions and, where allowed, its owner.
+fn copy_with_header(
+    input: &File,
+    meta: &Metadata,
+    from: u64,
+    header: &[u8],
+    staged: &Staged<'_>,
+) -> io::Result<()> {
+    let out = staged.file();
+    out.write_all_at(header, 0)?;
+    let (mut at_in, mut at_out) = (from, header.len() as u64);
+    let end = meta.len();
+    while at_in < end {
+        let want = (end - at_in).min(1 << 30) as usize;
+        let copied =
+            rustix::fs::copy_file_range(input, Some(&mut at_in), out, Some(&mut at_out), want)?;
+        if copied == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was copied",
+            ));
+        }
+    }
+    out.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    // Root rotating others' files keeps them theirs; anyone else cannot, and need not.
+    let _ = rustix::fs::fchown(
+        out,
+        Some(rustix::fs::Uid::from_raw(meta.uid())),
+        Some(rustix::fs::Gid::from_raw(meta.gid())),
+    );
+    Ok(())
+}
+
+/// The name of the record of the file `name`.
+fn record_name(name: &OsStr) -> OsString {
+    let mut record = name.to_os_string();
+    record.push(SUFFIX);
+    record
+}

@@ -1,0 +1,241 @@
+//! Server key rotation ([`seal::rotate`]): headers re-wrapped in place or by a copy, payload
+//! bytes untouched, the record that keeps the original header and lets a rerun finish an
+//! interrupted rotation; the `age` crate opens rotated files under the new key only.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use seal::file::FileError;
+use seal::rotate::{self, Record};
+use seal::{x25519, DecryptError, Encryptor, Identity, Recipient};
+
+/// A sealed file of a few chunks in a temporary directory, sealed to `to`.
+struct Sealed {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    plaintext: Vec<u8>,
+}
+
+impl Sealed {
+    fn new(to: &[&dyn Recipient], signer: Option<&seal::sshsig::SigningKey>) -> Sealed {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.pdf.age");
+        let plaintext = super::data(3 * seal::stream::CHUNK_SIZE + 77);
+        let encryptor = match signer {
+            Some(key) => Encryptor::new_signed_by(to, &key.public_key()).unwrap(),
+            None => Encryptor::new(to).unwrap(),
+        };
+        std::fs::write(&path, encryptor.seal_slice(&plaintext)).unwrap();
+        Sealed {
+            _dir: dir,
+            path,
+            plaintext,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.path).unwrap()
+    }
+
+    fn record(&self) -> Record {
+        Record::parse(&std::fs::read(record_path(&self.path)).unwrap()).unwrap()
+    }
+}
+
+fn record_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(rotate::SUFFIX);
+    PathBuf::from(name)
+}
+
+/// The header and the rest (nonce and chunks) of a sealed file.
+fn split(sealed: &[u8]) -> (&[u8], &[u8]) {
+    let (_, len) = seal::format::Header::parse(sealed).unwrap();
+    sealed.split_at(len)
+}
+
+fn age_opens(identity: &x25519::Identity, sealed: &[u8]) -> Option<Vec<u8>> {
+    use std::str::FromStr;
+    let theirs = age::x25519::Identity::from_str(identity.to_secret_string().as_str()).unwrap();
+    age::decrypt(&theirs, sealed).ok()
+}
+
+#[test]
+fn a_same_length_header_is_rotated_in_place_and_only_the_new_key_opens_it() {
+    let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
+    let file = Sealed::new(&[&old.to_public()], None);
+    let before = file.bytes();
+    let inode = std::fs::metadata(&file.path).unwrap().ino();
+
+    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    let after = file.bytes();
+    assert_eq!(
+        std::fs::metadata(&file.path).unwrap().ino(),
+        inode,
+        "in place"
+    );
+    assert_eq!(after.len(), before.len());
+    assert_ne!(split(&after).0, split(&before).0, "a new header");
+    assert!(
+        split(&after).1 == split(&before).1,
+        "the same payload bytes"
+    );
+    assert!(seal::decrypt(&[&new], &after).unwrap() == file.plaintext);
+    assert!(age_opens(&new, &after).unwrap() == file.plaintext);
+    assert!(matches!(
+        seal::decrypt(&[&old], &after),
+        Err(DecryptError::NoMatch { .. })
+    ));
+    assert!(age_opens(&old, &after).is_none());
+
+    let record = file.record();
+    assert_eq!(record.original, split(&before).0);
+    assert_eq!(record.current, split(&after).0);
+    assert_eq!(record.rotations.len(), 1);
+    assert_eq!(
+        record.rotations[0].from,
+        Some(seal::keys::PublicKey::X25519(old.to_public()).fingerprint())
+    );
+
+    // Done once: the old key no longer opens it, and it is left as it is.
+    let e = rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap_err();
+    assert!(
+        matches!(e, FileError::Decrypt(DecryptError::NoMatch { .. })),
+        "{e}"
+    );
+    assert!(file.bytes() == after);
+}
+
+#[test]
+fn a_longer_header_goes_through_a_copy_and_a_second_rotation_keeps_the_original() {
+    let (old, new, escrow) = (
+        x25519::Identity::generate(),
+        x25519::Identity::generate(),
+        x25519::Identity::generate(),
+    );
+    let file = Sealed::new(&[&old.to_public()], None);
+    let before = file.bytes();
+    let inode = std::fs::metadata(&file.path).unwrap().ino();
+    std::fs::set_permissions(
+        &file.path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+
+    let to: [&dyn Recipient; 2] = [&new.to_public(), &escrow.to_public()];
+    rotate::rotate_path(&file.path, &[&old], &to).unwrap();
+    let after = file.bytes();
+    let meta = std::fs::metadata(&file.path).unwrap();
+    assert_ne!(meta.ino(), inode, "a new file");
+    assert_eq!(meta.mode() & 0o777, 0o640, "with the old one's permissions");
+    assert!(
+        split(&after).1 == split(&before).1,
+        "the same payload bytes"
+    );
+    for key in [&new, &escrow] {
+        assert!(age_opens(key, &after).unwrap() == file.plaintext);
+    }
+    assert!(age_opens(&old, &after).is_none());
+
+    // Rotated again, by the escrow key, back to one recipient.
+    let newer = x25519::Identity::generate();
+    rotate::rotate_path(&file.path, &[&escrow], &[&newer.to_public()]).unwrap();
+    let last = file.bytes();
+    assert!(age_opens(&newer, &last).unwrap() == file.plaintext);
+    assert!(age_opens(&new, &last).is_none());
+    let record = file.record();
+    assert_eq!(
+        record.original,
+        split(&before).0,
+        "the header it was sealed with"
+    );
+    assert_eq!(record.current, split(&last).0);
+    assert_eq!(record.rotations.len(), 2);
+}
+
+#[test]
+fn a_rerun_finishes_a_rotation_interrupted_before_or_while_the_header_was_written() {
+    let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
+    let file = Sealed::new(&[&old.to_public()], None);
+    let before = file.bytes();
+    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    let rotated = file.bytes();
+
+    // The record went in place, then the run died: the file still has its old header.
+    std::fs::write(&file.path, &before).unwrap();
+    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    assert!(file.bytes() == rotated, "finished to the record's header");
+
+    // A power loss tore the header written in place.
+    let mut torn = rotated.clone();
+    torn[..30].copy_from_slice(&before[..30]);
+    torn[5] ^= 0xff;
+    std::fs::write(&file.path, &torn).unwrap();
+    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    assert!(file.bytes() == rotated);
+    assert!(age_opens(&new, &file.bytes()).unwrap() == file.plaintext);
+    assert_eq!(file.record().rotations.len(), 1);
+}
+
+#[test]
+fn a_rerun_finishes_an_interrupted_copy_and_a_stale_record_is_replaced() {
+    let (old, new, escrow) = (
+        x25519::Identity::generate(),
+        x25519::Identity::generate(),
+        x25519::Identity::generate(),
+    );
+    let file = Sealed::new(&[&old.to_public()], None);
+    let before = file.bytes();
+    let to: [&dyn Recipient; 2] = [&new.to_public(), &escrow.to_public()];
+    rotate::rotate_path(&file.path, &[&old], &to).unwrap();
+    let rotated = file.bytes();
+    // Died after the record, before the new file's rename.
+    std::fs::write(&file.path, &before).unwrap();
+    rotate::rotate_path(&file.path, &[&old], &to).unwrap();
+    assert!(file.bytes() == rotated);
+
+    // Another file under the same name, beside the old record: rotated from itself.
+    let other = Sealed::new(&[&old.to_public()], None);
+    std::fs::copy(&other.path, &file.path).unwrap();
+    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    assert!(age_opens(&new, &file.bytes()).unwrap() == other.plaintext);
+    let record = file.record();
+    assert_eq!(record.original, split(&other.bytes()).0);
+    assert_eq!(record.rotations.len(), 1);
+}
+
+#[test]
+fn the_signer_stays_named_and_armor_passphrases_and_bad_records_are_refused() {
+    let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
+    let alice = seal::sshsig::SigningKey::generate_ed25519("alice");
+    let file = Sealed::new(&[&old.to_public()], Some(&alice));
+    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    let (header, _) = seal::format::Header::parse(&file.bytes()).unwrap();
+    let named: Vec<_> = header
+        .stanzas
+        .iter()
+        .filter(|s| s.kind == "seal-signer")
+        .map(|s| s.args.clone())
+        .collect();
+    assert_eq!(named, [vec![alice.public_key().fingerprint()]]);
+
+    // A malformed record: refused, and the file is left as it is.
+    let sealed = Sealed::new(&[&old.to_public()], None);
+    std::fs::write(record_path(&sealed.path), b"seal-rotation/v1\nnonce x\n").unwrap();
+    let e = rotate::rotate_path(&sealed.path, &[&old], &[&new.to_public()]).unwrap_err();
+    assert!(matches!(e, FileError::Rotate(_)), "{e}");
+    std::fs::remove_file(record_path(&sealed.path)).unwrap();
+
+    // Armor, and a passphrase among the new recipients.
+    let armored = seal::armor::encode(&sealed.bytes());
+    std::fs::write(&sealed.path, armored.as_bytes()).unwrap();
+    let e = rotate::rotate_path(&sealed.path, &[&old], &[&new.to_public()]).unwrap_err();
+    assert!(e.to_string().contains("armored"), "{e}");
+    let plain = Sealed::new(&[&old.to_public()], None);
+    let pass = seal::scrypt::Recipient::new(zeroize::Zeroizing::new("p".into()));
+    let e = rotate::rotate_path(&plain.path, &[&old], &[&pass]).unwrap_err();
+    assert!(e.to_string().contains("passphrase"), "{e}");
+    assert!(!record_path(&plain.path).exists());
+    let ids: [&dyn Identity; 1] = [&old];
+    assert!(seal::decrypt(&ids, &plain.bytes()).unwrap() == plain.plaintext);
+}
