@@ -78,6 +78,9 @@ pub enum Direction {
     Seal,
     /// Open each `NAME.age` to `NAME`.
     Unseal,
+    /// Rotate each `NAME.age` in place: its header re-wrapped to new recipients
+    /// ([`crate::rotate`]).
+    Rewrap,
 }
 
 /// How a batch is planned and run.
@@ -134,6 +137,25 @@ pub enum Keys<'a> {
     Recipients(&'a [&'a dyn Recipient]),
     /// Open every file with whichever of these unwraps its file key.
     Identities(&'a [&'a dyn Identity]),
+    /// Rotate every file: its file key unwrapped by one of `identities` (the old server
+    /// key), its header re-wrapped to `recipients`.
+    Rewrap {
+        /// The keys that open the files now.
+        identities: &'a [&'a dyn Identity],
+        /// The recipients to open them from now on.
+        recipients: &'a [&'a dyn Recipient],
+    },
+}
+
+impl Keys<'_> {
+    /// The direction these keys go.
+    pub fn direction(&self) -> Direction {
+        match self {
+            Keys::Recipients(_) => Direction::Seal,
+            Keys::Identities(_) => Direction::Unseal,
+            Keys::Rewrap { .. } => Direction::Rewrap,
+        }
+    }
 }
 
 /// One file to process.
@@ -246,6 +268,12 @@ pub enum Skip {
     /// The detached signature beside a sealed file (`NAME.age.sig`): not opened when
     /// unsealing, not sealed beside the inputs.
     Signature,
+    /// The rotation record beside a rotated file (`NAME.age.rotated`): not opened when
+    /// unsealing, not sealed beside the inputs.
+    RotationRecord,
+    /// Rotating: the old key does not open the file (rotated already, or sealed to another
+    /// key), which is left as it is.
+    NotOldKey,
 }
 
 impl Skip {
@@ -263,6 +291,8 @@ impl Skip {
             Skip::Partial => "partial-file",
             Skip::DuplicateOutput => "duplicate-output",
             Skip::Signature => "signature",
+            Skip::RotationRecord => "rotation-record",
+            Skip::NotOldKey => "not-old-key",
         }
     }
 }
@@ -281,6 +311,10 @@ impl fmt::Display for Skip {
             Skip::Partial => "temporary file of an interrupted run",
             Skip::DuplicateOutput => "another input has the same output path",
             Skip::Signature => "signature of a sealed file",
+            Skip::RotationRecord => "rotation record of a sealed file",
+            Skip::NotOldKey => {
+                "the old key does not open it (rotated already, or sealed to another key)"
+            }
         })
     }
 }

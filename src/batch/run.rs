@@ -23,10 +23,12 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use rayon::prelude::*;
 
 use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, OutputDir};
-use super::{Plan, Report};
+use super::{Plan, Report, Skip};
 use crate::engine::parallel::Progress;
+use crate::error::DecryptError;
 use crate::file::staging::{self, dir::parent};
 use crate::file::{self, remove_source, Dir, FileId, OutputDirs, Source, Written};
+use crate::rotate;
 use crate::signing::sender::{Policy, Verdict};
 
 /// Written outputs waiting for the committer at most; a thread of the pool with one more
@@ -315,11 +317,16 @@ fn commit(
 
 /// The report of a job that failed with `error`.
 fn failed(job: &Job, error: FileError) -> Report {
+    reported(job, Outcome::Failed(error))
+}
+
+/// The report of a job that ended with `outcome` before its output was written.
+fn reported(job: &Job, outcome: Outcome) -> Report {
     Report {
         source: job.source.clone(),
         output: Some(job.output.clone()),
         bytes: job.len,
-        outcome: Outcome::Failed(error),
+        outcome,
         sender: None,
         sha256: None,
     }
@@ -333,7 +340,7 @@ fn prepare_dirs(dirs: &[OutputDir], options: &Options, observer: &dyn Observer) 
         .output_dir
         .as_ref()
         .map(|_| match options.direction {
-            Direction::Unseal => 0o700,
+            Direction::Unseal | Direction::Rewrap => 0o700,
             Direction::Seal => 0o777,
         });
     let mut opened = OutputDirs::new(make);
@@ -406,6 +413,13 @@ fn process<'a>(
     }
     let (sender, written) = match result {
         Ok(done) => done,
+        // Not for the old key: left as it is, rotated already or never its.
+        Err(FileError::Decrypt(DecryptError::NoMatch { .. }))
+            if options.direction == Direction::Rewrap =>
+        {
+            let report = reported(&job, Outcome::Skipped(Skip::NotOldKey));
+            return Processed::Reported(report, Some(input));
+        }
         Err(error) => return Processed::Reported(failed(&job, error), Some(input)),
     };
     let sha256 = match options.digest {
@@ -468,6 +482,23 @@ fn one<'a>(
             let sender = file::sender_check(&job.source, senders)?;
             let opening = file::Opening { identities, sender };
             file::open(from, output, opening, options.mmap, tick)
+        }
+        (
+            Keys::Rewrap {
+                identities,
+                recipients,
+            },
+            Direction::Rewrap,
+        ) => {
+            let target = file::Target {
+                dir,
+                name,
+                path: &job.output,
+                force: true,
+                temporaries: observer,
+            };
+            let rotated = rotate::rotate(target, &input.file, &input.meta, identities, recipients);
+            rotated.map(|written| (None, written))
         }
         _ => Err(FileError::WrongKeys),
     }

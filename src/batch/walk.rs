@@ -231,11 +231,17 @@ impl Planner<'_> {
         let output_name = match output_name(self.options.direction, name) {
             Some(output_name) => output_name,
             None if is_signature(name) => return self.skip(path, None, len, Skip::Signature),
+            None if is_rotation_record(name) => {
+                return self.skip(path, None, len, Skip::RotationRecord)
+            }
             None => return self.skip(path, None, len, Skip::NotAgeName),
         };
         let beside = self.options.output_dir.is_none();
         if self.options.direction == Direction::Seal && beside && is_signature(name) {
             return self.skip(path, None, len, Skip::Signature);
+        }
+        if self.options.direction == Direction::Seal && beside && is_rotation_record(name) {
+            return self.skip(path, None, len, Skip::RotationRecord);
         }
         if self.options.direction == Direction::Seal
             && self.options.output_dir.is_none()
@@ -244,6 +250,15 @@ impl Planner<'_> {
             return self.skip(path, None, len, Skip::AgeName);
         }
         let output = out_dir.join(output_name);
+        // Rotated in place: the output is the input.
+        if self.options.direction == Direction::Rewrap {
+            return self.plan.jobs.push(Job {
+                source: path.to_path_buf(),
+                output,
+                len,
+                follow,
+            });
+        }
         if !self.outputs.insert(output.clone()) {
             return self.skip(path, Some(output), len, Skip::DuplicateOutput);
         }
@@ -304,7 +319,16 @@ fn is_signature(name: &OsStr) -> bool {
         .is_some_and(|sealed| sealed.ends_with(b".age"))
 }
 
-/// `NAME` → `NAME.age` when sealing; `NAME.age` → `NAME` when unsealing (`None` otherwise).
+/// `NAME.age.rotated`: the rotation record of a rotated file ([`crate::rotate`]).
+fn is_rotation_record(name: &OsStr) -> bool {
+    let suffix = crate::rotate::SUFFIX.as_bytes();
+    name.as_bytes()
+        .strip_suffix(suffix)
+        .is_some_and(|sealed| sealed.ends_with(b".age"))
+}
+
+/// `NAME` → `NAME.age` when sealing; `NAME.age` → `NAME` when unsealing, and itself when
+/// rotating (`None` otherwise).
 pub(super) fn output_name(direction: Direction, name: &OsStr) -> Option<OsString> {
     match direction {
         Direction::Seal => {
@@ -316,6 +340,7 @@ pub(super) fn output_name(direction: Direction, name: &OsStr) -> Option<OsString
             let stem = name.as_bytes().strip_suffix(b".age")?;
             (!stem.is_empty()).then(|| OsStr::from_bytes(stem).to_os_string())
         }
+        Direction::Rewrap => output_name(Direction::Unseal, name).map(|_| name.to_os_string()),
     }
 }
 

@@ -165,10 +165,7 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         return Err(Failure::usage("a batch cannot write to standard output")
             .hint("use -o DIRECTORY, or leave -o out to write beside the inputs"));
     }
-    let direction = match keys {
-        Keys::Recipients(_) => Direction::Seal,
-        Keys::Identities(_) => Direction::Unseal,
-    };
+    let direction = keys.direction();
     if let Some(out) = &command.shared.output {
         check_output_dir(out, direction, command.inputs)?;
     }
@@ -195,7 +192,7 @@ pub fn run(command: Command<'_>, keys: Keys<'_>) -> Result<(), Failure> {
         (false, true, false) => Show::Lines,
         (false, false, false) => Show::Nothing,
     };
-    let signatures = plan.left_out.iter().filter(|r| is_signature(r)).count();
+    let signatures = plan.left_out.iter().filter(|r| is_companion(r)).count();
     let files = (plan.jobs.len() + plan.left_out.len() - signatures) as u64;
     let reporter = Reporter {
         program,
@@ -423,7 +420,7 @@ impl Reporter {
     }
 
     fn finished(&self, report: &Report) {
-        if !is_signature(report) {
+        if !is_companion(report) {
             self.progress.file_done(&report.source);
         }
         let mut listed = true;
@@ -475,6 +472,7 @@ impl Reporter {
         match self.direction {
             Direction::Seal => "sealed",
             Direction::Unseal => "unsealed",
+            Direction::Rewrap => "rotated",
         }
     }
 
@@ -546,10 +544,14 @@ impl Reporter {
     }
 }
 
-/// A detached signature met beside its sealed file (`NAME.age.sig`): reported, as skipped,
-/// but it goes with its file and is not counted as one of the batch's files.
-fn is_signature(report: &Report) -> bool {
-    matches!(report.outcome, Outcome::Skipped(Skip::Signature))
+/// A detached signature (`NAME.age.sig`) or a rotation record (`NAME.age.rotated`) met
+/// beside its sealed file: reported, as skipped, but it goes with its file and is not
+/// counted as one of the batch's files.
+fn is_companion(report: &Report) -> bool {
+    matches!(
+        report.outcome,
+        Outcome::Skipped(Skip::Signature | Skip::RotationRecord)
+    )
 }
 
 /// Skips that a re-run, or a tree holding both directions, produces by the thousand: counted,
@@ -557,7 +559,12 @@ fn is_signature(report: &Report) -> bool {
 fn is_common(skip: Skip) -> bool {
     matches!(
         skip,
-        Skip::OutputExists | Skip::AgeName | Skip::NotAgeName | Skip::Signature
+        Skip::OutputExists
+            | Skip::AgeName
+            | Skip::NotAgeName
+            | Skip::Signature
+            | Skip::RotationRecord
+            | Skip::NotOldKey
     )
 }
 
@@ -566,6 +573,8 @@ fn common_words(skip: Skip) -> &'static str {
         Skip::OutputExists => "existing outputs",
         Skip::AgeName => "already sealed",
         Skip::Signature => "signatures",
+        Skip::RotationRecord => "rotation records",
+        Skip::NotOldKey => "not opened by the old key (rotated already?)",
         _ => "not .age",
     }
 }

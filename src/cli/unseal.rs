@@ -88,6 +88,16 @@ pub struct Args {
     #[arg(long)]
     pub inspect: bool,
 
+    /// Rotate the sealed files named to these recipients, in place (repeatable)
+    ///
+    /// A recipient (age1..., ssh-...) or a file of them, as seal --to. --key gives the
+    /// current server key: each file's key is unwrapped with it and wrapped again to the new
+    /// recipients; the payload is neither decrypted nor rewritten. A file the key does not
+    /// open is left as it is (rotated already). Directories go through whole. Beside each
+    /// file, NAME.age.rotated keeps the header it was sealed with, which its signature needs.
+    #[arg(long, value_name = "RECIPIENT|FILE")]
+    pub rewrap_to: Vec<String>,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub shared: Shared,
@@ -117,6 +127,9 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
     args.shared.check_direction("unseal")?;
     if args.inspect {
         return super::inspect::run(&args.input, &args.key, &args.passphrase, args.batch.json);
+    }
+    if !args.rewrap_to.is_empty() {
+        return rewrap(args);
     }
     let single = !batch::wanted(&args.input) && args.watch.watch.is_none();
     let senders = Senders::from_flags(&args.senders, args.shared.quiet)?;
@@ -165,6 +178,49 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
         }
         (result, _) => result,
     }
+}
+
+/// `--rewrap-to`: rotates the files named, through batch mode.
+fn rewrap(args: Args) -> Result<(), Failure> {
+    let refused = [
+        (args.watch.watch.is_some(), "--watch"),
+        (args.shared.output.is_some(), "-o"),
+        (args.batch.remove_source, "--remove-source"),
+        (args.passphrase_file.is_some(), "--passphrase-file"),
+        (args.senders.allowed_signers.is_some(), "--allowed-signers"),
+    ];
+    if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
+        return Err(Failure::usage(format!(
+            "--rewrap-to rotates files in place: not with {flag}"
+        )));
+    }
+    if args.input.is_empty() {
+        return Err(Failure::usage(
+            "--rewrap-to needs the sealed files or directories to rotate",
+        ));
+    }
+    let recipients = keyargs::recipients(&args.rewrap_to, &[], &[])?;
+    let recipients: Vec<&dyn crate::Recipient> = recipients.iter().map(|r| r.as_ref()).collect();
+    let keys = keyargs::identities("unseal", &args.key, &args.passphrase)?;
+    if keys.is_empty() {
+        return Err(
+            Failure::usage("--rewrap-to needs the current server key").hint("use --key server.key")
+        );
+    }
+    let identities: Vec<&dyn Identity> = keys.iter().map(|i| i.as_ref()).collect();
+    let command = batch::Command {
+        program: "unseal",
+        inputs: &args.input,
+        shared: args.shared,
+        flags: &args.batch,
+        signer: None,
+        senders: None,
+    };
+    let keys = Keys::Rewrap {
+        identities: &identities,
+        recipients: &recipients,
+    };
+    batch::run(command, keys)
 }
 
 /// Keys were given but none matched: if the file (not standard input, which is gone) is

@@ -16,7 +16,7 @@
 //! The record is written (and durable) before the file's header changes, so it is also the
 //! write-ahead record of that change: a file whose header is not `current` while its nonce
 //! matches was interrupted, and `current` is what it must carry. Headers are at most
-//! [`MAX_HEADER_SIZE`] bytes each, so a record is read with a bounded buffer.
+//! 1 MiB each (the header limit), so a record is read with a bounded buffer.
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;

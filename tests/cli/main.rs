@@ -26,6 +26,7 @@ mod passphrase;
 mod post_quantum;
 mod recipients;
 mod refusals;
+mod rotate;
 mod rough_edges;
 mod round_trips;
 mod senders;

@@ -224,3 +224,40 @@ fn passphrases_typed_on_a_terminal_interoperate_with_go_age_both_ways() {
     on_terminal(dir.line("unseal theirs.age -o opened"), "hunter2\n").ok();
     assert!(dir.read("opened") == plaintext);
 }
+
+/// Issue 20: files Go age sealed to the old server key, rotated by `unseal --rewrap-to` (in
+/// place, and by a copy to two recipients), open with Go age under the new keys only.
+#[test]
+fn go_age_opens_files_rotated_from_what_it_wrote_under_the_new_key_only() {
+    let age = program("age");
+    let dir = Dir::new();
+    dir.new_key("old");
+    dir.new_key("new");
+    dir.new_key("escrow");
+    let plaintext = data(3 << 20, 300);
+    dir.write("plain", &plaintext);
+    dir.mkdir("one");
+    dir.mkdir("two");
+    for sealed in ["one/a.age", "two/a.age"] {
+        let age_encrypt = dir.cmd(&age).args(["-R", "old.pub", "-o", sealed, "plain"]);
+        age_encrypt.run().ok();
+    }
+    dir.line("unseal --rewrap-to new.pub -k old.key one")
+        .run()
+        .ok();
+    let two = "unseal --rewrap-to new.pub --rewrap-to escrow.pub -k old.key two";
+    dir.line(two).run().ok();
+    for (sealed, keys) in [
+        ("one/a.age", &["new"][..]),
+        ("two/a.age", &["new", "escrow"]),
+    ] {
+        for key in keys {
+            let opened = dir
+                .cmd(&age)
+                .args(["-d", "-i", &format!("{key}.key"), sealed]);
+            assert!(opened.run().ok().stdout == plaintext, "{sealed}, {key}");
+        }
+        let old = dir.cmd(&age).args(["-d", "-i", "old.key", sealed]).run();
+        assert_ne!(old.code, 0, "{sealed}: the old key still opens it");
+    }
+}

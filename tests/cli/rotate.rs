@@ -1,0 +1,105 @@
+//! Server key rotation (issue 20): `unseal --rewrap-to NEW --key OLD PATHS...` rotates sealed
+//! files in place through batch mode; the old key no longer opens them, the new one (and the
+//! `age` crate with it) does, and a rerun leaves them alone.
+
+use crate::common::*;
+
+/// A tree of two sealed files (one larger than the in-memory limit) sealed to `old`, and
+/// their plaintexts.
+fn sealed_tree(dir: &Dir) -> Vec<(&'static str, Vec<u8>)> {
+    let files = vec![
+        ("in/a.txt", b"alpha\n".to_vec()),
+        ("in/sub/big.bin", data(3 << 20, 5)),
+    ];
+    for (name, plaintext) in &files {
+        dir.write(name, plaintext);
+    }
+    dir.line("seal -q in --to old.pub").run().ok();
+    for (name, _) in &files {
+        dir.remove(name);
+    }
+    files
+}
+
+#[test]
+fn a_tree_is_rotated_in_place_and_a_rerun_leaves_it_alone() {
+    let dir = Dir::new();
+    dir.new_key("old");
+    dir.new_key("new");
+    let files = sealed_tree(&dir);
+    let before = dir.read("in/sub/big.bin.age");
+
+    let run = dir
+        .line("unseal --rewrap-to new.pub -k old.key in")
+        .run()
+        .ok();
+    assert!(run.stderr.contains("2 rotated"), "{}", run.stderr);
+    let after = dir.read("in/sub/big.bin.age");
+    assert_eq!(after.len(), before.len());
+    assert!(after[after.len() - (3 << 20)..] == before[before.len() - (3 << 20)..]);
+    for (name, plaintext) in &files {
+        let sealed = format!("{name}.age");
+        assert!(dir.exists(format!("{sealed}.rotated")));
+        let opened = dir
+            .bin("unseal")
+            .args([&sealed, "-k", "new.key", "-o", "-"]);
+        assert!(opened.run().ok().stdout == *plaintext, "{name}");
+        let theirs = age_identity(&dir, "new.key");
+        assert!(age::decrypt(&theirs, &dir.read(&sealed)).unwrap() == *plaintext);
+        let old = dir
+            .bin("unseal")
+            .args([&sealed, "-k", "old.key", "-o", "-"]);
+        old.run().fails(3);
+    }
+
+    // Again: nothing left for the old key, nothing changed.
+    let listing = dir.listing();
+    let run = dir
+        .line("unseal --rewrap-to new.pub -k old.key in --json")
+        .run()
+        .ok();
+    let lines = run.stdout_string();
+    assert_eq!(
+        lines.matches(r#""reason":"not-old-key""#).count(),
+        2,
+        "{lines}"
+    );
+    assert!(lines.contains(r#""rotated":0"#), "{lines}");
+    assert_eq!(dir.listing(), listing);
+    assert!(dir.read("in/sub/big.bin.age") == after);
+    // Unsealing the tree skips the records, as it skips signatures.
+    let run = dir.line("unseal -k new.key in -o out").run().ok();
+    assert!(run.stderr.contains("2 unsealed"), "{}", run.stderr);
+    assert!(dir.read("out/in/a.txt") == b"alpha\n");
+}
+
+#[test]
+fn rotation_refuses_what_it_cannot_do_in_place() {
+    let dir = Dir::new();
+    dir.new_key("old");
+    dir.new_key("new");
+    sealed_tree(&dir);
+    let listing = dir.listing();
+    for (line, says) in [
+        (
+            "unseal --rewrap-to new.pub in",
+            "needs the current server key",
+        ),
+        (
+            "unseal --rewrap-to new.pub -k old.key",
+            "needs the sealed files",
+        ),
+        (
+            "unseal --rewrap-to new.pub -k old.key in -o out",
+            "not with -o",
+        ),
+        (
+            "unseal --rewrap-to new.pub -k old.key in --remove-source",
+            "not with --remove-source",
+        ),
+    ] {
+        let run = dir.line(line).run().fails(2);
+        assert!(run.stderr.contains(says), "{line}: {}", run.stderr);
+    }
+    assert_eq!(dir.listing(), listing);
+}
