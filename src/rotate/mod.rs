@@ -61,6 +61,10 @@ pub enum RotateError {
     /// The file at its name is no longer the one that was read.
     #[error("replaced while it was being rotated")]
     Replaced,
+    /// A signed file (`NAME.age.sig` beside it): its signature covers the header it was
+    /// sealed with, and a check of a rotated file against its record is not built yet.
+    #[error("signed (NAME.age.sig): signed files are not rotated yet, their signature would no longer check")]
+    Signed,
 }
 
 /// Rotates the sealed file at `path`: its file key unwrapped by one of `identities`, its
@@ -99,6 +103,16 @@ pub(crate) fn rotate<'o>(
 ) -> Result<Written<'o>, FileError> {
     if recipients.iter().any(|r| r.must_be_alone()) {
         return Err(FileError::Rotate(RotateError::Passphrase));
+    }
+    let mut signature = target.name.to_os_string();
+    signature.push(crate::signing::sender::SIGNATURE_SUFFIX);
+    if target
+        .dir
+        .id_of(&signature, false)
+        .map_err(FileError::Read)?
+        .is_some()
+    {
+        return Err(FileError::Rotate(RotateError::Signed));
     }
     if armor::is_armored_file(input).map_err(FileError::Read)? {
         return Err(FileError::Rotate(RotateError::Armored));

@@ -205,7 +205,7 @@ fn a_rerun_finishes_an_interrupted_copy_and_a_stale_record_is_replaced() {
 }
 
 #[test]
-fn the_signer_stays_named_and_armor_passphrases_and_bad_records_are_refused() {
+fn the_signer_stays_named_and_signed_armored_passphrase_and_bad_records_are_refused() {
     let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
     let alice = seal::sshsig::SigningKey::generate_ed25519("alice");
     let file = Sealed::new(&[&old.to_public()], Some(&alice));
@@ -218,6 +218,16 @@ fn the_signer_stays_named_and_armor_passphrases_and_bad_records_are_refused() {
         .map(|s| s.args.clone())
         .collect();
     assert_eq!(named, [vec![alice.public_key().fingerprint()]]);
+
+    // With its signature beside it: refused until the check of rotated files exists.
+    let signed = Sealed::new(&[&old.to_public()], Some(&alice));
+    let mut sig = signed.path.as_os_str().to_os_string();
+    sig.push(".sig");
+    std::fs::write(&sig, b"-----BEGIN SSH SIGNATURE-----\n").unwrap();
+    let before = signed.bytes();
+    let e = rotate::rotate_path(&signed.path, &[&old], &[&new.to_public()]).unwrap_err();
+    assert!(e.to_string().contains("signed"), "{e}");
+    assert!(signed.bytes() == before && !record_path(&signed.path).exists());
 
     // A malformed record: refused, and the file is left as it is.
     let sealed = Sealed::new(&[&old.to_public()], None);
