@@ -183,18 +183,29 @@ mod tests {
 
     #[test]
     fn any_change_to_its_framing_is_refused() {
-        let bytes = record().to_bytes();
-        let text = String::from_utf8(bytes.clone()).unwrap();
+        let record = record();
+        let text = String::from_utf8(record.to_bytes()).unwrap();
+        let (original, current) = (record.original.len(), record.current.len());
         let broken = [
             text.replacen("seal-rotation/v1", "seal-rotation/v2", 1),
             text.replacen("nonce ", "nonce x", 1),
             text.replacen("rotated 2026-12-08T09:00:00.000000Z -", "rotated  -", 1),
-            text.replacen("original 43", "original 44", 1),
-            text.replacen("current 43", "current 99999999999", 1),
+            text.replacen(
+                &format!("original {original}"),
+                &format!("original {}", original + 1),
+                1,
+            ),
+            text.replacen(
+                &format!("current {current}"),
+                &format!("current 0{current}"),
+                1,
+            ),
+            text.replacen(&format!("current {current}"), "current 99999999999", 1),
             format!("{text}x"),
             text[..text.len() - 1].to_string(),
         ];
         for broken in broken {
+            assert_ne!(broken, text, "each case changes the record");
             assert!(Record::parse(broken.as_bytes()).is_err(), "{broken:?}");
         }
     }

@@ -54,6 +54,11 @@ fn split(sealed: &[u8]) -> (&[u8], &[u8]) {
     sealed.split_at(len)
 }
 
+/// `N` new server keys.
+fn keys<const N: usize>() -> [x25519::Identity; N] {
+    std::array::from_fn(|_| x25519::Identity::generate())
+}
+
 fn age_opens(identity: &x25519::Identity, sealed: &[u8]) -> Option<Vec<u8>> {
     use std::str::FromStr;
     let theirs = age::x25519::Identity::from_str(identity.to_secret_string().as_str()).unwrap();
@@ -62,7 +67,7 @@ fn age_opens(identity: &x25519::Identity, sealed: &[u8]) -> Option<Vec<u8>> {
 
 #[test]
 fn a_same_length_header_is_rotated_in_place_and_only_the_new_key_opens_it() {
-    let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
+    let [old, new] = keys();
     let file = Sealed::new(&[&old.to_public()], None);
     let before = file.bytes();
     let inode = std::fs::metadata(&file.path).unwrap().ino();
@@ -108,11 +113,7 @@ fn a_same_length_header_is_rotated_in_place_and_only_the_new_key_opens_it() {
 
 #[test]
 fn a_longer_header_goes_through_a_copy_and_a_second_rotation_keeps_the_original() {
-    let (old, new, escrow) = (
-        x25519::Identity::generate(),
-        x25519::Identity::generate(),
-        x25519::Identity::generate(),
-    );
+    let [old, new, escrow] = keys();
     let file = Sealed::new(&[&old.to_public()], None);
     let before = file.bytes();
     let inode = std::fs::metadata(&file.path).unwrap().ino();
@@ -155,7 +156,7 @@ fn a_longer_header_goes_through_a_copy_and_a_second_rotation_keeps_the_original(
 
 #[test]
 fn a_rerun_finishes_a_rotation_interrupted_before_or_while_the_header_was_written() {
-    let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
+    let [old, new] = keys();
     let file = Sealed::new(&[&old.to_public()], None);
     let before = file.bytes();
     rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
@@ -179,11 +180,7 @@ fn a_rerun_finishes_a_rotation_interrupted_before_or_while_the_header_was_writte
 
 #[test]
 fn a_rerun_finishes_an_interrupted_copy_and_a_stale_record_is_replaced() {
-    let (old, new, escrow) = (
-        x25519::Identity::generate(),
-        x25519::Identity::generate(),
-        x25519::Identity::generate(),
-    );
+    let [old, new, escrow] = keys();
     let file = Sealed::new(&[&old.to_public()], None);
     let before = file.bytes();
     let to: [&dyn Recipient; 2] = [&new.to_public(), &escrow.to_public()];
@@ -206,7 +203,7 @@ fn a_rerun_finishes_an_interrupted_copy_and_a_stale_record_is_replaced() {
 
 #[test]
 fn the_signer_stays_named_and_signed_armored_passphrase_and_bad_records_are_refused() {
-    let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
+    let [old, new] = keys();
     let alice = seal::sshsig::SigningKey::generate_ed25519("alice");
     let file = Sealed::new(&[&old.to_public()], Some(&alice));
     rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
