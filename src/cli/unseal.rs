@@ -24,7 +24,6 @@ Examples:
   unseal report.pdf.age --key server.key    writes report.pdf
   unseal --key server.key < docs.tar.age | tar x
   unseal /srv/upload -k server.key -o /srv/inbox    a whole tree, in batch mode
-  unseal --inspect upload.age               what it holds, without opening it
 
 More examples, and every flag in full: man unseal";
 
