@@ -15,7 +15,7 @@ use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::file;
-use crate::signing::sender::FileCheck;
+use crate::signing::sender::{FileCheck, Policy};
 use crate::signing::sshsig::Hasher;
 use crate::{Decryptor, Identity};
 
@@ -207,17 +207,22 @@ fn rewrap(args: Args) -> Result<(), Failure> {
         );
     }
     let identities: Vec<&dyn Identity> = keys.iter().map(|i| i.as_ref()).collect();
+    let keys = Keys::Rewrap {
+        identities: &identities,
+        recipients: &recipients,
+    };
+    run_batch(args, keys, None)
+}
+
+/// Batch mode with `keys`: opening (under `senders`, if given) or rotating.
+fn run_batch(args: Args, keys: Keys<'_>, senders: Option<&Policy>) -> Result<(), Failure> {
     let command = batch::Command {
         program: "unseal",
         inputs: &args.input,
         shared: args.shared,
         flags: &args.batch,
         signer: None,
-        senders: None,
-    };
-    let keys = Keys::Rewrap {
-        identities: &identities,
-        recipients: &recipients,
+        senders,
     };
     batch::run(command, keys)
 }
@@ -251,15 +256,8 @@ fn open(
     senders: Option<&Senders>,
 ) -> Result<(), Failure> {
     if batch::wanted(&args.input) {
-        let command = batch::Command {
-            program: "unseal",
-            inputs: &args.input,
-            shared: args.shared,
-            flags: &args.batch,
-            signer: None,
-            senders: senders.map(|s| &s.policy),
-        };
-        return batch::run(command, Keys::Identities(identities));
+        let senders = senders.map(|s| &s.policy);
+        return run_batch(args, Keys::Identities(identities), senders);
     }
     batch::check_single(&args.batch)?;
     let quiet = args.shared.quiet;

@@ -51,7 +51,7 @@ pub(crate) fn unwrap_file_key_by(
 }
 
 /// The payload nonce is read with the header, and age counts a short one as a header failure.
-fn short_nonce() -> DecryptError {
+pub(crate) fn short_nonce() -> DecryptError {
     DecryptError::header("the file ends before the 16-byte payload nonce")
 }
 

@@ -114,7 +114,6 @@ impl<'o> Written<'o> {
     /// The SHA-256 of the output, read back from its temporary file (the last: a signature
     /// goes before the file it signs); of nothing for a stream.
     pub(crate) fn digest(&self) -> io::Result<[u8; 32]> {
-        use std::os::unix::fs::FileExt;
         let mut hasher = crate::primitives::LongSha256::new();
         if let Some(entry) = self.files.last() {
             let file = entry.staged.file();

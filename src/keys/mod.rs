@@ -87,7 +87,7 @@ impl PublicKey {
                 Some(start) if text.len() > 80 => format!("{start}..."),
                 _ => text.clone(),
             };
-            format!("{} {shown} ({kind})", self.fingerprint())
+            format!("{} {shown} ({kind})", age_fingerprint(&text))
         };
         match self {
             PublicKey::X25519(_) => age("X25519"),
@@ -99,17 +99,20 @@ impl PublicKey {
     /// The fingerprint alone, `SHA256:` and unpadded base64: of the key for SSH keys (as
     /// `ssh-keygen -l`), of the recipient string for age keys ([`Self::fingerprint_line`]).
     pub fn fingerprint(&self) -> String {
-        use base64::Engine;
-        use sha2::Digest;
         match self {
             PublicKey::Ssh(k) => k.fingerprint(),
-            _ => {
-                let hash = sha2::Sha256::digest(self.to_string().as_bytes());
-                let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash);
-                format!("SHA256:{b64}")
-            }
+            _ => age_fingerprint(&self.to_string()),
         }
     }
+}
+
+/// `SHA256:` and the unpadded base64 of SHA-256 of an age recipient string.
+fn age_fingerprint(recipient: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(recipient.as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash);
+    format!("SHA256:{b64}")
 }
 
 /// `age1...`, or the OpenSSH line `ssh-ed25519 AAAA... comment`.

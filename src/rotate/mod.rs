@@ -34,13 +34,13 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::engine::chunks::read_exact_at;
-use crate::engine::decrypt::unwrap_file_key_by;
+use crate::engine::decrypt::{short_nonce, unwrap_file_key_by, SealedFile};
 use crate::engine::encrypt::header_for;
 use crate::error::{DecryptError, EncryptError};
 use crate::file::staging::Staged;
 use crate::file::{Dir, FileError, FileId, Target, Written};
 use crate::format::stream::NONCE_SIZE;
-use crate::format::{armor, Header, MAX_HEADER_SIZE};
+use crate::format::{armor, Header};
 use crate::keys::recipient::{Identity, Recipient};
 use crate::signing::sshsig::SIGNER_STANZA;
 pub use record::{MalformedRecord, Record, Rotation, SUFFIX};
@@ -117,7 +117,7 @@ pub(crate) fn rotate<'o>(
     if armor::is_armored_file(input).map_err(FileError::Read)? {
         return Err(FileError::Rotate(RotateError::Armored));
     }
-    let found = State::read(&target, input, meta.len())?;
+    let found = State::read(&target, input)?;
     let (file_key, by) = match unwrap_file_key_by(&found.header, identities) {
         Ok(unwrapped) => unwrapped,
         // Interrupted after the record, on the way to a header the old key does not open:
@@ -181,9 +181,9 @@ struct State {
 }
 
 impl State {
-    fn read(target: &Target<'_, '_>, input: &File, len: u64) -> Result<State, FileError> {
+    fn read(target: &Target<'_, '_>, input: &File) -> Result<State, FileError> {
         let record = read_record(target)?;
-        let parsed = parse_head(input, len);
+        let parsed = parse_head(input);
         match (record, parsed) {
             (Some(record), Ok((header, nonce))) if nonce == record.nonce => {
                 let on_disk = header.to_bytes().len() as u64;
@@ -233,29 +233,26 @@ fn read_record(target: &Target<'_, '_>) -> Result<Option<Record>, FileError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(FileError::Read(e)),
     };
-    let len = file.metadata().map_err(FileError::Read)?.len();
-    let bad = |what| FileError::Rotate(RotateError::Record(MalformedRecord(what)));
-    if len > record::MAX_RECORD_SIZE as u64 || !file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(bad("too large, or not a file"));
+    let meta = file.metadata().map_err(FileError::Read)?;
+    if meta.len() > record::MAX_RECORD_SIZE as u64 || !meta.is_file() {
+        let error = MalformedRecord("too large, or not a file");
+        return Err(FileError::Rotate(RotateError::Record(error)));
     }
-    let mut bytes = vec![0u8; len as usize];
+    let mut bytes = vec![0u8; meta.len() as usize];
     read_exact_at(&file, &mut bytes, 0).map_err(FileError::Read)?;
     Record::parse(&bytes)
         .map(Some)
         .map_err(|e| FileError::Rotate(RotateError::Record(e)))
 }
 
-/// The header at the start of `input` (`len` bytes) and the payload nonce after it.
-fn parse_head(input: &File, len: u64) -> Result<(Header, [u8; NONCE_SIZE]), DecryptError> {
-    let want = len.min((MAX_HEADER_SIZE + NONCE_SIZE) as u64) as usize;
-    let mut head = vec![0u8; want];
-    read_exact_at(input, &mut head, 0)?;
-    let (header, header_len) = Header::parse(&head)?;
-    let nonce = head
-        .get(header_len..header_len + NONCE_SIZE)
-        .and_then(|nonce| nonce.try_into().ok())
-        .ok_or_else(|| DecryptError::header("the file ends before the 16-byte payload nonce"))?;
-    Ok((header, nonce))
+/// The header at the start of `input` and the payload nonce after it.
+fn parse_head(input: &File) -> Result<(Header, [u8; NONCE_SIZE]), DecryptError> {
+    let sealed = SealedFile::new(input)?;
+    let header_len = sealed.header().to_bytes().len();
+    let nonce = sealed.head()[header_len..]
+        .try_into()
+        .map_err(|_| short_nonce())?;
+    Ok((sealed.header().clone(), nonce))
 }
 
 /// Whether `record`'s nonce is in `input` at `at`.
