@@ -25,6 +25,7 @@ use super::senders;
 use crate::batch::{self, Direction, Event, FileError, Keys, Observer, Options, Outcome, Report};
 use crate::batch::{Dir, FileId, Skip, Summary, Temporaries};
 use crate::json::{json_path, json_string};
+use crate::rotate::RotateError;
 use crate::signing::sender::Verdict;
 
 /// Where `seal --help` lists the flags of batch mode.
@@ -592,6 +593,9 @@ pub(super) fn message(error: &FileError) -> String {
             )
         }
         FileError::ReadSignature(e) => format!("cannot read its signature: {}", describe_io(e)),
+        FileError::ReadRecord(e) => {
+            format!("cannot read its rotation record: {}", describe_io(e))
+        }
         FileError::RemoveSource(e) => format!(
             "output written, but the source could not be removed: {}",
             describe_io(e)
@@ -604,7 +608,9 @@ pub(super) fn message(error: &FileError) -> String {
 fn code(error: &FileError) -> ExitCode {
     match error {
         FileError::Decrypt(e) => Failure::from(e).code,
-        FileError::Sender(_) => ExitCode::Signature,
+        FileError::Sender(_) | FileError::Rotate(RotateError::BadSignature(_)) => {
+            ExitCode::Signature
+        }
         FileError::NoRecipients
         | FileError::IncompatibleRecipients(_)
         | FileError::WrongKeys

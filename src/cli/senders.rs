@@ -12,8 +12,8 @@ use clap::Args;
 
 use super::failure::{ExitCode, Failure};
 use crate::signing::allowed_signers::AllowedSigners;
+use crate::signing::sender::SealedHash;
 use crate::signing::sender::{self, Policy, Rejection, Sender, Verdict};
-use crate::signing::sshsig::Hasher;
 
 /// The sender-signature flags of `unseal`.
 #[derive(Args, Debug, Default)]
@@ -89,7 +89,7 @@ impl Senders {
         &self,
         input: Option<&Path>,
         name: &Path,
-    ) -> Result<(sender::FileCheck, Option<Hasher>), Failure> {
+    ) -> Result<(sender::FileCheck, Option<SealedHash>), Failure> {
         let path = match (&self.signature, input) {
             (Some(path), _) => Some(path.clone()),
             (None, Some(input)) => Some(sender::signature_path(input)),
@@ -99,9 +99,16 @@ impl Senders {
             Some(path) => sender::read_signature(path).map_err(|e| Failure::io(path, &e))?,
             None => None,
         };
+        let record = match (input, &text) {
+            (Some(input), Some(_)) => {
+                let path = crate::rotate::record_path(input);
+                sender::read_record(&path).map_err(|e| Failure::io(&path, &e))?
+            }
+            _ => None,
+        };
         let looked_at = path.map_or("--signature FILE".into(), |p| crate::shown::path(&p));
         self.policy
-            .check_file(text.as_deref(), &looked_at)
+            .check_file(text.as_deref(), &looked_at, record.as_deref())
             .map_err(|r| refusal(&r).about(name))
     }
 

@@ -15,8 +15,8 @@ use super::BatchFlags;
 use super::{in_pool, keyargs, run, Shared};
 use crate::batch::Keys;
 use crate::file;
+use crate::signing::sender::SealedHash;
 use crate::signing::sender::{FileCheck, Policy};
-use crate::signing::sshsig::Hasher;
 use crate::{Decryptor, Identity};
 
 const EXAMPLES: &str = "\
@@ -311,7 +311,9 @@ fn open(
 
 /// A stream to standard output is written as it decrypts, before its last byte is hashed:
 /// with `--require-signature` it would release plaintext of a sender not yet checked.
-fn refuse_unchecked_stream(sender: Option<&(FileCheck, Option<Hasher>)>) -> Result<(), Failure> {
+fn refuse_unchecked_stream(
+    sender: Option<&(FileCheck, Option<SealedHash>)>,
+) -> Result<(), Failure> {
     match sender.is_some_and(|(check, _)| check.required()) {
         true => Err(Failure::usage(
             "--require-signature cannot hold back plaintext streamed to standard output",

@@ -37,8 +37,7 @@ pub(crate) fn unwrap_file_key_by(
         for stanza in &header.stanzas {
             if let Some(file_key) = identity.unwrap_stanza(stanza) {
                 let file_key = file_key?;
-                let mac_key = hkdf(&[], file_key.expose_secret(), b"header");
-                if !hmac_verify(mac_key.as_ref(), header.mac_input(), &header.mac) {
+                if !HeaderKey::of(&file_key).authenticates(header) {
                     return Err(DecryptError::HeaderMac);
                 }
                 return Ok((file_key, i));
@@ -48,6 +47,21 @@ pub(crate) fn unwrap_file_key_by(
     Err(DecryptError::NoMatch {
         tried: identities.len(),
     })
+}
+
+/// The key of a file key's header MAC: whether a header's MAC checks under it says whether
+/// that header wraps the same file key (a rotated file's original header, `crate::rotate`).
+pub(crate) struct HeaderKey(Zeroizing<[u8; 32]>);
+
+impl HeaderKey {
+    pub(crate) fn of(file_key: &FileKey) -> HeaderKey {
+        HeaderKey(hkdf(&[], file_key.expose_secret(), b"header"))
+    }
+
+    /// Whether `header`'s MAC checks under this key.
+    pub(crate) fn authenticates(&self, header: &Header) -> bool {
+        hmac_verify(self.0.as_ref(), header.mac_input(), &header.mac)
+    }
 }
 
 /// The payload nonce is read with the header, and age counts a short one as a header failure.
@@ -161,11 +175,12 @@ impl<R: BufRead> Decryptor<R> {
     /// Unwraps the file key (which checks the header MAC) and reads the payload nonce: the
     /// header is now known to be the sealer's, and the payload is ready to decrypt.
     pub fn open(mut self, identities: &[&dyn Identity]) -> Result<OpenStream<R>, DecryptError> {
-        let cipher = self.payload_cipher(identities)?;
+        let (cipher, header_key) = self.payload_cipher(identities)?;
         Ok(OpenStream {
             header: self.header,
             input: self.input,
             cipher,
+            header_key,
         })
     }
 
@@ -193,7 +208,7 @@ impl<R: BufRead> Decryptor<R> {
     fn payload_cipher(
         &mut self,
         identities: &[&dyn Identity],
-    ) -> Result<PayloadCipher, DecryptError> {
+    ) -> Result<(PayloadCipher, HeaderKey), DecryptError> {
         let file_key = unwrap_file_key(&self.header, identities)?;
         let mut nonce = [0u8; NONCE_SIZE];
         self.input
@@ -202,7 +217,10 @@ impl<R: BufRead> Decryptor<R> {
                 std::io::ErrorKind::UnexpectedEof => short_nonce(),
                 _ => DecryptError::from(e),
             })?;
-        Ok(PayloadCipher::new(&file_key, &nonce))
+        Ok((
+            PayloadCipher::new(&file_key, &nonce),
+            HeaderKey::of(&file_key),
+        ))
     }
 }
 
@@ -211,12 +229,19 @@ pub struct OpenStream<R: BufRead> {
     header: Header,
     input: Input<R>,
     cipher: PayloadCipher,
+    header_key: HeaderKey,
 }
 
 impl<R: BufRead> OpenStream<R> {
     /// The header, authenticated.
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// Whether `other` wraps the same file key as this stream's header (its MAC checks
+    /// under that key): a rotated file's original header does.
+    pub fn authenticates(&self, other: &Header) -> bool {
+        self.header_key.authenticates(other)
     }
 
     /// A reader of the authenticated plaintext, chunk by chunk.
@@ -284,10 +309,7 @@ impl<'a> SealedSlice<'a> {
         }
         let (nonce, encrypted) = self.payload.split_at(NONCE_SIZE);
         let nonce = nonce.try_into().expect("split at the nonce size");
-        OpenPayload::new(
-            PayloadCipher::new(&file_key, nonce),
-            Chunks::Memory(encrypted),
-        )
+        OpenPayload::new(&file_key, nonce, Chunks::Memory(encrypted))
     }
 }
 
@@ -356,7 +378,7 @@ impl<'f> SealedFile<'f> {
             start,
             len: self.len - start,
         };
-        OpenPayload::new(PayloadCipher::new(&file_key, &nonce), chunks)
+        OpenPayload::new(&file_key, &nonce, chunks)
     }
 }
 
@@ -365,6 +387,7 @@ pub struct OpenPayload<'a> {
     cipher: PayloadCipher,
     chunks: Chunks<'a>,
     plaintext_len: u64,
+    header_key: HeaderKey,
 }
 
 /// A caller's promise about a new output file: it may be filled through a writable map.
@@ -416,14 +439,26 @@ pub enum Output<'a> {
 }
 
 impl<'a> OpenPayload<'a> {
-    fn new(cipher: PayloadCipher, chunks: Chunks<'a>) -> Result<Self, DecryptError> {
+    fn new(
+        file_key: &FileKey,
+        nonce: &[u8; NONCE_SIZE],
+        chunks: Chunks<'a>,
+    ) -> Result<Self, DecryptError> {
+        let cipher = PayloadCipher::new(file_key, nonce);
         let plaintext_len =
             parallel::check_payload(&cipher, &chunks).map_err(DecryptError::from)?;
         Ok(OpenPayload {
             cipher,
             chunks,
             plaintext_len,
+            header_key: HeaderKey::of(file_key),
         })
+    }
+
+    /// Whether `header` wraps the same file key as the header this payload was opened with
+    /// (its MAC checks under that key): a rotated file's original header does.
+    pub fn authenticates(&self, header: &Header) -> bool {
+        self.header_key.authenticates(header)
     }
 
     /// Size of the plaintext.

@@ -45,6 +45,10 @@ pub enum FileError {
     /// The file's signature (`NAME.age.sig`) exists but could not be read.
     #[error("cannot read its signature: {0}")]
     ReadSignature(io::Error),
+    /// The file is signed, and its rotation record (`NAME.age.rotated`) exists but could
+    /// not be read.
+    #[error("cannot read its rotation record: {0}")]
+    ReadRecord(io::Error),
     /// The file could not be rotated ([`crate::rotate`]).
     #[error(transparent)]
     Rotate(crate::rotate::RotateError),

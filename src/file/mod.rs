@@ -49,10 +49,11 @@ use zeroize::Zeroizing;
 use crate::engine::{Hash, Progress};
 use crate::error::{DecryptError, EncryptError, StreamError};
 use crate::format::armor::{self, ArmoredWriter};
-use crate::format::Stanza;
+use crate::format::Header;
 use crate::keys::recipient::{Identity, Recipient};
-use crate::signing::sender::{read_signature, sign_file, signature_path, Policy};
-use crate::signing::sender::{FileCheck, HashingReader, Verdict, SIGNATURE_SUFFIX};
+use crate::rotate::record_path;
+use crate::signing::sender::{read_record, read_signature, sign_file, signature_path, Policy};
+use crate::signing::sender::{FileCheck, HashingReader, SealedHash, Verdict, SIGNATURE_SUFFIX};
 use crate::signing::sshsig::{Digest, Hasher, SigningKey};
 use crate::{Decryptor, Encryptor, MappedFile, SealedFile, SealedSlice};
 
@@ -169,14 +170,18 @@ pub(crate) fn encryptor(
 pub(crate) fn sender_check(
     input: &Path,
     policy: Option<&Policy>,
-) -> Result<Option<(FileCheck, Option<Hasher>)>, FileError> {
+) -> Result<Option<(FileCheck, Option<SealedHash>)>, FileError> {
     let Some(policy) = policy else {
         return Ok(None);
     };
     let path = signature_path(input);
     let text = read_signature(&path).map_err(FileError::ReadSignature)?;
+    let record = match text {
+        Some(_) => read_record(&record_path(input)).map_err(FileError::ReadRecord)?,
+        None => None,
+    };
     let name = path.display().to_string();
-    let check = policy.check_file(text.as_deref(), &name);
+    let check = policy.check_file(text.as_deref(), &name, record.as_deref());
     Ok(Some(check.map_err(FileError::Sender)?))
 }
 
@@ -304,7 +309,7 @@ pub(crate) struct Opening<'a> {
     /// The sender check, begun ([`crate::signing::sender::Policy::check_file`]) before the input is
     /// read, and the hasher of its signature if it needs one: the output is renamed into
     /// place only if the check passes.
-    pub sender: Option<(FileCheck, Option<Hasher>)>,
+    pub sender: Option<(FileCheck, Option<SealedHash>)>,
 }
 
 /// Seals `input` to `output`; `tick` hears the input bytes done. `positioned: false` streams
@@ -419,7 +424,7 @@ pub(crate) fn open<'o>(
             };
             let slice = SealedSlice::new(sealed).map_err(read_error)?;
             let payload = slice.unwrap(identities).map_err(read_error)?;
-            bind(&mut check, &slice.header().stanzas)?;
+            bind(&mut check, slice.header(), &|h| payload.authenticates(h))?;
             let plaintext = Zeroizing::new(payload.decrypt_to_vec().map_err(read_error)?);
             out.write_all(&plaintext)?;
             tick(meta.len());
@@ -431,7 +436,7 @@ pub(crate) fn open<'o>(
         {
             let sealed = SealedFile::new(file).map_err(read_error)?;
             let payload = sealed.unwrap(identities).map_err(read_error)?;
-            bind(&mut check, &sealed.header().stanzas)?;
+            bind(&mut check, sealed.header(), &|h| payload.authenticates(h))?;
             if let Some(hasher) = hasher.as_mut() {
                 hasher.update(sealed.head());
             }
@@ -478,21 +483,25 @@ fn open_stream(
     out: &mut Sink<'_, '_>,
     identities: &[&dyn Identity],
     check: &mut Option<FileCheck>,
-    hasher: Option<&mut Hasher>,
+    hasher: Option<&mut SealedHash>,
 ) -> Result<(), FileError> {
     let input = BufReader::new(HashingReader::new(input, hasher));
     let opened = Decryptor::new(input)
         .and_then(|d| d.open(identities))
         .map_err(read_error)?;
-    bind(check, &opened.header().stanzas)?;
+    bind(check, opened.header(), &|h| opened.authenticates(h))?;
     let result = opened.decrypt_to(out.writer()?);
     out.outcome(result)
 }
 
 /// The sender check's step once the header is authenticated, if there is a check.
-fn bind(check: &mut Option<FileCheck>, stanzas: &[Stanza]) -> Result<(), FileError> {
+fn bind(
+    check: &mut Option<FileCheck>,
+    header: &Header,
+    same_key: &dyn Fn(&Header) -> bool,
+) -> Result<(), FileError> {
     match check {
-        Some(check) => check.bind(stanzas).map_err(FileError::Sender),
+        Some(check) => check.bind(header, same_key).map_err(FileError::Sender),
         None => Ok(()),
     }
 }

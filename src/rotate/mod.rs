@@ -30,11 +30,11 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::engine::chunks::read_exact_at;
-use crate::engine::decrypt::{short_nonce, unwrap_file_key_by, SealedFile};
+use crate::engine::decrypt::{short_nonce, unwrap_file_key_by, HeaderKey, SealedFile};
 use crate::engine::encrypt::header_for;
 use crate::error::{DecryptError, EncryptError};
 use crate::file::staging::Staged;
@@ -42,6 +42,7 @@ use crate::file::{Dir, FileError, FileId, Target, Written};
 use crate::format::stream::NONCE_SIZE;
 use crate::format::{armor, Header};
 use crate::keys::recipient::{Identity, Recipient};
+use crate::signing::sender::{check_unlisted, read_signature, signature_path, Rejection};
 use crate::signing::sshsig::SIGNER_STANZA;
 pub use record::{MalformedRecord, Record, Rotation, SUFFIX};
 
@@ -61,10 +62,15 @@ pub enum RotateError {
     /// The file at its name is no longer the one that was read.
     #[error("replaced while it was being rotated")]
     Replaced,
-    /// A signed file (`NAME.age.sig` beside it): its signature covers the header it was
-    /// sealed with, and a check of a rotated file against its record is not built yet.
-    #[error("signed (NAME.age.sig): signed files are not rotated yet, their signature would no longer check")]
-    Signed,
+    /// A signed file (`NAME.age.sig` beside it) whose signature does not check: rotated,
+    /// it would read as signed by its record. Checked on its own (the signer named in the
+    /// header it was sealed with, the signature over that header and the payload), with no
+    /// allowed-signers list.
+    #[error("its signature (NAME.age.sig) does not check, so it is not rotated: {0}")]
+    BadSignature(Rejection),
+    /// Its record's original header does not wrap the file key of the header it carries.
+    #[error("its rotation record's original header is not this file's")]
+    ForeignOriginal,
 }
 
 /// Rotates the sealed file at `path`: its file key unwrapped by one of `identities`, its
@@ -104,16 +110,6 @@ pub(crate) fn rotate<'o>(
     if recipients.iter().any(|r| r.must_be_alone()) {
         return Err(FileError::Rotate(RotateError::Passphrase));
     }
-    let mut signature = target.name.to_os_string();
-    signature.push(crate::signing::sender::SIGNATURE_SUFFIX);
-    if target
-        .dir
-        .id_of(&signature, false)
-        .map_err(FileError::Read)?
-        .is_some()
-    {
-        return Err(FileError::Rotate(RotateError::Signed));
-    }
     if armor::is_armored_file(input).map_err(FileError::Read)? {
         return Err(FileError::Rotate(RotateError::Armored));
     }
@@ -128,6 +124,22 @@ pub(crate) fn rotate<'o>(
         }
         Err(e) => return Err(FileError::Decrypt(e)),
     };
+    let original = match found.original == found.header.to_bytes() {
+        true => found.header.clone(),
+        false => {
+            let parsed = Header::parse(&found.original).ok().map(|(h, _)| h);
+            let key = HeaderKey::of(&file_key);
+            parsed
+                .filter(|h| key.authenticates(h))
+                .ok_or(FileError::Rotate(RotateError::ForeignOriginal))?
+        }
+    };
+    let signature =
+        read_signature(&signature_path(target.path)).map_err(FileError::ReadSignature)?;
+    if let Some(signature) = signature {
+        check_unlisted(&signature, &original, input, found.on_disk)
+            .map_err(|e| FileError::Rotate(RotateError::BadSignature(e)))?;
+    }
     let kept = found
         .header
         .stanzas
@@ -321,6 +333,13 @@ fn copy_with_header(
         Some(rustix::fs::Gid::from_raw(meta.gid())),
     );
     Ok(())
+}
+
+/// Where the rotation record of the sealed file at `sealed` is: `sealed` + [`SUFFIX`].
+pub fn record_path(sealed: &Path) -> PathBuf {
+    let mut path = sealed.as_os_str().to_os_string();
+    path.push(SUFFIX);
+    PathBuf::from(path)
 }
 
 /// The name of the record of the file `name`.

@@ -26,7 +26,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::format::Stanza;
+use crate::format::{Header, Stanza};
+use crate::rotate::{MalformedRecord, Record};
 use crate::signing::allowed_signers::{AllowedSigners, Refusal};
 use crate::signing::sshsig::SigningKey;
 use crate::signing::sshsig::{bound_signer, Digest, Hasher, Signature, SignatureError, SignerKey};
@@ -69,6 +70,13 @@ pub enum Rejection {
     /// The signature is bound and well-formed, but the list does not accept its key.
     #[error("{0}")]
     NotAllowed(Refusal),
+    /// The file's rotation record (`NAME.age.rotated`) is unreadable.
+    #[error("{0}")]
+    Record(MalformedRecord),
+    /// The file carries the header its rotation record names, but the record's original
+    /// header (the one the sender signed) does not wrap the same file key.
+    #[error("its rotation record's original header is not this file's: the record was altered or belongs to another file")]
+    ForeignOriginal,
 }
 
 /// What the check found about a file's sender, when it did not stop the file.
@@ -180,6 +188,28 @@ impl Check {
 pub struct FileCheck {
     state: State,
     require: bool,
+    /// The file's rotation record, if it has one: the header it was sealed with, and the
+    /// one it carries.
+    rotation: Option<Rotation>,
+    /// [`FileCheck::bind`] found the file rotated, and bound its original header.
+    bound_rotated: bool,
+}
+
+/// What a signature check takes from a rotated file's record.
+#[derive(Debug, Clone)]
+struct Rotation {
+    original: Header,
+    current: Vec<u8>,
+}
+
+impl Rotation {
+    fn parse(record: &[u8]) -> Result<Rotation, MalformedRecord> {
+        let record = Record::parse(record)?;
+        let (original, _) = Header::parse(&record.original)
+            .map_err(|_| MalformedRecord("its original header does not parse"))?;
+        let current = record.current;
+        Ok(Rotation { original, current })
+    }
 }
 
 /// Where a [`FileCheck`] stands: a signature still to check over the bytes, or decided.
@@ -190,23 +220,96 @@ enum State {
 }
 
 impl Policy {
-    /// [`Policy::begin`] for one file, and the hasher to feed its bytes to if it is signed.
+    /// [`Policy::begin`] for one file, and the hash to feed its bytes to if it is signed.
+    /// `record`: the text of its rotation record (`NAME.age.rotated`, [`crate::rotate`]) if
+    /// it has one ([`read_record`]), so that a rotated file is checked against the header
+    /// its sender signed.
     pub fn check_file(
         &self,
         signature: Option<&[u8]>,
         signature_name: &str,
-    ) -> Result<(FileCheck, Option<Hasher>), Rejection> {
-        let state = match self.begin(signature, signature_name) {
+        record: Option<&[u8]>,
+    ) -> Result<(FileCheck, Option<SealedHash>), Rejection> {
+        let mut state = match self.begin(signature, signature_name) {
             Ok(Pending::Check(check)) => State::Checking(check),
             Ok(Pending::Unsigned) => State::Decided(Verdict::Unsigned),
             Err(rejection) => State::Decided(decide(self.require, rejection)?),
         };
+        let mut rotation = None;
+        if let (State::Checking(_), Some(record)) = (&state, record) {
+            match Rotation::parse(record) {
+                Ok(parsed) => rotation = Some(parsed),
+                Err(malformed) => {
+                    state = State::Decided(decide(self.require, Rejection::Record(malformed))?);
+                }
+            }
+        }
         let hasher = match &state {
-            State::Checking(check) => Some(check.hasher()),
+            State::Checking(check) => Some(SealedHash {
+                hasher: check.hasher(),
+                pending: rotation.clone(),
+                head: Vec::new(),
+                rotated: false,
+            }),
             State::Decided(_) => None,
         };
-        let require = self.require;
-        Ok((FileCheck { state, require }, hasher))
+        let check = FileCheck {
+            state,
+            require: self.require,
+            rotation,
+            bound_rotated: false,
+        };
+        Ok((check, hasher))
+    }
+}
+
+/// The hash a signature is checked over, fed a sealed file's bytes in order as they are
+/// read. A rotated file's sender signed the header the file was sealed with, which its
+/// record keeps: when the file begins with the header the record says it carries, those
+/// bytes are hashed as the original header instead. The rest (the payload) is the file's.
+#[derive(Clone)]
+pub struct SealedHash {
+    hasher: Hasher,
+    /// The rotation, until the file's first bytes show whether it applies.
+    pending: Option<Rotation>,
+    /// The file's first bytes, held until then.
+    head: Vec<u8>,
+    /// The file's first bytes were its record's current header.
+    rotated: bool,
+}
+
+impl SealedHash {
+    /// Feeds the next bytes of the sealed file.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        if let Some(rotation) = &self.pending {
+            let take = (rotation.current.len() - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.head.len() < rotation.current.len() {
+                return;
+            }
+            self.settle();
+        }
+        self.hasher.update(bytes);
+    }
+
+    /// Decides on the bytes held: the current header, hashed as the original, or not.
+    fn settle(&mut self) {
+        if let Some(rotation) = self.pending.take() {
+            self.rotated = self.head == rotation.current;
+            let head = match self.rotated {
+                true => rotation.original.to_bytes(),
+                false => &self.head,
+            };
+            self.hasher.update(head);
+            self.head = Vec::new();
+        }
+    }
+
+    /// The digest, and whether the file's header was taken for its original.
+    fn finish(mut self) -> (Digest, bool) {
+        self.settle();
+        (self.hasher.finish(), self.rotated)
     }
 }
 
@@ -216,27 +319,46 @@ impl FileCheck {
         self.require
     }
 
-    /// [`Check::bind`], once the file key is unwrapped.
-    pub fn bind(&mut self, stanzas: &[Stanza]) -> Result<(), Rejection> {
-        if let State::Checking(check) = &self.state {
-            if let Err(rejection) = check.bind(stanzas) {
-                self.state = State::Decided(decide(self.require, rejection)?);
+    /// [`Check::bind`], once the file key is unwrapped: `header` is the file's, its MAC
+    /// checked, and `same_key` says whether another header wraps the same file key
+    /// ([`crate::OpenPayload::authenticates`]). A rotated file (one that carries the header
+    /// its record names) is bound by its original header, which must wrap that key.
+    pub fn bind(
+        &mut self,
+        header: &Header,
+        same_key: &dyn Fn(&Header) -> bool,
+    ) -> Result<(), Rejection> {
+        let State::Checking(check) = &self.state else {
+            return Ok(());
+        };
+        let bound = match &self.rotation {
+            Some(rotation) if header.to_bytes() == rotation.current => {
+                self.bound_rotated = true;
+                match same_key(&rotation.original) {
+                    true => check.bind(&rotation.original.stanzas),
+                    false => Err(Rejection::ForeignOriginal),
+                }
             }
+            _ => check.bind(&header.stanzas),
+        };
+        if let Err(rejection) = bound {
+            self.state = State::Decided(decide(self.require, rejection)?);
         }
         Ok(())
     }
 
     /// [`Check::finish`], once every byte of the file went through `hasher`.
-    pub fn finish(self, hasher: Option<Hasher>) -> Result<Verdict, Rejection> {
+    pub fn finish(self, hasher: Option<SealedHash>) -> Result<Verdict, Rejection> {
         let require = self.require;
         let check = match self.state {
             State::Decided(verdict) => return Ok(verdict),
             State::Checking(check) => check,
         };
-        // A signed file whose bytes were not hashed has not been checked.
-        let checked = match hasher {
-            Some(hasher) => check.finish(&hasher.finish()),
-            None => Err(Rejection::Signature(SignatureError::Invalid)),
+        // A signed file whose bytes were not hashed has not been checked, and neither has
+        // one hashed as rotated that was not bound as rotated, or the reverse.
+        let checked = match hasher.map(SealedHash::finish) {
+            Some((digest, rotated)) if rotated == self.bound_rotated => check.finish(&digest),
+            _ => Err(Rejection::Signature(SignatureError::Invalid)),
         };
         match checked {
             Ok(sender) => Ok(Verdict::Signed(sender)),
@@ -258,17 +380,43 @@ fn decide(require: bool, rejection: Rejection) -> Result<Verdict, Rejection> {
 /// reading.
 pub fn sign_file(key: &SigningKey, file: &File) -> io::Result<Signature> {
     let mut hasher = Hasher::new();
-    let mut reader = crate::engine::chunks::ReadAt::new(file, 0);
+    hash_from(file, 0, &mut hasher)?;
+    key.sign(&hasher.finish()).map_err(io::Error::other)
+}
+
+/// Checks `signature` (the text of a detached signature) for a sealed file on its own, with
+/// no allowed-signers list (whom to accept is the opener's question): it is well formed, the
+/// header the file was sealed with (`original`, its MAC checked) names its key as the
+/// signer, and it verifies over that header followed by `file`'s bytes from `payload_at` on.
+/// What a rotation checks before it replaces the header a signature covers.
+pub(crate) fn check_unlisted(
+    signature: &[u8],
+    original: &Header,
+    file: &File,
+    payload_at: u64,
+) -> Result<(), Rejection> {
+    let signature = Signature::from_pem(signature).map_err(Rejection::Signature)?;
+    let mut hasher = signature.hasher().map_err(Rejection::Signature)?;
+    hasher.update(original.to_bytes());
+    let read = hash_from(file, payload_at, &mut hasher);
+    read.map_err(|_| Rejection::Signature(SignatureError::Invalid))?;
+    let digest = hasher.finish();
+    let verified = signature.verify_bound(&digest, &original.stanzas);
+    verified.map_err(Rejection::Signature)
+}
+
+/// Feeds `hasher` the bytes of `file` from `at` to its end.
+fn hash_from(file: &File, at: u64, hasher: &mut Hasher) -> io::Result<()> {
+    let mut reader = crate::engine::chunks::ReadAt::new(file, at);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(()),
             Ok(n) => hasher.update(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
     }
-    key.sign(&hasher.finish()).map_err(io::Error::other)
 }
 
 /// Where the detached signature of the sealed file at `sealed` is: `sealed` + `.sig`.
@@ -284,6 +432,17 @@ const MAX_SIGNATURE_LEN: u64 = 64 << 10;
 /// Reads the signature file at `path`; `None` if there is none. A FIFO or device there does
 /// not hang the caller, and neither does a huge file: both are errors.
 pub fn read_signature(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    read_companion(path, MAX_SIGNATURE_LEN)
+}
+
+/// Reads the rotation record at `path` ([`crate::rotate::record_path`]), as
+/// [`read_signature`] reads a signature; `None` if there is none.
+pub fn read_record(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    read_companion(path, crate::rotate::record::MAX_RECORD_SIZE as u64)
+}
+
+/// Reads the small file at `path`, at most `max` bytes of a regular file.
+fn read_companion(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -301,12 +460,9 @@ pub fn read_signature(path: &Path) -> io::Result<Option<Vec<u8>>> {
         ));
     }
     let mut text = Vec::new();
-    file.take(MAX_SIGNATURE_LEN + 1).read_to_end(&mut text)?;
-    if text.len() as u64 > MAX_SIGNATURE_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "too large for a signature",
-        ));
+    file.take(max + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "too large"));
     }
     Ok(Some(text))
 }
@@ -315,12 +471,12 @@ pub fn read_signature(path: &Path) -> io::Result<Option<Vec<u8>>> {
 /// stream.
 pub struct HashingReader<'a, R> {
     inner: R,
-    hasher: Option<&'a mut Hasher>,
+    hasher: Option<&'a mut SealedHash>,
 }
 
 impl<'a, R: Read> HashingReader<'a, R> {
     /// Reads from `inner`, feeding `hasher` if there is one.
-    pub fn new(inner: R, hasher: Option<&'a mut Hasher>) -> Self {
+    pub fn new(inner: R, hasher: Option<&'a mut SealedHash>) -> Self {
         HashingReader { inner, hasher }
     }
 }

@@ -2,6 +2,8 @@
 //! files in place through batch mode; the old key no longer opens them, the new one (and the
 //! `age` crate with it) does, and a rerun leaves them alone.
 
+use std::fs;
+
 use crate::common::*;
 
 /// A tree of two sealed files (one larger than the in-memory limit) sealed to `old`, and
@@ -102,4 +104,74 @@ fn rotation_refuses_what_it_cannot_do_in_place() {
         assert!(run.stderr.contains(says), "{line}: {}", run.stderr);
     }
     assert_eq!(dir.listing(), listing);
+}
+
+#[test]
+fn a_signed_upload_keeps_its_sender_through_rotation_and_a_bad_signature_is_not_rotated() {
+    let (dir, plaintext) = signed_upload();
+    dir.new_key("new");
+    let require = ["--allowed-signers", "allowed", "--require-signature"];
+    // A second signed upload whose signature is another file's: refused, left as it is.
+    dir.write("other", b"other");
+    dir.line("seal other --to server.pub --sign-with alice.key")
+        .run()
+        .ok();
+    fs::copy(dir.path("upload.age.sig"), dir.path("other.age.sig")).unwrap();
+    let other = dir.read("other.age");
+
+    let run = dir
+        .line("unseal --rewrap-to new.pub -k server.key upload.age other.age")
+        .run()
+        .fails(7);
+    assert!(run.stderr.contains("1 rotated"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("other.age: its signature (NAME.age.sig) does not check"),
+        "{}",
+        run.stderr
+    );
+    assert!(dir.read("other.age") == other && !dir.exists("other.age.rotated"));
+
+    // The rotated upload: its sender is still alice, single file (every read path) or batch.
+    let out = ["-o", "out", "--force"];
+    for flags in [&out[..], &[&out[..], &["--no-mmap"]].concat()] {
+        let run = dir
+            .bin("unseal")
+            .args(["upload.age", "-k", "new.key"])
+            .args(require)
+            .args(flags)
+            .run()
+            .ok();
+        assert!(
+            run.stderr.contains("signed by alice"),
+            "{flags:?}: {}",
+            run.stderr
+        );
+        assert!(dir.read("out") == plaintext);
+    }
+    fs::create_dir(dir.path("in")).unwrap();
+    for name in ["upload.age", "upload.age.sig", "upload.age.rotated"] {
+        fs::copy(dir.path(name), dir.path(format!("in/{name}"))).unwrap();
+    }
+    let run = dir
+        .bin("unseal")
+        .args(["in", "-k", "new.key", "-o", "opened", "--json"])
+        .args(require)
+        .run()
+        .ok();
+    assert!(
+        run.stdout_string().contains(r#""principals":["alice"]"#),
+        "{}",
+        run.stdout_string()
+    );
+    // Without its record, the signature covers a header the file no longer carries.
+    dir.remove("upload.age.rotated");
+    let run = dir
+        .bin("unseal")
+        .args(["upload.age", "-k", "new.key", "-o", "out2"])
+        .args(require)
+        .run()
+        .fails(8);
+    assert!(run.stderr.contains("bad signature"), "{}", run.stderr);
+    assert!(!dir.exists("out2"));
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use seal::file::FileError;
 use seal::rotate::{self, Record};
+use seal::sshsig::SigningKey;
 use seal::{x25519, DecryptError, Encryptor, Identity, Recipient};
 
 /// A sealed file of a few chunks in a temporary directory, sealed to `to`.
@@ -216,14 +217,15 @@ fn the_signer_stays_named_and_signed_armored_passphrase_and_bad_records_are_refu
         .collect();
     assert_eq!(named, [vec![alice.public_key().fingerprint()]]);
 
-    // With its signature beside it: refused until the check of rotated files exists.
+    // With a signature beside it that does not check: refused, and left as it is.
     let signed = Sealed::new(&[&old.to_public()], Some(&alice));
-    let mut sig = signed.path.as_os_str().to_os_string();
-    sig.push(".sig");
-    std::fs::write(&sig, b"-----BEGIN SSH SIGNATURE-----\n").unwrap();
+    let other = Sealed::new(&[&old.to_public()], Some(&alice));
+    let sig = seal::sender::signature_path(&signed.path);
+    let theirs = seal::sender::sign_file(&alice, &std::fs::File::open(&other.path).unwrap());
+    std::fs::write(&sig, theirs.unwrap().to_pem()).unwrap();
     let before = signed.bytes();
     let e = rotate::rotate_path(&signed.path, &[&old], &[&new.to_public()]).unwrap_err();
-    assert!(e.to_string().contains("signed"), "{e}");
+    assert!(e.to_string().contains("does not check"), "{e}");
     assert!(signed.bytes() == before && !record_path(&signed.path).exists());
 
     // A malformed record: refused, and the file is left as it is.
@@ -245,4 +247,146 @@ fn the_signer_stays_named_and_signed_armored_passphrase_and_bad_records_are_refu
     assert!(!record_path(&plain.path).exists());
     let ids: [&dyn Identity; 1] = [&old];
     assert!(seal::decrypt(&ids, &plain.bytes()).unwrap() == plain.plaintext);
+}
+
+/// A file sealed to `to` by `alice` with `seal::file::seal_path`, signed beside it.
+fn seal_signed(
+    dir: &Path,
+    name: &str,
+    len: usize,
+    to: &dyn Recipient,
+    alice: &SigningKey,
+) -> PathBuf {
+    let (plain, sealed) = (dir.join(name), dir.join(format!("{name}.age")));
+    std::fs::write(&plain, super::data(len)).unwrap();
+    let mut options = seal::file::Options::new();
+    options.signer = Some(alice);
+    seal::file::seal_path(&plain, &sealed, &[to], &options).unwrap();
+    sealed
+}
+
+/// Opens `sealed` under a policy that requires a signature by `alice`, in each of the three
+/// ways a file is read (in memory when small, positioned, streamed): the signer, or why not.
+fn open_signed(sealed: &Path, key: &dyn Identity, alice: &SigningKey) -> Result<String, String> {
+    let policy = seal::sender::Policy {
+        allowed: seal::allowed_signers::AllowedSigners::parse(&format!(
+            "alice {}\n",
+            alice.public_key()
+        ))
+        .unwrap(),
+        require: true,
+        now: std::time::SystemTime::now(),
+    };
+    let mut found = Vec::new();
+    for positioned in [true, false] {
+        let out = sealed.with_extension(format!("out{positioned}"));
+        let mut options = seal::file::Options::new();
+        options.senders = Some(&policy);
+        options.positioned = positioned;
+        let verdict = seal::file::open_path(sealed, &out, &[key], &options);
+        assert_eq!(
+            verdict.is_ok(),
+            out.exists(),
+            "output only if it checks out"
+        );
+        found.push(match verdict {
+            Ok(Some(seal::sender::Verdict::Signed(sender))) => {
+                std::fs::remove_file(&out).unwrap();
+                Ok(sender.principals.join(","))
+            }
+            Ok(other) => Err(format!("{other:?}")),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    assert_eq!(found[0], found[1], "positioned and streamed agree");
+    found.remove(0)
+}
+
+#[test]
+fn a_signed_file_still_checks_after_rotation_and_not_once_its_record_or_payload_is_altered() {
+    let [old, new] = keys();
+    let alice = SigningKey::generate_ed25519("alice");
+    let dir = tempfile::tempdir().unwrap();
+    // Small (read in memory) and large (positioned), in place and by a copy.
+    let files: Vec<_> = [(1000, 1), (3 << 20, 1), (5000, 2), (2 << 20, 2)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (len, to))| {
+            let path = seal_signed(dir.path(), &format!("f{i}"), len, &old.to_public(), &alice);
+            let (new, escrow) = (new.to_public(), x25519::Identity::generate().to_public());
+            let news: [&dyn Recipient; 2] = [&new, &escrow];
+            rotate::rotate_path(&path, &[&old], &news[..to]).unwrap();
+            assert!(record_path(&path).exists());
+            path
+        })
+        .collect();
+    for path in &files {
+        assert_eq!(
+            open_signed(path, &new, &alice),
+            Ok("alice".into()),
+            "{path:?}"
+        );
+    }
+
+    // A second rotation: still the original header that checks.
+    let [newer] = keys();
+    rotate::rotate_path(&files[1], &[&new], &[&newer.to_public()]).unwrap();
+    assert_eq!(open_signed(&files[1], &newer, &alice), Ok("alice".into()));
+
+    // The kept original header altered (its MAC): no longer this file's.
+    let path = &files[0];
+    let good_record = std::fs::read(record_path(path)).unwrap();
+    let mut record = Record::parse(&good_record).unwrap();
+    let at = record.original.len() - 3;
+    record.original[at] = if record.original[at] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    std::fs::write(record_path(path), record.to_bytes()).unwrap();
+    let e = open_signed(path, &new, &alice).unwrap_err();
+    assert!(e.contains("original header is not this file's"), "{e}");
+
+    // Another file's record (sealed and signed by alice too, rotated the same way): its
+    // current header is not this file's, so the file is checked as it is, and fails.
+    std::fs::write(
+        record_path(path),
+        std::fs::read(record_path(&files[2])).unwrap(),
+    )
+    .unwrap();
+    let e = open_signed(path, &new, &alice).unwrap_err();
+    assert!(e.contains("bad signature"), "{e}");
+    std::fs::write(record_path(path), &good_record).unwrap();
+    assert_eq!(open_signed(path, &new, &alice), Ok("alice".into()));
+
+    // The header swapped for another file's rotated header, record and all.
+    let theirs = std::fs::read(&files[2]).unwrap();
+    let (their_header, _) = split(&theirs);
+    let mine = std::fs::read(path).unwrap();
+    let (_, my_payload) = split(&mine);
+    std::fs::write(path, [their_header, my_payload].concat()).unwrap();
+    std::fs::write(
+        record_path(path),
+        std::fs::read(record_path(&files[2])).unwrap(),
+    )
+    .unwrap();
+    assert!(open_signed(path, &new, &alice).is_err());
+
+    // The payload altered, in a large file: refused.
+    let path = &files[1];
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(path, &bytes).unwrap();
+    assert!(open_signed(path, &newer, &alice).is_err());
+
+    // Without its record, a rotated file's signature covers a header it no longer has.
+    std::fs::remove_file(record_path(&files[3])).unwrap();
+    let e = open_signed(&files[3], &new, &alice).unwrap_err();
+    assert!(e.contains("bad signature"), "{e}");
+
+    // A stale record beside a signed file never rotated: checked as it is, and passes.
+    let fresh = seal_signed(dir.path(), "fresh", 3 << 20, &old.to_public(), &alice);
+    std::fs::write(record_path(&fresh), &good_record).unwrap();
+    assert_eq!(open_signed(&fresh, &old, &alice), Ok("alice".into()));
 }
