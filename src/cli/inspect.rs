@@ -11,6 +11,8 @@ use crate::format::armor::is_armored;
 use crate::format::Header;
 use crate::inspect::Inspection;
 use crate::json::{json_path, json_string};
+use crate::rotate::{MalformedRecord, Record, Rotation};
+use crate::signing::sender::read_record;
 
 /// Inspects one file (or standard input) and prints the report on standard output.
 pub fn run(
@@ -61,10 +63,14 @@ pub fn run(
             found
         })
         .collect();
+    let rotation = match input {
+        Some(path) => rotation(path, &header)?,
+        None => None,
+    };
     let report = if json {
-        to_json(&info, name, &matches, !keys.is_empty())
+        to_json(&info, name, &matches, !keys.is_empty(), rotation.as_ref())
     } else {
-        to_text(&info, name, &matches, !keys.is_empty())
+        to_text(&info, name, &matches, !keys.is_empty(), rotation.as_ref())
     };
     print!("{report}");
     Ok(())
@@ -90,6 +96,20 @@ fn inspect_file(path: &Path) -> Result<(Inspection, Header), Failure> {
     Ok((Inspection::new(&header, header_len, len, false), header))
 }
 
+/// What the rotation record beside a file says (`None`: it has none): its rotations, if the
+/// file carries the header the record names; else why the record is not the file's.
+type Rotated = Result<Vec<Rotation>, &'static str>;
+
+fn rotation(path: &Path, header: &Header) -> Result<Option<Rotated>, Failure> {
+    let record_path = crate::rotate::record_path(path);
+    let text = read_record(&record_path).map_err(|e| Failure::io(&record_path, &e))?;
+    Ok(text.map(|text| match Record::parse(&text) {
+        Ok(record) if record.current == header.to_bytes() => Ok(record.rotations),
+        Ok(_) => Err("its record names another header: an interrupted rotation (run it again), or another file's record"),
+        Err(MalformedRecord(why)) => Err(why),
+    }))
+}
+
 fn inspect_bytes(all: &[u8], name: &Path) -> Result<(Inspection, Header), Failure> {
     Inspection::of_bytes(all).map_err(|e| Failure::from(e).about(name))
 }
@@ -105,7 +125,13 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-fn to_text(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool) -> String {
+fn to_text(
+    info: &Inspection,
+    name: &Path,
+    matches: &[Vec<String>],
+    keyed: bool,
+    rotation: Option<&Rotated>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "file: {}", crate::shown::path(name));
     let _ = writeln!(out, "format: {}", info.version);
@@ -127,6 +153,23 @@ fn to_text(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool)
         }
         Err(e) => {
             let _ = writeln!(out, "payload: {} bytes, invalid: {e}", info.payload_len);
+        }
+    }
+    match rotation {
+        None => {}
+        Some(Ok(rotations)) => {
+            let n = rotations.len();
+            let _ = writeln!(out, "rotated: {n} time{}", if n == 1 { "" } else { "s" });
+            for rotation in rotations {
+                let from = rotation
+                    .from
+                    .as_deref()
+                    .unwrap_or("a key without a fingerprint");
+                let _ = writeln!(out, "  {} from {from}", rotation.time);
+            }
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(out, "rotated: unknown, {why}");
         }
     }
     let _ = writeln!(out, "stanzas: {}", info.stanzas.len());
@@ -152,7 +195,13 @@ fn to_text(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool)
     out
 }
 
-fn to_json(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool) -> String {
+fn to_json(
+    info: &Inspection,
+    name: &Path,
+    matches: &[Vec<String>],
+    keyed: bool,
+    rotation: Option<&Rotated>,
+) -> String {
     let mut out = String::from("{");
     json_path(&mut out, "file", Some(name));
     out.remove(1); // json_path writes a leading comma
@@ -174,6 +223,28 @@ fn to_json(info: &Inspection, name: &Path, matches: &[Vec<String>], keyed: bool)
             out.push_str(",\"plaintext_bytes\":null,\"chunks\":null,\"payload_error\":");
             json_string(&mut out, &e.to_string());
         }
+    }
+    out.push_str(",\"rotations\":");
+    match rotation {
+        Some(Ok(rotations)) => {
+            out.push('[');
+            for (i, rotation) in rotations.iter().enumerate() {
+                out.push_str(if i > 0 { ",{\"time\":" } else { "{\"time\":" });
+                json_string(&mut out, &rotation.time);
+                out.push_str(",\"from\":");
+                match &rotation.from {
+                    Some(from) => json_string(&mut out, from),
+                    None => out.push_str("null"),
+                }
+                out.push('}');
+            }
+            out.push_str("],\"rotation_error\":null");
+        }
+        Some(Err(why)) => {
+            out.push_str("null,\"rotation_error\":");
+            json_string(&mut out, why);
+        }
+        None => out.push_str("null,\"rotation_error\":null"),
     }
     out.push_str(",\"stanzas\":[");
     for (i, (stanza, found)) in info.stanzas.iter().zip(matches).enumerate() {

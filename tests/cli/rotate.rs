@@ -54,6 +54,17 @@ fn a_tree_is_rotated_in_place_and_a_rerun_leaves_it_alone() {
         old.run().fails(3);
     }
 
+    // --inspect says when and from which key: the old key's fingerprint.
+    let fingerprint = dir.line("seal-keygen --fingerprint old.key").run().ok();
+    let fingerprint = fingerprint.stdout_string();
+    let fingerprint = fingerprint.split_whitespace().find(|w| w.starts_with("SHA256:"));
+    let run = dir.line("unseal --inspect in/a.txt.age").run().ok();
+    let text = run.stdout_string();
+    assert!(text.contains("rotated: 1 time\n"), "{text}");
+    assert!(text.contains(&format!(" from {}\n", fingerprint.unwrap())), "{text}");
+    let run = dir.line("unseal --inspect in/a.txt.age --json").run().ok();
+    assert!(run.stdout_string().contains(r#""rotations":[{"time":"20"#));
+
     // Again: nothing left for the old key, nothing changed.
     let listing = dir.listing();
     let run = dir
