@@ -144,6 +144,9 @@ pub enum Keys<'a> {
         identities: &'a [&'a dyn Identity],
         /// The recipients to open them from now on.
         recipients: &'a [&'a dyn Recipient],
+        /// Rotate a signed file whose signature does not check too, removing the
+        /// signature ([`crate::rotate::rotate_path`]); else it fails.
+        drop_bad_signatures: bool,
     },
 }
 

@@ -487,6 +487,7 @@ fn one<'a>(
             Keys::Rewrap {
                 identities,
                 recipients,
+                drop_bad_signatures,
             },
             Direction::Rewrap,
         ) => {
@@ -497,8 +498,13 @@ fn one<'a>(
                 force: true,
                 temporaries: observer,
             };
-            let rotated = rotate::rotate(target, &input.file, &input.meta, identities, recipients);
-            rotated.map(|written| (None, written))
+            let keys = rotate::Keys {
+                identities,
+                recipients,
+                drop_bad_signatures,
+            };
+            let (dropped, written) = rotate::rotate(target, &input.file, &input.meta, keys)?;
+            Ok((dropped.map(Verdict::Rejected), written))
         }
         _ => Err(FileError::WrongKeys),
     }

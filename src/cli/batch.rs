@@ -441,8 +441,15 @@ impl Reporter {
         let path = crate::shown::path(&report.source);
         match &report.outcome {
             Outcome::Done => {
-                let sender = report.sender.as_ref();
-                let line = sender.and_then(|v| senders::report_line(&report.source, v, self.quiet));
+                let line = match (&report.sender, self.direction) {
+                    // Rotated with --drop-bad-signatures.
+                    (Some(Verdict::Rejected(why)), Direction::Rewrap) => Some(format!(
+                        "warning: {path}: its signature did not check and was removed: {why}"
+                    )),
+                    (sender, _) => sender
+                        .as_ref()
+                        .and_then(|v| senders::report_line(&report.source, v, self.quiet)),
+                };
                 if let Some(line) = line {
                     self.progress.print(&format!("{}: {line}", self.program));
                 }

@@ -97,6 +97,11 @@ pub struct Args {
     #[arg(long, value_name = "RECIPIENT|FILE")]
     pub rewrap_to: Vec<String>,
 
+    /// With --rewrap-to: rotate a file whose signature does not check too, removing that
+    /// signature (the file is then unsigned); without it such a file is refused
+    #[arg(long, requires = "rewrap_to", hide_short_help = true)]
+    pub drop_bad_signatures: bool,
+
     #[command(flatten)]
     #[allow(missing_docs)]
     pub shared: Shared,
@@ -210,6 +215,7 @@ fn rewrap(args: Args) -> Result<(), Failure> {
     let keys = Keys::Rewrap {
         identities: &identities,
         recipients: &recipients,
+        drop_bad_signatures: args.drop_bad_signatures,
     };
     run_batch(args, keys, None)
 }

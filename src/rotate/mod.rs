@@ -40,7 +40,7 @@ use crate::error::{DecryptError, EncryptError};
 use crate::file::staging::Staged;
 use crate::file::{Dir, FileError, FileId, Target, Written};
 use crate::format::stream::NONCE_SIZE;
-use crate::format::{armor, Header};
+use crate::format::Header;
 use crate::keys::recipient::{Identity, Recipient};
 use crate::signing::sender::{check_unlisted, read_signature, signature_path, Rejection};
 use crate::signing::sshsig::SIGNER_STANZA;
@@ -73,15 +73,25 @@ pub enum RotateError {
     ForeignOriginal,
 }
 
-/// Rotates the sealed file at `path`: its file key unwrapped by one of `identities`, its
-/// header re-wrapped to `recipients`. The file and its record are durable on return. A file
-/// that none of `identities` opens is left as it is: `FileError::Decrypt` with
-/// [`DecryptError::NoMatch`] (already rotated, or sealed to another key).
-pub fn rotate_path(
-    path: &Path,
-    identities: &[&dyn Identity],
-    recipients: &[&dyn Recipient],
-) -> Result<(), FileError> {
+/// What to rotate with.
+#[derive(Clone, Copy)]
+pub struct Keys<'a> {
+    /// The keys that open the files now: one of them unwraps each file key.
+    pub identities: &'a [&'a dyn Identity],
+    /// The recipients to wrap each file key to from now on.
+    pub recipients: &'a [&'a dyn Recipient],
+    /// A signed file (`NAME.age.sig`) whose signature does not check is rotated too, its
+    /// signature removed, rather than refused ([`RotateError::BadSignature`]).
+    pub drop_bad_signatures: bool,
+}
+
+/// Rotates the sealed file at `path`: its file key unwrapped by one of `keys.identities`,
+/// its header re-wrapped to `keys.recipients`. The file and its record are durable on
+/// return. A file that none of the identities opens is left as it is: `FileError::Decrypt`
+/// with [`DecryptError::NoMatch`] (already rotated, or sealed to another key). Returns why
+/// its signature was removed, if it had one that did not check and
+/// [`Keys::drop_bad_signatures`] allowed that.
+pub fn rotate_path(path: &Path, keys: Keys<'_>) -> Result<Option<Rejection>, FileError> {
     let (dir, name) = Dir::open_parent(path).map_err(FileError::Read)?;
     let input = dir.open_file(&name, false).map_err(FileError::Read)?;
     let meta = input.metadata().map_err(FileError::Read)?;
@@ -95,23 +105,27 @@ pub fn rotate_path(
         force: true,
         temporaries: &(),
     };
-    rotate(target, &input, &meta, identities, recipients)?.commit()
+    let (dropped, written) = rotate(target, &input, &meta, keys)?;
+    written.commit()?;
+    Ok(dropped)
 }
 
 /// Rotates `input` (`meta`: its metadata), the file `target.name` in `target.dir`: returns
-/// what to commit, its record first, then its new header (a patch in place, or a new file).
+/// what to commit, its record first, then its new header (a patch in place, or a new file),
+/// and why its signature was removed, if it was.
 pub(crate) fn rotate<'o>(
     target: Target<'_, 'o>,
     input: &File,
     meta: &Metadata,
-    identities: &[&dyn Identity],
-    recipients: &[&dyn Recipient],
-) -> Result<Written<'o>, FileError> {
+    keys: Keys<'_>,
+) -> Result<(Option<Rejection>, Written<'o>), FileError> {
+    let Keys {
+        identities,
+        recipients,
+        drop_bad_signatures,
+    } = keys;
     if recipients.iter().any(|r| r.must_be_alone()) {
         return Err(FileError::Rotate(RotateError::Passphrase));
-    }
-    if armor::is_armored_file(input).map_err(FileError::Read)? {
-        return Err(FileError::Rotate(RotateError::Armored));
     }
     let found = State::read(&target, input)?;
     let (file_key, by) = match unwrap_file_key_by(&found.header, identities) {
@@ -120,7 +134,8 @@ pub(crate) fn rotate<'o>(
         // that header is finished, and the rotation with it.
         Err(DecryptError::NoMatch { .. }) if found.interrupted => {
             let header = found.header.to_bytes().to_vec();
-            return put_header(target, input, meta, &found, header, Written::nothing());
+            let written = put_header(target, input, meta, &found, header, Written::nothing());
+            return Ok((None, written?));
         }
         Err(e) => return Err(FileError::Decrypt(e)),
     };
@@ -134,12 +149,28 @@ pub(crate) fn rotate<'o>(
                 .ok_or(FileError::Rotate(RotateError::ForeignOriginal))?
         }
     };
-    let signature =
-        read_signature(&signature_path(target.path)).map_err(FileError::ReadSignature)?;
-    if let Some(signature) = signature {
-        check_unlisted(&signature, &original, input, found.on_disk)
-            .map_err(|e| FileError::Rotate(RotateError::BadSignature(e)))?;
-    }
+    let signature_path = signature_path(target.path);
+    let signature = read_signature(&signature_path).map_err(FileError::ReadSignature)?;
+    let checked = match signature {
+        Some(signature) => check_unlisted(&signature, &original, input, found.on_disk).err(),
+        None => None,
+    };
+    let dropped = match checked {
+        None => None,
+        Some(rejection) if !drop_bad_signatures => {
+            return Err(FileError::Rotate(RotateError::BadSignature(rejection)))
+        }
+        // Removed first: a rerun after a crash finds the file unsigned, as asked. The
+        // directory is synced with the record's name.
+        Some(rejection) => {
+            let name = signature_path.file_name().unwrap_or_default();
+            target.dir.remove(name).map_err(|error| FileError::Write {
+                path: signature_path.clone(),
+                error,
+            })?;
+            Some(rejection)
+        }
+    };
     let kept = found
         .header
         .stanzas
@@ -174,7 +205,8 @@ pub(crate) fn rotate<'o>(
         .write_all_at(&record.to_bytes(), 0)
         .map_err(write_error)?;
     let written = Written::nothing().then(staged, record_path.clone(), true);
-    put_header(target, input, meta, &found, record.current, written)
+    let written = put_header(target, input, meta, &found, record.current, written)?;
+    Ok((dropped, written))
 }
 
 /// What a file to rotate holds: the header to rotate from, and where its payload starts.
@@ -217,6 +249,8 @@ impl State {
                 interrupted: false,
                 rotations: Vec::new(),
             }),
+            // `SealedFile` reads binary files only.
+            (_, Err(DecryptError::InvalidArmor(_))) => Err(FileError::Rotate(RotateError::Armored)),
             (_, Err(e)) => Err(FileError::Decrypt(e)),
         }
     }

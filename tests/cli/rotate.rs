@@ -57,11 +57,16 @@ fn a_tree_is_rotated_in_place_and_a_rerun_leaves_it_alone() {
     // --inspect says when and from which key: the old key's fingerprint.
     let fingerprint = dir.line("seal-keygen --fingerprint old.key").run().ok();
     let fingerprint = fingerprint.stdout_string();
-    let fingerprint = fingerprint.split_whitespace().find(|w| w.starts_with("SHA256:"));
+    let fingerprint = fingerprint
+        .split_whitespace()
+        .find(|w| w.starts_with("SHA256:"));
     let run = dir.line("unseal --inspect in/a.txt.age").run().ok();
     let text = run.stdout_string();
     assert!(text.contains("rotated: 1 time\n"), "{text}");
-    assert!(text.contains(&format!(" from {}\n", fingerprint.unwrap())), "{text}");
+    assert!(
+        text.contains(&format!(" from {}\n", fingerprint.unwrap())),
+        "{text}"
+    );
     let run = dir.line("unseal --inspect in/a.txt.age --json").run().ok();
     assert!(run.stdout_string().contains(r#""rotations":[{"time":"20"#));
 
@@ -110,6 +115,7 @@ fn rotation_refuses_what_it_cannot_do_in_place() {
             "unseal --rewrap-to new.pub -k old.key in --remove-source",
             "not with --remove-source",
         ),
+        ("unseal -k old.key in --drop-bad-signatures", "--rewrap-to"),
     ] {
         let run = dir.line(line).run().fails(2);
         assert!(run.stderr.contains(says), "{line}: {}", run.stderr);
@@ -142,6 +148,26 @@ fn a_signed_upload_keeps_its_sender_through_rotation_and_a_bad_signature_is_not_
         run.stderr
     );
     assert!(dir.read("other.age") == other && !dir.exists("other.age.rotated"));
+    // Rotated anyway when asked, its signature removed: it is unsigned from now on.
+    let run = dir
+        .line("unseal --rewrap-to new.pub -k server.key other.age --drop-bad-signatures --json")
+        .run()
+        .ok();
+    assert!(
+        run.stderr
+            .contains("other.age: its signature did not check and was removed: bad signature"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout_string().contains(r#""status":"rejected""#));
+    assert!(!dir.exists("other.age.sig") && dir.exists("other.age.rotated"));
+    let run = dir
+        .bin("unseal")
+        .args(["other.age", "-k", "new.key", "-o", "other.out"])
+        .args(require)
+        .run()
+        .fails(8);
+    assert!(run.stderr.contains("not signed"), "{}", run.stderr);
 
     // The rotated upload: its sender is still alice, single file (every read path) or batch.
     let out = ["-o", "out", "--force"];

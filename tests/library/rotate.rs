@@ -49,6 +49,20 @@ fn record_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// [`rotate::rotate_path`] with these keys, a bad signature refused.
+fn rotate_with(
+    path: &Path,
+    identities: &[&dyn Identity],
+    recipients: &[&dyn Recipient],
+) -> Result<Option<seal::sender::Rejection>, FileError> {
+    let keys = rotate::Keys {
+        identities,
+        recipients,
+        drop_bad_signatures: false,
+    };
+    rotate::rotate_path(path, keys)
+}
+
 /// The header and the rest (nonce and chunks) of a sealed file.
 fn split(sealed: &[u8]) -> (&[u8], &[u8]) {
     let (_, len) = seal::format::Header::parse(sealed).unwrap();
@@ -73,7 +87,7 @@ fn a_same_length_header_is_rotated_in_place_and_only_the_new_key_opens_it() {
     let before = file.bytes();
     let inode = std::fs::metadata(&file.path).unwrap().ino();
 
-    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    rotate_with(&file.path, &[&old], &[&new.to_public()]).unwrap();
     let after = file.bytes();
     assert_eq!(
         std::fs::metadata(&file.path).unwrap().ino(),
@@ -104,7 +118,7 @@ fn a_same_length_header_is_rotated_in_place_and_only_the_new_key_opens_it() {
     );
 
     // Done once: the old key no longer opens it, and it is left as it is.
-    let e = rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap_err();
+    let e = rotate_with(&file.path, &[&old], &[&new.to_public()]).unwrap_err();
     assert!(
         matches!(e, FileError::Decrypt(DecryptError::NoMatch { .. })),
         "{e}"
@@ -125,7 +139,7 @@ fn a_longer_header_goes_through_a_copy_and_a_second_rotation_keeps_the_original(
     .unwrap();
 
     let to: [&dyn Recipient; 2] = [&new.to_public(), &escrow.to_public()];
-    rotate::rotate_path(&file.path, &[&old], &to).unwrap();
+    rotate_with(&file.path, &[&old], &to).unwrap();
     let after = file.bytes();
     let meta = std::fs::metadata(&file.path).unwrap();
     assert_ne!(meta.ino(), inode, "a new file");
@@ -141,7 +155,7 @@ fn a_longer_header_goes_through_a_copy_and_a_second_rotation_keeps_the_original(
 
     // Rotated again, by the escrow key, back to one recipient.
     let newer = x25519::Identity::generate();
-    rotate::rotate_path(&file.path, &[&escrow], &[&newer.to_public()]).unwrap();
+    rotate_with(&file.path, &[&escrow], &[&newer.to_public()]).unwrap();
     let last = file.bytes();
     assert!(age_opens(&newer, &last).unwrap() == file.plaintext);
     assert!(age_opens(&new, &last).is_none());
@@ -160,12 +174,12 @@ fn a_rerun_finishes_a_rotation_interrupted_before_or_while_the_header_was_writte
     let [old, new] = keys();
     let file = Sealed::new(&[&old.to_public()], None);
     let before = file.bytes();
-    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    rotate_with(&file.path, &[&old], &[&new.to_public()]).unwrap();
     let rotated = file.bytes();
 
     // The record went in place, then the run died: the file still has its old header.
     std::fs::write(&file.path, &before).unwrap();
-    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    rotate_with(&file.path, &[&old], &[&new.to_public()]).unwrap();
     assert!(file.bytes() == rotated, "finished to the record's header");
 
     // A power loss tore the header written in place.
@@ -173,7 +187,7 @@ fn a_rerun_finishes_a_rotation_interrupted_before_or_while_the_header_was_writte
     torn[..30].copy_from_slice(&before[..30]);
     torn[5] ^= 0xff;
     std::fs::write(&file.path, &torn).unwrap();
-    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    rotate_with(&file.path, &[&old], &[&new.to_public()]).unwrap();
     assert!(file.bytes() == rotated);
     assert!(age_opens(&new, &file.bytes()).unwrap() == file.plaintext);
     assert_eq!(file.record().rotations.len(), 1);
@@ -185,17 +199,17 @@ fn a_rerun_finishes_an_interrupted_copy_and_a_stale_record_is_replaced() {
     let file = Sealed::new(&[&old.to_public()], None);
     let before = file.bytes();
     let to: [&dyn Recipient; 2] = [&new.to_public(), &escrow.to_public()];
-    rotate::rotate_path(&file.path, &[&old], &to).unwrap();
+    rotate_with(&file.path, &[&old], &to).unwrap();
     let rotated = file.bytes();
     // Died after the record, before the new file's rename.
     std::fs::write(&file.path, &before).unwrap();
-    rotate::rotate_path(&file.path, &[&old], &to).unwrap();
+    rotate_with(&file.path, &[&old], &to).unwrap();
     assert!(file.bytes() == rotated);
 
     // Another file under the same name, beside the old record: rotated from itself.
     let other = Sealed::new(&[&old.to_public()], None);
     std::fs::copy(&other.path, &file.path).unwrap();
-    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    rotate_with(&file.path, &[&old], &[&new.to_public()]).unwrap();
     assert!(age_opens(&new, &file.bytes()).unwrap() == other.plaintext);
     let record = file.record();
     assert_eq!(record.original, split(&other.bytes()).0);
@@ -207,7 +221,7 @@ fn the_signer_stays_named_and_signed_armored_passphrase_and_bad_records_are_refu
     let [old, new] = keys();
     let alice = seal::sshsig::SigningKey::generate_ed25519("alice");
     let file = Sealed::new(&[&old.to_public()], Some(&alice));
-    rotate::rotate_path(&file.path, &[&old], &[&new.to_public()]).unwrap();
+    rotate_with(&file.path, &[&old], &[&new.to_public()]).unwrap();
     let (header, _) = seal::format::Header::parse(&file.bytes()).unwrap();
     let named: Vec<_> = header
         .stanzas
@@ -224,25 +238,36 @@ fn the_signer_stays_named_and_signed_armored_passphrase_and_bad_records_are_refu
     let theirs = seal::sender::sign_file(&alice, &std::fs::File::open(&other.path).unwrap());
     std::fs::write(&sig, theirs.unwrap().to_pem()).unwrap();
     let before = signed.bytes();
-    let e = rotate::rotate_path(&signed.path, &[&old], &[&new.to_public()]).unwrap_err();
+    let e = rotate_with(&signed.path, &[&old], &[&new.to_public()]).unwrap_err();
     assert!(e.to_string().contains("does not check"), "{e}");
     assert!(signed.bytes() == before && !record_path(&signed.path).exists());
+    // Unless asked to rotate it anyway: then it goes, unsigned.
+    let keys = rotate::Keys {
+        identities: &[&old],
+        recipients: &[&new.to_public()],
+        drop_bad_signatures: true,
+    };
+    let dropped = rotate::rotate_path(&signed.path, keys).unwrap();
+    assert!(dropped.unwrap().to_string().contains("bad signature"));
+    assert!(!std::path::Path::new(&sig).exists() && record_path(&signed.path).exists());
+    let ids: [&dyn Identity; 1] = [&new];
+    assert!(seal::decrypt(&ids, &signed.bytes()).unwrap() == signed.plaintext);
 
     // A malformed record: refused, and the file is left as it is.
     let sealed = Sealed::new(&[&old.to_public()], None);
     std::fs::write(record_path(&sealed.path), b"seal-rotation/v1\nnonce x\n").unwrap();
-    let e = rotate::rotate_path(&sealed.path, &[&old], &[&new.to_public()]).unwrap_err();
+    let e = rotate_with(&sealed.path, &[&old], &[&new.to_public()]).unwrap_err();
     assert!(matches!(e, FileError::Rotate(_)), "{e}");
     std::fs::remove_file(record_path(&sealed.path)).unwrap();
 
     // Armor, and a passphrase among the new recipients.
     let armored = seal::armor::encode(&sealed.bytes());
     std::fs::write(&sealed.path, armored.as_bytes()).unwrap();
-    let e = rotate::rotate_path(&sealed.path, &[&old], &[&new.to_public()]).unwrap_err();
+    let e = rotate_with(&sealed.path, &[&old], &[&new.to_public()]).unwrap_err();
     assert!(e.to_string().contains("armored"), "{e}");
     let plain = Sealed::new(&[&old.to_public()], None);
     let pass = seal::scrypt::Recipient::new(zeroize::Zeroizing::new("p".into()));
-    let e = rotate::rotate_path(&plain.path, &[&old], &[&pass]).unwrap_err();
+    let e = rotate_with(&plain.path, &[&old], &[&pass]).unwrap_err();
     assert!(e.to_string().contains("passphrase"), "{e}");
     assert!(!record_path(&plain.path).exists());
     let ids: [&dyn Identity; 1] = [&old];
@@ -315,7 +340,7 @@ fn a_signed_file_still_checks_after_rotation_and_not_once_its_record_or_payload_
             let path = seal_signed(dir.path(), &format!("f{i}"), len, &old.to_public(), &alice);
             let (new, escrow) = (new.to_public(), x25519::Identity::generate().to_public());
             let news: [&dyn Recipient; 2] = [&new, &escrow];
-            rotate::rotate_path(&path, &[&old], &news[..to]).unwrap();
+            rotate_with(&path, &[&old], &news[..to]).unwrap();
             assert!(record_path(&path).exists());
             path
         })
@@ -330,7 +355,7 @@ fn a_signed_file_still_checks_after_rotation_and_not_once_its_record_or_payload_
 
     // A second rotation: still the original header that checks.
     let [newer] = keys();
-    rotate::rotate_path(&files[1], &[&new], &[&newer.to_public()]).unwrap();
+    rotate_with(&files[1], &[&new], &[&newer.to_public()]).unwrap();
     assert_eq!(open_signed(&files[1], &newer, &alice), Ok("alice".into()));
 
     // The kept original header altered (its MAC): no longer this file's.
