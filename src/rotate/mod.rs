@@ -382,3 +382,48 @@ fn record_name(name: &OsStr) -> OsString {
     record.push(SUFFIX);
     record
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x25519;
+
+    #[test]
+    fn a_file_swapped_for_another_after_it_was_read_is_not_written_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
+        let [mine, theirs] = ["mine.age", "theirs.age"].map(|name| {
+            let sealed = crate::encrypt(&[&old.to_public()], name.as_bytes()).unwrap();
+            std::fs::write(tmp.path().join(name), &sealed).unwrap();
+            sealed
+        });
+        let path = tmp.path().join("mine.age");
+        let (dir, name) = Dir::open_parent(&path).unwrap();
+        let input = dir.open_file(&name, false).unwrap();
+        let meta = input.metadata().unwrap();
+        // Read, and then another file takes its name (as an uploader can do in a directory
+        // of theirs): the header made for the file read must not go over that one.
+        std::fs::rename(tmp.path().join("theirs.age"), &path).unwrap();
+        let target = Target {
+            dir: &dir,
+            name: &name,
+            path: &path,
+            force: true,
+            temporaries: &(),
+        };
+        let keys = Keys {
+            identities: &[&old],
+            recipients: &[&new.to_public()],
+            drop_bad_signatures: false,
+        };
+        let error = rotate(target, &input, &meta, keys).map(drop).unwrap_err();
+        assert!(
+            matches!(error, FileError::Rotate(RotateError::Replaced)),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), theirs);
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no record, no temporary file left");
+        drop(mine);
+    }
+}

@@ -522,8 +522,7 @@ mod tests {
         let check = begin(&policy(&list, true), &pem).unwrap();
         check.bind(&stanzas).unwrap();
         let mut hasher = check.hasher();
-        let mut reader = HashingReader::new(sealed, Some(&mut hasher));
-        io::copy(&mut reader, &mut io::sink()).unwrap();
+        hasher.update(sealed);
         let sender = check.finish(&hasher.finish()).unwrap();
         assert_eq!(sender.principals, ["alice", "a@example"]);
         assert_eq!(sender.key, alice.public_key());
@@ -587,5 +586,34 @@ mod tests {
             begin(&policy(&list, true), "junk").unwrap_err(),
             Rejection::Signature(SignatureError::Malformed)
         );
+    }
+
+    #[test]
+    fn a_rotated_files_current_header_is_hashed_as_its_original_in_pieces_of_any_size() {
+        let rotation = Rotation {
+            original: Header::new(Vec::new(), |_| [1; 32]),
+            current: Header::new(Vec::new(), |_| [2; 32]).to_bytes().to_vec(),
+        };
+        let hash = |rotation: Option<&Rotation>, file: &[u8], piece: usize| {
+            let mut hash = SealedHash {
+                hasher: Hasher::new(),
+                pending: rotation.cloned(),
+                head: Vec::new(),
+                rotated: false,
+            };
+            file.chunks(piece).for_each(|bytes| hash.update(bytes));
+            hash.finish()
+        };
+        let payload = b"nonce and chunks".as_slice();
+        let rotated = [rotation.current.as_slice(), payload].concat();
+        let signed = [rotation.original.to_bytes(), payload].concat();
+        for piece in [1, 7, rotated.len()] {
+            assert_eq!(hash(Some(&rotation), &rotated, piece), (Digest::of(&signed), true));
+            // A file that does not carry the record's header is hashed as it is, whether it
+            // is longer or shorter than that header.
+            for file in [&signed, &payload.to_vec()] {
+                assert_eq!(hash(Some(&rotation), file, piece), (Digest::of(file), false));
+            }
+        }
     }
 }

@@ -284,3 +284,135 @@ fn a_batch_killed_at_any_step_of_its_commit_is_finished_by_the_next_run() {
         }
     }
 }
+
+/// The sealed file `i` of a rotation batch, and its record.
+fn sealed(root: &Path, i: usize) -> PathBuf {
+    root.join(format!("in/f{i:03}.age"))
+}
+
+fn record(root: &Path, i: usize) -> Option<seal::rotate::Record> {
+    let path = seal::rotate::record_path(&sealed(root, i));
+    let text = fs::read(path).ok()?;
+    Some(seal::rotate::Record::parse(&text).expect("a whole record"))
+}
+
+/// Rotates the files of `root/in` from `old.key` to `new.key`'s recipient.
+fn rotate_batch(root: &Path, observer: &dyn Observer) -> Vec<batch::Report> {
+    let key = |name: &str| {
+        let text = fs::read_to_string(root.join(name)).unwrap();
+        x25519::Identity::from_str(text.trim()).unwrap()
+    };
+    let (old, new) = (key("old.key"), key("new.key").to_public());
+    let options = Options::new(Direction::Rewrap);
+    let plan = batch::plan(&[root.join("in")], &options);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let keys = Keys::Rewrap {
+        identities: &[&old],
+        recipients: &[&new],
+        drop_bad_signatures: false,
+    };
+    pool.install(|| batch::run(plan, keys, &options, observer))
+}
+
+#[test]
+fn a_rotation_killed_at_any_step_of_its_commit_leaves_files_old_or_new_and_is_finished_by_the_next_run(
+) {
+    const NAME: &str = "crash_points::a_rotation_killed_at_any_step_of_its_commit_leaves_files_old_or_new_and_is_finished_by_the_next_run";
+    if let Ok(point) = std::env::var(POINT) {
+        let root = PathBuf::from(std::env::var(DIR).unwrap());
+        let killer = Killer {
+            point: Point::parse(&point),
+            created: AtomicUsize::new(0),
+            renamed: AtomicUsize::new(0),
+            reported: AtomicUsize::new(0),
+        };
+        rotate_batch(&root, &killer);
+        panic!("the rotation ended without reaching {point}");
+    }
+    for &point in POINTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let (old, new) = (x25519::Identity::generate(), x25519::Identity::generate());
+        for (name, key) in [("old.key", &old), ("new.key", &new)] {
+            fs::write(root.join(name), key.to_secret_string().as_bytes()).unwrap();
+        }
+        fs::create_dir(root.join("in")).unwrap();
+        let mut originals = Vec::new();
+        for i in 0..FILES {
+            let bytes = seal::encrypt(&[&old.to_public()], &content(i)).unwrap();
+            let (_, len) = seal::format::Header::parse(&bytes).unwrap();
+            originals.push(bytes[..len].to_vec());
+            fs::write(sealed(root, i), bytes).unwrap();
+        }
+
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--nocapture"])
+            .env(POINT, point.text())
+            .env(DIR, root)
+            .output()
+            .unwrap();
+        assert_eq!(
+            child.status.signal(),
+            Some(9),
+            "{point:?}: the rotation was not killed there: {}",
+            String::from_utf8_lossy(&child.stdout)
+        );
+        // Every file is old or new, whole; a new one has its record, and so may an old one
+        // (its record durable, its header not yet written: what a rerun finishes).
+        let (mut rotated, mut interrupted) = (0, 0);
+        for i in 0..FILES {
+            let bytes = fs::read(sealed(root, i)).unwrap();
+            let by_old = seal::decrypt(&[&old], &bytes).ok();
+            let by_new = seal::decrypt(&[&new], &bytes).ok();
+            match (by_old, by_new, record(root, i)) {
+                (Some(plain), None, record) => {
+                    assert_eq!(plain, content(i), "{point:?}: {i}");
+                    if let Some(record) = record {
+                        assert_eq!(record.original, originals[i], "{point:?}: {i}");
+                        interrupted += 1;
+                    }
+                }
+                (None, Some(plain), Some(record)) => {
+                    assert_eq!(plain, content(i), "{point:?}: {i}");
+                    assert_eq!(record.original, originals[i], "{point:?}: {i}");
+                    rotated += 1;
+                }
+                other => panic!("{point:?}: {i} neither old nor new: {other:?}"),
+            }
+        }
+        if let Point::AfterRename(_) = point {
+            assert!(interrupted > 0, "{point:?}: records go in place before headers");
+        }
+
+        let reports = rotate_batch(root, &());
+        let records = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Skipped(Skip::RotationRecord)))
+            .count();
+        assert_eq!(reports.len() - records, FILES, "{point:?}");
+        let done = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Done))
+            .count();
+        let skipped = reports
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Skipped(Skip::NotOldKey)))
+            .count();
+        assert_eq!((done, skipped), (FILES - rotated, rotated), "{point:?}");
+        for i in 0..FILES {
+            let bytes = fs::read(sealed(root, i)).unwrap();
+            assert!(seal::decrypt(&[&old], &bytes).is_err(), "{point:?}: {i}");
+            assert_eq!(seal::decrypt(&[&new], &bytes).unwrap(), content(i));
+            assert_eq!(record(root, i).unwrap().original, originals[i]);
+        }
+        let left: Vec<_> = fs::read_dir(root.join("in"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.ends_with(".age") && !name.ends_with(".age.rotated"))
+            .collect();
+        assert!(left.is_empty(), "{point:?}: {left:?}");
+    }
+}
