@@ -20,7 +20,10 @@
 //! and the next run finishes the job from the record before anything else.
 //!
 //! The new header keeps the stanza that names the file's signer (`seal-signer`) and drops
-//! every other: only the new recipients open a rotated file. Files go through the batch
+//! every other: only the new recipients open a rotated file. A signed file's signature is
+//! checked before it is rotated (on its own, [`Keys::drop_bad_signatures`] says what to do
+//! with one that does not check); afterwards the sender check finds the record and checks
+//! the signature over the original header it keeps (`crate::sender::SealedHash`). Files go through the batch
 //! engine (`crate::batch`, [`crate::batch::Keys::Rewrap`]), which commits their records and
 //! headers in groups; [`rotate_path`] rotates one.
 

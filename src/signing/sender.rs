@@ -16,6 +16,12 @@
 //!    signed to the hash and others to the decryption: the signature itself. The caller
 //!    keeps the plaintext back (a temporary file, not renamed into place) until it passes.
 //!
+//! A file whose server key was rotated ([`crate::rotate`]) no longer carries the header its
+//! sender signed; its record (`NAME.age.rotated`) keeps it. Given the record, step 2 binds
+//! the signer named in that original header, once its MAC checks under the file key the
+//! current header wraps (so both wrap the same key), and step 3 hashes it in place of the
+//! current header ([`SealedHash`]).
+//!
 //! With [`Policy::require`], an unsigned file and any failed check are refusals. Without it
 //! the verdict is only reported: unseal opens the file either way.
 
@@ -608,11 +614,17 @@ mod tests {
         let rotated = [rotation.current.as_slice(), payload].concat();
         let signed = [rotation.original.to_bytes(), payload].concat();
         for piece in [1, 7, rotated.len()] {
-            assert_eq!(hash(Some(&rotation), &rotated, piece), (Digest::of(&signed), true));
+            assert_eq!(
+                hash(Some(&rotation), &rotated, piece),
+                (Digest::of(&signed), true)
+            );
             // A file that does not carry the record's header is hashed as it is, whether it
             // is longer or shorter than that header.
             for file in [&signed, &payload.to_vec()] {
-                assert_eq!(hash(Some(&rotation), file, piece), (Digest::of(file), false));
+                assert_eq!(
+                    hash(Some(&rotation), file, piece),
+                    (Digest::of(file), false)
+                );
             }
         }
     }

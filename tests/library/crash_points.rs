@@ -363,7 +363,7 @@ fn a_rotation_killed_at_any_step_of_its_commit_leaves_files_old_or_new_and_is_fi
         // Every file is old or new, whole; a new one has its record, and so may an old one
         // (its record durable, its header not yet written: what a rerun finishes).
         let (mut rotated, mut interrupted) = (0, 0);
-        for i in 0..FILES {
+        for (i, original) in originals.iter().enumerate() {
             let bytes = fs::read(sealed(root, i)).unwrap();
             let by_old = seal::decrypt(&[&old], &bytes).ok();
             let by_new = seal::decrypt(&[&new], &bytes).ok();
@@ -371,20 +371,23 @@ fn a_rotation_killed_at_any_step_of_its_commit_leaves_files_old_or_new_and_is_fi
                 (Some(plain), None, record) => {
                     assert_eq!(plain, content(i), "{point:?}: {i}");
                     if let Some(record) = record {
-                        assert_eq!(record.original, originals[i], "{point:?}: {i}");
+                        assert_eq!(&record.original, original, "{point:?}: {i}");
                         interrupted += 1;
                     }
                 }
                 (None, Some(plain), Some(record)) => {
                     assert_eq!(plain, content(i), "{point:?}: {i}");
-                    assert_eq!(record.original, originals[i], "{point:?}: {i}");
+                    assert_eq!(&record.original, original, "{point:?}: {i}");
                     rotated += 1;
                 }
                 other => panic!("{point:?}: {i} neither old nor new: {other:?}"),
             }
         }
         if let Point::AfterRename(_) = point {
-            assert!(interrupted > 0, "{point:?}: records go in place before headers");
+            assert!(
+                interrupted > 0,
+                "{point:?}: records go in place before headers"
+            );
         }
 
         let reports = rotate_batch(root, &());
@@ -402,11 +405,11 @@ fn a_rotation_killed_at_any_step_of_its_commit_leaves_files_old_or_new_and_is_fi
             .filter(|r| matches!(r.outcome, Outcome::Skipped(Skip::NotOldKey)))
             .count();
         assert_eq!((done, skipped), (FILES - rotated, rotated), "{point:?}");
-        for i in 0..FILES {
+        for (i, original) in originals.iter().enumerate() {
             let bytes = fs::read(sealed(root, i)).unwrap();
             assert!(seal::decrypt(&[&old], &bytes).is_err(), "{point:?}: {i}");
             assert_eq!(seal::decrypt(&[&new], &bytes).unwrap(), content(i));
-            assert_eq!(record(root, i).unwrap().original, originals[i]);
+            assert_eq!(&record(root, i).unwrap().original, original);
         }
         let left: Vec<_> = fs::read_dir(root.join("in"))
             .unwrap()
