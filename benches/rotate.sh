@@ -2,6 +2,7 @@
 # Server key rotation (`unseal --rewrap-to`), timed against what it replaces, in one run:
 #
 #   1. a large file (SIZE_MIB) whose new header is as long as the old: rotated in place;
+#      then the same file signed, whose signature is checked first, against openssl dgst -sha256 of it;
 #   2. the same file rotated to two recipients (a longer header): a new file, the payload
 #      copied, against `cp` of the same file then `sync` of the copy;
 #   3. a batch of COUNT x 4 KiB sealed files rotated, against `unseal DIR -o PLAIN && seal
@@ -57,7 +58,27 @@ for _ in $(seq "$RUNS"); do
     rm copy.age
     sync
 done
-rm -f big.age big.age.rotated
+rm -f big.age.rotated
+
+# The same file, signed: its signature is checked (the whole file hashed) before rotating.
+"$BIN/seal-keygen" --client alice >/dev/null 2>&1
+"$BIN/unseal" -q big.age -k old.key -o big
+rm big.age
+"$BIN/seal" -q big --to old.pub --sign-with alice.key
+rm big
+sync
+SIGNED=() HASH=()
+for _ in $(seq "$RUNS"); do
+    t=$(now)
+    "$BIN/unseal" -q --rewrap-to new.pub -k old.key big.age
+    SIGNED+=("$(since "$t")")
+    "$BIN/unseal" -q --rewrap-to old.pub -k new.key big.age
+    sync
+    t=$(now)
+    openssl dgst -sha256 big.age >/dev/null
+    HASH+=("$(since "$t")")
+done
+rm -f big.age big.age.sig big.age.rotated
 
 python3 - "$COUNT" <<'PY'
 import os, sys
@@ -90,6 +111,8 @@ C=$(echo "${COPY[@]}" | median)
 P=$(echo "${CP[@]}" | median)
 R=$(echo "${ROTATE[@]}" | median)
 S=$(echo "${RESEAL[@]}" | median)
+G=$(echo "${SIGNED[@]}" | median)
+H=$(echo "${HASH[@]}" | median)
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 echo
 echo "unseal --rewrap-to on $FS, $(nproc) cores ($CPU), $(date -u +%Y-%m-%d); medians of $RUNS"
@@ -97,6 +120,7 @@ echo
 echo "| what | figure |"
 echo "|---|---:|"
 printf '| %d MiB, same-length header (in place) | %.1f ms |\n' "$SIZE_MIB" "$(echo "$I * 1000" | bc -l)"
+printf '| %d MiB signed, in place (its signature checked first) | %.3f s (openssl dgst -sha256 of it: %.3f s) |\n' "$SIZE_MIB" "$G" "$H"
 printf '| %d MiB, two recipients (a copy) | %.3f s |\n' "$SIZE_MIB" "$C"
 printf '| the same bytes, cp then sync | %.3f s (rotation: %.2fx of it) |\n' "$P" "$(echo "$C / $P" | bc -l)"
 printf '| %d x 4 KiB rotated | %.3f s |\n' "$COUNT" "$R"
