@@ -50,7 +50,7 @@ fn bench_unwrap(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("unwrap ({backend})"));
     for (label, identity, recipient) in key_types() {
         let file_key = FileKey::generate();
-        let stanzas = recipient.wrap(&file_key);
+        let stanzas = recipient.wrap(&file_key).unwrap();
         let mac_key = seal::__private::primitives::hkdf(&[], file_key.expose_secret(), b"header");
         let header = Header::new(stanzas, |data| {
             seal::__private::primitives::hmac(mac_key.as_ref(), data)

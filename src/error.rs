@@ -45,6 +45,10 @@ pub enum DecryptError {
     /// Bytes follow the final chunk of the payload.
     #[error("trailing data after the end of the payload")]
     TrailingData,
+    /// A plugin identity's plugin failed ([`crate::keys::plugin`]), and no other key opened
+    /// the file.
+    #[error(transparent)]
+    Plugin(crate::keys::plugin::PluginError),
     /// Reading the input (or writing the output) failed.
     #[error(transparent)]
     Io(io::Error),
@@ -88,6 +92,9 @@ pub enum EncryptError {
     /// recipients, or stanzas beside its own.
     #[error("a passphrase cannot be combined with other recipients")]
     PassphraseNotAlone,
+    /// A plugin recipient's plugin failed to wrap the file key ([`crate::keys::plugin`]).
+    #[error(transparent)]
+    Plugin(crate::keys::plugin::PluginError),
     /// Reading the input or writing the output failed.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -35,7 +35,9 @@ impl StanzaInfo {
                 "not a recipient; it names the file's signer, {} (unseal --allowed-signers checks it)",
                 self.signer().unwrap_or("")
             ),
-            (None, _) => "not knowable (a stanza type this version does not know)".into(),
+            (None, _) => {
+                "not knowable (a type this version does not know: a plugin's, perhaps, which its plugin opens)".into()
+            }
         }
     }
 

@@ -33,8 +33,11 @@ struct Secret {
 /// How far a secret goes after its prefix.
 #[derive(Clone, Copy)]
 enum Body {
-    /// Bech32 characters (and the dashes of a plugin name).
+    /// Bech32 characters.
     Bech32,
+    /// A plugin's name, its dash, the Bech32 separator `1` and Bech32 characters: a program
+    /// named `age-plugin-NAME` holds no key.
+    PluginBech32,
     /// Base64 characters.
     Base64,
     /// Through the `-----END ...-----` line.
@@ -46,6 +49,11 @@ impl Body {
     fn holds_key(self, after: &str) -> bool {
         match self {
             Body::Bech32 | Body::Base64 => self.len(after) >= MIN_BODY,
+            Body::PluginBech32 => {
+                let run = &after[..self.len(after)];
+                run.find("-1")
+                    .is_some_and(|at| run.len() - at - 2 >= MIN_BODY)
+            }
             Body::PemBlock => Body::Base64.len(after.trim_start()) >= MIN_BODY,
         }
     }
@@ -53,7 +61,7 @@ impl Body {
     fn len(self, after: &str) -> usize {
         let count = |f: fn(&u8) -> bool| after.bytes().take_while(f).count();
         match self {
-            Body::Bech32 => count(|b| b.is_ascii_alphanumeric() || *b == b'-'),
+            Body::Bech32 | Body::PluginBech32 => count(|b| b.is_ascii_alphanumeric() || *b == b'-'),
             Body::Base64 => count(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')),
             Body::PemBlock => pem_block_len(after),
         }
@@ -75,7 +83,7 @@ const SECRETS: &[Secret] = &[
     Secret {
         prefix: "AGE-PLUGIN-",
         kind: "plugin identity (AGE-PLUGIN-...)",
-        body: Body::Bech32,
+        body: Body::PluginBech32,
     },
     Secret {
         prefix: "-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -283,6 +291,11 @@ mod tests {
         assert_eq!(
             secret_kind("AGE-PLUGIN-YUBIKEY-1ABCDEFGHJK"),
             Some("plugin identity (AGE-PLUGIN-...)")
+        );
+        // A plugin's program is named like its identities begin.
+        assert_eq!(
+            redact("cannot start /usr/bin/age-plugin-yubikey-agent: not found"),
+            "cannot start /usr/bin/age-plugin-yubikey-agent: not found"
         );
         assert_eq!(secret_kind("age1qyqszqgpqyqs"), None);
         // A kind named in a message is no secret.

@@ -808,7 +808,7 @@ fn debug_output_never_shows_key_material() {
 
     // Types that do print: stanzas (wrapped keys), recipients, passphrase types.
     let pass = seal::scrypt::Recipient::new(passphrase("hunter2hunter2")).with_work_factor(2);
-    let stanzas = seal::Recipient::wrap(&pass, &seal::FileKey::generate());
+    let stanzas = seal::Recipient::wrap(&pass, &seal::FileKey::generate()).unwrap();
     let body = base64_of(&stanzas[0].body);
     let shown = format!(
         "{:?} {:?} {:?}",

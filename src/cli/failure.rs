@@ -120,7 +120,7 @@ impl From<&DecryptError> for Failure {
             | DecryptError::InvalidArmor(_)
             | DecryptError::UnsupportedVersion(_)
             | DecryptError::InvalidHeader(_) => ExitCode::Header,
-            DecryptError::NoMatch { .. } => ExitCode::NoMatch,
+            DecryptError::NoMatch { .. } | DecryptError::Plugin(_) => ExitCode::NoMatch,
             DecryptError::HeaderMac => ExitCode::HeaderMac,
             DecryptError::PayloadCorrupt { .. }
             | DecryptError::Truncated
@@ -140,6 +140,7 @@ impl From<EncryptError> for Failure {
             EncryptError::IncompatibleRecipients => Failure::usage(e.to_string())
                 .hint("seal to the age1pq1... keys only, or to the classical keys only"),
             EncryptError::Io(e) => Failure::new(ExitCode::Io, describe_io(&e)),
+            EncryptError::Plugin(e) => Failure::new(ExitCode::Io, e.to_string()),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::format::armor::is_armored;
 use crate::format::Header;
 use crate::inspect::Inspection;
 use crate::json::{json_path, json_string};
+use crate::keys::plugin::Client;
 use crate::rotate::{MalformedRecord, Record, Rotation};
 use crate::signing::sender::read_record;
 
@@ -19,6 +20,7 @@ pub fn run(
     inputs: &[PathBuf],
     keys: &[PathBuf],
     passphrase: &PassphraseFlags,
+    plugins: &Client,
     json: bool,
 ) -> Result<(), Failure> {
     let input = match inputs {
@@ -40,7 +42,10 @@ pub fn run(
     };
     let mut identities = Vec::new();
     for path in keys {
-        identities.push((path, keyargs::identity_file("unseal", path, passphrase)?));
+        identities.push((
+            path,
+            keyargs::identity_file("unseal", path, passphrase, plugins)?,
+        ));
     }
     // For each stanza, the key files that open it, or say it is theirs but broken.
     let matches: Vec<Vec<String>> = header

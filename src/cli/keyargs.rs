@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use super::failure::Failure;
 use crate::error::KeyError;
 use crate::keys;
+use crate::keys::plugin::Client;
 use crate::keys::recipient::{Identity, Recipient};
 
 /// Where the passphrase of a protected OpenSSH key comes from. Without either flag it is
@@ -31,20 +32,8 @@ pub struct PassphraseFlags {
 impl PassphraseFlags {
     /// The passphrase, for the key at `path` (named in the terminal prompt).
     pub fn get(&self, path: &Path) -> Result<Zeroizing<String>, KeyError> {
-        if let Some(file) = &self.key_passphrase_file {
-            let text = Zeroizing::new(fs::read_to_string(file).map_err(|e| {
-                let why = passphrase_file_error("--key-passphrase-file", file, &e);
-                KeyError::PassphraseUnavailable(why.into())
-            })?);
-            let line = text.lines().next().unwrap_or("");
-            return Ok(Zeroizing::new(line.to_string()));
-        }
-        if let Some(var) = &self.key_passphrase_env {
-            return std::env::var(var).map(Zeroizing::new).map_err(|_| {
-                KeyError::PassphraseUnavailable(
-                    format!("environment variable {var} is not set (or not UTF-8)").into(),
-                )
-            });
+        if let Some(configured) = self.configured() {
+            return configured;
         }
         if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
             return Err(KeyError::PassphraseNeeded);
@@ -53,6 +42,27 @@ impl PassphraseFlags {
         rpassword::prompt_password(prompt)
             .map(Zeroizing::new)
             .map_err(|_| KeyError::PassphraseNeeded)
+    }
+
+    /// The passphrase from the file or variable a flag names, if one does.
+    pub fn configured(&self) -> Option<Result<Zeroizing<String>, KeyError>> {
+        if let Some(file) = &self.key_passphrase_file {
+            let text = match fs::read_to_string(file) {
+                Ok(text) => Zeroizing::new(text),
+                Err(e) => {
+                    let why = passphrase_file_error("--key-passphrase-file", file, &e);
+                    return Some(Err(KeyError::PassphraseUnavailable(why.into())));
+                }
+            };
+            let line = text.lines().next().unwrap_or("");
+            return Some(Ok(Zeroizing::new(line.to_string())));
+        }
+        let var = self.key_passphrase_env.as_ref()?;
+        Some(std::env::var(var).map(Zeroizing::new).map_err(|_| {
+            KeyError::PassphraseUnavailable(
+                format!("environment variable {var} is not set (or not UTF-8)").into(),
+            )
+        }))
     }
 
     /// Whether a flag names a passphrase.
@@ -80,19 +90,20 @@ pub fn recipients(
     to: &[String],
     literals: &[String],
     files: &[PathBuf],
+    plugins: &Client,
 ) -> Result<Vec<Box<dyn Recipient>>, Failure> {
     let mut out = Vec::new();
     for value in to {
         not_a_secret("--to", value)?;
         if is_literal(value) && !Path::new(value).exists() {
-            out.push(keys::parse_recipient(value.trim())?);
+            out.push(keys::parse_recipient_with(value.trim(), plugins)?);
         } else {
-            out.extend(recipients_file(Path::new(value))?);
+            out.extend(recipients_file(Path::new(value), plugins)?);
         }
     }
     for value in literals {
         not_a_secret("-r", value)?;
-        let parsed = keys::parse_recipient(value.trim());
+        let parsed = keys::parse_recipient_with(value.trim(), plugins);
         if parsed.is_err() && Path::new(value).is_file() {
             let name = crate::shown::path(Path::new(value));
             return Err(
@@ -110,7 +121,7 @@ pub fn recipients(
             return Err(Failure::usage("-R: this is a recipient, not a file")
                 .hint("use -r RECIPIENT (or --to, which takes a file or a recipient)"));
         }
-        out.extend(recipients_file(path)?);
+        out.extend(recipients_file(path, plugins)?);
     }
     if out.is_empty() {
         return Err(Failure::usage("no recipients given").hint("use --to server.pub"));
@@ -142,9 +153,9 @@ fn not_a_secret(flag: &str, value: &str) -> Result<(), Failure> {
     }
 }
 
-fn recipients_file(path: &Path) -> Result<Vec<Box<dyn Recipient>>, Failure> {
+fn recipients_file(path: &Path, plugins: &Client) -> Result<Vec<Box<dyn Recipient>>, Failure> {
     let text = read_key_text(path, keys::RECIPIENT_FORMATS)?;
-    let recipients = keys::parse_recipients_file(&text).map_err(|e| {
+    let recipients = keys::parse_recipients_file_with(&text, plugins).map_err(|e| {
         let secret = matches!(e, KeyError::SecretNotRecipient { .. });
         let failure = Failure::from(e).about(path);
         match secret {
@@ -164,10 +175,11 @@ pub fn identities(
     program: &str,
     paths: &[PathBuf],
     passphrase: &PassphraseFlags,
+    plugins: &Client,
 ) -> Result<Vec<Box<dyn Identity>>, Failure> {
     let mut out = Vec::new();
     for path in paths {
-        out.extend(identity_file(program, path, passphrase)?);
+        out.extend(identity_file(program, path, passphrase, plugins)?);
     }
     Ok(out)
 }
@@ -177,6 +189,7 @@ pub fn identity_file(
     program: &str,
     path: &Path,
     passphrase: &PassphraseFlags,
+    plugins: &Client,
 ) -> Result<Vec<Box<dyn Identity>>, Failure> {
     if let Some(kind) = crate::shown::secret_kind(&path.to_string_lossy()) {
         return Err(Failure::usage(format!(
@@ -186,7 +199,7 @@ pub fn identity_file(
     }
     let text = read_key_text(path, keys::IDENTITY_FORMATS)?;
     let mut ask = || passphrase.get(path);
-    let parsed = keys::parse_identity_file_with(&text, &mut ask).map_err(|e| {
+    let parsed = keys::parse_private_keys(&text, &mut ask).map_err(|e| {
         let needed = matches!(e, KeyError::PassphraseNeeded);
         let failure = Failure::from(e).about(path);
         if keys::KeyFileKind::of(&text) == Some(keys::KeyFileKind::Public) {
@@ -198,7 +211,10 @@ pub fn identity_file(
         }
     })?;
     warn_if_exposed(program, path, "private key");
-    Ok(parsed)
+    Ok(parsed
+        .into_iter()
+        .map(|key| key.into_identity_with(plugins))
+        .collect())
 }
 
 /// Whether a file holding a secret lets group or others in: a regular file whose mode

@@ -312,7 +312,7 @@ fn print_public(path: &Path) -> Result<(), Failure> {
     } else {
         let mut no_passphrase = || Err(KeyError::PassphraseNeeded);
         keys::parse_private_keys(&text, &mut no_passphrase)
-            .map(|keys| keys.iter().map(keys::PrivateKey::to_public).collect())
+            .and_then(|keys| keys.iter().map(keys::PrivateKey::to_public).collect())
     };
     for public in publics.map_err(|e| Failure::from(e).about(path))? {
         print_line(&public.to_string())?;

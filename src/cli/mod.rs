@@ -29,6 +29,7 @@ mod interrupts;
 mod keyargs;
 mod passphrase;
 mod paths;
+mod plugins;
 mod progress;
 mod senders;
 mod watch;

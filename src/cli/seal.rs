@@ -112,9 +112,13 @@ pub struct Args {
     #[arg(long, value_name = "KEY")]
     pub sign_with: Option<PathBuf>,
 
-    /// Where the passphrase of a protected --sign-with key comes from.
+    /// Where the passphrase of a protected --sign-with key comes from (and a plugin's PIN).
     #[command(flatten)]
     pub key_passphrase: keyargs::PassphraseFlags,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub plugins: super::plugins::PluginFlags,
 
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -257,7 +261,8 @@ fn recipients(args: &Args) -> Result<Vec<Box<dyn Recipient>>, Failure> {
         None => None,
     };
     let Some(passphrase) = passphrase else {
-        return keyargs::recipients(&args.to, &args.recipient, &args.recipients_file);
+        let plugins = args.plugins.client("seal", &args.key_passphrase)?;
+        return keyargs::recipients(&args.to, &args.recipient, &args.recipients_file, &plugins);
     };
     if !(args.to.is_empty() && args.recipient.is_empty() && args.recipients_file.is_empty()) {
         return Err(

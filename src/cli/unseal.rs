@@ -79,6 +79,10 @@ pub struct Args {
     #[allow(missing_docs)]
     pub passphrase: keyargs::PassphraseFlags,
 
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub plugins: super::plugins::PluginFlags,
+
     /// Show what a sealed file holds, without opening it
     ///
     /// Format, armor, each stanza's type and the recipient it names where knowable (or the
@@ -130,7 +134,14 @@ pub fn main() -> std::process::ExitCode {
 pub fn unseal(args: Args) -> Result<(), Failure> {
     args.shared.check_direction("unseal")?;
     if args.inspect {
-        return super::inspect::run(&args.input, &args.key, &args.passphrase, args.batch.json);
+        let plugins = args.plugins.client("unseal", &args.passphrase)?;
+        return super::inspect::run(
+            &args.input,
+            &args.key,
+            &args.passphrase,
+            &plugins,
+            args.batch.json,
+        );
     }
     if !args.rewrap_to.is_empty() {
         return rewrap(args);
@@ -140,7 +151,8 @@ pub fn unseal(args: Args) -> Result<(), Failure> {
     if let Some(senders) = &senders {
         senders.check_single(single)?;
     }
-    let keys = keyargs::identities("unseal", &args.key, &args.passphrase)?;
+    let plugins = args.plugins.client("unseal", &args.passphrase)?;
+    let keys = keyargs::identities("unseal", &args.key, &args.passphrase, &plugins)?;
     if !single && keys.is_empty() && args.passphrase_file.is_none() {
         // A batch does not stop to ask: the passphrase comes from a file, if at all.
         return Err(Failure::usage("no key given").hint(
@@ -203,9 +215,10 @@ fn rewrap(args: Args) -> Result<(), Failure> {
             "--rewrap-to needs the sealed files or directories to rotate",
         ));
     }
-    let recipients = keyargs::recipients(&args.rewrap_to, &[], &[])?;
+    let plugins = args.plugins.client("unseal", &args.passphrase)?;
+    let recipients = keyargs::recipients(&args.rewrap_to, &[], &[], &plugins)?;
     let recipients: Vec<&dyn crate::Recipient> = recipients.iter().map(|r| r.as_ref()).collect();
-    let keys = keyargs::identities("unseal", &args.key, &args.passphrase)?;
+    let keys = keyargs::identities("unseal", &args.key, &args.passphrase, &plugins)?;
     if keys.is_empty() {
         return Err(
             Failure::usage("--rewrap-to needs the current server key").hint("use --key server.key")

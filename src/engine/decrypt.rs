@@ -33,19 +33,27 @@ pub(crate) fn unwrap_file_key_by(
     identities: &[&dyn Identity],
 ) -> Result<(FileKey, usize), DecryptError> {
     header.check_alone()?;
+    // A plugin that failed does not stop the other keys; it is the error if none opens it.
+    let mut failed_plugin = None;
     for (i, identity) in identities.iter().enumerate() {
-        for stanza in &header.stanzas {
-            if let Some(file_key) = identity.unwrap_stanza(stanza) {
-                let file_key = file_key?;
-                if !HeaderKey::of(&file_key).authenticates(header) {
-                    return Err(DecryptError::HeaderMac);
-                }
-                return Ok((file_key, i));
+        let file_key = match identity.unwrap_stanzas(&header.stanzas) {
+            None => continue,
+            Some(Err(DecryptError::Plugin(e))) => {
+                failed_plugin.get_or_insert(e);
+                continue;
             }
+            Some(file_key) => file_key?,
+        };
+        if !HeaderKey::of(&file_key).authenticates(header) {
+            return Err(DecryptError::HeaderMac);
         }
+        return Ok((file_key, i));
     }
-    Err(DecryptError::NoMatch {
-        tried: identities.len(),
+    Err(match failed_plugin {
+        Some(e) => DecryptError::Plugin(e),
+        None => DecryptError::NoMatch {
+            tried: identities.len(),
+        },
     })
 }
 

@@ -27,7 +27,10 @@ pub(crate) fn header_for(
         return Err(EncryptError::NoRecipients);
     }
     recipient::check_header(recipients, extra.len())?;
-    let mut stanzas: Vec<_> = recipients.iter().flat_map(|r| r.wrap(file_key)).collect();
+    let mut stanzas = Vec::with_capacity(recipients.len() + extra.len());
+    for recipient in recipients {
+        stanzas.extend(recipient.wrap(file_key)?);
+    }
     stanzas.extend(extra);
     let mac_key = hkdf(&[], file_key.expose_secret(), b"header");
     Ok(Header::new(stanzas, |bytes| hmac(mac_key.as_ref(), bytes)))

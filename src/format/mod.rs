@@ -266,6 +266,24 @@ fn parse_stanza(args_line: &[u8], lines: &mut Lines<'_>) -> Result<Stanza, Decry
     }
 }
 
+/// Parses `bytes`, exactly one stanza as [`write_stanza`] writes it (first line with its
+/// `-> ` and every body line, each with its newline), as strictly as in a header.
+pub(crate) fn parse_one_stanza(bytes: &[u8]) -> Result<Stanza, DecryptError> {
+    let mut lines = Lines {
+        rest: bytes,
+        pos: 0,
+    };
+    let first = lines
+        .next()
+        .and_then(|l| l.strip_prefix(STANZA_PREFIX))
+        .ok_or_else(|| DecryptError::header("not a stanza"))?;
+    let stanza = parse_stanza(first, &mut lines)?;
+    match lines.rest.is_empty() {
+        true => Ok(stanza),
+        false => Err(DecryptError::header("bytes after the stanza")),
+    }
+}
+
 fn parse_mac_line(line: &[u8]) -> Result<[u8; 32], DecryptError> {
     let encoded = line
         .strip_prefix(b"--- ")
@@ -279,7 +297,8 @@ fn parse_mac_line(line: &[u8]) -> Result<[u8; 32], DecryptError> {
     }
 }
 
-fn write_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
+/// Writes `stanza` as in a header: its first line, then its body in lines of 64 columns.
+pub(crate) fn write_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
     out.extend_from_slice(STANZA_PREFIX);
     out.extend_from_slice(stanza.kind.as_bytes());
     for arg in &stanza.args {

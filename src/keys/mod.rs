@@ -18,6 +18,7 @@
 // OpenSSH files; `ssh_wire` is their shared wire format). `keytext` is the Bech32 of age keys.
 pub(crate) mod hpke;
 pub(crate) mod keytext;
+pub mod plugin;
 pub mod pq;
 pub mod recipient;
 pub mod scrypt;
@@ -62,15 +63,23 @@ pub enum PublicKey {
     Pq(Box<pq::Recipient>),
     /// An `ssh-rsa` or `ssh-ed25519` key (from a line, a PEM file or a private key).
     Ssh(ssh::PublicKey),
+    /// A recipient served by a plugin, `age1NAME1...`.
+    Plugin(plugin::Recipient),
 }
 
 impl PublicKey {
-    /// The recipient this key seals to.
+    /// The recipient this key seals to (a plugin's, run by the default [`plugin::Client`]).
     pub fn to_recipient(&self) -> Box<dyn Recipient> {
+        self.to_recipient_with(&plugin::Client::default())
+    }
+
+    /// The recipient this key seals to, a plugin's run by `plugins`.
+    pub fn to_recipient_with(&self, plugins: &plugin::Client) -> Box<dyn Recipient> {
         match self {
             PublicKey::X25519(r) => Box::new(r.clone()),
             PublicKey::Pq(r) => Box::new(pq::Recipient::clone(r)),
             PublicKey::Ssh(k) => k.to_recipient(),
+            PublicKey::Plugin(r) => Box::new(r.clone().with_client(plugins)),
         }
     }
 
@@ -92,6 +101,7 @@ impl PublicKey {
         match self {
             PublicKey::X25519(_) => age("X25519"),
             PublicKey::Pq(_) => age("MLKEM768-X25519"),
+            PublicKey::Plugin(r) => age(&format!("plugin {}", r.plugin())),
             PublicKey::Ssh(k) => k.fingerprint_line(),
         }
     }
@@ -121,6 +131,7 @@ impl fmt::Display for PublicKey {
         match self {
             PublicKey::X25519(r) => r.fmt(f),
             PublicKey::Pq(r) => r.fmt(f),
+            PublicKey::Plugin(r) => r.fmt(f),
             PublicKey::Ssh(k) => k.fmt(f),
         }
     }
@@ -134,24 +145,40 @@ pub enum PrivateKey {
     Pq(Box<pq::Identity>),
     /// An RSA or Ed25519 key from an OpenSSH or PEM file (boxed: an RSA key is large).
     Ssh(Box<ssh::PrivateKey>),
+    /// An identity served by a plugin, `AGE-PLUGIN-NAME-1...`: the key is the plugin's.
+    Plugin(plugin::Identity),
 }
 
 impl PrivateKey {
-    /// The public half.
-    pub fn to_public(&self) -> PublicKey {
-        match self {
+    /// The public half; an error for a plugin identity, whose public half only its plugin
+    /// knows.
+    pub fn to_public(&self) -> Result<PublicKey, KeyError> {
+        Ok(match self {
             PrivateKey::X25519(id) => PublicKey::X25519(id.to_public()),
             PrivateKey::Pq(id) => PublicKey::Pq(Box::new(id.to_public())),
             PrivateKey::Ssh(k) => PublicKey::Ssh(k.to_public()),
-        }
+            PrivateKey::Plugin(id) => {
+                return Err(KeyError::Unusable(format!(
+                    "a plugin identity: its recipient is known to its plugin only (see age-plugin-{} --help)",
+                    id.plugin()
+                )))
+            }
+        })
     }
 
-    /// The identity that opens files sealed to this key.
+    /// The identity that opens files sealed to this key (a plugin's, run by the default
+    /// [`plugin::Client`]).
     pub fn into_identity(self) -> Box<dyn Identity> {
+        self.into_identity_with(&plugin::Client::default())
+    }
+
+    /// The identity that opens files sealed to this key, a plugin's run by `plugins`.
+    pub fn into_identity_with(self, plugins: &plugin::Client) -> Box<dyn Identity> {
         match self {
             PrivateKey::X25519(id) => Box::new(id),
             PrivateKey::Pq(id) => id,
             PrivateKey::Ssh(k) => k.into_identity(),
+            PrivateKey::Plugin(id) => Box::new(id.with_client(plugins)),
         }
     }
 }
@@ -173,8 +200,13 @@ pub fn parse_key_file(text: &str, passphrase: Passphrase<'_>) -> Result<KeyFile,
     }
     match key_lines(text).next() {
         None => Err(KeyError::Empty),
-        Some((_, first)) if first.starts_with("AGE-SECRET-KEY-") => {
+        Some((_, first))
+            if first.starts_with("AGE-SECRET-KEY-") || first.starts_with("AGE-PLUGIN-") =>
+        {
             let keys = identity_lines(text, |value| {
+                if let Some(plugin) = plugin::Identity::parse(value) {
+                    return Ok(PrivateKey::Plugin(plugin?));
+                }
                 if value.starts_with(PQ_IDENTITY_PREFIX) {
                     return Ok(PrivateKey::Pq(Box::new(value.parse()?)));
                 }
@@ -245,7 +277,9 @@ impl KeyFileKind {
             };
         }
         match key_lines(text).next() {
-            Some((_, first)) if first.starts_with("AGE-SECRET-KEY-") => {
+            Some((_, first))
+                if first.starts_with("AGE-SECRET-KEY-") || first.starts_with("AGE-PLUGIN-") =>
+            {
                 Some(KeyFileKind::AgeIdentity)
             }
             Some((_, first)) if looks_public(first) => Some(KeyFileKind::Public),
@@ -334,6 +368,9 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     if s.starts_with(PQ_RECIPIENT_PREFIX) {
         return Ok(PublicKey::Pq(Box::new(s.parse()?)));
     }
+    if let Some(plugin) = plugin::Recipient::parse(s) {
+        return Ok(PublicKey::Plugin(plugin?));
+    }
     if s.starts_with("age1") {
         return Ok(PublicKey::X25519(s.parse()?));
     }
@@ -346,11 +383,27 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
 /// Parses one recipient: `age1...` (or `AGE1...`, all upper case, as Bech32 allows), or an
 /// OpenSSH `ssh-rsa`/`ssh-ed25519` public key line.
 pub fn parse_recipient(s: &str) -> Result<Box<dyn Recipient>, KeyError> {
-    parse_public(s).map(|k| k.to_recipient())
+    parse_recipient_with(s, &plugin::Client::default())
+}
+
+/// [`parse_recipient`], a plugin's recipient run by `plugins`.
+pub fn parse_recipient_with(
+    s: &str,
+    plugins: &plugin::Client,
+) -> Result<Box<dyn Recipient>, KeyError> {
+    parse_public(s).map(|k| k.to_recipient_with(plugins))
 }
 
 /// Parses a recipients file: one recipient per line, or one PEM RSA public key.
 pub fn parse_recipients_file(text: &str) -> Result<Vec<Box<dyn Recipient>>, KeyError> {
+    parse_recipients_file_with(text, &plugin::Client::default())
+}
+
+/// [`parse_recipients_file`], plugins' recipients run by `plugins`.
+pub fn parse_recipients_file_with(
+    text: &str,
+    plugins: &plugin::Client,
+) -> Result<Vec<Box<dyn Recipient>>, KeyError> {
     if let Some((line, first)) = key_lines(text).next() {
         // A secret on the first key line (an identity file) or a private key block: named
         // by its kind and line, never parsed further, never shown.
@@ -364,7 +417,9 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Box<dyn Recipient>>, KeyE
     }
     let mut no_passphrase = || Err(KeyError::PassphraseNeeded);
     match parse_key_file(text, &mut no_passphrase) {
-        Ok(KeyFile::Public(keys)) => Ok(keys.iter().map(PublicKey::to_recipient).collect()),
+        Ok(KeyFile::Public(keys)) => {
+            Ok(keys.iter().map(|k| k.to_recipient_with(plugins)).collect())
+        }
         Ok(KeyFile::Private(_)) | Err(KeyError::PassphraseNeeded) => {
             Err(KeyError::SecretNotRecipient {
                 kind: "private key",
@@ -420,7 +475,7 @@ pub fn parse_public_keys(text: &str) -> Result<Vec<PublicKey>, KeyError> {
         )?)]);
     }
     match parse_key_file(text, &mut || Err(KeyError::PassphraseNeeded))? {
-        KeyFile::Private(keys) => Ok(keys.iter().map(PrivateKey::to_public).collect()),
+        KeyFile::Private(keys) => keys.iter().map(PrivateKey::to_public).collect(),
         KeyFile::Public(keys) => Ok(keys),
     }
 }

@@ -33,7 +33,7 @@ use std::str::FromStr;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::error::{DecryptError, KeyError};
+use crate::error::{DecryptError, EncryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::keys::hpke::Suite;
 use crate::keys::keytext;
@@ -116,19 +116,19 @@ impl Identity {
 }
 
 impl recipient::Recipient for Recipient {
-    fn wrap(&self, file_key: &FileKey) -> Vec<Stanza> {
+    fn wrap(&self, file_key: &FileKey) -> Result<Vec<Stanza>, EncryptError> {
         // X-Wing's EncapsulateDerand with 64 fresh random bytes: the first half feeds ML-KEM's
         // encapsulation, the second is the ephemeral X25519 secret.
         let mut eseed = Zeroizing::new([0u8; 64]);
         OsRng.fill_bytes(eseed.as_mut());
         let (enc, shared) = self.0.encapsulate(&eseed);
-        vec![Stanza {
+        Ok(vec![Stanza {
             kind: STANZA_KIND.into(),
             args: vec![encode_arg(&enc)],
             body: SUITE
                 .key_schedule(shared.as_slice(), INFO)
                 .seal(file_key.expose_secret()),
-        }]
+        }])
     }
 
     fn labels(&self) -> BTreeSet<String> {
@@ -281,7 +281,7 @@ mod tests {
     fn wrap_then_unwrap_gives_the_file_key_back_only_to_its_owner() {
         let id = Identity::generate();
         let key = FileKey::generate();
-        let stanzas = id.to_public().wrap(&key);
+        let stanzas = id.to_public().wrap(&key).unwrap();
         let [stanza] = stanzas.as_slice() else {
             panic!("one stanza")
         };
@@ -295,14 +295,14 @@ mod tests {
         let classic = crate::keys::x25519::Identity::generate();
         assert!(classic.unwrap_stanza(stanza).is_none());
         assert!(id
-            .unwrap_stanza(&classic.to_public().wrap(&key)[0])
+            .unwrap_stanza(&classic.to_public().wrap(&key).unwrap()[0])
             .is_none());
     }
 
     #[test]
     fn a_tampered_encapsulation_does_not_open() {
         let id = Identity::generate();
-        let stanza = id.to_public().wrap(&FileKey::generate()).remove(0);
+        let stanza = id.to_public().wrap(&FileKey::generate()).unwrap().remove(0);
         let enc = decode_arg::<ENC_SIZE>(&stanza.args[0]).unwrap();
         // A byte of the ML-KEM ciphertext, then of the X25519 share.
         for at in [0, 500, 1087, 1088, 1100] {
@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn rejects_malformed_and_low_order_stanzas() {
         let id = Identity::generate();
-        let stanza = id.to_public().wrap(&FileKey::generate()).remove(0);
+        let stanza = id.to_public().wrap(&FileKey::generate()).unwrap().remove(0);
         let header_error = |s: &Stanza, what: &str| match id.unwrap_stanza(s) {
             Some(Err(DecryptError::InvalidHeader(m))) => assert!(m.contains(what), "{m}"),
             other => panic!("{what}: {:?}", other.map(|r| r.map(|_| ()))),

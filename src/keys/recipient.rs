@@ -40,8 +40,9 @@ impl FileKey {
 
 /// Something a file can be sealed to.
 pub trait Recipient: Send + Sync {
-    /// Wraps `file_key` into one or more stanzas for the header.
-    fn wrap(&self, file_key: &FileKey) -> Vec<Stanza>;
+    /// Wraps `file_key` into one or more stanzas for the header. Fails only where the key
+    /// lives elsewhere ([`crate::keys::plugin`]).
+    fn wrap(&self, file_key: &FileKey) -> Result<Vec<Stanza>, EncryptError>;
 
     /// Labels that every recipient of one file must share, as age's `RecipientWithLabels`:
     /// sealing refuses recipients whose label sets differ. Post-quantum recipients carry
@@ -92,6 +93,13 @@ pub trait Identity: Send + Sync {
     /// `Some(Err(..))` if it is of this key's type but malformed.
     fn unwrap_stanza(&self, stanza: &Stanza) -> Option<Result<FileKey, DecryptError>>;
 
+    /// [`Identity::unwrap_stanza`] over a whole header's stanzas: the first that this key
+    /// opens, or is malformed for it. A key that opens a header in one go (a plugin, which
+    /// is a process to start) does it here.
+    fn unwrap_stanzas(&self, stanzas: &[Stanza]) -> Option<Result<FileKey, DecryptError>> {
+        stanzas.iter().find_map(|stanza| self.unwrap_stanza(stanza))
+    }
+
     /// The fingerprint of this key's public half (`SHA256:...`, as
     /// [`crate::keys::PublicKey::fingerprint`]), for records that say which key did what;
     /// `None` for a key without one (a passphrase).
@@ -111,9 +119,9 @@ mod tests {
     }
 
     impl Recipient for Toy {
-        fn wrap(&self, _: &FileKey) -> Vec<Stanza> {
+        fn wrap(&self, _: &FileKey) -> Result<Vec<Stanza>, EncryptError> {
             let (kind, args, body) = ("toy".into(), Vec::new(), Vec::new());
-            vec![Stanza { kind, args, body }]
+            Ok(vec![Stanza { kind, args, body }])
         }
         fn labels(&self) -> BTreeSet<String> {
             self.labels.iter().map(|l| l.to_string()).collect()

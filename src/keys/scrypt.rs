@@ -22,7 +22,7 @@ use std::fmt;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::error::DecryptError;
+use crate::error::{DecryptError, EncryptError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
 use crate::primitives::{open_once, seal_once};
@@ -144,15 +144,15 @@ fn wrap_key(passphrase: &str, salt: &[u8; SALT_SIZE], log2_n: u8) -> Zeroizing<[
 }
 
 impl recipient::Recipient for Recipient {
-    fn wrap(&self, file_key: &FileKey) -> Vec<Stanza> {
+    fn wrap(&self, file_key: &FileKey) -> Result<Vec<Stanza>, EncryptError> {
         let mut salt = [0u8; SALT_SIZE];
         OsRng.fill_bytes(&mut salt);
         let key = wrap_key(&self.passphrase, &salt, self.work_factor);
-        vec![Stanza {
+        Ok(vec![Stanza {
             kind: STANZA_KIND.into(),
             args: vec![encode_arg(&salt), self.work_factor.to_string()],
             body: seal_once(&key, file_key.expose_secret()),
-        }]
+        }])
     }
 
     fn must_be_alone(&self) -> bool {
@@ -199,7 +199,8 @@ mod tests {
         let file_key = FileKey::generate();
         let stanzas = Recipient::new(pass("correct horse"))
             .with_work_factor(4)
-            .wrap(&file_key);
+            .wrap(&file_key)
+            .unwrap();
         assert_eq!(stanzas.len(), 1);
         assert_eq!(stanzas[0].args[1], "4");
         let opened = Identity::new(pass("correct horse"))
@@ -216,7 +217,7 @@ mod tests {
     fn a_passphrase_is_alone_when_sealed_and_when_read() {
         let recipient = Recipient::new(pass("p")).with_work_factor(2);
         assert!(recipient.must_be_alone());
-        let ours = recipient.wrap(&FileKey::generate()).remove(0);
+        let ours = recipient.wrap(&FileKey::generate()).unwrap().remove(0);
         let other = Stanza {
             kind: "X25519".into(),
             args: vec!["a".into()],
@@ -232,6 +233,7 @@ mod tests {
         let mut stanza = Recipient::new(pass("p"))
             .with_work_factor(2)
             .wrap(&FileKey::generate())
+            .unwrap()
             .remove(0);
         // 2^40 would need a terabyte: the refusal must come before scrypt runs.
         stanza.args[1] = "40".into();

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha512};
 use ssh_key::public::{Ed25519PublicKey, KeyData};
 use zeroize::Zeroizing;
 
-use crate::error::DecryptError;
+use crate::error::{DecryptError, EncryptError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
 use crate::keys::ssh_wire;
@@ -134,7 +134,7 @@ impl Identity {
 }
 
 impl recipient::Recipient for Recipient {
-    fn wrap(&self, file_key: &FileKey) -> Vec<Stanza> {
+    fn wrap(&self, file_key: &FileKey) -> Result<Vec<Stanza>, EncryptError> {
         let mut ephemeral = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(ephemeral.as_mut());
         let ephemeral = X25519Secret::new(&ephemeral);
@@ -143,11 +143,11 @@ impl recipient::Recipient for Recipient {
         let key = self
             .wrap_key(&shared, &share)
             .expect("a non-zero shared secret times a clamped tweak is not zero");
-        vec![Stanza {
+        Ok(vec![Stanza {
             kind: STANZA_KIND.into(),
             args: vec![self.tag.clone(), encode_arg(&share)],
             body: seal_once(&key, file_key.expose_secret()),
-        }]
+        }])
     }
 }
 
@@ -181,7 +181,7 @@ mod tests {
     fn wrap_then_unwrap_only_for_the_tagged_key() {
         let id = Identity::generate();
         let key = FileKey::generate();
-        let stanzas = id.to_public().wrap(&key);
+        let stanzas = id.to_public().wrap(&key).unwrap();
         assert_eq!(stanzas[0].kind, "ssh-ed25519");
         assert_eq!(stanzas[0].args.len(), 2);
         let got = id.unwrap_stanza(&stanzas[0]).unwrap().unwrap();

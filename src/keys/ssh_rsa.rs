@@ -5,7 +5,7 @@
 //! first four bytes of SHA-256 of its SSH wire encoding. Keys under 2048 bits are refused when
 //! parsed, on both sides.
 
-use crate::error::DecryptError;
+use crate::error::{DecryptError, EncryptError};
 use crate::format::{encode_arg, Stanza};
 use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
 use crate::keys::ssh_wire;
@@ -83,12 +83,12 @@ impl Identity {
 }
 
 impl recipient::Recipient for Recipient {
-    fn wrap(&self, file_key: &FileKey) -> Vec<Stanza> {
-        vec![Stanza {
+    fn wrap(&self, file_key: &FileKey) -> Result<Vec<Stanza>, EncryptError> {
+        Ok(vec![Stanza {
             kind: STANZA_KIND.into(),
             args: vec![self.tag.clone()],
             body: self.key.encrypt(LABEL, file_key.expose_secret()),
-        }]
+        }])
     }
 }
 
@@ -123,7 +123,7 @@ mod tests {
     fn wrap_then_unwrap_only_for_the_tagged_key() {
         let id = Identity::new(PrivateKey::generate(2048).unwrap());
         let key = FileKey::generate();
-        let stanzas = id.to_public().wrap(&key);
+        let stanzas = id.to_public().wrap(&key).unwrap();
         assert_eq!(stanzas.len(), 1);
         assert_eq!(stanzas[0].kind, "ssh-rsa");
         assert_eq!(stanzas[0].args, vec![id.to_public().tag().to_string()]);

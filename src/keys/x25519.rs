@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::error::{DecryptError, KeyError};
+use crate::error::{DecryptError, EncryptError, KeyError};
 use crate::format::{decode_arg, encode_arg, Stanza};
 use crate::keys::keytext;
 use crate::keys::recipient::{self, FileKey, FILE_KEY_SIZE};
@@ -100,7 +100,7 @@ fn wrap_key(shared: &[u8; 32], share: &[u8; 32], recipient: &[u8; 32]) -> Zeroiz
 }
 
 impl recipient::Recipient for Recipient {
-    fn wrap(&self, file_key: &FileKey) -> Vec<Stanza> {
+    fn wrap(&self, file_key: &FileKey) -> Result<Vec<Stanza>, EncryptError> {
         // An ephemeral secret from the OS RNG and a valid public key always contribute, so
         // the all-zero shared secret cannot happen here; the identity side checks it anyway.
         let ephemeral = random_scalar();
@@ -108,11 +108,11 @@ impl recipient::Recipient for Recipient {
         let share = ephemeral.public();
         let shared = (ephemeral.agree(&self.0)).expect("recipients are checked not low-order");
         let key = wrap_key(&shared, &share, &self.0);
-        vec![Stanza {
+        Ok(vec![Stanza {
             kind: STANZA_KIND.into(),
             args: vec![encode_arg(&share)],
             body: seal_once(&key, file_key.expose_secret()),
-        }]
+        }])
     }
 }
 
@@ -222,7 +222,7 @@ mod tests {
     fn wrap_then_unwrap_gives_the_file_key_back_only_to_its_owner() {
         let id = Identity::generate();
         let key = FileKey::generate();
-        let stanzas = id.to_public().wrap(&key);
+        let stanzas = id.to_public().wrap(&key).unwrap();
         assert_eq!(stanzas.len(), 1);
         let got = id.unwrap_stanza(&stanzas[0]).unwrap().unwrap();
         assert_eq!(got.expose_secret(), key.expose_secret());
@@ -232,7 +232,7 @@ mod tests {
     #[test]
     fn rejects_malformed_and_low_order_stanzas() {
         let id = Identity::generate();
-        let mut stanza = id.to_public().wrap(&FileKey::generate()).remove(0);
+        let mut stanza = id.to_public().wrap(&FileKey::generate()).unwrap().remove(0);
         let mut other = stanza.clone();
         other.kind = "x25519".into();
         assert!(

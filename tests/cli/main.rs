@@ -23,6 +23,7 @@ mod keygen;
 mod killed;
 mod outputs;
 mod passphrase;
+mod plugins;
 mod post_quantum;
 mod recipients;
 mod refusals;

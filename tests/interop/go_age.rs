@@ -261,3 +261,32 @@ fn go_age_opens_files_rotated_from_what_it_wrote_under_the_new_key_only() {
         assert_ne!(old.code, 0, "{sealed}: the old key still opens it");
     }
 }
+
+#[test]
+fn go_age_and_seal_run_the_same_plugin_both_ways() {
+    let age = program("age");
+    let dir = Dir::new();
+    let recipient = plugin_key(&dir);
+    let plaintext = data(3 << 20, 77);
+    dir.write("plain", &plaintext);
+    let path = path_with(&plugin_dir());
+
+    // seal to the plugin, age opens with it.
+    with_plugin(&dir, "seal plain --to plugin.pub -o ours.age", &[])
+        .run()
+        .ok();
+    let mut opened = dir.cmd(&age).args(["-d", "-i", "plugin.key", "ours.age"]);
+    opened.cmd.env("PATH", &path);
+    assert!(opened.run().ok().stdout == plaintext, "age -d opens seal's");
+
+    // age seals to the plugin, unseal opens with it.
+    let mut sealed = dir
+        .cmd(&age)
+        .args(["-r", &recipient, "-o", "theirs.age", "plain"]);
+    sealed.cmd.env("PATH", &path);
+    sealed.run().ok();
+    with_plugin(&dir, "unseal theirs.age -k plugin.key -o opened", &[])
+        .run()
+        .ok();
+    assert!(dir.read("opened") == plaintext, "unseal opens age's");
+}

@@ -1,0 +1,366 @@
+//! One session with a plugin program: its two state machines (`recipient-v1` to wrap a file
+//! key, `identity-v1` to unwrap one), over stanzas framed as in the age header.
+//!
+//! The plugin's output is read by a thread of its own, a line at a time and at most
+//! [`MAX_LINE`] bytes a line, into a bounded channel; this side waits for each line at most
+//! [`Client::timeout`]. A plugin that hangs, dies, floods, or answers out of turn ends the
+//! session with an error, and is killed when the session is dropped.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use super::{failure, Client, PluginError};
+use crate::format::{self, Stanza};
+use crate::keys::recipient::{FileKey, FILE_KEY_SIZE};
+use crate::shown;
+
+/// The longest line a plugin may send (a stanza's first line, or a body line).
+pub(super) const MAX_LINE: usize = 16 << 10;
+/// The largest stanza body a plugin may send.
+const MAX_BODY: usize = 1 << 20;
+/// The most stanzas a plugin may send in one session.
+const MAX_STANZAS: usize = 4096;
+
+/// A running plugin.
+pub(super) struct Conversation<'c> {
+    name: &'c str,
+    client: &'c Client,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<io::Result<Vec<u8>>>,
+    received: usize,
+}
+
+impl<'c> Conversation<'c> {
+    /// Starts `age-plugin-NAME --age-plugin=STATE_MACHINE`.
+    fn start(client: &'c Client, name: &'c str, state_machine: &str) -> Result<Self, PluginError> {
+        let program = client.program(name)?;
+        let mut child = Command::new(&program)
+            .arg(format!("--age-plugin={state_machine}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| failure(name, format!("cannot start {}: {e}", program.display())))?;
+        let stdout = child.stdout.take().expect("piped");
+        let stdin = child.stdin.take();
+        let (send, lines) = mpsc::sync_channel(16);
+        std::thread::spawn(move || read_lines(BufReader::new(stdout), &send));
+        Ok(Conversation {
+            name,
+            client,
+            child,
+            stdin,
+            lines,
+            received: 0,
+        })
+    }
+
+    fn error(&self, message: impl Into<String>) -> PluginError {
+        failure(self.name, message)
+    }
+
+    /// Sends one stanza.
+    fn send(&mut self, kind: &str, args: &[&str], body: &[u8]) -> Result<(), PluginError> {
+        let stanza = Stanza {
+            kind: kind.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            body: body.to_vec(),
+        };
+        let mut bytes = Zeroizing::new(Vec::new());
+        format::write_stanza(&mut bytes, &stanza);
+        let stdin = self.stdin.as_mut().expect("open until the session ends");
+        let sent = stdin.write_all(&bytes).and_then(|()| stdin.flush());
+        sent.map_err(|e| self.error(format!("stopped reading its input ({e})")))
+    }
+
+    /// The next stanza from the plugin.
+    fn receive(&mut self) -> Result<Stanza, PluginError> {
+        self.received += 1;
+        if self.received > MAX_STANZAS {
+            return Err(self.error(format!("sent more than {MAX_STANZAS} stanzas")));
+        }
+        let first = self.line()?;
+        if !first.starts_with(b"-> ") {
+            return Err(self.error(format!(
+                "sent {} where a stanza belongs",
+                shown_line(&first)
+            )));
+        }
+        let mut bytes = first;
+        bytes.push(b'\n');
+        loop {
+            let line = self.line()?;
+            let last = line.len() < 64;
+            bytes.extend_from_slice(&line);
+            bytes.push(b'\n');
+            if last {
+                break;
+            }
+            if bytes.len() > MAX_BODY * 4 / 3 + MAX_LINE {
+                return Err(self.error("sent a stanza larger than 1 MiB"));
+            }
+        }
+        format::parse_one_stanza(&bytes)
+            .map_err(|e| self.error(format!("sent a malformed stanza: {e}")))
+    }
+
+    /// The next line, without its newline.
+    fn line(&mut self) -> Result<Vec<u8>, PluginError> {
+        match self.lines.recv_timeout(self.client.timeout) {
+            Ok(Ok(line)) => Ok(line),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                let status = self.status();
+                Err(self.error(format!("exited before the end of the protocol{status}")))
+            }
+            Ok(Err(e)) => Err(self.error(e.to_string())),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(self.error(format!(
+                "sent nothing for {} s: stopped",
+                self.client.timeout.as_secs_f64()
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.error("its output closed")),
+        }
+    }
+
+    /// How the plugin exited, if it has: for the message about its early end.
+    fn status(&mut self) -> String {
+        std::thread::sleep(Duration::from_millis(10));
+        match self.child.try_wait() {
+            Ok(Some(status)) => format!(" ({status})"),
+            _ => String::new(),
+        }
+    }
+
+    /// Answers the requests the plugin may make in phase 2 (`msg`, `confirm`,
+    /// `request-public`, `request-secret`): `Ok(true)` if `stanza` was one.
+    fn answer_request(&mut self, stanza: &Stanza) -> Result<bool, PluginError> {
+        let ui = &self.client.ui;
+        let text = || String::from_utf8_lossy(&stanza.body).into_owned();
+        match stanza.kind.as_str() {
+            "msg" => {
+                let shown = ui.message(self.name, &shown::escape(stanza.body.as_slice()));
+                self.send(if shown { "ok" } else { "fail" }, &[], &[])?;
+            }
+            "confirm" => {
+                let decode = |arg: &String| {
+                    let bytes = STANDARD_NO_PAD.decode(arg).ok()?;
+                    Some(shown::escape(bytes.as_slice()))
+                };
+                let yes = stanza.args.first().and_then(decode);
+                let no = stanza.args.get(1).and_then(decode);
+                let Some(yes) = yes else {
+                    return Err(self.error("sent a confirm request without its options"));
+                };
+                let answer = ui.confirm(
+                    self.name,
+                    &shown::escape(text().as_bytes()),
+                    &yes,
+                    no.as_deref(),
+                );
+                match answer {
+                    Some(true) => self.send("ok", &["yes"], &[])?,
+                    Some(false) => self.send("ok", &["no"], &[])?,
+                    None => self.send("fail", &[], &[])?,
+                }
+            }
+            "request-public" => {
+                match ui.request_public(self.name, &shown::escape(text().as_bytes())) {
+                    Some(value) => self.send("ok", &[], value.as_bytes())?,
+                    None => self.send("fail", &[], &[])?,
+                }
+            }
+            "request-secret" => {
+                match ui.request_secret(self.name, &shown::escape(text().as_bytes())) {
+                    Some(secret) => self.send("ok", &[], secret.as_bytes())?,
+                    None => self.send("fail", &[], &[])?,
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// An `error` stanza from the plugin, as this session's error.
+    fn reported(&self, stanza: &Stanza) -> PluginError {
+        let which = stanza.args.join(" ");
+        let text = shown::escape(stanza.body.as_slice());
+        self.error(format!("{text} ({})", shown::escape(which.as_bytes())))
+    }
+}
+
+impl Drop for Conversation<'_> {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        // A plugin that finished has exited or is about to; one that did not is stopped.
+        match self.child.try_wait() {
+            Ok(Some(_)) => {}
+            _ => {
+                std::thread::sleep(Duration::from_millis(5));
+                if !matches!(self.child.try_wait(), Ok(Some(_))) {
+                    let _ = self.child.kill();
+                }
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// Reads `reader` a line at a time into `send`, until it ends, fails, or a line is too long.
+fn read_lines(mut reader: impl BufRead, send: &mpsc::SyncSender<io::Result<Vec<u8>>>) {
+    loop {
+        let mut line = Vec::new();
+        let read = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line);
+        let result = match read {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) if line.last() == Some(&b'\n') => {
+                line.pop();
+                Ok(line)
+            }
+            Ok(_) if line.len() > MAX_LINE => Err(io::Error::other(format!(
+                "sent a line longer than {MAX_LINE} bytes"
+            ))),
+            Ok(_) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Err(e) => Err(e),
+        };
+        let end = result.is_err();
+        if send.send(result).is_err() || end {
+            return;
+        }
+    }
+}
+
+fn shown_line(line: &[u8]) -> String {
+    let cut = &line[..line.len().min(40)];
+    format!("{:?}", shown::escape(cut))
+}
+
+/// Wraps `file_key` to the plugin recipient `recipient` (`recipient-v1`).
+pub(super) fn wrap(
+    client: &Client,
+    name: &str,
+    recipient: &str,
+    file_key: &FileKey,
+) -> Result<Vec<Stanza>, PluginError> {
+    let mut plugin = Conversation::start(client, name, "recipient-v1")?;
+    plugin.send("add-recipient", &[recipient], &[])?;
+    plugin.send("wrap-file-key", &[], file_key.expose_secret())?;
+    plugin.send("done", &[], &[])?;
+    let mut stanzas = Vec::new();
+    let mut errors = Vec::new();
+    loop {
+        let stanza = plugin.receive()?;
+        if plugin.answer_request(&stanza)? {
+            continue;
+        }
+        match stanza.kind.as_str() {
+            "done" => break,
+            "recipient-stanza" => {
+                let (index, wrapped) = inner_stanza(&plugin, stanza)?;
+                if index != 0 {
+                    return Err(plugin.error("sent a stanza for a file it was not given"));
+                }
+                stanzas.push(wrapped);
+                plugin.send("ok", &[], &[])?;
+            }
+            "error" => {
+                let error = plugin.reported(&stanza);
+                // A plugin that reports an error may leave without hearing the answer.
+                if plugin.send("ok", &[], &[]).is_err() {
+                    return Err(error);
+                }
+                errors.push(error);
+            }
+            _ => plugin.send("unsupported", &[], &[])?,
+        }
+    }
+    if let Some(error) = errors.into_iter().next() {
+        return Err(error);
+    }
+    match stanzas.len() {
+        0 => Err(plugin.error("wrapped the file key to no stanza")),
+        1 => Ok(stanzas),
+        _ => Err(plugin.error("sent more stanzas than it was given recipients")),
+    }
+}
+
+/// Unwraps the file key of a header with `stanzas` by the plugin identity `identity`
+/// (`identity-v1`): `None` if the plugin finds none of them its own.
+pub(super) fn unwrap(
+    client: &Client,
+    name: &str,
+    identity: &str,
+    stanzas: &[Stanza],
+) -> Result<Option<FileKey>, PluginError> {
+    let mut plugin = Conversation::start(client, name, "identity-v1")?;
+    plugin.send("add-identity", &[identity], &[])?;
+    for stanza in stanzas {
+        let mut args = vec!["0", stanza.kind.as_str()];
+        args.extend(stanza.args.iter().map(String::as_str));
+        plugin.send("recipient-stanza", &args, &stanza.body)?;
+    }
+    plugin.send("done", &[], &[])?;
+    let mut file_key = None;
+    let mut errors = Vec::new();
+    loop {
+        let stanza = plugin.receive()?;
+        if plugin.answer_request(&stanza)? {
+            continue;
+        }
+        match stanza.kind.as_str() {
+            "done" => break,
+            "file-key" => {
+                if stanza.args != ["0"] || file_key.is_some() {
+                    return Err(plugin.error("sent a file key for a file it was not given"));
+                }
+                let key = FileKey::from_slice(&stanza.body).ok_or_else(|| {
+                    plugin.error(format!(
+                        "sent a file key of {} bytes, not {FILE_KEY_SIZE}",
+                        stanza.body.len()
+                    ))
+                })?;
+                file_key = Some(key);
+                plugin.send("ok", &[], &[])?;
+            }
+            "error" => {
+                let error = plugin.reported(&stanza);
+                // A plugin that reports an error may leave without hearing the answer.
+                if plugin.send("ok", &[], &[]).is_err() {
+                    return Err(error);
+                }
+                errors.push(error);
+            }
+            _ => plugin.send("unsupported", &[], &[])?,
+        }
+    }
+    match (file_key, errors.into_iter().next()) {
+        (Some(key), _) => Ok(Some(key)),
+        (None, Some(error)) => Err(error),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The `FILE_INDEX STANZA...` of a `recipient-stanza` command.
+fn inner_stanza(plugin: &Conversation<'_>, stanza: Stanza) -> Result<(usize, Stanza), PluginError> {
+    let mut args = stanza.args.into_iter();
+    let index = args.next().and_then(|i| i.parse().ok());
+    let kind = args.next();
+    match (index, kind) {
+        (Some(index), Some(kind)) => Ok((
+            index,
+            Stanza {
+                kind,
+                args: args.collect(),
+                body: stanza.body,
+            },
+        )),
+        _ => Err(plugin.error("sent a recipient stanza without its file index and type")),
+    }
+}
