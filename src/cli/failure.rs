@@ -12,7 +12,7 @@ pub enum ExitCode {
     Io = 1,
     /// 2: bad command line, or a key or recipient that does not parse.
     Usage = 2,
-    /// 3: none of the keys opens the file, or the passphrase is wrong.
+    /// 3: none of the keys opens the file, the passphrase is wrong, or a plugin failed.
     NoMatch = 3,
     /// 4: not an age file, bad ASCII armor, or a header that is malformed, of an unsupported
     /// version, or asks for a passphrase work factor above the limit.

@@ -17,14 +17,14 @@ use crate::keys::recipient::{Identity, Recipient};
 /// asked on the terminal, when there is one.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct PassphraseFlags {
-    /// Passphrase of protected OpenSSH keys, from FILE
+    /// Passphrase of protected OpenSSH keys, or a plugin PIN: FILE
     ///
     /// Its first line, for unattended servers; keep the file 0600. Without this flag or the
     /// next, the passphrase is asked on the terminal.
     #[arg(long, value_name = "FILE", conflicts_with = "key_passphrase_env")]
     pub key_passphrase_file: Option<PathBuf>,
 
-    /// Passphrase of protected OpenSSH keys, from VAR
+    /// Passphrase of protected OpenSSH keys, or a plugin PIN: VAR
     #[arg(long, value_name = "VAR")]
     pub key_passphrase_env: Option<String>,
 }

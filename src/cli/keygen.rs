@@ -36,7 +36,11 @@ Examples:
   seal-keygen > key.txt           prints a new key (public key on stderr)
   seal-keygen --client alice >> allowed_signers
                                   a client key alice.key (0600, for the user) and alice.pub,
-                                  and the server's allowed-signers line on stdout";
+                                  and the server's allowed-signers line on stdout
+
+A key kept in hardware is made by its age plugin, not here: age-plugin-yubikey --generate
+writes an AGE-PLUGIN-YUBIKEY-1... identity for --key and prints its age1yubikey1... recipient
+(doc/plugins.md).";
 
 /// The kinds of key pair seal-keygen makes.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
