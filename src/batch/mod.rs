@@ -63,6 +63,7 @@ use crate::keys::recipient::{Identity, Recipient};
 use crate::signing::sender::{Policy, Verdict};
 use crate::signing::sshsig::SigningKey;
 
+mod ahead;
 pub(crate) mod run;
 mod walk;
 

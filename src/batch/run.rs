@@ -62,6 +62,32 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
         observer.event(Event::Finished(report));
     }
     let dirs = prepare_dirs(&output_dirs, options, observer);
+    // Keys that unwrap many files at once (plugins) get every header first.
+    let ahead = match keys {
+        Keys::Identities(identities) | Keys::Rewrap { identities, .. } => {
+            super::ahead::unwrap_ahead(identities, &jobs)
+        }
+        Keys::Recipients(_) => None,
+    };
+    let ahead: Option<Vec<&dyn crate::Identity>> = ahead
+        .as_ref()
+        .map(|ahead| ahead.iter().map(|a| a as &dyn crate::Identity).collect());
+    let keys = match (keys, &ahead) {
+        (Keys::Identities(_), Some(ahead)) => Keys::Identities(ahead),
+        (
+            Keys::Rewrap {
+                recipients,
+                drop_bad_signatures,
+                ..
+            },
+            Some(ahead),
+        ) => Keys::Rewrap {
+            identities: ahead,
+            recipients,
+            drop_bad_signatures,
+        },
+        (keys, _) => keys,
+    };
     let senders = options.senders.clone().map(Arc::new);
     let tasks = jobs.par_iter().map(|job| {
         let dir = match dirs.get(&parent(&job.output)) {

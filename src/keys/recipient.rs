@@ -100,6 +100,19 @@ pub trait Identity: Send + Sync {
         stanzas.iter().find_map(|stanza| self.unwrap_stanza(stanza))
     }
 
+    /// Whether this key unwraps many files' keys better together than one at a time (a
+    /// plugin: one session, one PIN, one touch), so that batch mode hands it every header
+    /// first ([`Identity::unwrap_many`]). No by default.
+    fn unwraps_many(&self) -> bool {
+        false
+    }
+
+    /// [`Identity::unwrap_stanzas`] for many files' headers, one answer each: by default one
+    /// at a time.
+    fn unwrap_many(&self, headers: &[Vec<Stanza>]) -> Vec<Option<Result<FileKey, DecryptError>>> {
+        headers.iter().map(|h| self.unwrap_stanzas(h)).collect()
+    }
+
     /// The fingerprint of this key's public half (`SHA256:...`, as
     /// [`crate::keys::PublicKey::fingerprint`]), for records that say which key did what;
     /// `None` for a key without one (a passphrase).

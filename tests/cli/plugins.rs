@@ -54,6 +54,24 @@ fn a_file_sealed_to_a_plugin_recipient_opens_with_its_plugin_identity_only() {
         .run()
         .ok();
     assert!(dir.read("out2") == plaintext && dir.read("out3") == plaintext);
+    // A batch of files for the plugin, for the native key, and for both: one session
+    // answers for all, and the native key opens the rest.
+    dir.mkdir("mixed");
+    for name in ["report.age", "both.age"] {
+        std::fs::copy(dir.path(name), dir.path(format!("mixed/{name}"))).unwrap();
+    }
+    dir.write("native", b"native");
+    dir.line("seal native --to server.pub -o mixed/native.age")
+        .run()
+        .ok();
+    dir.remove("plugin.log");
+    let line = "unseal mixed -k plugin.key -k server.key -o opened";
+    let run = with_plugin(&dir, line, &[("SEALTEST_LOG", log)]).run().ok();
+    assert!(run.stderr.contains("3 unsealed"), "{}", run.stderr);
+    assert_eq!(dir.read_string("plugin.log"), "identity-v1 3\n");
+    assert!(dir.read("opened/mixed/both") == plaintext);
+    assert_eq!(dir.read("opened/mixed/native"), b"native");
+
     // Another key is not it; the plugin says nothing, and the file does not open.
     dir.new_key("other");
     let run = with_plugin(&dir, "unseal report.age -k other.key -o no", &[])
@@ -160,8 +178,8 @@ fn a_pin_comes_from_a_file_on_a_server_and_is_asked_once_per_run() {
         "{shown}"
     );
     assert_eq!(dir.read("typed/in/f1"), b"file 1");
-    // One session a file for now: the PIN is remembered, not the session.
-    assert_eq!(dir.read_string("typed.log").lines().count(), 3);
+    // One plugin session for the batch, which unwrapped the three file keys.
+    assert_eq!(dir.read_string("typed.log"), "identity-v1 3\n");
     // No terminal and no PIN given: the request is refused with a line that says how.
     let run = with_plugin(&dir, "unseal in/f0.age -k plugin.key -o none", &pin)
         .run()

@@ -16,6 +16,7 @@ use base64::Engine;
 use zeroize::Zeroizing;
 
 use super::{failure, Client, PluginError};
+use crate::error::DecryptError;
 use crate::format::{self, Stanza};
 use crate::keys::recipient::{FileKey, FILE_KEY_SIZE};
 use crate::shown;
@@ -291,24 +292,49 @@ pub(super) fn wrap(
     }
 }
 
-/// Unwraps the file key of a header with `stanzas` by the plugin identity `identity`
-/// (`identity-v1`): `None` if the plugin finds none of them its own.
+/// Unwraps the file keys of the headers `files` (each a header's stanzas) by the plugin
+/// identity `identity`, in one session (`identity-v1`): for each file, its key, `None` if
+/// the plugin finds none of its stanzas its own, or the error (a session that failed fails
+/// every file).
 pub(super) fn unwrap(
     client: &Client,
     name: &str,
     identity: &str,
-    stanzas: &[Stanza],
-) -> Result<Option<FileKey>, PluginError> {
+    files: &[&[Stanza]],
+) -> Vec<Result<Option<FileKey>, DecryptError>> {
+    match unwrap_session(client, name, identity, files) {
+        Ok(answers) => answers
+            .into_iter()
+            .map(|answer| answer.map_err(DecryptError::Plugin))
+            .collect(),
+        Err(e) => files
+            .iter()
+            .map(|_| Err(DecryptError::Plugin(e.clone())))
+            .collect(),
+    }
+}
+
+type Answer = Result<Option<FileKey>, PluginError>;
+
+fn unwrap_session(
+    client: &Client,
+    name: &str,
+    identity: &str,
+    files: &[&[Stanza]],
+) -> Result<Vec<Answer>, PluginError> {
     let mut plugin = Conversation::start(client, name, "identity-v1")?;
     plugin.send("add-identity", &[identity], &[])?;
-    for stanza in stanzas {
-        let mut args = vec!["0", stanza.kind.as_str()];
-        args.extend(stanza.args.iter().map(String::as_str));
-        plugin.send("recipient-stanza", &args, &stanza.body)?;
+    for (i, stanzas) in files.iter().enumerate() {
+        let index = i.to_string();
+        for stanza in stanzas.iter() {
+            let mut args = vec![index.as_str(), stanza.kind.as_str()];
+            args.extend(stanza.args.iter().map(String::as_str));
+            plugin.send("recipient-stanza", &args, &stanza.body)?;
+        }
     }
     plugin.send("done", &[], &[])?;
-    let mut file_key = None;
-    let mut errors = Vec::new();
+    let mut answers: Vec<Answer> = files.iter().map(|_| Ok(None)).collect();
+    let mut general = None;
     loop {
         let stanza = plugin.receive()?;
         if plugin.answer_request(&stanza)? {
@@ -317,34 +343,53 @@ pub(super) fn unwrap(
         match stanza.kind.as_str() {
             "done" => break,
             "file-key" => {
-                if stanza.args != ["0"] || file_key.is_some() {
-                    return Err(plugin.error("sent a file key for a file it was not given"));
-                }
+                let index = match stanza.args.as_slice() {
+                    [index] => index.parse::<usize>().ok().filter(|&i| i < files.len()),
+                    _ => None,
+                };
+                let Some(index) = index.filter(|&i| matches!(answers[i], Ok(None))) else {
+                    return Err(
+                        plugin.error("sent a file key for a file it was not given, or twice")
+                    );
+                };
                 let key = FileKey::from_slice(&stanza.body).ok_or_else(|| {
                     plugin.error(format!(
                         "sent a file key of {} bytes, not {FILE_KEY_SIZE}",
                         stanza.body.len()
                     ))
                 })?;
-                file_key = Some(key);
+                answers[index] = Ok(Some(key));
                 plugin.send("ok", &[], &[])?;
             }
             "error" => {
                 let error = plugin.reported(&stanza);
+                // `error stanza FILE STANZA` is that file's; any other, every file's.
+                let file = match stanza.args.as_slice() {
+                    [kind, file, _] if kind == "stanza" => file.parse::<usize>().ok(),
+                    _ => None,
+                };
+                match file.filter(|&i| i < files.len()) {
+                    Some(i) => answers[i] = Err(error.clone()),
+                    None => {
+                        general.get_or_insert(error.clone());
+                    }
+                }
                 // A plugin that reports an error may leave without hearing the answer.
                 if plugin.send("ok", &[], &[]).is_err() {
                     return Err(error);
                 }
-                errors.push(error);
             }
             _ => plugin.send("unsupported", &[], &[])?,
         }
     }
-    match (file_key, errors.into_iter().next()) {
-        (Some(key), _) => Ok(Some(key)),
-        (None, Some(error)) => Err(error),
-        (None, None) => Ok(None),
+    if let Some(error) = general {
+        for answer in &mut answers {
+            if matches!(answer, Ok(None)) {
+                *answer = Err(error.clone());
+            }
+        }
     }
+    Ok(answers)
 }
 
 /// The `FILE_INDEX STANZA...` of a `recipient-stanza` command.

@@ -283,9 +283,20 @@ impl recipient::Identity for Identity {
     /// All of a header's stanzas go to the plugin in one session: it picks the one it can
     /// open (they all wrap the same key).
     fn unwrap_stanzas(&self, stanzas: &[Stanza]) -> Option<Result<FileKey, DecryptError>> {
-        conversation::unwrap(&self.client, &self.name, &self.encoded, stanzas)
-            .map_err(DecryptError::Plugin)
-            .transpose()
+        let files = std::slice::from_ref(&stanzas);
+        let mut keys = conversation::unwrap(&self.client, &self.name, &self.encoded, files);
+        keys.pop().expect("one answer a file").transpose()
+    }
+
+    fn unwraps_many(&self) -> bool {
+        true
+    }
+
+    /// Many files in one session: the plugin's prompts and touches come once.
+    fn unwrap_many(&self, headers: &[Vec<Stanza>]) -> Vec<Option<Result<FileKey, DecryptError>>> {
+        let files: Vec<&[Stanza]> = headers.iter().map(Vec::as_slice).collect();
+        let keys = conversation::unwrap(&self.client, &self.name, &self.encoded, &files);
+        keys.into_iter().map(Result::transpose).collect()
     }
 }
 
