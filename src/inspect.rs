@@ -26,6 +26,9 @@ impl StanzaInfo {
     /// Who the stanza is for, in words.
     pub fn target(&self) -> String {
         match (&self.tag, self.kind.as_str()) {
+            (Some(tag), "p256tag" | "mlkem768p256tag") => format!(
+                "a P-256 key in hardware (age1tag), tagged {tag}; its plugin opens it (doc/plugins.md)"
+            ),
             (Some(tag), _) => {
                 format!("the SSH key tagged {tag} (the first 4 bytes of SHA-256 of its public key)")
             }
@@ -86,7 +89,9 @@ impl Inspection {
                 args: s.args.clone(),
                 body_len: s.body.len(),
                 tag: match s.kind.as_str() {
-                    "ssh-rsa" | "ssh-ed25519" => s.args.first().cloned(),
+                    "ssh-rsa" | "ssh-ed25519" | "p256tag" | "mlkem768p256tag" => {
+                        s.args.first().cloned()
+                    }
                     _ => None,
                 },
             })

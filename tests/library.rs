@@ -10,6 +10,8 @@ use seal::stream::{CHUNK_SIZE, ENCRYPTED_CHUNK_SIZE, NONCE_SIZE};
 mod crash_points;
 #[path = "library/rotate.rs"]
 mod rotate;
+#[path = "library/tag.rs"]
+mod tag;
 #[cfg(feature = "watch")]
 #[path = "library/watch.rs"]
 mod watch;

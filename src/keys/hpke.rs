@@ -65,20 +65,49 @@ impl Suite {
         context
     }
 
-    /// `HKDF-Extract(salt, "HPKE-v1" || suite_id || label || ikm)`.
     fn labeled_extract(&self, salt: &[u8], label: &[u8], ikm: &[u8]) -> Zeroizing<[u8; 32]> {
-        let labeled = Zeroizing::new([VERSION, &self.id, label, ikm].concat());
-        hkdf_extract(salt, &labeled)
+        labeled_extract(&self.id, salt, label, ikm)
     }
 
-    /// `HKDF-Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L)`.
     fn labeled_expand(&self, prk: &[u8; 32], label: &[u8], info: &[u8], out: &mut [u8]) {
-        let length = u16::try_from(out.len())
-            .expect("HPKE outputs are short")
-            .to_be_bytes();
-        let labeled = [&length, VERSION, &self.id, label, info].concat();
-        hkdf_expand(prk, &labeled, out);
+        labeled_expand(&self.id, prk, label, info, out)
     }
+}
+
+/// The shared secret of a Diffie-Hellman KEM (DHKEM, RFC 9180 section 4.1) from its `dh`
+/// and `kem_context` (`enc || pkRm`): `ExtractAndExpand`, under the KEM's own suite id.
+pub(crate) fn dhkem_shared_secret(
+    kem_id: u16,
+    dh: &[u8],
+    kem_context: &[u8],
+) -> Zeroizing<[u8; 32]> {
+    let [k0, k1] = kem_id.to_be_bytes();
+    let suite_id = [b'K', b'E', b'M', k0, k1];
+    let eae_prk = labeled_extract(&suite_id, b"", b"eae_prk", dh);
+    let mut shared = Zeroizing::new([0u8; 32]);
+    labeled_expand(
+        &suite_id,
+        &eae_prk,
+        b"shared_secret",
+        kem_context,
+        shared.as_mut(),
+    );
+    shared
+}
+
+/// `HKDF-Extract(salt, "HPKE-v1" || suite_id || label || ikm)`.
+fn labeled_extract(suite_id: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Zeroizing<[u8; 32]> {
+    let labeled = Zeroizing::new([VERSION, suite_id, label, ikm].concat());
+    hkdf_extract(salt, &labeled)
+}
+
+/// `HKDF-Expand(prk, I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, L)`.
+fn labeled_expand(suite_id: &[u8], prk: &[u8; 32], label: &[u8], info: &[u8], out: &mut [u8]) {
+    let length = u16::try_from(out.len())
+        .expect("HPKE outputs are short")
+        .to_be_bytes();
+    let labeled = [&length, VERSION, suite_id, label, info].concat();
+    hkdf_expand(prk, &labeled, out);
 }
 
 /// The derived key and nonce of one HPKE message. The key is zeroized on drop.

@@ -6,8 +6,10 @@
 //!
 //! | first line                            | what                                  |
 //! |---------------------------------------|---------------------------------------|
-//! | `AGE-SECRET-KEY-1...` lines           | age identities (X25519, `-PQ-1` too)  |
-//! | `age1...`, `ssh-rsa`, `ssh-ed25519`   | recipients, one per line (`age1pq1`)  |
+//! | `AGE-SECRET-KEY-1...` lines           | age identities (X25519, `-PQ-1` too), |
+//! |                                       | and plugins' (`AGE-PLUGIN-NAME-1...`) |
+//! | `age1...`, `ssh-rsa`, `ssh-ed25519`   | recipients, one per line (`age1pq1`,  |
+//! |                                       | `age1tag1`, a plugin's `age1NAME1`)   |
 //! | `-----BEGIN OPENSSH PRIVATE KEY-----` | OpenSSH RSA or Ed25519 key            |
 //! | `-----BEGIN RSA PRIVATE KEY-----`     | PKCS#1 RSA key                        |
 //! | `-----BEGIN PRIVATE KEY-----`         | PKCS#8 RSA key                        |
@@ -26,6 +28,7 @@ pub mod ssh;
 pub mod ssh_ed25519;
 pub mod ssh_rsa;
 pub(crate) mod ssh_wire;
+pub mod tag;
 pub mod x25519;
 pub(crate) mod xwing;
 
@@ -44,6 +47,7 @@ use crate::shown;
 
 const PQ_RECIPIENT_PREFIX: &str = "age1pq1";
 const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-1";
+const TAG_RECIPIENT_PREFIX: &str = "age1tag1";
 
 /// The key formats `--key` reads, for the error about a file in none of them.
 pub(crate) const IDENTITY_FORMATS: &str =
@@ -63,6 +67,8 @@ pub enum PublicKey {
     Pq(Box<pq::Recipient>),
     /// An `ssh-rsa` or `ssh-ed25519` key (from a line, a PEM file or a private key).
     Ssh(ssh::PublicKey),
+    /// A P-256 key in hardware, `age1tag1...`, sealed to without a plugin.
+    Tag(tag::Recipient),
     /// A recipient served by a plugin, `age1NAME1...`.
     Plugin(plugin::Recipient),
 }
@@ -79,6 +85,7 @@ impl PublicKey {
             PublicKey::X25519(r) => Box::new(r.clone()),
             PublicKey::Pq(r) => Box::new(pq::Recipient::clone(r)),
             PublicKey::Ssh(k) => k.to_recipient(),
+            PublicKey::Tag(r) => Box::new(r.clone()),
             PublicKey::Plugin(r) => Box::new(r.clone().with_client(plugins)),
         }
     }
@@ -101,6 +108,7 @@ impl PublicKey {
         match self {
             PublicKey::X25519(_) => age("X25519"),
             PublicKey::Pq(_) => age("MLKEM768-X25519"),
+            PublicKey::Tag(_) => age("P-256 TAG"),
             PublicKey::Plugin(r) => age(&format!("plugin {}", r.plugin())),
             PublicKey::Ssh(k) => k.fingerprint_line(),
         }
@@ -131,6 +139,7 @@ impl fmt::Display for PublicKey {
         match self {
             PublicKey::X25519(r) => r.fmt(f),
             PublicKey::Pq(r) => r.fmt(f),
+            PublicKey::Tag(r) => r.fmt(f),
             PublicKey::Plugin(r) => r.fmt(f),
             PublicKey::Ssh(k) => k.fmt(f),
         }
@@ -367,6 +376,9 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     };
     if s.starts_with(PQ_RECIPIENT_PREFIX) {
         return Ok(PublicKey::Pq(Box::new(s.parse()?)));
+    }
+    if s.starts_with(TAG_RECIPIENT_PREFIX) {
+        return Ok(PublicKey::Tag(s.parse()?));
     }
     if let Some(plugin) = plugin::Recipient::parse(s) {
         return Ok(PublicKey::Plugin(plugin?));

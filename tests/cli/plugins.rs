@@ -249,3 +249,20 @@ fn a_misbehaving_plugin_ends_with_one_clear_error_in_bounded_time_and_nothing_wr
     dir.write("f.age", b"age-encryption.org/v1\n");
     dir.line("unseal f.age -k bad.key -o out").run().fails(2);
 }
+
+#[test]
+fn seal_seals_to_a_tag_recipient_without_a_plugin_and_inspect_names_its_stanza() {
+    let dir = Dir::new();
+    dir.write("f", b"for the hardware key");
+    // The example recipient of the spec (C2SP age.md); PATH holds no plugin at all.
+    let recipient = "age1tag1qt8lw0ual6avlwmwatk888yqnmdamm7xfd0wak53ut6elz5c4swx2yqdj4e";
+    let mut seal = dir.line(&format!("seal f --to {recipient}"));
+    seal.cmd.env("PATH", "/nonexistent");
+    seal.run().ok();
+    let run = dir.line("unseal --inspect f.age").run().ok();
+    let text = run.stdout_string();
+    assert!(
+        text.contains("1. p256tag, recipient: a P-256 key in hardware"),
+        "{text}"
+    );
+}
