@@ -72,10 +72,16 @@ pub fn run(
         Some(path) => rotation(path, &header)?,
         None => None,
     };
-    let report = if json {
-        to_json(&info, name, &matches, !keys.is_empty(), rotation.as_ref())
-    } else {
-        to_text(&info, name, &matches, !keys.is_empty(), rotation.as_ref())
+    let report = Report {
+        info: &info,
+        name,
+        matches: &matches,
+        keyed: !keys.is_empty(),
+        rotation: rotation.as_ref(),
+    };
+    let report = match json {
+        true => report.json(),
+        false => report.text(),
     };
     print!("{report}");
     Ok(())
@@ -130,165 +136,180 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-fn to_text(
-    info: &Inspection,
-    name: &Path,
-    matches: &[Vec<String>],
+/// What `--inspect` reports about one file.
+struct Report<'a> {
+    info: &'a Inspection,
+    name: &'a Path,
+    /// For each stanza, the key files that open it.
+    matches: &'a [Vec<String>],
+    /// Keys were given.
     keyed: bool,
-    rotation: Option<&Rotated>,
-) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "file: {}", crate::shown::path(name));
-    let _ = writeln!(out, "format: {}", info.version);
-    let armor = if info.armored {
-        "yes (sizes below are of the decoded file)"
-    } else {
-        "no"
-    };
-    let _ = writeln!(out, "armored: {armor}");
-    let _ = writeln!(out, "header: {} bytes", info.header_len);
-    match &info.plaintext {
-        Ok((plain, chunks)) => {
-            let _ = writeln!(
+    rotation: Option<&'a Rotated>,
+}
+
+impl Report<'_> {
+    fn text(&self) -> String {
+        let Report {
+            info,
+            name,
+            matches,
+            keyed,
+            rotation,
+        } = *self;
+        let mut out = String::new();
+        let _ = writeln!(out, "file: {}", crate::shown::path(name));
+        let _ = writeln!(out, "format: {}", info.version);
+        let armor = if info.armored {
+            "yes (sizes below are of the decoded file)"
+        } else {
+            "no"
+        };
+        let _ = writeln!(out, "armored: {armor}");
+        let _ = writeln!(out, "header: {} bytes", info.header_len);
+        match &info.plaintext {
+            Ok((plain, chunks)) => {
+                let _ = writeln!(
                 out,
                 "payload: {} bytes (16-byte nonce, {chunks} chunk{}, {plain} bytes of plaintext)",
                 info.payload_len,
                 if *chunks == 1 { "" } else { "s" }
             );
-        }
-        Err(e) => {
-            let _ = writeln!(out, "payload: {} bytes, invalid: {e}", info.payload_len);
-        }
-    }
-    match rotation {
-        None => {}
-        Some(Ok(rotations)) => {
-            let n = rotations.len();
-            let _ = writeln!(out, "rotated: {n} time{}", if n == 1 { "" } else { "s" });
-            for rotation in rotations {
-                let from = rotation
-                    .from
-                    .as_deref()
-                    .unwrap_or("a key without a fingerprint");
-                let _ = writeln!(out, "  {} from {from}", rotation.time);
+            }
+            Err(e) => {
+                let _ = writeln!(out, "payload: {} bytes, invalid: {e}", info.payload_len);
             }
         }
-        Some(Err(why)) => {
-            let _ = writeln!(out, "rotated: unknown, {why}");
-        }
-    }
-    let _ = writeln!(out, "stanzas: {}", info.stanzas.len());
-    for (i, (stanza, found)) in info.stanzas.iter().zip(matches).enumerate() {
-        let kind = crate::shown::escape(stanza.kind.as_bytes());
-        let target = crate::shown::escape(stanza.target().as_bytes());
-        if stanza.signer().is_some() {
-            let _ = writeln!(out, "  {}. {kind}: {target}", i + 1);
-            continue;
-        }
-        let _ = writeln!(out, "  {}. {kind}, recipient: {target}", i + 1);
-        if keyed {
-            match found.as_slice() {
-                [] => {
-                    let _ = writeln!(out, "     opens with: none of the keys given");
+        match rotation {
+            None => {}
+            Some(Ok(rotations)) => {
+                let n = rotations.len();
+                let _ = writeln!(out, "rotated: {n} time{}", if n == 1 { "" } else { "s" });
+                for rotation in rotations {
+                    let from = rotation
+                        .from
+                        .as_deref()
+                        .unwrap_or("a key without a fingerprint");
+                    let _ = writeln!(out, "  {} from {from}", rotation.time);
                 }
-                found => {
-                    let _ = writeln!(out, "     opens with: {}", found.join(", "));
+            }
+            Some(Err(why)) => {
+                let _ = writeln!(out, "rotated: unknown, {why}");
+            }
+        }
+        let _ = writeln!(out, "stanzas: {}", info.stanzas.len());
+        for (i, (stanza, found)) in info.stanzas.iter().zip(matches).enumerate() {
+            let kind = crate::shown::escape(stanza.kind.as_bytes());
+            let target = crate::shown::escape(stanza.target().as_bytes());
+            if stanza.signer().is_some() {
+                let _ = writeln!(out, "  {}. {kind}: {target}", i + 1);
+                continue;
+            }
+            let _ = writeln!(out, "  {}. {kind}, recipient: {target}", i + 1);
+            if keyed {
+                match found.as_slice() {
+                    [] => {
+                        let _ = writeln!(out, "     opens with: none of the keys given");
+                    }
+                    found => {
+                        let _ = writeln!(out, "     opens with: {}", found.join(", "));
+                    }
                 }
             }
         }
+        out
     }
-    out
-}
 
-fn to_json(
-    info: &Inspection,
-    name: &Path,
-    matches: &[Vec<String>],
-    keyed: bool,
-    rotation: Option<&Rotated>,
-) -> String {
-    let mut out = String::from("{");
-    json_path(&mut out, "file", Some(name));
-    out.remove(1); // json_path writes a leading comma
-    out.push_str(",\"format\":");
-    json_string(&mut out, info.version);
-    let _ = write!(
-        out,
-        ",\"armored\":{},\"header_bytes\":{},\"payload_bytes\":{}",
-        info.armored, info.header_len, info.payload_len
-    );
-    match &info.plaintext {
-        Ok((plain, chunks)) => {
-            let _ = write!(
-                out,
-                ",\"plaintext_bytes\":{plain},\"chunks\":{chunks},\"payload_error\":null"
-            );
-        }
-        Err(e) => {
-            out.push_str(",\"plaintext_bytes\":null,\"chunks\":null,\"payload_error\":");
-            json_string(&mut out, &e.to_string());
-        }
-    }
-    out.push_str(",\"rotations\":");
-    match rotation {
-        Some(Ok(rotations)) => {
-            out.push('[');
-            for (i, rotation) in rotations.iter().enumerate() {
-                out.push_str(if i > 0 { ",{\"time\":" } else { "{\"time\":" });
-                json_string(&mut out, &rotation.time);
-                out.push_str(",\"from\":");
-                match &rotation.from {
-                    Some(from) => json_string(&mut out, from),
-                    None => out.push_str("null"),
-                }
-                out.push('}');
+    fn json(&self) -> String {
+        let Report {
+            info,
+            name,
+            matches,
+            keyed,
+            rotation,
+        } = *self;
+        let mut out = String::from("{");
+        json_path(&mut out, "file", Some(name));
+        out.remove(1); // json_path writes a leading comma
+        out.push_str(",\"format\":");
+        json_string(&mut out, info.version);
+        let _ = write!(
+            out,
+            ",\"armored\":{},\"header_bytes\":{},\"payload_bytes\":{}",
+            info.armored, info.header_len, info.payload_len
+        );
+        match &info.plaintext {
+            Ok((plain, chunks)) => {
+                let _ = write!(
+                    out,
+                    ",\"plaintext_bytes\":{plain},\"chunks\":{chunks},\"payload_error\":null"
+                );
             }
-            out.push_str("],\"rotation_error\":null");
+            Err(e) => {
+                out.push_str(",\"plaintext_bytes\":null,\"chunks\":null,\"payload_error\":");
+                json_string(&mut out, &e.to_string());
+            }
         }
-        Some(Err(why)) => {
-            out.push_str("null,\"rotation_error\":");
-            json_string(&mut out, why);
+        out.push_str(",\"rotations\":");
+        match rotation {
+            Some(Ok(rotations)) => {
+                out.push('[');
+                for (i, rotation) in rotations.iter().enumerate() {
+                    out.push_str(if i > 0 { ",{\"time\":" } else { "{\"time\":" });
+                    json_string(&mut out, &rotation.time);
+                    out.push_str(",\"from\":");
+                    match &rotation.from {
+                        Some(from) => json_string(&mut out, from),
+                        None => out.push_str("null"),
+                    }
+                    out.push('}');
+                }
+                out.push_str("],\"rotation_error\":null");
+            }
+            Some(Err(why)) => {
+                out.push_str("null,\"rotation_error\":");
+                json_string(&mut out, why);
+            }
+            None => out.push_str("null,\"rotation_error\":null"),
         }
-        None => out.push_str("null,\"rotation_error\":null"),
-    }
-    out.push_str(",\"stanzas\":[");
-    for (i, (stanza, found)) in info.stanzas.iter().zip(matches).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"type\":");
-        json_string(&mut out, &stanza.kind);
-        out.push_str(",\"args\":[");
-        for (j, arg) in stanza.args.iter().enumerate() {
-            if j > 0 {
+        out.push_str(",\"stanzas\":[");
+        for (i, (stanza, found)) in info.stanzas.iter().zip(matches).enumerate() {
+            if i > 0 {
                 out.push(',');
             }
-            json_string(&mut out, arg);
-        }
-        let _ = write!(out, "],\"body_bytes\":{},\"tag\":", stanza.body_len);
-        match &stanza.tag {
-            Some(tag) => json_string(&mut out, tag),
-            None => out.push_str("null"),
-        }
-        out.push_str(",\"recipient\":");
-        if let Some(signer) = stanza.signer() {
-            out.push_str("null,\"signer\":");
-            json_string(&mut out, signer);
-        } else {
-            json_string(&mut out, &stanza.target());
-        }
-        if keyed && stanza.signer().is_none() {
-            out.push_str(",\"opens_with\":[");
-            for (j, key) in found.iter().enumerate() {
+            out.push_str("{\"type\":");
+            json_string(&mut out, &stanza.kind);
+            out.push_str(",\"args\":[");
+            for (j, arg) in stanza.args.iter().enumerate() {
                 if j > 0 {
                     out.push(',');
                 }
-                json_string(&mut out, key);
+                json_string(&mut out, arg);
             }
-            out.push(']');
+            let _ = write!(out, "],\"body_bytes\":{},\"tag\":", stanza.body_len);
+            match &stanza.tag {
+                Some(tag) => json_string(&mut out, tag),
+                None => out.push_str("null"),
+            }
+            out.push_str(",\"recipient\":");
+            if let Some(signer) = stanza.signer() {
+                out.push_str("null,\"signer\":");
+                json_string(&mut out, signer);
+            } else {
+                json_string(&mut out, &stanza.target());
+            }
+            if keyed && stanza.signer().is_none() {
+                out.push_str(",\"opens_with\":[");
+                for (j, key) in found.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    json_string(&mut out, key);
+                }
+                out.push(']');
+            }
+            out.push('}');
         }
-        out.push('}');
+        out.push_str("]}\n");
+        out
     }
-    out.push_str("]}\n");
-    out
 }

@@ -187,19 +187,42 @@ fn temporaries(root: &Path) -> usize {
     })
 }
 
+/// In the child process (`SEAL_CRASH_POINT` set): runs `batch` on the test's directory with
+/// a [`Killer`], which must kill the process at its point.
+fn die_at_the_point_if_child(batch: fn(&Path, &dyn Observer) -> Vec<batch::Report>) {
+    let Ok(point) = std::env::var(POINT) else {
+        return;
+    };
+    let root = PathBuf::from(std::env::var(DIR).unwrap());
+    let killer = Killer {
+        point: Point::parse(&point),
+        created: AtomicUsize::new(0),
+        renamed: AtomicUsize::new(0),
+        reported: AtomicUsize::new(0),
+    };
+    batch(&root, &killer);
+    panic!("the batch ended without reaching {point}");
+}
+
+/// Runs the test `name` again as a child that kills itself at `point` in `root`.
+fn killed_at(name: &str, point: Point, root: &Path) {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture"])
+        .env(POINT, point.text())
+        .env(DIR, root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        child.status.signal(),
+        Some(9),
+        "{point:?}: the batch was not killed there: {}",
+        String::from_utf8_lossy(&child.stdout)
+    );
+}
+
 #[test]
 fn a_batch_killed_at_any_step_of_its_commit_is_finished_by_the_next_run() {
-    if let Ok(point) = std::env::var(POINT) {
-        let root = PathBuf::from(std::env::var(DIR).unwrap());
-        let killer = Killer {
-            point: Point::parse(&point),
-            created: AtomicUsize::new(0),
-            renamed: AtomicUsize::new(0),
-            reported: AtomicUsize::new(0),
-        };
-        run_batch(&root, &killer);
-        panic!("the batch ended without reaching {point}");
-    }
+    die_at_the_point_if_child(run_batch);
     for &point in POINTS {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
@@ -214,21 +237,10 @@ fn a_batch_killed_at_any_step_of_its_commit_is_finished_by_the_next_run() {
             fs::write(input(root, i), content(i)).unwrap();
         }
 
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "crash_points::a_batch_killed_at_any_step_of_its_commit_is_finished_by_the_next_run",
-                "--exact",
-                "--nocapture",
-            ])
-            .env(POINT, point.text())
-            .env(DIR, root)
-            .output()
-            .unwrap();
-        assert_eq!(
-            child.status.signal(),
-            Some(9),
-            "{point:?}: the batch was not killed there: {}",
-            String::from_utf8_lossy(&child.stdout)
+        killed_at(
+            "crash_points::a_batch_killed_at_any_step_of_its_commit_is_finished_by_the_next_run",
+            point,
+            root,
         );
         let placed = check_left(root, &identity, point);
         // Outputs are renamed one at a time, and reported once in place; none is in place
@@ -321,17 +333,7 @@ fn rotate_batch(root: &Path, observer: &dyn Observer) -> Vec<batch::Report> {
 fn a_rotation_killed_at_any_step_of_its_commit_leaves_files_old_or_new_and_is_finished_by_the_next_run(
 ) {
     const NAME: &str = "crash_points::a_rotation_killed_at_any_step_of_its_commit_leaves_files_old_or_new_and_is_finished_by_the_next_run";
-    if let Ok(point) = std::env::var(POINT) {
-        let root = PathBuf::from(std::env::var(DIR).unwrap());
-        let killer = Killer {
-            point: Point::parse(&point),
-            created: AtomicUsize::new(0),
-            renamed: AtomicUsize::new(0),
-            reported: AtomicUsize::new(0),
-        };
-        rotate_batch(&root, &killer);
-        panic!("the rotation ended without reaching {point}");
-    }
+    die_at_the_point_if_child(rotate_batch);
     for &point in POINTS {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
@@ -348,18 +350,7 @@ fn a_rotation_killed_at_any_step_of_its_commit_leaves_files_old_or_new_and_is_fi
             fs::write(sealed(root, i), bytes).unwrap();
         }
 
-        let child = Command::new(std::env::current_exe().unwrap())
-            .args([NAME, "--exact", "--nocapture"])
-            .env(POINT, point.text())
-            .env(DIR, root)
-            .output()
-            .unwrap();
-        assert_eq!(
-            child.status.signal(),
-            Some(9),
-            "{point:?}: the rotation was not killed there: {}",
-            String::from_utf8_lossy(&child.stdout)
-        );
+        killed_at(NAME, point, root);
         // Every file is old or new, whole; a new one has its record, and so may an old one
         // (its record durable, its header not yet written: what a rerun finishes).
         let (mut rotated, mut interrupted) = (0, 0);

@@ -187,11 +187,37 @@ impl<'c> Conversation<'c> {
         Ok(true)
     }
 
-    /// An `error` stanza from the plugin, as this session's error.
-    fn reported(&self, stanza: &Stanza) -> PluginError {
+    /// Phase 2, which the plugin leads, to its `done`: its requests answered, and every
+    /// other stanza given to `handle`, which returns `Ok(false)` for one it does not know
+    /// (answered `unsupported`, as the protocol asks).
+    fn phase_two(
+        &mut self,
+        mut handle: impl FnMut(&mut Self, Stanza) -> Result<bool, PluginError>,
+    ) -> Result<(), PluginError> {
+        loop {
+            let stanza = self.receive()?;
+            if self.answer_request(&stanza)? {
+                continue;
+            }
+            if stanza.kind == "done" {
+                return Ok(());
+            }
+            if !handle(self, stanza)? {
+                self.send("unsupported", &[], &[])?;
+            }
+        }
+    }
+
+    /// An `error` stanza from the plugin, acknowledged: as this session's error. A plugin
+    /// that reports an error may leave without hearing the answer: then it is the error.
+    fn acknowledge(&mut self, stanza: &Stanza) -> Result<PluginError, PluginError> {
         let which = stanza.args.join(" ");
         let text = shown::escape(stanza.body.as_slice());
-        self.error(format!("{text} ({})", shown::escape(which.as_bytes())))
+        let error = self.error(format!("{text} ({})", shown::escape(which.as_bytes())));
+        match self.send("ok", &[], &[]) {
+            Ok(()) => Ok(error),
+            Err(_) => Err(error),
+        }
     }
 }
 
@@ -256,32 +282,21 @@ pub(super) fn wrap(
     plugin.send("done", &[], &[])?;
     let mut stanzas = Vec::new();
     let mut errors = Vec::new();
-    loop {
-        let stanza = plugin.receive()?;
-        if plugin.answer_request(&stanza)? {
-            continue;
-        }
+    plugin.phase_two(|plugin, stanza| {
         match stanza.kind.as_str() {
-            "done" => break,
             "recipient-stanza" => {
-                let (index, wrapped) = inner_stanza(&plugin, stanza)?;
+                let (index, wrapped) = inner_stanza(plugin, stanza)?;
                 if index != 0 {
                     return Err(plugin.error("sent a stanza for a file it was not given"));
                 }
                 stanzas.push(wrapped);
                 plugin.send("ok", &[], &[])?;
             }
-            "error" => {
-                let error = plugin.reported(&stanza);
-                // A plugin that reports an error may leave without hearing the answer.
-                if plugin.send("ok", &[], &[]).is_err() {
-                    return Err(error);
-                }
-                errors.push(error);
-            }
-            _ => plugin.send("unsupported", &[], &[])?,
+            "error" => errors.push(plugin.acknowledge(&stanza)?),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if let Some(error) = errors.into_iter().next() {
         return Err(error);
     }
@@ -335,13 +350,8 @@ fn unwrap_session(
     plugin.send("done", &[], &[])?;
     let mut answers: Vec<Answer> = files.iter().map(|_| Ok(None)).collect();
     let mut general = None;
-    loop {
-        let stanza = plugin.receive()?;
-        if plugin.answer_request(&stanza)? {
-            continue;
-        }
+    plugin.phase_two(|plugin, stanza| {
         match stanza.kind.as_str() {
-            "done" => break,
             "file-key" => {
                 let index = match stanza.args.as_slice() {
                     [index] => index.parse::<usize>().ok().filter(|&i| i < files.len()),
@@ -362,26 +372,23 @@ fn unwrap_session(
                 plugin.send("ok", &[], &[])?;
             }
             "error" => {
-                let error = plugin.reported(&stanza);
+                let error = plugin.acknowledge(&stanza)?;
                 // `error stanza FILE STANZA` is that file's; any other, every file's.
                 let file = match stanza.args.as_slice() {
                     [kind, file, _] if kind == "stanza" => file.parse::<usize>().ok(),
                     _ => None,
                 };
                 match file.filter(|&i| i < files.len()) {
-                    Some(i) => answers[i] = Err(error.clone()),
+                    Some(i) => answers[i] = Err(error),
                     None => {
-                        general.get_or_insert(error.clone());
+                        general.get_or_insert(error);
                     }
                 }
-                // A plugin that reports an error may leave without hearing the answer.
-                if plugin.send("ok", &[], &[]).is_err() {
-                    return Err(error);
-                }
             }
-            _ => plugin.send("unsupported", &[], &[])?,
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if let Some(error) = general {
         for answer in &mut answers {
             if matches!(answer, Ok(None)) {
