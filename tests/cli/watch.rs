@@ -21,10 +21,18 @@ struct Watching {
 
 impl Watching {
     fn start(dir: &Dir, extra: &str) -> Watching {
+        Watching::start_with(dir, extra, &[])
+    }
+
+    /// As [`Watching::start`], with environment variables set.
+    fn start_with(dir: &Dir, extra: &str, env: &[(&str, std::ffi::OsString)]) -> Watching {
         let line =
             format!("unseal --watch in -o out -k server.key --state-dir state --json {extra}");
-        let child = dir
-            .line(&line)
+        let mut cmd = dir.line(&line);
+        for (name, value) in env {
+            cmd.cmd.env(name, value);
+        }
+        let child = cmd
             .cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -514,4 +522,38 @@ fn a_symbolic_link_in_the_inbox_is_never_followed_to_an_upload_outside_it() {
     assert!(!dir.exists("out/linked") && !dir.exists("out/y") && !dir.exists("out/z"));
     assert!(dir.exists("elsewhere/x.age"), "removed through a link");
     assert!(!dir.exists("q/linked") && !dir.exists("q/y.age") && !dir.exists("q/z.age"));
+}
+
+#[test]
+fn a_server_key_in_a_plugin_opens_each_upload_with_its_pin_from_a_file() {
+    let dir = Dir::new();
+    plugin_key(&dir);
+    std::fs::rename(dir.path("plugin.key"), dir.path("server.key")).unwrap();
+    dir.mkdir("in");
+    dir.write_private("pin", "2468\n");
+    let env = [
+        ("PATH", path_with(&plugin_dir())),
+        ("SEALTEST_PIN", "2468".into()),
+        ("SEALTEST_LOG", dir.path("plugin.log").into_os_string()),
+    ];
+    let watching = Watching::start_with(&dir, "--settle 0.2 --key-passphrase-file pin", &env);
+    for name in ["a", "b", "c"] {
+        dir.write(format!("staging/{name}"), name.repeat(1000));
+        let mut seal = dir.line(&format!("seal staging/{name} --to plugin.pub"));
+        seal.cmd.env("PATH", path_with(&plugin_dir()));
+        seal.run().ok();
+        std::fs::rename(
+            dir.path(format!("staging/{name}.age")),
+            dir.path(format!("in/{name}.age")),
+        )
+        .unwrap();
+        wait_until(name, || dir.exists(format!("out/{name}")));
+    }
+    let (code, records, stderr) = watching.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(unsealed(&records).len(), 3, "{stderr}");
+    assert_eq!(dir.read("out/b"), "b".repeat(1000).as_bytes());
+    // The inbox opens each upload as it comes: a session each, the PIN from the file.
+    let log = dir.read_string("plugin.log");
+    assert_eq!(log.matches("identity-v1 1").count(), 3, "{log}");
 }
