@@ -26,8 +26,11 @@ impl StanzaInfo {
     /// Who the stanza is for, in words.
     pub fn target(&self) -> String {
         match (&self.tag, self.kind.as_str()) {
-            (Some(tag), "p256tag" | "mlkem768p256tag") => format!(
+            (Some(tag), "p256tag") => format!(
                 "a P-256 key in hardware (age1tag), tagged {tag}; its plugin opens it (doc/plugins.md)"
+            ),
+            (Some(tag), "mlkem768p256tag") => format!(
+                "a post-quantum ML-KEM-768 + P-256 key in hardware (age1tagpq), tagged {tag}; its plugin opens it"
             ),
             (Some(tag), _) => {
                 format!("the SSH key tagged {tag} (the first 4 bytes of SHA-256 of its public key)")

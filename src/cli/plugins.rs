@@ -101,8 +101,9 @@ impl Prompter {
 
 impl Ui for Prompter {
     fn message(&self, plugin: &str, text: &str) -> bool {
-        say!("{}: {plugin}: {text}", self.program);
-        true
+        // Escaped already: one line, whatever the plugin sent.
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "{}: {plugin}: {text}", self.program).is_ok()
     }
 
     fn confirm(&self, plugin: &str, text: &str, yes: &str, no: Option<&str>) -> Option<bool> {

@@ -9,7 +9,8 @@
 //! | `AGE-SECRET-KEY-1...` lines           | age identities (X25519, `-PQ-1` too), |
 //! |                                       | and plugins' (`AGE-PLUGIN-NAME-1...`) |
 //! | `age1...`, `ssh-rsa`, `ssh-ed25519`   | recipients, one per line (`age1pq1`,  |
-//! |                                       | `age1tag1`, a plugin's `age1NAME1`)   |
+//! |                                       | `age1tag1`, `age1tagpq1`, a plugin's  |
+//! |                                       | `age1NAME1`)                          |
 //! | `-----BEGIN OPENSSH PRIVATE KEY-----` | OpenSSH RSA or Ed25519 key            |
 //! | `-----BEGIN RSA PRIVATE KEY-----`     | PKCS#1 RSA key                        |
 //! | `-----BEGIN PRIVATE KEY-----`         | PKCS#8 RSA key                        |
@@ -48,6 +49,7 @@ use crate::shown;
 const PQ_RECIPIENT_PREFIX: &str = "age1pq1";
 const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-1";
 const TAG_RECIPIENT_PREFIX: &str = "age1tag1";
+const TAG_PQ_RECIPIENT_PREFIX: &str = "age1tagpq1";
 
 /// The key formats `--key` reads, for the error about a file in none of them.
 pub(crate) const IDENTITY_FORMATS: &str =
@@ -69,6 +71,8 @@ pub enum PublicKey {
     Ssh(ssh::PublicKey),
     /// A P-256 key in hardware, `age1tag1...`, sealed to without a plugin.
     Tag(tag::Recipient),
+    /// A hybrid post-quantum key in hardware, `age1tagpq1...` (boxed: it is large).
+    TagPq(Box<tag::HybridRecipient>),
     /// A recipient served by a plugin, `age1NAME1...`.
     Plugin(plugin::Recipient),
 }
@@ -86,6 +90,7 @@ impl PublicKey {
             PublicKey::Pq(r) => Box::new(pq::Recipient::clone(r)),
             PublicKey::Ssh(k) => k.to_recipient(),
             PublicKey::Tag(r) => Box::new(r.clone()),
+            PublicKey::TagPq(r) => Box::new(tag::HybridRecipient::clone(r)),
             PublicKey::Plugin(r) => Box::new(r.clone().with_client(plugins)),
         }
     }
@@ -109,6 +114,7 @@ impl PublicKey {
             PublicKey::X25519(_) => age("X25519"),
             PublicKey::Pq(_) => age("MLKEM768-X25519"),
             PublicKey::Tag(_) => age("P-256 TAG"),
+            PublicKey::TagPq(_) => age("MLKEM768-P256 TAG"),
             PublicKey::Plugin(r) => age(&format!("plugin {}", r.plugin())),
             PublicKey::Ssh(k) => k.fingerprint_line(),
         }
@@ -140,6 +146,7 @@ impl fmt::Display for PublicKey {
             PublicKey::X25519(r) => r.fmt(f),
             PublicKey::Pq(r) => r.fmt(f),
             PublicKey::Tag(r) => r.fmt(f),
+            PublicKey::TagPq(r) => r.fmt(f),
             PublicKey::Plugin(r) => r.fmt(f),
             PublicKey::Ssh(k) => k.fmt(f),
         }
@@ -379,6 +386,9 @@ fn parse_public(s: &str) -> Result<PublicKey, KeyError> {
     }
     if s.starts_with(TAG_RECIPIENT_PREFIX) {
         return Ok(PublicKey::Tag(s.parse()?));
+    }
+    if s.starts_with(TAG_PQ_RECIPIENT_PREFIX) {
+        return Ok(PublicKey::TagPq(Box::new(s.parse()?)));
     }
     if let Some(plugin) = plugin::Recipient::parse(s) {
         return Ok(PublicKey::Plugin(plugin?));

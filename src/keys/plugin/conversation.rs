@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{failure, Client, PluginError};
 use crate::error::DecryptError;
@@ -34,7 +34,8 @@ pub(super) struct Conversation<'c> {
     client: &'c Client,
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<io::Result<Vec<u8>>>,
+    /// Lines as received: they may carry a file key or a secret, and are zeroized.
+    lines: mpsc::Receiver<io::Result<Zeroizing<Vec<u8>>>>,
     received: usize,
 }
 
@@ -67,15 +68,16 @@ impl<'c> Conversation<'c> {
         failure(self.name, message)
     }
 
-    /// Sends one stanza.
+    /// Sends one stanza. Its body (a file key, a secret) is zeroized once written.
     fn send(&mut self, kind: &str, args: &[&str], body: &[u8]) -> Result<(), PluginError> {
-        let stanza = Stanza {
+        let mut stanza = Stanza {
             kind: kind.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
             body: body.to_vec(),
         };
         let mut bytes = Zeroizing::new(Vec::new());
         format::write_stanza(&mut bytes, &stanza);
+        stanza.body.zeroize();
         let stdin = self.stdin.as_mut().expect("open until the session ends");
         let sent = stdin.write_all(&bytes).and_then(|()| stdin.flush());
         sent.map_err(|e| self.error(format!("stopped reading its input ({e})")))
@@ -113,7 +115,7 @@ impl<'c> Conversation<'c> {
     }
 
     /// The next line, without its newline.
-    fn line(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn line(&mut self) -> Result<Zeroizing<Vec<u8>>, PluginError> {
         match self.lines.recv_timeout(self.client.timeout) {
             Ok(Ok(line)) => Ok(line),
             Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
@@ -239,9 +241,9 @@ impl Drop for Conversation<'_> {
 }
 
 /// Reads `reader` a line at a time into `send`, until it ends, fails, or a line is too long.
-fn read_lines(mut reader: impl BufRead, send: &mpsc::SyncSender<io::Result<Vec<u8>>>) {
+fn read_lines(mut reader: impl BufRead, send: &mpsc::SyncSender<io::Result<Zeroizing<Vec<u8>>>>) {
     loop {
-        let mut line = Vec::new();
+        let mut line = Zeroizing::new(Vec::new());
         let read = (&mut reader)
             .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut line);
@@ -353,6 +355,7 @@ fn unwrap_session(
     plugin.phase_two(|plugin, stanza| {
         match stanza.kind.as_str() {
             "file-key" => {
+                let mut stanza = stanza;
                 let index = match stanza.args.as_slice() {
                     [index] => index.parse::<usize>().ok().filter(|&i| i < files.len()),
                     _ => None,
@@ -368,6 +371,7 @@ fn unwrap_session(
                         stanza.body.len()
                     ))
                 })?;
+                stanza.body.zeroize();
                 answers[index] = Ok(Some(key));
                 plugin.send("ok", &[], &[])?;
             }

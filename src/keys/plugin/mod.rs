@@ -44,7 +44,8 @@ pub struct PluginError {
 }
 
 /// What the user is asked on a plugin's behalf. Every method has a default that refuses
-/// (as with no terminal): a [`Client`] with [`NoUi`] answers nothing.
+/// (as with no terminal): a [`Client`] with [`NoUi`] answers nothing. Texts from the plugin
+/// arrive escaped (control characters as `\n`, `\x1b`, ...): each fits on one line.
 pub trait Ui: Send + Sync {
     /// Shows `text` from the plugin `plugin`; whether it could be shown.
     fn message(&self, plugin: &str, text: &str) -> bool {
