@@ -222,7 +222,7 @@ fn a_misbehaving_plugin_ends_with_one_clear_error_in_bounded_time_and_nothing_wr
             "plugin shortkey: sent a file key of 8 bytes, not 16",
         ),
         ("asks", "plugin asks: no PIN"),
-        ("chatty", "plugin chatty: sent more than 4096 stanzas"),
+        ("chatty", "plugin chatty: sent more than 4100 stanzas"),
     ] {
         let dir = Dir::new();
         hostile_setup(&dir, name);

@@ -25,8 +25,12 @@ use crate::shown;
 pub(super) const MAX_LINE: usize = 16 << 10;
 /// The largest stanza body a plugin may send.
 const MAX_BODY: usize = 1 << 20;
-/// The most stanzas a plugin may send in one session.
+/// The most stanzas a plugin may send in one session, beyond [`STANZAS_PER_FILE`] a file:
+/// its requests and messages.
 const MAX_STANZAS: usize = 4096;
+/// The stanzas a plugin may send for each file of a session: its file key or an error, and
+/// a message or request about it.
+const STANZAS_PER_FILE: usize = 4;
 
 /// A running plugin.
 pub(super) struct Conversation<'c> {
@@ -37,11 +41,19 @@ pub(super) struct Conversation<'c> {
     /// Lines as received: they may carry a file key or a secret, and are zeroized.
     lines: mpsc::Receiver<io::Result<Zeroizing<Vec<u8>>>>,
     received: usize,
+    /// The most stanzas this session takes from the plugin.
+    budget: usize,
 }
 
 impl<'c> Conversation<'c> {
-    /// Starts `age-plugin-NAME --age-plugin=STATE_MACHINE`.
-    fn start(client: &'c Client, name: &'c str, state_machine: &str) -> Result<Self, PluginError> {
+    /// Starts `age-plugin-NAME --age-plugin=STATE_MACHINE` for a session about `files`
+    /// files.
+    fn start(
+        client: &'c Client,
+        name: &'c str,
+        state_machine: &str,
+        files: usize,
+    ) -> Result<Self, PluginError> {
         let program = client.program(name)?;
         let mut child = Command::new(&program)
             .arg(format!("--age-plugin={state_machine}"))
@@ -61,6 +73,7 @@ impl<'c> Conversation<'c> {
             stdin,
             lines,
             received: 0,
+            budget: MAX_STANZAS + STANZAS_PER_FILE * files,
         })
     }
 
@@ -86,8 +99,9 @@ impl<'c> Conversation<'c> {
     /// The next stanza from the plugin.
     fn receive(&mut self) -> Result<Stanza, PluginError> {
         self.received += 1;
-        if self.received > MAX_STANZAS {
-            return Err(self.error(format!("sent more than {MAX_STANZAS} stanzas")));
+        if self.received > self.budget {
+            let budget = self.budget;
+            return Err(self.error(format!("sent more than {budget} stanzas")));
         }
         let first = self.line()?;
         if !first.starts_with(b"-> ") {
@@ -278,7 +292,7 @@ pub(super) fn wrap(
     recipient: &str,
     file_key: &FileKey,
 ) -> Result<Vec<Stanza>, PluginError> {
-    let mut plugin = Conversation::start(client, name, "recipient-v1")?;
+    let mut plugin = Conversation::start(client, name, "recipient-v1", 1)?;
     plugin.send("add-recipient", &[recipient], &[])?;
     plugin.send("wrap-file-key", &[], file_key.expose_secret())?;
     plugin.send("done", &[], &[])?;
@@ -339,7 +353,7 @@ fn unwrap_session(
     identity: &str,
     files: &[&[Stanza]],
 ) -> Result<Vec<Answer>, PluginError> {
-    let mut plugin = Conversation::start(client, name, "identity-v1")?;
+    let mut plugin = Conversation::start(client, name, "identity-v1", files.len())?;
     plugin.send("add-identity", &[identity], &[])?;
     for (i, stanzas) in files.iter().enumerate() {
         let index = i.to_string();
