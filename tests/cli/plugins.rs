@@ -266,3 +266,31 @@ fn seal_seals_to_a_tag_recipient_without_a_plugin_and_inspect_names_its_stanza()
         "{text}"
     );
 }
+
+#[test]
+fn a_plugin_that_reads_nothing_does_not_hold_a_batch_past_its_timeout() {
+    let dir = Dir::new();
+    hostile_setup(&dir, "deaf");
+    // Enough files that their headers fill the pipe to the plugin.
+    dir.mkdir("in");
+    for i in 0..600 {
+        dir.write(format!("in/f{i:03}"), b"x");
+    }
+    dir.line("seal -q in --to server.pub").run().ok();
+    let started = Instant::now();
+    let mut cmd = dir.line("unseal -q in -k deaf.key -o out --plugin-timeout 1");
+    cmd.cmd.env("PATH", path_with(&hostile_dir()));
+    let run = cmd.run().fails(7);
+    assert!(
+        run.stderr
+            .contains("plugin deaf: read nothing of its input for 1 s: stopped"),
+        "{}",
+        &run.stderr[..run.stderr.len().min(2000)]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!dir.exists("out/in/f000"));
+}

@@ -6,7 +6,7 @@
 //! [`Client::timeout`]. A plugin that hangs, dies, floods, or answers out of turn ends the
 //! session with an error, and is killed when the session is dropped.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -64,6 +64,13 @@ impl<'c> Conversation<'c> {
             .map_err(|e| failure(name, format!("cannot start {}: {e}", program.display())))?;
         let stdout = child.stdout.take().expect("piped");
         let stdin = child.stdin.take();
+        // Written without blocking, so that a plugin that stops reading cannot hold this
+        // side past its timeout ([`write_within`]).
+        if let Some(stdin) = &stdin {
+            let flags = rustix::fs::OFlags::NONBLOCK;
+            rustix::fs::fcntl_setfl(stdin, flags)
+                .map_err(|e| failure(name, format!("cannot set up its input: {e}")))?;
+        }
         let (send, lines) = mpsc::sync_channel(16);
         std::thread::spawn(move || read_lines(BufReader::new(stdout), &send));
         Ok(Conversation {
@@ -91,9 +98,15 @@ impl<'c> Conversation<'c> {
         let mut bytes = Zeroizing::new(Vec::new());
         format::write_stanza(&mut bytes, &stanza);
         stanza.body.zeroize();
-        let stdin = self.stdin.as_mut().expect("open until the session ends");
-        let sent = stdin.write_all(&bytes).and_then(|()| stdin.flush());
-        sent.map_err(|e| self.error(format!("stopped reading its input ({e})")))
+        let stdin = self.stdin.as_ref().expect("open until the session ends");
+        match write_within(stdin, &bytes, self.client.timeout) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(self.error(format!(
+                "read nothing of its input for {} s: stopped",
+                self.client.timeout.as_secs_f64()
+            ))),
+            Err(e) => Err(self.error(format!("stopped reading its input ({e})"))),
+        }
     }
 
     /// The next stanza from the plugin.
@@ -252,6 +265,33 @@ impl Drop for Conversation<'_> {
             }
         }
     }
+}
+
+/// Writes all of `bytes` to the plugin's input (non-blocking), waiting at most `timeout` each
+/// time it is full: `TimedOut` if the plugin reads none of it meanwhile.
+fn write_within(stdin: &ChildStdin, mut bytes: &[u8], timeout: Duration) -> io::Result<()> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::io::Errno;
+    while !bytes.is_empty() {
+        match rustix::io::write(stdin, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                let wait = Timespec {
+                    tv_sec: timeout.as_secs() as _,
+                    tv_nsec: timeout.subsec_nanos() as _,
+                };
+                let mut fds = [PollFd::new(stdin, PollFlags::OUT)];
+                match poll(&mut fds, Some(&wait)) {
+                    Ok(0) => return Err(io::ErrorKind::TimedOut.into()),
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Reads `reader` a line at a time into `send`, until it ends, fails, or a line is too long.
