@@ -24,14 +24,15 @@ pub fn unwrap_file_key(
     header: &Header,
     identities: &[&dyn Identity],
 ) -> Result<FileKey, DecryptError> {
-    unwrap_file_key_by(header, identities).map(|(file_key, _)| file_key)
+    unwrap_file_key_by(header, identities).map(|(file_key, _, _)| file_key)
 }
 
-/// [`unwrap_file_key`], and which of `identities` (its index) unwrapped it.
+/// [`unwrap_file_key`], the key of the header MAC it checked, and which of `identities` (its
+/// index) unwrapped it.
 pub(crate) fn unwrap_file_key_by(
     header: &Header,
     identities: &[&dyn Identity],
-) -> Result<(FileKey, usize), DecryptError> {
+) -> Result<(FileKey, HeaderKey, usize), DecryptError> {
     header.check_alone()?;
     // A plugin that failed does not stop the other keys; it is the error if none opens it.
     let mut failed_plugin = None;
@@ -44,10 +45,11 @@ pub(crate) fn unwrap_file_key_by(
             }
             Some(file_key) => file_key?,
         };
-        if !HeaderKey::of(&file_key).authenticates(header) {
+        let header_key = HeaderKey::of(&file_key);
+        if !header_key.authenticates(header) {
             return Err(DecryptError::HeaderMac);
         }
-        return Ok((file_key, i));
+        return Ok((file_key, header_key, i));
     }
     Err(match failed_plugin {
         Some(e) => DecryptError::Plugin(e),
@@ -217,7 +219,7 @@ impl<R: BufRead> Decryptor<R> {
         &mut self,
         identities: &[&dyn Identity],
     ) -> Result<(PayloadCipher, HeaderKey), DecryptError> {
-        let file_key = unwrap_file_key(&self.header, identities)?;
+        let (file_key, header_key, _) = unwrap_file_key_by(&self.header, identities)?;
         let mut nonce = [0u8; NONCE_SIZE];
         self.input
             .read_exact(&mut nonce)
@@ -225,10 +227,7 @@ impl<R: BufRead> Decryptor<R> {
                 std::io::ErrorKind::UnexpectedEof => short_nonce(),
                 _ => DecryptError::from(e),
             })?;
-        Ok((
-            PayloadCipher::new(&file_key, &nonce),
-            HeaderKey::of(&file_key),
-        ))
+        Ok((PayloadCipher::new(&file_key, &nonce), header_key))
     }
 }
 
@@ -311,13 +310,13 @@ impl<'a> SealedSlice<'a> {
 
     /// Unwraps the file key, checks the payload size and authenticates the last chunk.
     pub fn unwrap(&self, identities: &[&dyn Identity]) -> Result<OpenPayload<'a>, DecryptError> {
-        let file_key = unwrap_file_key(&self.header, identities)?;
+        let (file_key, header_key, _) = unwrap_file_key_by(&self.header, identities)?;
         if self.payload.len() < NONCE_SIZE {
             return Err(short_nonce());
         }
         let (nonce, encrypted) = self.payload.split_at(NONCE_SIZE);
         let nonce = nonce.try_into().expect("split at the nonce size");
-        OpenPayload::new(&file_key, nonce, Chunks::Memory(encrypted))
+        OpenPayload::new(&file_key, header_key, nonce, Chunks::Memory(encrypted))
     }
 }
 
@@ -375,7 +374,7 @@ impl<'f> SealedFile<'f> {
 
     /// Unwraps the file key, checks the payload size and authenticates the last chunk.
     pub fn unwrap(&self, identities: &[&dyn Identity]) -> Result<OpenPayload<'f>, DecryptError> {
-        let file_key = unwrap_file_key(&self.header, identities)?;
+        let (file_key, header_key, _) = unwrap_file_key_by(&self.header, identities)?;
         let header_len = self.header.to_bytes().len();
         let nonce: [u8; NONCE_SIZE] = self.head[header_len..]
             .try_into()
@@ -386,7 +385,7 @@ impl<'f> SealedFile<'f> {
             start,
             len: self.len - start,
         };
-        OpenPayload::new(&file_key, &nonce, chunks)
+        OpenPayload::new(&file_key, header_key, &nonce, chunks)
     }
 }
 
@@ -449,6 +448,7 @@ pub enum Output<'a> {
 impl<'a> OpenPayload<'a> {
     fn new(
         file_key: &FileKey,
+        header_key: HeaderKey,
         nonce: &[u8; NONCE_SIZE],
         chunks: Chunks<'a>,
     ) -> Result<Self, DecryptError> {
@@ -459,7 +459,7 @@ impl<'a> OpenPayload<'a> {
             cipher,
             chunks,
             plaintext_len,
-            header_key: HeaderKey::of(file_key),
+            header_key,
         })
     }
 

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::engine::chunks::read_exact_at;
-use crate::engine::decrypt::{short_nonce, unwrap_file_key_by, HeaderKey, SealedFile};
+use crate::engine::decrypt::{short_nonce, unwrap_file_key_by, SealedFile};
 use crate::engine::encrypt::header_for;
 use crate::error::{DecryptError, EncryptError};
 use crate::file::staging::Staged;
@@ -131,7 +131,7 @@ pub(crate) fn rotate<'o>(
         return Err(FileError::Rotate(RotateError::Passphrase));
     }
     let found = State::read(&target, input)?;
-    let (file_key, by) = match unwrap_file_key_by(&found.header, identities) {
+    let (file_key, header_key, by) = match unwrap_file_key_by(&found.header, identities) {
         Ok(unwrapped) => unwrapped,
         // Interrupted after the record, on the way to a header the old key does not open:
         // that header is finished, and the rotation with it.
@@ -146,9 +146,8 @@ pub(crate) fn rotate<'o>(
         true => found.header.clone(),
         false => {
             let parsed = Header::parse(&found.original).ok().map(|(h, _)| h);
-            let key = HeaderKey::of(&file_key);
             parsed
-                .filter(|h| key.authenticates(h))
+                .filter(|h| header_key.authenticates(h))
                 .ok_or(FileError::Rotate(RotateError::ForeignOriginal))?
         }
     };

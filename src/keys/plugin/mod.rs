@@ -15,7 +15,6 @@
 
 mod conversation;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,10 +207,6 @@ impl recipient::Recipient for Recipient {
     fn wrap(&self, file_key: &FileKey) -> Result<Vec<Stanza>, EncryptError> {
         conversation::wrap(&self.client, &self.name, &self.encoded, file_key)
             .map_err(EncryptError::Plugin)
-    }
-
-    fn labels(&self) -> BTreeSet<String> {
-        BTreeSet::new()
     }
 }
 
