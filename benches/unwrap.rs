@@ -4,7 +4,8 @@
 //! the floor under the per-file time: X25519 (one agreement), ssh-ed25519 (two: the agreement
 //! and the tweak), RSA-2048 and RSA-4096 (one OAEP private-key operation, on the build's RSA
 //! backend: `rsa` 0.10 by default, AWS-LC with `--features aws-lc`). Also the sender's cost,
-//! wrapping a file key for each type.
+//! wrapping a file key for each type: for X25519 once a recipient's table of multiples is built
+//! (from its third file on, as in a batch) and for its first file.
 //!
 //! Run: `cargo bench --bench unwrap -- --warm-up-time 1 --measurement-time 3`, and again with
 //! `--features aws-lc`. The RSA keys are the committed fixtures in `testdata/keys`.
@@ -68,6 +69,13 @@ fn bench_unwrap(c: &mut Criterion) {
         let file_key = FileKey::generate();
         group.bench_function(label, |b| b.iter(|| recipient.wrap(black_box(&file_key))));
     }
+    // A recipient's first file: X25519 by the ladder, before its table of multiples is built
+    // (a recipient used many times, as above, uses the table from its third file).
+    let first = seal::x25519::Identity::generate().to_public();
+    let file_key = FileKey::generate();
+    group.bench_function("x25519, first file", |b| {
+        b.iter(|| first.clone().wrap(black_box(&file_key)))
+    });
     group.finish();
 }
 

@@ -3,7 +3,10 @@
 //! Everything the format needs from HKDF, HMAC and ChaCha20-Poly1305 goes through this module,
 //! so a second backend is one file, not a rewrite.
 
+mod peer;
 pub mod rsa;
+
+pub use peer::X25519Peer;
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
