@@ -27,7 +27,7 @@
 //! files are skipped; an output directory inside an input tree is not walked; file names are
 //! kept as bytes ([`std::ffi::OsStr`]), UTF-8 or not. Outputs are only ever written inside
 //! the output directory, whose subdirectories are created by this module and never followed
-//! through a symbolic link: each output directory is opened once (`OutputDirs`), below the
+//! through a symbolic link: each output directory is opened once (`Dirs`), below the
 //! root from its parent's handle, and every output is created, renamed and removed relative
 //! to its directory's handle (`Dir`), so that a directory swapped for a link while the batch
 //! runs takes nothing elsewhere. `remove_source` removes an input through a handle of its
@@ -67,8 +67,8 @@ mod ahead;
 pub(crate) mod run;
 mod walk;
 
-pub(crate) use crate::file::{is_partial_name, Dir, FileId};
-pub use crate::file::{FileError, Temporaries};
+pub(crate) use crate::file::{is_partial_name, Dir};
+pub use crate::file::{FileError, FileId, Temporaries};
 pub use run::run;
 pub use walk::plan;
 
@@ -186,18 +186,25 @@ pub struct Plan {
     pub left_out: Vec<Report>,
     /// Output directories, parents first: created by [`run`] if missing, and scanned for
     /// temporary files left by an earlier run.
-    pub output_dirs: Vec<OutputDir>,
+    pub output_dirs: Vec<PlannedDir>,
+    /// The directories the inputs are in, parents first: each file is opened from its
+    /// directory's handle, and that directory must still be the one the walk found.
+    pub input_dirs: Vec<PlannedDir>,
 }
 
-/// An output directory of a [`Plan`].
+/// A directory of a [`Plan`]: where outputs go, or where inputs are.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputDir {
+pub struct PlannedDir {
     /// Where it is.
     pub path: PathBuf,
-    /// The operator named it (`-o`, a directory input written beside, the directory of a
-    /// file input): it is opened as named, following symbolic links. Otherwise the walk
-    /// reached it, and it is opened from its parent's handle, never through a link.
+    /// The operator named it (`-o`, an input tree, a directory input written beside, the
+    /// directory of a file input), or the walk reached it through a symbolic link it was
+    /// asked to follow: it is opened by its path, following symbolic links. Otherwise it is
+    /// opened from its parent's handle, never through a link.
     pub named: bool,
+    /// An input directory as the walk found it; `None` for an output directory, which may
+    /// not exist yet.
+    pub id: Option<FileId>,
 }
 
 impl Plan {

@@ -22,31 +22,52 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, OutputDir};
+use super::{Direction, Event, FileError, Job, Keys, Observer, Options, Outcome, PlannedDir};
 use super::{Plan, Report, Skip};
 use crate::engine::parallel::Progress;
 use crate::error::DecryptError;
 use crate::file::staging::{self, dir::parent};
-use crate::file::{self, remove_source, Dir, FileId, OutputDirs, Source, Written};
+use crate::file::{self, remove_source, Dir, Dirs, FileId, Source, Written};
 use crate::rotate;
 use crate::signing::sender::{Policy, Verdict};
 
 /// Written outputs waiting for the committer at most; a thread of the pool with one more
 /// waits for room. With a group being committed (at most [`GROUP`]) and one output a thread
 /// being written, under 300 outputs are in flight. Each holds its temporary file open (and
-/// its signature's), and under `remove_source` its input's directory: under 800 descriptors,
-/// within the usual limit of 1,024. Four times as many made 2,000 files of 4 KiB sealed to
-/// ext4 no faster (0.56 s against 0.50 s, 7 runs each).
+/// its signature's) and its input: under 800 descriptors, within the usual limit of 1,024.
+/// Where the limit is lower, fewer ([`in_flight`]). Four times as many made 2,000 files of 4
+/// KiB sealed to ext4 no faster (0.56 s against 0.50 s, 7 runs each).
 const WAITING: usize = 128;
 
 /// Outputs committed together at most.
 const GROUP: usize = 128;
 
+/// Descriptors an output in flight holds at most: its temporary file, its signature's, its
+/// input.
+const FILES_PER_OUTPUT: u64 = 3;
+
+/// Descriptors kept for everything else: the standard streams, the pool, the directory
+/// handles of the inputs and of the outputs ([`crate::file::staging::dir::OPEN_HANDLES`]
+/// each), an inbox's own.
+const FILES_KEPT: u64 = 64 + 2 * crate::file::staging::dir::OPEN_HANDLES as u64;
+
+/// Outputs waiting for the committer, and committed together, at most: [`WAITING`] and
+/// [`GROUP`], or fewer where the limit on open files (`ulimit -n`; 256 by default on macOS)
+/// would not hold them all.
+fn in_flight() -> (usize, usize) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let outputs = limit.map_or(u64::MAX, |limit| {
+        limit.saturating_sub(FILES_KEPT) / FILES_PER_OUTPUT
+    });
+    let half = usize::try_from(outputs / 2).unwrap_or(usize::MAX).max(1);
+    (half.min(WAITING), half.min(GROUP))
+}
+
 /// Runs `plan` on the current rayon pool and returns one report per file, the files left
 /// out by the plan included, sorted by input path.
 ///
 /// First the output directories are opened, each once (made below [`Options::output_dir`],
-/// never through a symbolic link: see `OutputDirs`), and cleared of temporary files that an
+/// never through a symbolic link: see `Dirs`), and cleared of temporary files that an
 /// earlier run left; then every job runs, writing only through those directory handles, and
 /// the outputs are committed in groups while the pool writes on (see the module docs).
 /// Last, the directories this run made for outputs that all failed are removed again, if
@@ -57,11 +78,18 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
         jobs,
         left_out,
         output_dirs,
+        input_dirs,
     } = plan;
     for report in &left_out {
         observer.event(Event::Finished(report));
     }
     let dirs = prepare_dirs(&output_dirs, options, observer);
+    let mut inputs = Dirs::new(None);
+    for dir in &input_dirs {
+        if let Some(id) = dir.id {
+            inputs.plan(&dir.path, dir.named, id);
+        }
+    }
     // Keys that unwrap many files at once (plugins) get every header first.
     let ahead = match keys {
         Keys::Identities(identities) | Keys::Rewrap { identities, .. } => {
@@ -91,7 +119,7 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
     let senders = options.senders.clone().map(Arc::new);
     let tasks = jobs.par_iter().map(|job| {
         let dir = match dirs.get(&parent(&job.output)) {
-            Some(Ok(dir)) => Ok(dir.clone()),
+            Some(Ok(dir)) => Ok(dir),
             Some(Err(broken)) => Err((broken.path().to_path_buf(), broken.error())),
             None => Err((
                 parent(&job.output),
@@ -101,7 +129,7 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
         Task {
             job: job.clone(),
             dir,
-            input: None,
+            input: TaskInput::In(&inputs),
             senders: senders.clone(),
         }
     });
@@ -127,19 +155,25 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
     reports
 }
 
-/// A job to run through [`stream`]: where its output goes, and its input if the caller
-/// opened it already.
-pub(crate) struct Task {
+/// A job to run through [`stream`]: where its output goes, and its input.
+pub(crate) struct Task<'d> {
     pub job: Job,
     /// The output's directory, open; or the directory that could not be opened, and why.
     pub dir: Result<Dir, (PathBuf, io::Error)>,
-    /// The input, opened (and locked, by the inbox watcher) by the caller, which it keeps
-    /// open until the job is settled; `None`: opened here ([`open_input`]) and closed as soon
-    /// as it is read.
-    pub input: Option<Opened>,
+    pub input: TaskInput<'d>,
     /// Unsealing: the sender policy to check it against ([`Options::senders`], which the
     /// inbox watcher can replace while it runs).
     pub senders: Option<Arc<Policy>>,
+}
+
+/// The input of a [`Task`].
+pub(crate) enum TaskInput<'d> {
+    /// Opened (and locked, by the inbox watcher) by the caller, which keeps it open until the
+    /// job is settled.
+    Opened(Box<Opened>),
+    /// To be opened here ([`open_input`]) from its directory's handle among these (the
+    /// planned input directories), and closed as soon as it is read.
+    In(&'d Dirs),
 }
 
 /// An input as opened: the file, its metadata from `fstat`, and what removes it.
@@ -202,12 +236,13 @@ pub(crate) fn committing<'a, R>(
     settle: &dyn Settle,
     body: impl FnOnce(Worker<'a>) -> R,
 ) -> R {
+    let (waiting, group_size) = in_flight();
     std::thread::scope(|scope| {
-        let (to_commit, written) = mpsc::sync_channel::<Processed<'a>>(WAITING);
+        let (to_commit, written) = mpsc::sync_channel::<Processed<'a>>(waiting);
         let committer = scope.spawn(move || {
             while let Ok(first) = written.recv() {
                 let mut group = vec![first];
-                group.extend(written.try_iter().take(GROUP - 1));
+                group.extend(written.try_iter().take(group_size - 1));
                 commit(group, options, observer, settle);
             }
         });
@@ -360,7 +395,7 @@ fn reported(job: &Job, outcome: Outcome) -> Report {
 
 /// Opens (and makes) the output directories and removes stale temporary files from them.
 /// Directories for plaintext are made owner-only.
-fn prepare_dirs(dirs: &[OutputDir], options: &Options, observer: &dyn Observer) -> OutputDirs {
+fn prepare_dirs(dirs: &[PlannedDir], options: &Options, observer: &dyn Observer) -> Dirs {
     // Beside the inputs, directories exist: none are made.
     let make = options
         .output_dir
@@ -369,12 +404,12 @@ fn prepare_dirs(dirs: &[OutputDir], options: &Options, observer: &dyn Observer) 
             Direction::Unseal | Direction::Rewrap => 0o700,
             Direction::Seal => 0o777,
         });
-    let mut opened = OutputDirs::new(make);
-    for OutputDir { path, named } in dirs {
+    let mut opened = Dirs::new(make);
+    for PlannedDir { path, named, .. } in dirs {
         let Ok(dir) = opened.add(path, *named) else {
             continue;
         };
-        match staging::remove_stale(dir) {
+        match staging::remove_stale(&dir) {
             Ok(removed) => {
                 for path in removed {
                     observer.event(Event::RemovedPartial(&path));
@@ -403,6 +438,10 @@ fn process<'a>(
         Ok(dir) => dir,
         Err((path, error)) => {
             let error = FileError::Write { path, error };
+            let input = match input {
+                TaskInput::Opened(opened) => Some(*opened),
+                TaskInput::In(_) => None,
+            };
             return Processed::Reported(failed(&job, error), input);
         }
     };
@@ -412,8 +451,8 @@ fn process<'a>(
         observer.event(Event::Progress(n));
     };
     let input = match input {
-        Some(input) => input,
-        None => match open_input(&job, &dir) {
+        TaskInput::Opened(input) => *input,
+        TaskInput::In(inputs) => match open_input(&job, &dir, inputs) {
             Ok(input) => input,
             Err(error) => {
                 if job.len > 0 {
@@ -537,13 +576,21 @@ fn one<'a>(
 }
 
 /// Opens a planned input from a handle of its directory (the output directory `beside`,
-/// when the output goes beside it), without blocking (a FIFO swapped in after planning must
-/// not hang the batch) and, unless the plan allows it, without following a symbolic link.
-fn open_input(job: &Job, beside: &Dir) -> Result<Opened, FileError> {
+/// when the output goes beside it; otherwise its directory among `inputs`, which must still
+/// be the one planned), without blocking (a FIFO swapped in after planning must not hang the
+/// batch) and, unless the plan allows it, without following a symbolic link.
+fn open_input(job: &Job, beside: &Dir, inputs: &Dirs) -> Result<Opened, FileError> {
     let dir_path = parent(&job.source);
     let dir = match dir_path == beside.path() {
         true => beside.clone(),
-        false => Dir::open(&dir_path).map_err(FileError::Read)?,
+        false => match inputs.get(&dir_path) {
+            Some(Ok(dir)) => dir,
+            Some(Err(broken)) => return Err(FileError::Read(broken.error())),
+            None => {
+                let error = io::Error::other("not among the planned input directories");
+                return Err(FileError::Read(error));
+            }
+        },
     };
     let name = job.source.file_name().ok_or(FileError::NotAFile)?;
     let file = dir.open_file(name, job.follow).map_err(FileError::Read)?;

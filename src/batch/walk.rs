@@ -17,7 +17,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::{is_partial_name, Direction, FileError, Job, Options, Outcome, OutputDir, Plan};
+use super::{
+    is_partial_name, Direction, FileError, FileId, Job, Options, Outcome, Plan, PlannedDir,
+};
 use super::{Report, Skip};
 use crate::file::staging::dir::parent;
 
@@ -28,6 +30,7 @@ pub fn plan(inputs: &[PathBuf], options: &Options) -> Plan {
         plan: Plan::default(),
         outputs: HashSet::new(),
         dirs: HashSet::new(),
+        input_dirs: HashSet::new(),
         out_dir_id: options
             .output_dir
             .as_deref()
@@ -54,12 +57,17 @@ struct Planner<'a> {
     outputs: HashSet<PathBuf>,
     /// The entries of `plan.output_dirs`, for a quick look-up.
     dirs: HashSet<PathBuf>,
+    /// The entries of `plan.input_dirs`, for a quick look-up.
+    input_dirs: HashSet<PathBuf>,
     out_dir_id: Option<(u64, u64)>,
 }
 
 /// A directory to walk: where it is, and where its outputs go.
 struct Walk {
     dir: PathBuf,
+    /// Opened by its path: the tree's root, or a directory reached by a followed link.
+    named: bool,
+    id: FileId,
     out: PathBuf,
     /// The directories this one lies in, itself included: a followed link must not lead
     /// back to one of them.
@@ -82,6 +90,11 @@ impl Planner<'_> {
             };
             if self.options.output_dir.is_none() {
                 self.output_dir(out_dir.clone(), true);
+            }
+            let in_dir = parent(input);
+            match fs::metadata(&in_dir) {
+                Ok(dir) => self.input_dir(in_dir, true, FileId::of_metadata(&dir)),
+                Err(e) => return self.fail(input, meta.len(), FileError::Read(e)),
             }
             self.file(input, name, &out_dir, &meta, true);
         } else {
@@ -108,15 +121,20 @@ impl Planner<'_> {
         }
         let mut stack = vec![Walk {
             dir: root.to_path_buf(),
+            named: true,
+            id: FileId::of_metadata(meta),
             out,
             ancestors: vec![id(meta)],
         }];
         while let Some(Walk {
             dir,
+            named: by_path,
+            id: dir_id,
             out,
             ancestors,
         }) = stack.pop()
         {
+            self.input_dir(dir.clone(), by_path, dir_id);
             // Beside the inputs, the tree's own directory is one the operator named.
             let named = self.options.output_dir.is_none() && dir == root;
             self.output_dir(out.clone(), named);
@@ -144,6 +162,8 @@ impl Planner<'_> {
                     inner.push(key);
                     subdirs.push(Walk {
                         dir: path,
+                        named: file_type.is_symlink(),
+                        id: FileId::of_metadata(&meta),
                         out: out.join(&name),
                         ancestors: inner,
                     });
@@ -287,7 +307,15 @@ impl Planner<'_> {
 
     fn output_dir(&mut self, path: PathBuf, named: bool) {
         if self.dirs.insert(path.clone()) {
-            self.plan.output_dirs.push(OutputDir { path, named });
+            let id = None;
+            self.plan.output_dirs.push(PlannedDir { path, named, id });
+        }
+    }
+
+    fn input_dir(&mut self, path: PathBuf, named: bool, id: FileId) {
+        if self.input_dirs.insert(path.clone()) {
+            let id = Some(id);
+            self.plan.input_dirs.push(PlannedDir { path, named, id });
         }
     }
 

@@ -212,12 +212,9 @@ pub(crate) fn commit(
     let mut synced: HashMap<FileId, Result<(), io::ErrorKind>> = HashMap::new();
     for (names, result) in placed.iter().zip(&mut results) {
         for (dir, _) in names {
-            let outcome = match dir.id() {
-                Ok(id) => *synced
-                    .entry(id)
-                    .or_insert_with(|| dir.sync().map_err(|e| e.kind())),
-                Err(e) => Err(e.kind()),
-            };
+            let outcome = *synced
+                .entry(dir.id())
+                .or_insert_with(|| dir.sync().map_err(|e| e.kind()));
             if let Err(kind) = outcome {
                 if result.is_ok() {
                     let error = io::Error::new(kind, "its directory could not be synced to disk");

@@ -65,8 +65,8 @@ pub(crate) use commit::{commit, Written};
 
 pub use error::FileError;
 use staging::Staged;
-pub use staging::Temporaries;
-pub(crate) use staging::{is_partial_name, Dir, FileId, OutputDirs};
+pub(crate) use staging::{is_partial_name, Dir, Dirs};
+pub use staging::{FileId, Temporaries};
 
 /// Files up to this size are read into memory whole rather than a run of chunks at a time.
 pub(crate) const IN_MEMORY: u64 = 1 << 20;

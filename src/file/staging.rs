@@ -20,7 +20,7 @@ use rand_core::{OsRng, RngCore};
 
 pub mod dir;
 
-pub use dir::{Dir, FileId, OutputDirs};
+pub use dir::{Dir, Dirs, FileId};
 
 /// Suffix of every temporary output file this tool creates.
 pub const PARTIAL_SUFFIX: &str = ".seal-partial";

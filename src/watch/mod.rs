@@ -43,10 +43,10 @@ use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind};
 use notify::{EventKind, EventKindMask, RecursiveMode, Watcher};
 use rustix::fs::{flock, statat, AtFlags, FileType, FlockOperation};
 
-use crate::batch::run::{committing, Opened, Settle, Task};
+use crate::batch::run::{committing, Opened, Settle, Task, TaskInput};
 use crate::batch::{self, Direction, Event, Job, Keys, Observer, Outcome, Report, Skip};
 use crate::file::Temporaries;
-use crate::file::{remove_source, staging, Dir, FileError, FileId, OutputDirs, Source};
+use crate::file::{remove_source, staging, Dir, Dirs, FileError, FileId, Source};
 use crate::json::{self, json_string};
 use crate::keys::recipient::Identity;
 use crate::signing::sender::Policy;
@@ -220,7 +220,7 @@ pub fn watch(
     let inbox_dev = std::fs::metadata(&options.inbox)
         .map_err(at(&options.inbox))?
         .dev();
-    let mut outputs = OutputDirs::new(Some(0o700));
+    let mut outputs = Dirs::new(Some(0o700));
     let out = outputs
         .add(&options.output, true)
         .map_err(|broken| at(&options.output)(broken.error()))?
@@ -277,7 +277,7 @@ pub fn watch(
         // This thread takes uploads from the inbox; the pool's threads only ever open them,
         // so a large one has every thread of the pool.
         pool.in_place_scope(|scope| {
-            let spawn = |task: Task| {
+            let spawn = |task: Task<'static>| {
                 let worker = worker.clone();
                 scope.spawn(move |_| match control.stopping() {
                     // Not begun when told to stop: left as it is, for the next start.
@@ -302,8 +302,8 @@ pub fn watch(
 }
 
 /// Opens (makes) the quarantine, which must be on the inbox's file system.
-fn open_quarantine(path: &Path, inbox_dev: u64) -> Result<OutputDirs, WatchError> {
-    let mut dirs = OutputDirs::new(Some(0o700));
+fn open_quarantine(path: &Path, inbox_dev: u64) -> Result<Dirs, WatchError> {
+    let mut dirs = Dirs::new(Some(0o700));
     dirs.add(path, true)
         .map_err(|broken| at(path)(broken.error()))?;
     let meta = std::fs::metadata(path).map_err(at(path))?;
@@ -348,7 +348,7 @@ struct Shared<'w> {
     in_flight: Mutex<HashMap<PathBuf, (Upload, Instant)>>,
     /// An upload was settled: room for another in flight.
     room: Condvar,
-    quarantine: Mutex<Option<OutputDirs>>,
+    quarantine: Mutex<Option<Dirs>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -540,9 +540,9 @@ enum Found {
 struct Inbox<'s, 'w> {
     shared: &'s Shared<'w>,
     root: Dir,
-    outputs: OutputDirs,
+    outputs: Dirs,
     /// Hands a task to the pool.
-    spawn: &'s (dyn Fn(Task) + Sync),
+    spawn: &'s (dyn Fn(Task<'static>) + Sync),
     /// Says when to stop: checked between uploads, so that a scan of a full inbox stops too.
     control: &'s Control,
     /// Uploads found but not yet taken (too recent, or waiting for their signature), and
@@ -813,7 +813,7 @@ impl Inbox<'_, '_> {
         let task = Task {
             job,
             dir: dir_result,
-            input: Some(Opened { file, meta, source }),
+            input: TaskInput::Opened(Box::new(Opened { file, meta, source })),
             senders: self.senders.clone(),
         };
         (self.spawn)(task);
@@ -860,18 +860,18 @@ impl Inbox<'_, '_> {
         if let Some(parent) = relative.parent() {
             for part in parent.components() {
                 path.push(part);
-                let new = self.outputs.get(&path).is_none();
+                let new = !self.outputs.contains(&path);
                 let dir = self.outputs.add(&path, false);
                 let dir = dir.map_err(|broken| (path.clone(), broken.error()))?;
                 if new {
-                    for removed in staging::remove_stale(dir).unwrap_or_default() {
+                    for removed in staging::remove_stale(&dir).unwrap_or_default() {
                         self.shared.listener.removed_partial(&removed);
                     }
                 }
             }
         }
         match self.outputs.get(&path) {
-            Some(Ok(dir)) => Ok(dir.clone()),
+            Some(Ok(dir)) => Ok(dir),
             Some(Err(broken)) => Err((path, broken.error())),
             None => Err((path, io::Error::other("output directory not open"))),
         }

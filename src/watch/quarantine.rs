@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::file::{Dir, OutputDirs, Source};
+use crate::file::{Dir, Dirs, Source};
 
 /// Copies of a name tried in the quarantine before giving up.
 const TRIES: u32 = 100;
@@ -20,7 +20,7 @@ const TRIES: u32 = 100;
 /// upload's path below the inbox) and writes `why` (a JSON object) beside it; returns where
 /// it went.
 pub(crate) fn quarantine(
-    dirs: &mut OutputDirs,
+    dirs: &mut Dirs,
     root: &Path,
     relative: &Path,
     source: &Source,
@@ -36,7 +36,7 @@ pub(crate) fn quarantine(
         }
     }
     let into = match dirs.get(&dir_path) {
-        Some(Ok(dir)) => dir.clone(),
+        Some(Ok(dir)) => dir,
         _ => return Err(io::Error::other("quarantine directory not open")),
     };
     let name = place(&source.dir, &source.name, &into)?;

@@ -508,6 +508,26 @@ fn an_output_directory_inside_the_input_tree_is_never_walked() {
 }
 
 #[test]
+fn a_tree_of_more_directories_than_open_files_allowed_goes_through_whole() {
+    // 600 directories, a file in each, under a limit of 256 open files (macOS's default; soft
+    // and hard): directories are held open a few at a time, and fewer outputs are in flight.
+    let dir = Dir::new();
+    dir.new_key("server");
+    for i in 0..600 {
+        dir.write(format!("in/d{i:03}/f.txt"), data(100, i));
+    }
+    let limited = |tool: &str, args: &str| {
+        let line = format!("ulimit -n 256 && exec \"$0\" {args}");
+        dir.cmd("sh").arg("-c").arg(line).arg(bin(tool)).run()
+    };
+    limited("seal", "in --to server.pub -o sealed --quiet").ok();
+    limited("unseal", "sealed/in --key server.key -o plain --quiet").ok();
+    for i in 0..600 {
+        assert_eq!(dir.read(format!("plain/in/d{i:03}/f.txt")), data(100, i));
+    }
+}
+
+#[test]
 fn outputs_are_never_written_through_a_symbolic_link_in_the_output_tree() {
     let dir = Dir::new();
     dir.new_key("server");

@@ -6,7 +6,7 @@
 //! root in CI, where no second user is at hand, and the kernel checks no permission on the
 //! paths a root process follows anyway.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -323,4 +323,80 @@ fn two_concurrent_batches_on_one_tree_never_remove_each_others_temporary_files()
             .find(|p| p.as_os_str().as_encoded_bytes().ends_with(b".seal-partial"));
         assert_eq!(partial, None, "trial {trial}");
     }
+}
+
+#[test]
+fn an_input_directory_swapped_for_a_symbolic_link_mid_batch_is_never_read_through_it() {
+    let dir = Dir::new();
+    let files = sealed_tree(&dir, 2000);
+    let sub: Vec<&PathBuf> = files.keys().filter(|p| p.starts_with("sub")).collect();
+    let mut landed = 0;
+    for trial in 0..3 {
+        for stale in ["OUT", "inbox", "victim"] {
+            let _ = fs::remove_dir_all(dir.path(stale));
+        }
+        // Another user's uploads, named as the files of `sub` are: what the batch would read,
+        // and remove, through the link.
+        for name in files.keys() {
+            let sealed = dir.read(format!("sealed/TREE/{}.age", name.display()));
+            dir.write(format!("inbox/TREE/{}.age", name.display()), &sealed);
+            if let Ok(rest) = name.strip_prefix("sub") {
+                dir.write(format!("victim/{}.age", rest.display()), &sealed);
+            }
+        }
+        let theirs = || -> BTreeSet<PathBuf> {
+            let all = dir.listing();
+            all.into_iter()
+                .filter(|p| p.starts_with("victim"))
+                .collect()
+        };
+        let victim = theirs();
+        let line = "unseal inbox/TREE --key server.key -o OUT --remove-source --json";
+        let mut batch = dir.line(line).start();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut hit = false;
+        let sub_dir = dir.path("inbox/TREE/sub");
+        while batch.running() {
+            assert!(Instant::now() < deadline, "the batch never ended");
+            let real_dir = fs::symlink_metadata(&sub_dir).is_ok_and(|meta| meta.is_dir());
+            if real_dir && outputs_in(&dir.path("OUT/TREE/sub")) > 0 {
+                let away = dir.path("inbox/away");
+                if fs::rename(&sub_dir, &away).is_ok() {
+                    symlink(dir.path("victim"), &sub_dir).unwrap();
+                    hit = fs::read_dir(&away).unwrap().count() > 0;
+                }
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        let run = batch.wait();
+        landed += usize::from(hit);
+        assert!(
+            [0, EXIT_BATCH].contains(&run.code),
+            "trial {trial}: exit {}: {}",
+            run.code,
+            run.stderr
+        );
+        // Nothing of the other user's was removed, and nothing of theirs was read: every
+        // output is the file the batch planned, from the directory it planned.
+        let now = theirs();
+        let removed: Vec<&PathBuf> = victim.difference(&now).collect();
+        assert!(
+            removed.is_empty() && now == victim,
+            "trial {trial}: {} of the other user's files were removed through the link, such as {:?}",
+            removed.len(),
+            removed.first()
+        );
+        let count = fs::read_dir(dir.path("victim")).unwrap().count();
+        assert_eq!(count, sub.len(), "trial {trial}");
+        for record in run.json().iter().filter(|r| r["type"] == "file") {
+            assert!(
+                ["unsealed", "failed"].contains(&record["outcome"].as_str().unwrap()),
+                "trial {trial}: {record}"
+            );
+        }
+    }
+    assert!(
+        landed > 0,
+        "the swap never landed while the batch was reading: the test proves nothing"
+    );
 }

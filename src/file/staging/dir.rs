@@ -6,7 +6,7 @@
 //! is created, renamed and removed relative to it (`openat`, `renameat2`, `unlinkat`). Below
 //! a directory the operator named, each directory is opened from its parent's handle with
 //! `O_NOFOLLOW`, so that no symbolic link is ever followed beneath the root.
-//! [`OutputDirs`] opens the directories of a batch that way, each once.
+//! [`Dirs`] opens the directories of a batch that way, each once.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustix::fs::{self as sys, AtFlags, FileType, Mode, OFlags, RenameFlags, CWD};
 use rustix::io::Errno;
@@ -57,6 +57,8 @@ impl FileId {
 pub struct Dir {
     fd: Arc<OwnedFd>,
     path: PathBuf,
+    /// What the handle is: a directory opened again must be this one ([`Dirs`]).
+    id: FileId,
 }
 
 /// Open flags of a directory handle.
@@ -70,6 +72,7 @@ impl Dir {
     pub fn open(path: &Path) -> io::Result<Dir> {
         let fd = sys::openat(CWD, path, dir_flags(), Mode::empty())?;
         Ok(Dir {
+            id: FileId::of(&fd)?,
             fd: Arc::new(fd),
             path: path.to_path_buf(),
         })
@@ -129,6 +132,7 @@ impl Dir {
             e => e.into(),
         })?;
         Ok(Dir {
+            id: FileId::of(&fd)?,
             fd: Arc::new(fd),
             path: self.path.join(name),
         })
@@ -234,9 +238,9 @@ impl Dir {
         }
     }
 
-    /// The identity of the directory itself.
-    pub fn id(&self) -> io::Result<FileId> {
-        FileId::of(&*self.fd)
+    /// The identity of the directory itself, as opened.
+    pub fn id(&self) -> FileId {
+        self.id
     }
 
     /// Flushes the directory's entries to disk: the names renamed into it survive a power
@@ -338,56 +342,146 @@ impl Broken {
     }
 }
 
-/// The output directories of a batch (or of an inbox), each opened once, parents before
-/// their children.
+/// The directories of a batch (its outputs, or its inputs) or of an inbox, each opened from
+/// its parent's handle, parents before their children, and each held to the directory it was
+/// when first opened (or planned).
 ///
-/// A directory the operator named (an output root such as `-o`, or the directory of an
-/// input whose output goes beside it) is opened as named, following symbolic links: it may
-/// be or lie under one. Every directory below one is opened from its parent's handle, never
-/// through a link. Missing directories are made, if asked, with the mode given; those made
-/// and left empty by a batch whose files failed can be removed again
-/// ([`OutputDirs::remove_empty_made`]).
+/// A directory the operator named (an output root such as `-o`, an input tree, the directory
+/// of an input file) is opened as named, following symbolic links: it may be or lie under
+/// one. Every directory below one is opened from its parent's handle, never through a link.
+/// Missing directories are made, if asked, with the mode given; those made and left empty by
+/// a batch whose files failed can be removed again ([`Dirs::remove_empty_made`]).
+///
+/// At most [`OPEN_HANDLES`] handles are kept open, the least recently used closed first, so
+/// that a tree of more directories than the process may open files goes through. A directory
+/// opened again must be the same one (device and inode): one swapped since, for another
+/// directory or for a symbolic link, is refused for the files that are still to come.
 #[derive(Debug)]
-pub struct OutputDirs {
+pub struct Dirs {
     /// The mode new directories are made with; `None`: none are made.
     make: Option<u32>,
-    dirs: HashMap<PathBuf, Result<Dir, Broken>>,
+    dirs: HashMap<PathBuf, Result<Known, Broken>>,
     /// The directories made here, parents first.
     made: Vec<PathBuf>,
+    open: Mutex<Handles>,
 }
 
-impl OutputDirs {
+/// Directory handles a [`Dirs`] keeps open at most. A batch holds two (inputs and outputs)
+/// beside its outputs in flight (`batch::run`), well within the usual limit of 1,024 files.
+pub const OPEN_HANDLES: usize = 32;
+
+/// A directory of a [`Dirs`], as first opened or planned.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    named: bool,
+    id: FileId,
+}
+
+/// The handles a [`Dirs`] holds, each with when it was last used.
+#[derive(Debug, Default)]
+struct Handles {
+    dirs: HashMap<PathBuf, (Dir, u64)>,
+    clock: u64,
+}
+
+impl Handles {
+    fn get(&mut self, path: &Path) -> Option<Dir> {
+        self.clock += 1;
+        let (dir, used) = self.dirs.get_mut(path)?;
+        *used = self.clock;
+        Some(dir.clone())
+    }
+
+    fn keep(&mut self, dir: &Dir) {
+        if self.dirs.len() >= OPEN_HANDLES {
+            let oldest = self.dirs.iter().min_by_key(|(_, (_, used))| *used);
+            if let Some(oldest) = oldest.map(|(path, _)| path.clone()) {
+                self.dirs.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        let entry = (dir.clone(), self.clock);
+        self.dirs.insert(dir.path.clone(), entry);
+    }
+}
+
+impl Dirs {
     /// No directory opened yet. With `make`, missing directories are made with that mode
     /// (before the umask).
-    pub fn new(make: Option<u32>) -> OutputDirs {
-        OutputDirs {
+    pub fn new(make: Option<u32>) -> Dirs {
+        Dirs {
             make,
             dirs: HashMap::new(),
             made: Vec::new(),
+            open: Mutex::default(),
         }
     }
 
-    /// Opens the output directory `path` unless it is open already (making it first if
-    /// missing, when asked to). `named`: the operator named it. Otherwise its parent must
-    /// have been added first; a directory whose parent is broken is broken.
-    pub fn add(&mut self, path: &Path, named: bool) -> Result<&Dir, &Broken> {
+    /// Opens the directory `path` unless it is known already (making it first if missing,
+    /// when asked to). `named`: the operator named it. Otherwise its parent must have been
+    /// added first; a directory whose parent is broken is broken.
+    pub fn add(&mut self, path: &Path, named: bool) -> Result<Dir, Broken> {
         if !self.dirs.contains_key(path) {
-            let opened = self.open(path, named);
-            self.dirs.insert(path.to_path_buf(), opened);
+            let opened = self.first_open(path, named);
+            let known = opened.as_ref().map(|dir| {
+                self.lock().keep(dir);
+                Known { named, id: dir.id }
+            });
+            self.dirs
+                .insert(path.to_path_buf(), known.map_err(Broken::clone));
+            if let Ok(dir) = opened {
+                return Ok(dir);
+            }
         }
         self.get(path).expect("just added")
     }
 
-    /// Marks the output directory `path` as unable to take outputs (add it first): its
-    /// children added later are too.
+    /// Takes the directory `path` as planned, the directory `id` (see [`Dirs::add`] for
+    /// `named`), to be opened when first asked for: it must then still be that directory.
+    pub fn plan(&mut self, path: &Path, named: bool, id: FileId) {
+        let known = Known { named, id };
+        self.dirs.entry(path.to_path_buf()).or_insert(Ok(known));
+    }
+
+    /// Marks the directory `path` as unable to take outputs (add it first): its children
+    /// added later are too.
     pub fn break_dir(&mut self, path: &Path, error: &io::Error) {
+        self.lock().dirs.remove(path);
         self.dirs
             .insert(path.to_path_buf(), Err(Broken::new(path, error)));
     }
 
-    /// The output directory `path`, if it was added.
-    pub fn get(&self, path: &Path) -> Option<Result<&Dir, &Broken>> {
-        self.dirs.get(path).map(Result::as_ref)
+    /// Whether the directory `path` was added or planned.
+    pub fn contains(&self, path: &Path) -> bool {
+        self.dirs.contains_key(path)
+    }
+
+    /// The directory `path`, if it was added or planned: open (opened again from its
+    /// parent's handle if it was closed), or why it cannot be used.
+    pub fn get(&self, path: &Path) -> Option<Result<Dir, Broken>> {
+        let known = match self.dirs.get(path)? {
+            Ok(known) => *known,
+            Err(broken) => return Some(Err(broken.clone())),
+        };
+        if let Some(dir) = self.lock().get(path) {
+            return Some(Ok(dir));
+        }
+        let broken = |e: io::Error| Broken::new(path, &e);
+        let opened = match known.named {
+            true => Dir::open(path).map_err(broken),
+            false => self
+                .child(path)
+                .and_then(|(parent, name)| parent.child(name).map_err(broken)),
+        };
+        Some(opened.and_then(|dir| match dir.id == known.id {
+            true => {
+                self.lock().keep(&dir);
+                Ok(dir)
+            }
+            false => Err(broken(io::Error::other(
+                "it was replaced by another directory while it was in use",
+            ))),
+        }))
     }
 
     /// Removes, deepest first, the directories made here that `worked` says had outputs
@@ -396,7 +490,7 @@ impl OutputDirs {
     /// stay; so does any directory with something in it.
     pub fn remove_empty_made(&self, worked: impl Fn(&Path) -> bool) {
         for path in self.made.iter().rev().filter(|path| worked(path)) {
-            let parent = path.parent().and_then(|parent| self.dirs.get(parent));
+            let parent = path.parent().and_then(|parent| self.get(parent));
             let _ = match (parent, path.file_name()) {
                 (Some(Ok(parent)), Some(name)) => parent.remove_dir(name),
                 // A directory the operator named (`-o`): it has no handle above it.
@@ -405,7 +499,27 @@ impl OutputDirs {
         }
     }
 
-    fn open(&mut self, path: &Path, named: bool) -> Result<Dir, Broken> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Handles> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The parent of `path`, open, and `path`'s name in it; or why not.
+    fn child<'p>(&self, path: &'p Path) -> Result<(Dir, &'p OsStr), Broken> {
+        let parent = path.parent().and_then(|parent| self.get(parent));
+        match (parent, path.file_name()) {
+            (Some(Ok(parent)), Some(name)) => Ok((parent, name)),
+            (Some(Err(cause)), _) => Err(cause),
+            _ => Err(Broken::new(
+                path,
+                &io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not beneath a directory that was opened",
+                ),
+            )),
+        }
+    }
+
+    fn first_open(&mut self, path: &Path, named: bool) -> Result<Dir, Broken> {
         let broken = |e: io::Error| Broken::new(path, &e);
         if named {
             let missing = path.symlink_metadata().is_err();
@@ -418,17 +532,7 @@ impl OutputDirs {
             }
             return opened.map_err(broken);
         }
-        let parent = path.parent().and_then(|parent| self.dirs.get(parent));
-        let (parent, name) = match (parent, path.file_name()) {
-            (Some(Ok(parent)), Some(name)) => (parent.clone(), name),
-            (Some(Err(cause)), _) => return Err(cause.clone()),
-            _ => {
-                return Err(broken(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "not beneath an output directory that was opened",
-                )))
-            }
-        };
+        let (parent, name) = self.child(path)?;
         if let Some(mode) = self.make {
             if parent.make_dir(name, mode).map_err(broken)? {
                 self.made.push(path.to_path_buf());
@@ -533,7 +637,7 @@ mod tests {
     ) {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("out");
-        let mut dirs = OutputDirs::new(Some(0o700));
+        let mut dirs = Dirs::new(Some(0o700));
         dirs.add(&root, true).unwrap();
         dirs.add(&root.join("a"), false).unwrap();
         dirs.add(&root.join("a/b"), false).unwrap();
@@ -546,10 +650,54 @@ mod tests {
         assert!(dirs.add(&tmp.path().join("elsewhere"), false).is_err());
         assert!(!tmp.path().join("c").exists());
         // A directory the operator named may be a link; below it, none is followed.
-        let mut beside = OutputDirs::new(None);
+        let mut beside = Dirs::new(None);
         beside.add(&root.join("link"), true).unwrap();
         assert!(beside.add(&root.join("link/new"), false).is_err());
         assert!(!tmp.path().join("new").exists());
+    }
+
+    #[test]
+    fn handles_closed_are_opened_again_only_as_the_same_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("in");
+        let count = OPEN_HANDLES + 8;
+        let mut dirs = Dirs::new(Some(0o700));
+        dirs.add(&root, true).unwrap();
+        for i in 0..count {
+            dirs.add(&root.join(format!("d{i}")), false).unwrap();
+        }
+        assert!(dirs.lock().dirs.len() <= OPEN_HANDLES);
+        // The first ones were closed: each is opened again, from its parent's handle.
+        for i in 0..count {
+            let dir = dirs.get(&root.join(format!("d{i}"))).unwrap().unwrap();
+            assert_eq!(dir.path(), root.join(format!("d{i}")));
+        }
+        assert!(dirs.lock().dirs.len() <= OPEN_HANDLES);
+        // Swapped, while closed, for another directory or a symbolic link: refused.
+        fs::rename(root.join("d0"), tmp.path().join("away")).unwrap();
+        fs::create_dir(root.join("d0")).unwrap();
+        fs::rename(root.join("d1"), tmp.path().join("away1")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("away1"), root.join("d1")).unwrap();
+        for i in 2..count {
+            dirs.get(&root.join(format!("d{i}"))).unwrap().unwrap();
+        }
+        let e = dirs.get(&root.join("d0")).unwrap().unwrap_err().error();
+        assert!(
+            e.to_string().contains("replaced by another directory"),
+            "{e}"
+        );
+        let e = dirs.get(&root.join("d1")).unwrap().unwrap_err().error();
+        assert_eq!(e.kind(), io::ErrorKind::NotADirectory, "{e}");
+        // Planned (an input directory as a walk found it), then swapped before it was opened.
+        let mut inputs = Dirs::new(None);
+        let id = FileId::of(File::open(&root).unwrap()).unwrap();
+        inputs.plan(&root, true, id);
+        let d2 = FileId::of(File::open(root.join("d2")).unwrap()).unwrap();
+        inputs.plan(&root.join("d2"), false, d2);
+        inputs.plan(&root.join("d3"), false, d2);
+        assert!(inputs.get(&root.join("d2")).unwrap().is_ok());
+        assert!(inputs.get(&root.join("d3")).unwrap().is_err());
+        assert!(inputs.get(&root.join("d4")).is_none());
     }
 
     #[test]
@@ -557,7 +705,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("out");
         fs::create_dir_all(root.join("there")).unwrap();
-        let mut dirs = OutputDirs::new(Some(0o700));
+        let mut dirs = Dirs::new(Some(0o700));
         for (path, named) in [("", true), ("there", false), ("a", false), ("a/b", false)] {
             dirs.add(&root.join(path), named).unwrap();
         }
@@ -573,7 +721,7 @@ mod tests {
         assert!(root.join("full/f").is_file() && root.join("mirror").is_dir());
         // The root the operator named goes too, once empty, if it was made here.
         fs::remove_dir_all(&root).unwrap();
-        let mut dirs = OutputDirs::new(Some(0o700));
+        let mut dirs = Dirs::new(Some(0o700));
         dirs.add(&root, true).unwrap();
         dirs.add(&root.join("a"), false).unwrap();
         dirs.remove_empty_made(|_| true);
