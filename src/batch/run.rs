@@ -240,10 +240,27 @@ pub(crate) fn committing<'a, R>(
     std::thread::scope(|scope| {
         let (to_commit, written) = mpsc::sync_channel::<Processed<'a>>(waiting);
         let committer = scope.spawn(move || {
-            while let Ok(first) = written.recv() {
+            // A group placed, its directories not yet synced: with the next group's bytes
+            // if one is waiting, alone otherwise.
+            let mut placed: Option<Placing> = None;
+            loop {
+                let first = match placed {
+                    Some(_) => written.try_recv().ok(),
+                    None => match written.recv() {
+                        Ok(first) => Some(first),
+                        Err(_) => break,
+                    },
+                };
+                let Some(first) = first else {
+                    if let Some(before) = placed.take() {
+                        let results = before.placed.finish();
+                        settle_group(before.pending, results, options, observer, settle);
+                    }
+                    continue;
+                };
                 let mut group = vec![first];
                 group.extend(written.try_iter().take(group_size - 1));
-                commit(group, options, observer, settle);
+                placed = Some(place(group, placed.take(), options, observer, settle));
             }
         });
         let result = body(Worker {
@@ -299,14 +316,23 @@ struct Pending {
     sha256: Option<[u8; 32]>,
 }
 
-/// Commits the outputs of a group together ([`file::commit`]), tells `settle`, then removes
-/// their sources if asked; each report is heard by `observer`, then settled.
-fn commit(
+/// A group whose outputs are in place, their directories not yet synced
+/// ([`file::Placed`]).
+struct Placing {
+    pending: Vec<Pending>,
+    placed: file::Placed,
+}
+
+/// Commits the outputs of a group (steps 1 and 2 of [`file::commit`]), with the last steps of
+/// the group `before` in the same wave of syncs, then settles `before`; returns this group,
+/// placed. Each report is heard by `observer`, then settled.
+fn place(
     group: Vec<Processed<'_>>,
+    before: Option<Placing>,
     options: &Options,
     observer: &dyn Observer,
     settle: &dyn Settle,
-) {
+) -> Placing {
     let mut pending = Vec::new();
     let mut written = Vec::new();
     for processed in group {
@@ -329,10 +355,29 @@ fn commit(
         true => None,
         false => settle.committing(&jobs),
     };
-    let (committed, recorded) = file::commit(written, record.as_ref());
+    let (before, before_placed) = match before {
+        Some(Placing { pending, placed }) => (Some(pending), Some(placed)),
+        None => (None, None),
+    };
+    let (placed, recorded, before_results) = file::place(written, record.as_ref(), before_placed);
     if let Some(Err(error)) = recorded {
         settle.not_recorded(error);
     }
+    if let (Some(before), Some(results)) = (before, before_results) {
+        settle_group(before, results, options, observer, settle);
+    }
+    Placing { pending, placed }
+}
+
+/// A group's outputs committed or failed (`committed`): tells `settle`, removes their sources
+/// if asked, and reports each, heard by `observer`, then settled.
+fn settle_group(
+    pending: Vec<Pending>,
+    committed: Vec<Result<(), FileError>>,
+    options: &Options,
+    observer: &dyn Observer,
+    settle: &dyn Settle,
+) {
     let done: Vec<(&Job, &Source)> = pending
         .iter()
         .zip(&committed)

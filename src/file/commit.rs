@@ -18,7 +18,8 @@
 //! that their bytes go to the disk in one stream of writes; then they are synced from
 //! several threads at once ([`SYNC_THREADS`]), so that the file system's journal commits and
 //! the disk's cache flushes serve many files each; and each directory is synced once for all
-//! the names renamed into it. Per-file `fdatasync` keeps the work to these files and each
+//! the names renamed into it. A batch pipelines its groups ([`place`], [`Placed`]): a group's
+//! directories are synced in the same wave as the next group's bytes. Per-file `fdatasync` keeps the work to these files and each
 //! file's error its own, where one `syncfs` would write every other process's data on the
 //! file system too, at the same speed (`benches/disk.md`).
 //!
@@ -27,7 +28,7 @@
 //! the disk. A power loss may still undo a rename that step 3 had not made durable: the
 //! output is then absent, its input is still there, and the next run makes it again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
@@ -155,25 +156,52 @@ impl<'o> Written<'o> {
 /// rather than one wait before them; the second result is its sync's. Whether it failed or
 /// not, the commit goes on.
 pub(crate) fn commit(
+    outputs: Vec<Written<'_>>,
+    record: Option<&File>,
+) -> (Results, Option<io::Result<()>>) {
+    let (placed, record, _) = place(outputs, record, None);
+    (placed.finish(), record)
+}
+
+/// One result for each output of a group, in order.
+pub(crate) type Results = Vec<Result<(), FileError>>;
+
+/// A group of outputs whose names are in place (steps 1 and 2) but not yet durable: the
+/// syncs of their directories (step 3), then their patches (step 4), are to come, alone
+/// ([`Placed::finish`]) or with the next group's bytes ([`place`]).
+pub(crate) struct Placed {
+    /// The names each output put in place, with their directories.
+    names: Vec<Vec<(Dir, OsString)>>,
+    results: Vec<Result<(), FileError>>,
+    patches: Vec<Option<Patch>>,
+}
+
+/// Steps 1 and 2 of [`commit`] for `outputs`: their bytes made durable (with `record`'s),
+/// then their names put in place. With `before`, an earlier group placed and not yet
+/// finished, its directories are synced in the same wave as these bytes, so that one journal
+/// commit of the file system serves both, and it is finished: its results are the third
+/// value. Pipelined so, a batch on a journaled disk waits for one commit a group, not two.
+pub(crate) fn place(
     mut outputs: Vec<Written<'_>>,
     record: Option<&File>,
-) -> (Vec<Result<(), FileError>>, Option<io::Result<()>>) {
+    before: Option<Placed>,
+) -> (Placed, Option<io::Result<()>>, Option<Results>) {
     let patches: Vec<Option<Patch>> = outputs.iter_mut().map(|o| o.patch.take()).collect();
     // 1. The bytes of every file on their way to the disk, then on it.
     for entry in outputs.iter().flat_map(|output| &output.files) {
         writeback::start(entry.staged.file(), 0, 0);
     }
     // The record first: the wait for its sync shows whether there is a disk to wait for.
-    let files: Vec<&File> = record
-        .into_iter()
-        .chain(
-            outputs
-                .iter()
-                .flat_map(|output| &output.files)
-                .map(|entry| entry.staged.file()),
-        )
+    let files = outputs
+        .iter()
+        .flat_map(|output| &output.files)
+        .map(|entry| Durable::Data(entry.staged.file()));
+    let dirs = before.as_ref().map(Placed::dirs).unwrap_or_default();
+    let items: Vec<Durable<'_>> = (record.map(Durable::Data).into_iter())
+        .chain(files)
+        .chain(dirs.iter().map(Durable::Dir))
         .collect();
-    let mut synced = sync_data(&files).into_iter();
+    let mut synced = sync(&items).into_iter();
     let record = record.map(|_| synced.next().expect("one result for each file"));
     let mut results: Vec<Result<(), FileError>> = outputs
         .iter()
@@ -183,6 +211,11 @@ pub(crate) fn commit(
             results.try_for_each(|(entry, synced)| synced.map_err(|error| entry.error(error)))
         })
         .collect();
+    let dirs_synced = dirs
+        .iter()
+        .map(Dir::id)
+        .zip(synced.map(|r| r.map_err(|e| e.kind())));
+    let before = before.map(|before| before.finish_with(dirs_synced.collect()));
     // 2. Into place, in order; what an output put in place before a failure is taken back.
     let mut placed: Vec<Vec<(Dir, OsString)>> = Vec::with_capacity(outputs.len());
     for (output, result) in outputs.into_iter().zip(&mut results) {
@@ -208,43 +241,96 @@ pub(crate) fn commit(
         }
         placed.push(names);
     }
-    // 3. Each directory that got a name, once.
-    let mut synced: HashMap<FileId, Result<(), io::ErrorKind>> = HashMap::new();
-    for (names, result) in placed.iter().zip(&mut results) {
-        for (dir, _) in names {
-            let outcome = *synced
-                .entry(dir.id())
-                .or_insert_with(|| dir.sync().map_err(|e| e.kind()));
-            if let Err(kind) = outcome {
-                if result.is_ok() {
-                    let error = io::Error::new(kind, "its directory could not be synced to disk");
-                    *result = Err(FileError::Write {
-                        path: dir.join(&names[names.len() - 1].1),
-                        error,
-                    });
-                    take_back(names);
+    let placed = Placed {
+        names: placed,
+        results,
+        patches,
+    };
+    (placed, record, before)
+}
+
+impl Placed {
+    /// Steps 3 and 4 alone: each directory that got a name synced once, then the patches;
+    /// one result for each output, in order.
+    pub(crate) fn finish(self) -> Results {
+        let dirs = self.dirs();
+        let items: Vec<Durable<'_>> = dirs.iter().map(Durable::Dir).collect();
+        let synced = sync(&items).into_iter().map(|r| r.map_err(|e| e.kind()));
+        let synced = dirs.iter().map(Dir::id).zip(synced).collect();
+        self.finish_with(synced)
+    }
+
+    /// The directories that got a name, each once.
+    fn dirs(&self) -> Vec<Dir> {
+        let mut seen = HashSet::new();
+        let names = self.names.iter().flatten();
+        let dirs = names.filter(|(dir, _)| seen.insert(dir.id()));
+        dirs.map(|(dir, _)| dir.clone()).collect()
+    }
+
+    /// Steps 3 and 4, each directory's sync done already: `synced`.
+    fn finish_with(self, synced: HashMap<FileId, Result<(), io::ErrorKind>>) -> Results {
+        let Placed {
+            names: placed,
+            mut results,
+            patches,
+        } = self;
+        // 3. Each directory that got a name: its sync's result.
+        for (names, result) in placed.iter().zip(&mut results) {
+            for (dir, _) in names {
+                let outcome = synced.get(&dir.id()).copied().unwrap_or(Ok(()));
+                if let Err(kind) = outcome {
+                    if result.is_ok() {
+                        let error =
+                            io::Error::new(kind, "its directory could not be synced to disk");
+                        *result = Err(FileError::Write {
+                            path: dir.join(&names[names.len() - 1].1),
+                            error,
+                        });
+                        take_back(names);
+                    }
                 }
             }
         }
-    }
-    // 4. The patches, written, then synced together.
-    let mut patched = Vec::new();
-    for (patch, result) in patches.iter().zip(&mut results) {
-        let Some(patch) = patch else { continue };
-        if result.is_ok() {
-            match patch.file.write_all_at(&patch.bytes, patch.at) {
-                Ok(()) => patched.push((patch, result)),
-                Err(error) => *result = Err(patch.error(error)),
+        // 4. The patches, written, then synced together.
+        let mut patched = Vec::new();
+        for (patch, result) in patches.iter().zip(&mut results) {
+            let Some(patch) = patch else { continue };
+            if result.is_ok() {
+                match patch.file.write_all_at(&patch.bytes, patch.at) {
+                    Ok(()) => patched.push((patch, result)),
+                    Err(error) => *result = Err(patch.error(error)),
+                }
             }
         }
+        let files: Vec<Durable<'_>> = patched
+            .iter()
+            .map(|(patch, _)| Durable::Data(&patch.file))
+            .collect();
+        let synced = sync(&files);
+        for ((patch, result), synced) in patched.into_iter().zip(synced) {
+            if let Err(error) = synced {
+                *result = Err(patch.error(error));
+            }
+        }
+        results
     }
-    let files: Vec<&File> = patched.iter().map(|(patch, _)| &patch.file).collect();
-    for ((patch, result), synced) in patched.into_iter().zip(sync_data(&files)) {
-        if let Err(error) = synced {
-            *result = Err(patch.error(error));
+}
+
+/// What one wave of syncs makes durable: a file's bytes (`fdatasync`), or a directory's
+/// names (`fsync`).
+enum Durable<'a> {
+    Data(&'a File),
+    Dir(&'a Dir),
+}
+
+impl Durable<'_> {
+    fn sync(&self) -> io::Result<()> {
+        match self {
+            Durable::Data(file) => file.sync_data(),
+            Durable::Dir(dir) => dir.sync(),
         }
     }
-    (results, record)
 }
 
 impl Patch {
@@ -273,12 +359,12 @@ const FILES_PER_SYNC_THREAD: usize = 4;
 /// tmpfs by the inbox watcher started 1,868 threads for that, before.
 const NO_WAIT: Duration = Duration::from_micros(50);
 
-/// `fdatasync` of each of `files`, from up to [`SYNC_THREADS`] threads (the calling one
+/// Each of `files` made durable, from up to [`SYNC_THREADS`] threads (the calling one
 /// among them) once the first shows that syncing waits for a disk ([`NO_WAIT`]); the
 /// results in order. A thread that cannot be started leaves its share to the others.
-fn sync_data(files: &[&File]) -> Vec<io::Result<()>> {
+fn sync(files: &[Durable<'_>]) -> Vec<io::Result<()>> {
     let started = Instant::now();
-    let first = files.first().map(|file| file.sync_data());
+    let first = files.first().map(Durable::sync);
     let waited = started.elapsed() >= NO_WAIT;
     let threads = match waited {
         true => (files.len() / FILES_PER_SYNC_THREAD).clamp(1, SYNC_THREADS),
@@ -292,7 +378,7 @@ fn sync_data(files: &[&File]) -> Vec<io::Result<()>> {
             let Some(file) = files.get(i) else {
                 return done;
             };
-            done.push((i, file.sync_data()));
+            done.push((i, file.sync()));
         }
     };
     let mut results: Vec<io::Result<()>> = files.iter().map(|_| Ok(())).collect();
@@ -372,6 +458,36 @@ mod tests {
         assert_eq!(names(tmp.path()), ["a", "a.sig", "b", "c"]);
         assert_eq!(fs::read(tmp.path().join("a")).unwrap(), b"a");
         assert_eq!(fs::read(tmp.path().join("c")).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_group_placed_is_finished_with_the_next_groups_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Dir::open(tmp.path()).unwrap();
+        fs::create_dir(tmp.path().join("sub")).unwrap();
+        let sub = dir.child("sub".as_ref()).unwrap();
+        let first = vec![written(&dir, &["a"], false), written(&sub, &["b"], false)];
+        let (placed, _, before) = place(first, None, None);
+        assert!(before.is_none());
+        assert_eq!(
+            names(tmp.path()),
+            ["a", "sub"],
+            "in place before it is finished"
+        );
+        fs::write(tmp.path().join("d"), b"old").unwrap();
+        let second = vec![written(&sub, &["c"], false), written(&dir, &["d"], false)];
+        let record = tempfile::tempfile().unwrap();
+        let (placed, recorded, before) = place(second, Some(&record), Some(placed));
+        assert!(matches!(recorded, Some(Ok(()))));
+        let before = before.expect("the first group, finished");
+        assert!(before.iter().all(Result::is_ok), "{before:?}");
+        assert_eq!(names(&tmp.path().join("sub")), ["b", "c"]);
+        let results = placed.finish();
+        assert!(results[0].is_ok());
+        assert!(matches!(&results[1], Err(FileError::Write { error, .. })
+            if error.kind() == io::ErrorKind::AlreadyExists));
+        assert_eq!(fs::read(tmp.path().join("d")).unwrap(), b"old");
+        assert_eq!(fs::read(tmp.path().join("sub/c")).unwrap(), b"c");
     }
 
     #[test]

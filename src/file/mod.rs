@@ -61,7 +61,7 @@ mod commit;
 mod error;
 pub(crate) mod staging;
 
-pub(crate) use commit::{commit, Written};
+pub(crate) use commit::{place, Placed, Written};
 
 pub use error::FileError;
 use staging::Staged;
