@@ -24,7 +24,8 @@ const RECIPIENT_HRP: &str = "age";
 const IDENTITY_HRP: &str = "AGE-SECRET-KEY-";
 
 /// An X25519 public key: where files are sealed to. Sealing many files to one recipient
-/// gets faster after the first two ([`X25519Peer`]).
+/// gets faster after the first two: a table of the point's multiples takes the place of the
+/// ladder (`src/primitives/peer.rs`).
 #[derive(Clone)]
 pub struct Recipient(X25519Peer);
 
