@@ -20,7 +20,9 @@
 //! `O_APPEND`, so that two watchers' records never interleave; each watcher reads the
 //! other's before it takes a file.
 //! At start-up, a watcher alone rewrites the journal with only the records of uploads still
-//! in the inbox, so that it does not grow without end.
+//! in the inbox, so that it does not grow without end; while it runs, it rewrites it with the
+//! records it still needs whenever the journal has grown past four times its size after the
+//! last rewrite (and past [`GROWN_FLOOR`]), once idle for a moment ([`Journal::grown`]).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -34,6 +36,10 @@ use rustix::fs::{flock, FlockOperation};
 
 const JOURNAL: &str = "journal";
 const LOCK: &str = "lock";
+
+/// A journal smaller than this is never rewritten while the watcher runs: 4 MiB, some 20,000
+/// records.
+const GROWN_FLOOR: u64 = 4 << 20;
 
 /// One upload: the file, its size and modification time. A new upload under the same name
 /// is another.
@@ -95,6 +101,8 @@ pub(crate) struct Journal {
     entries: HashMap<PathBuf, (State, Upload)>,
     /// Records written since the last sync.
     unsynced: bool,
+    /// The journal's size when it was opened or last rewritten.
+    rewritten: u64,
 }
 
 impl Journal {
@@ -118,8 +126,10 @@ impl Journal {
             tail: Vec::new(),
             entries: HashMap::new(),
             unsynced: false,
+            rewritten: 0,
         };
         journal.refresh()?;
+        journal.rewritten = journal.read;
         Ok(journal)
     }
 
@@ -196,6 +206,13 @@ impl Journal {
         }
     }
 
+    /// Whether the journal has grown enough since it was opened or last rewritten to be
+    /// rewritten ([`Journal::compact`]): past four times its size then, and past
+    /// [`GROWN_FLOOR`].
+    pub(crate) fn grown(&self) -> bool {
+        self.read > GROWN_FLOOR.max(self.rewritten.saturating_mul(4))
+    }
+
     /// Forgets `path`: its upload is gone from the inbox.
     pub(crate) fn forget(&mut self, path: &Path) {
         self.entries.remove(path);
@@ -237,6 +254,7 @@ impl Journal {
         self.file = open_journal(dir)?;
         self.unsynced = false;
         self.read = self.file.metadata()?.len();
+        self.rewritten = self.read;
         self.tail.clear();
         Ok(())
     }
@@ -379,6 +397,38 @@ mod tests {
         assert_eq!(two.state(Path::new("b"), upload(2)), Some(State::Done));
         // The other watcher holds the journal: no rewrite.
         assert!(!two.compact(dir.path(), |_, _| false).unwrap());
+    }
+
+    #[test]
+    fn a_journal_that_has_grown_is_rewritten_with_what_is_still_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        let mut ino = 0;
+        while !journal.grown() {
+            let path = PathBuf::from(format!("upload-{ino:08}.age"));
+            journal
+                .write(&[(State::Intent, &path, upload(ino))])
+                .unwrap();
+            journal.write(&[(State::Done, &path, upload(ino))]).unwrap();
+            // Removed from the inbox (`remove_source`), but every tenth.
+            if ino % 10 != 0 {
+                journal.forget(&path);
+            }
+            ino += 1;
+        }
+        assert!(journal.read > GROWN_FLOOR, "{}", journal.read);
+        assert!(journal.compact(dir.path(), |_, _| true).unwrap());
+        assert!(!journal.grown());
+        let len = fs::metadata(dir.path().join(JOURNAL)).unwrap().len();
+        assert!(len < GROWN_FLOOR / 15, "{len}");
+        let reopened = Journal::open(dir.path()).unwrap();
+        assert_eq!(reopened.entries.len(), (ino as usize).div_ceil(10));
+        let kept = Path::new("upload-00000010.age");
+        assert_eq!(reopened.state(kept, upload(10)), Some(State::Done));
+        let gone = Path::new("upload-00000011.age");
+        assert_eq!(reopened.state(gone, upload(11)), None);
+        // The next rewrite waits for the floor again, whatever the size now.
+        assert!(len * 4 < GROWN_FLOOR && !reopened.grown());
     }
 
     #[test]

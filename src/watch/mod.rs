@@ -378,6 +378,22 @@ impl Shared<'_> {
         journal
     }
 
+    /// Rewrites the journal with the records still needed (those of uploads not forgotten)
+    /// once it has grown ([`Journal::grown`]) and no other watcher shares it: the watcher is
+    /// idle. Every record written so far is among them, so an output being committed keeps
+    /// its `intent`.
+    fn compact_journal(&self) {
+        let mut journal = lock(&self.journal);
+        if !journal.grown() {
+            return;
+        }
+        if let Err(e) = journal.compact(&self.options.state, |_, _| true) {
+            let path = self.options.state.display();
+            self.listener
+                .trouble(&format!("cannot rewrite the journal in {path}: {e}"));
+        }
+    }
+
     /// Syncs the records not yet synced: the watcher is idle, or stopping.
     fn sync_journal(&self) {
         if let Err(e) = lock(&self.journal).sync() {
@@ -583,7 +599,10 @@ impl Inbox<'_, '_> {
                         self.hear(event);
                     }
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => self.shared.sync_journal(),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.shared.sync_journal();
+                    self.shared.compact_journal();
+                }
                 // No watcher (polling), or it went away.
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     self.shared.sync_journal();
