@@ -2,8 +2,9 @@
 //! ([`Identity::unwrap_many`]: a plugin, whose session asks for a PIN or a touch).
 //!
 //! Before the pool starts, the headers of the batch's sealed files are read (at most
-//! [`MAX_AHEAD`] bytes of them in all, each file opened as the batch opens it: never through
-//! a link it would not follow, never blocking on a FIFO) and handed to each such key in one
+//! [`MAX_AHEAD`] bytes of them in all, each file opened as the batch opens it: from its
+//! planned directory's handle, never through a link it would not follow, never blocking on a
+//! FIFO) and handed to each such key in one
 //! go. Each key is then replaced, for this batch, by [`Ahead`]: the answer it gave for a
 //! header with exactly these stanzas, or, for a header it was not asked about (a file
 //! rewritten since, or past the limit), the key itself. A file key found ahead is used only
@@ -11,12 +12,12 @@
 //! under it when the file is opened, as for any key.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
 use std::io::BufReader;
-use std::os::unix::fs::OpenOptionsExt;
 
 use super::Job;
 use crate::error::DecryptError;
+use crate::file::staging::dir::parent;
+use crate::file::Dirs;
 use crate::format::{write_stanza, Header, Stanza};
 use crate::keys::plugin::PluginError;
 use crate::keys::recipient::{FileKey, Identity};
@@ -30,16 +31,17 @@ pub(crate) struct Ahead<'a> {
     answers: HashMap<Vec<u8>, Result<Option<FileKey>, PluginError>>,
 }
 
-/// `identities`, those that unwrap many files at once given the headers of `jobs` first
-/// (the others as they are). `None` if none of them does.
+/// `identities`, those that unwrap many files at once given the headers of `jobs` (in
+/// directories among `inputs`) first, the others as they are. `None` if none of them does.
 pub(crate) fn unwrap_ahead<'a>(
     identities: &[&'a dyn Identity],
     jobs: &[Job],
+    inputs: &Dirs,
 ) -> Option<Vec<Ahead<'a>>> {
     if !identities.iter().any(|i| i.unwraps_many()) {
         return None;
     }
-    let headers = read_headers(jobs);
+    let headers = read_headers(jobs, inputs);
     let mut out = Vec::with_capacity(identities.len());
     for &identity in identities {
         if !identity.unwraps_many() || headers.is_empty() {
@@ -69,11 +71,11 @@ pub(crate) fn unwrap_ahead<'a>(
 
 /// The headers of the sealed files among `jobs`, as far as [`MAX_AHEAD`] goes; files that
 /// cannot be read, or are not binary age files, are left out.
-fn read_headers(jobs: &[Job]) -> Vec<Vec<Stanza>> {
+fn read_headers(jobs: &[Job], inputs: &Dirs) -> Vec<Vec<Stanza>> {
     let mut total = 0;
     let mut headers = Vec::new();
     for job in jobs {
-        let Some(header) = read_header(job) else {
+        let Some(header) = read_header(job, inputs) else {
             continue;
         };
         total += header.to_bytes().len();
@@ -85,16 +87,9 @@ fn read_headers(jobs: &[Job]) -> Vec<Vec<Stanza>> {
     headers
 }
 
-fn read_header(job: &Job) -> Option<Header> {
-    let mut flags = libc::O_NONBLOCK;
-    if !job.follow {
-        flags |= libc::O_NOFOLLOW;
-    }
-    let file: File = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags)
-        .open(&job.source)
-        .ok()?;
+fn read_header(job: &Job, inputs: &Dirs) -> Option<Header> {
+    let dir = inputs.get(&parent(&job.source))?.ok()?;
+    let file = dir.open_file(job.source.file_name()?, job.follow).ok()?;
     if !file.metadata().ok()?.is_file() {
         return None;
     }

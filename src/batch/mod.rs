@@ -151,6 +151,28 @@ pub enum Keys<'a> {
     },
 }
 
+impl<'a> Keys<'a> {
+    /// The same keys with `identities` opening the files (recipients are kept as they are).
+    pub(crate) fn with_identities<'b>(self, identities: &'b [&'b dyn Identity]) -> Keys<'b>
+    where
+        'a: 'b,
+    {
+        match self {
+            Keys::Recipients(recipients) => Keys::Recipients(recipients),
+            Keys::Identities(_) => Keys::Identities(identities),
+            Keys::Rewrap {
+                recipients,
+                drop_bad_signatures,
+                ..
+            } => Keys::Rewrap {
+                identities,
+                recipients,
+                drop_bad_signatures,
+            },
+        }
+    }
+}
+
 impl Keys<'_> {
     /// The direction these keys go.
     pub fn direction(&self) -> Direction {
@@ -187,9 +209,10 @@ pub struct Plan {
     /// Output directories, parents first: created by [`run`] if missing, and scanned for
     /// temporary files left by an earlier run.
     pub output_dirs: Vec<PlannedDir>,
-    /// The directories the inputs are in, parents first: each file is opened from its
-    /// directory's handle, and that directory must still be the one the walk found.
-    pub input_dirs: Vec<PlannedDir>,
+    /// The directories the inputs are in, parents first, each with its identity when the
+    /// walk found it: each file is opened from its directory's handle, and that directory
+    /// must still be the one the walk found.
+    pub input_dirs: Vec<(PlannedDir, FileId)>,
 }
 
 /// A directory of a [`Plan`]: where outputs go, or where inputs are.
@@ -202,9 +225,6 @@ pub struct PlannedDir {
     /// asked to follow: it is opened by its path, following symbolic links. Otherwise it is
     /// opened from its parent's handle, never through a link.
     pub named: bool,
-    /// An input directory as the walk found it; `None` for an output directory, which may
-    /// not exist yet.
-    pub id: Option<FileId>,
 }
 
 impl Plan {

@@ -85,36 +85,22 @@ pub fn run(plan: Plan, keys: Keys<'_>, options: &Options, observer: &dyn Observe
     }
     let dirs = prepare_dirs(&output_dirs, options, observer);
     let mut inputs = Dirs::new(None);
-    for dir in &input_dirs {
-        if let Some(id) = dir.id {
-            inputs.plan(&dir.path, dir.named, id);
-        }
+    for (PlannedDir { path, named }, id) in &input_dirs {
+        inputs.plan(path, *named, *id);
     }
     // Keys that unwrap many files at once (plugins) get every header first.
     let ahead = match keys {
         Keys::Identities(identities) | Keys::Rewrap { identities, .. } => {
-            super::ahead::unwrap_ahead(identities, &jobs)
+            super::ahead::unwrap_ahead(identities, &jobs, &inputs)
         }
         Keys::Recipients(_) => None,
     };
     let ahead: Option<Vec<&dyn crate::Identity>> = ahead
         .as_ref()
         .map(|ahead| ahead.iter().map(|a| a as &dyn crate::Identity).collect());
-    let keys = match (keys, &ahead) {
-        (Keys::Identities(_), Some(ahead)) => Keys::Identities(ahead),
-        (
-            Keys::Rewrap {
-                recipients,
-                drop_bad_signatures,
-                ..
-            },
-            Some(ahead),
-        ) => Keys::Rewrap {
-            identities: ahead,
-            recipients,
-            drop_bad_signatures,
-        },
-        (keys, _) => keys,
+    let keys = match &ahead {
+        Some(ahead) => keys.with_identities(ahead),
+        None => keys,
     };
     let senders = options.senders.clone().map(Arc::new);
     let tasks = jobs.par_iter().map(|job| {
@@ -355,10 +341,7 @@ fn place(
         true => None,
         false => settle.committing(&jobs),
     };
-    let (before, before_placed) = match before {
-        Some(Placing { pending, placed }) => (Some(pending), Some(placed)),
-        None => (None, None),
-    };
+    let (before, before_placed) = before.map(|b| (b.pending, b.placed)).unzip();
     let (placed, recorded, before_results) = file::place(written, record.as_ref(), before_placed);
     if let Some(Err(error)) = recorded {
         settle.not_recorded(error);
@@ -450,7 +433,7 @@ fn prepare_dirs(dirs: &[PlannedDir], options: &Options, observer: &dyn Observer)
             Direction::Seal => 0o777,
         });
     let mut opened = Dirs::new(make);
-    for PlannedDir { path, named, .. } in dirs {
+    for PlannedDir { path, named } in dirs {
         let Ok(dir) = opened.add(path, *named) else {
             continue;
         };

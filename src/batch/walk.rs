@@ -92,9 +92,11 @@ impl Planner<'_> {
                 self.output_dir(out_dir.clone(), true);
             }
             let in_dir = parent(input);
-            match fs::metadata(&in_dir) {
-                Ok(dir) => self.input_dir(in_dir, true, FileId::of_metadata(&dir)),
-                Err(e) => return self.fail(input, meta.len(), FileError::Read(e)),
+            if !self.input_dirs.contains(&in_dir) {
+                match fs::metadata(&in_dir) {
+                    Ok(dir) => self.input_dir(in_dir, true, FileId::of_metadata(&dir)),
+                    Err(e) => return self.fail(input, meta.len(), FileError::Read(e)),
+                }
             }
             self.file(input, name, &out_dir, &meta, true);
         } else {
@@ -307,15 +309,13 @@ impl Planner<'_> {
 
     fn output_dir(&mut self, path: PathBuf, named: bool) {
         if self.dirs.insert(path.clone()) {
-            let id = None;
-            self.plan.output_dirs.push(PlannedDir { path, named, id });
+            self.plan.output_dirs.push(PlannedDir { path, named });
         }
     }
 
     fn input_dir(&mut self, path: PathBuf, named: bool, id: FileId) {
         if self.input_dirs.insert(path.clone()) {
-            let id = Some(id);
-            self.plan.input_dirs.push(PlannedDir { path, named, id });
+            self.plan.input_dirs.push((PlannedDir { path, named }, id));
         }
     }
 

@@ -172,7 +172,7 @@ pub(crate) type Results = Vec<Result<(), FileError>>;
 pub(crate) struct Placed {
     /// The names each output put in place, with their directories.
     names: Vec<Vec<(Dir, OsString)>>,
-    results: Vec<Result<(), FileError>>,
+    results: Results,
     patches: Vec<Option<Patch>>,
 }
 
@@ -203,7 +203,7 @@ pub(crate) fn place(
         .collect();
     let mut synced = sync(&items).into_iter();
     let record = record.map(|_| synced.next().expect("one result for each file"));
-    let mut results: Vec<Result<(), FileError>> = outputs
+    let mut results: Results = outputs
         .iter()
         .map(|output| {
             let results: Vec<_> = synced.by_ref().take(output.files.len()).collect();

@@ -421,19 +421,19 @@ impl Dirs {
     /// when asked to). `named`: the operator named it. Otherwise its parent must have been
     /// added first; a directory whose parent is broken is broken.
     pub fn add(&mut self, path: &Path, named: bool) -> Result<Dir, Broken> {
-        if !self.dirs.contains_key(path) {
-            let opened = self.first_open(path, named);
-            let known = opened.as_ref().map(|dir| {
-                self.lock().keep(dir);
-                Known { named, id: dir.id }
-            });
-            self.dirs
-                .insert(path.to_path_buf(), known.map_err(Broken::clone));
-            if let Ok(dir) = opened {
-                return Ok(dir);
-            }
+        if self.dirs.contains_key(path) {
+            return self.get(path).expect("known");
         }
-        self.get(path).expect("just added")
+        let opened = self.first_open(path, named);
+        let known = match &opened {
+            Ok(dir) => {
+                self.lock().keep(dir);
+                Ok(Known { named, id: dir.id })
+            }
+            Err(broken) => Err(broken.clone()),
+        };
+        self.dirs.insert(path.to_path_buf(), known);
+        opened
     }
 
     /// Takes the directory `path` as planned, the directory `id` (see [`Dirs::add`] for
