@@ -191,6 +191,9 @@ mod tests {
         let a = std::thread::spawn(in_step("/side-by-side/a", to_b, at_a));
         let b = std::thread::spawn(in_step("/side-by-side/b", to_a, at_b));
         let (a, b) = (a.join().unwrap(), b.join().unwrap());
-        assert!(a && b, "each creation saw the other's start before it returned");
+        assert!(
+            a && b,
+            "each creation saw the other's start before it returned"
+        );
     }
 }

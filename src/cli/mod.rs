@@ -207,6 +207,45 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T, F
     Ok(pool.install(f))
 }
 
+/// Raises the soft limit on open files as far as the hard limit lets it, as Go programs do
+/// at start: a batch keeps up to 1,500 outputs in flight, each with its files open
+/// (`batch::run::in_flight`), where the usual soft limit of 1,024 would hold it to a fifth of
+/// them (the hard limit is 524,288 under systemd). Best effort: a limit that cannot be
+/// raised stays as it was, and the batch keeps fewer outputs in flight. Programs started from
+/// here (plugins) inherit the raised limit.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    for soft in open_files_targets(limit.current, limit.maximum) {
+        let raised = rustix::process::Rlimit {
+            current: Some(soft),
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return;
+        }
+    }
+}
+
+/// The soft limits on open files to try, best first, given the current soft and hard ones
+/// (`None`: unlimited): the hard limit, at most 2^20 (Linux refuses more than its `nr_open`,
+/// 2^20 by default), then macOS's `OPEN_MAX`, 10,240 (it refuses more whatever the hard
+/// limit says); only those above the soft limit and within the hard one.
+fn open_files_targets(soft: Option<u64>, hard: Option<u64>) -> Vec<u64> {
+    const MOST: u64 = 1 << 20;
+    const OPEN_MAX: u64 = 10_240;
+    let Some(soft) = soft else {
+        return Vec::new();
+    };
+    let hard = hard.unwrap_or(u64::MAX);
+    let mut targets = vec![hard.min(MOST)];
+    if OPEN_MAX < targets[0] {
+        targets.push(OPEN_MAX);
+    }
+    targets.retain(|&target| target > soft && target <= hard);
+    targets
+}
+
 /// Runs a command body, prints its failure if any, and exits with the documented code.
 fn run(program: &str, body: impl FnOnce() -> Result<(), Failure>) -> process::ExitCode {
     let streamed = match program {
@@ -214,11 +253,38 @@ fn run(program: &str, body: impl FnOnce() -> Result<(), Failure>) -> process::Ex
         _ => "plaintext",
     };
     interrupts::install_handler(program, streamed);
+    raise_open_files_limit();
     match body() {
         Ok(()) => process::ExitCode::SUCCESS,
         Err(failure) => {
             failure.print(program);
             failure.code.into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_files_targets;
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit_within_what_kernels_accept() {
+        // The usual Linux limits: up to the hard limit (macOS's most, should that fail).
+        assert_eq!(
+            open_files_targets(Some(1024), Some(524_288)),
+            [524_288, 10_240]
+        );
+        assert_eq!(open_files_targets(Some(1024), Some(4096)), [4096]);
+        // Unlimited, or past Linux's nr_open: 2^20 first, then macOS's OPEN_MAX.
+        assert_eq!(open_files_targets(Some(256), None), [1 << 20, 10_240]);
+        assert_eq!(
+            open_files_targets(Some(256), Some(1 << 30)),
+            [1 << 20, 10_240]
+        );
+        // Never lowered: a soft limit already there, or unlimited, stays.
+        assert!(open_files_targets(Some(4096), Some(4096)).is_empty());
+        assert!(open_files_targets(Some(20_000), Some(10_000)).is_empty());
+        assert!(open_files_targets(None, None).is_empty());
+        assert_eq!(open_files_targets(Some(20_000), None), [1 << 20]);
     }
 }
