@@ -57,7 +57,8 @@ mod quarantine;
 use journal::{Journal, State, Upload};
 
 /// Uploads handed to the pool and not yet settled, at most: enough for the committer's
-/// groups to fill (up to 128, `batch::run`) while the pool writes the next. With 64, a burst
+/// groups to fill (128 when this was measured; `batch::run` allows 512 now, which the watcher
+/// does not reach, not measured) while the pool writes the next. With 64, a burst
 /// of 10,000 uploads into journaled ext4 drained at 0.51 of batch mode's rate, every group
 /// half full and so twice as many rounds of `fdatasync`. Each holds its upload open (and
 /// locked) and, once written, its temporary output: under 600 descriptors.
