@@ -59,7 +59,7 @@ const FILES_KEPT: u64 = 64 + 2 * crate::file::staging::dir::OPEN_HANDLES as u64;
 /// Outputs waiting for the committer, and committed together, at most: [`WAITING`] and
 /// [`GROUP`], or fewer where the limit on open files (`ulimit -n`; 256 by default on macOS)
 /// would not hold them all.
-fn in_flight() -> (usize, usize) {
+pub(crate) fn in_flight() -> (usize, usize) {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     let outputs = limit.map_or(u64::MAX, |limit| {
         limit.saturating_sub(FILES_KEPT) / FILES_PER_OUTPUT

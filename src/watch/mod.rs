@@ -23,7 +23,9 @@
 //!   signature to [`Options::quarantine`], with a JSON note of why beside it; without one,
 //!   it is left and recorded once, not retried until it changes. A failure to write the
 //!   output (a full disk) is recorded and retried at the next start.
-//! - **Bounded**: a fixed number of uploads in flight; events wait in the kernel's queue.
+//! - **Bounded**: a fixed number of uploads in flight, and of events waiting to be heard
+//!   ([`Events`]); past that they wait in the kernel's queue, and what overflows either is
+//!   found by a scan.
 //! - **Stopping**: once told to stop, the uploads being opened are finished and those taken
 //!   but not begun are left untouched for the next start.
 
@@ -56,13 +58,68 @@ mod quarantine;
 
 use journal::{Journal, State, Upload};
 
-/// Uploads handed to the pool and not yet settled, at most: enough for the committer's
-/// groups to fill (128 when this was measured; `batch::run` allows 512 now, which the watcher
-/// does not reach, not measured) while the pool writes the next. With 64, a burst
-/// of 10,000 uploads into journaled ext4 drained at 0.51 of batch mode's rate, every group
-/// half full and so twice as many rounds of `fdatasync`. Each holds its upload open (and
-/// locked) and, once written, its temporary output: under 600 descriptors.
-const IN_FLIGHT: usize = 256;
+/// Uploads handed to the pool and not yet settled, at most: as many as batch mode keeps in
+/// flight, waiting for the committer and being committed (`batch::run::in_flight`), so that
+/// the committer's groups fill as batch mode's do while the pool writes the next. Each holds
+/// its upload open (and locked) and, once written, its temporary output, within the limit
+/// on open files that sizes batch mode's. With 64 in flight, a burst of 10,000 uploads into
+/// journaled ext4 drained at 0.51 of batch mode's rate, every group half full and so twice
+/// as many rounds of `fdatasync`; with 256, at 0.72, then 0.67 once batch mode kept more
+/// (`benches/watch.md`).
+fn most_in_flight() -> usize {
+    let (waiting, group) = crate::batch::run::in_flight();
+    waiting + group
+}
+
+/// File-system events waiting to be heard, at most: as many as the kernel's own queue holds
+/// by default (`fs.inotify.max_queued_events`), a few MiB.
+const EVENTS_QUEUED: usize = 16_384;
+
+/// The events of the inbox, as notify's thread hands them over: queued, at most
+/// [`EVENTS_QUEUED`], and never waited for. An uploader can make events far faster than
+/// uploads are opened (a file closed after writing, again and again, while the pool is busy
+/// with large uploads); an event that finds the queue full is dropped, and the inbox is
+/// scanned again instead, as after the kernel's queue overflowed. notify's thread never
+/// blocks on the queue, so stopping the watcher never waits for it.
+struct Events {
+    queue: mpsc::SyncSender<notify::Result<notify::Event>>,
+    /// An event was dropped since the last scan.
+    missed: Arc<AtomicBool>,
+}
+
+impl Events {
+    /// The handler to give notify, the queue it fills and the flag of what it dropped.
+    fn new() -> (Events, Heard) {
+        let (queue, events) = mpsc::sync_channel(EVENTS_QUEUED);
+        let missed = Arc::new(AtomicBool::new(false));
+        let heard = Heard {
+            events,
+            missed: Arc::clone(&missed),
+        };
+        (Events { queue, missed }, heard)
+    }
+}
+
+impl notify::EventHandler for Events {
+    fn handle_event(&mut self, event: notify::Result<notify::Event>) {
+        if let Err(mpsc::TrySendError::Full(_)) = self.queue.try_send(event) {
+            self.missed.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// The hearing side of [`Events`].
+struct Heard {
+    events: mpsc::Receiver<notify::Result<notify::Event>>,
+    missed: Arc<AtomicBool>,
+}
+
+impl Heard {
+    /// Whether an event was dropped since the last call: the inbox must be scanned again.
+    fn missed(&self) -> bool {
+        self.missed.swap(false, Ordering::AcqRel)
+    }
+}
 
 /// How often the watcher looks at what is settling, and at the stop flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -234,7 +291,7 @@ pub fn watch(
         None => None,
     };
     let journal = Journal::open(&options.state).map_err(at(&options.state))?;
-    let (events, heard) = mpsc::channel();
+    let (events, heard) = Events::new();
     let mut watcher = match options.poll {
         Some(_) => None,
         None => {
@@ -263,6 +320,7 @@ pub fn watch(
         listener,
         journal: Mutex::new(journal),
         in_flight: Mutex::new(HashMap::new()),
+        most_in_flight: most_in_flight(),
         room: Condvar::new(),
         quarantine: Mutex::new(quarantine),
     };
@@ -349,6 +407,8 @@ struct Shared<'w> {
     in_flight: Mutex<HashMap<PathBuf, (Upload, Instant)>>,
     /// An upload was settled: room for another in flight.
     room: Condvar,
+    /// Uploads in flight at most ([`most_in_flight`]).
+    most_in_flight: usize,
     quarantine: Mutex<Option<Dirs>>,
 }
 
@@ -420,7 +480,7 @@ impl Shared<'_> {
     /// side if it waits for room (only when the bound is reached).
     fn release(&self, relative: &Path) {
         let mut in_flight = lock(&self.in_flight);
-        let full = in_flight.len() >= IN_FLIGHT;
+        let full = in_flight.len() >= self.most_in_flight;
         in_flight.remove(relative);
         drop(in_flight);
         if full {
@@ -570,10 +630,7 @@ struct Inbox<'s, 'w> {
 }
 
 impl Inbox<'_, '_> {
-    fn run(
-        &mut self,
-        heard: &mpsc::Receiver<notify::Result<notify::Event>>,
-    ) -> Result<(), WatchError> {
+    fn run(&mut self, heard: &Heard) -> Result<(), WatchError> {
         let options = self.shared.options;
         let mut present = Vec::new();
         self.scan(Path::new(""), Found::Scan, Some(&mut present));
@@ -593,10 +650,10 @@ impl Inbox<'_, '_> {
             if let Some(senders) = self.control.take_senders() {
                 self.senders = senders.map(Arc::new);
             }
-            match heard.recv_timeout(TICK) {
+            match heard.events.recv_timeout(TICK) {
                 Ok(event) => {
                     self.hear(event);
-                    while let Ok(event) = heard.try_recv() {
+                    while let Ok(event) = heard.events.try_recv() {
                         self.hear(event);
                     }
                 }
@@ -609,6 +666,9 @@ impl Inbox<'_, '_> {
                     self.shared.sync_journal();
                     std::thread::sleep(TICK)
                 }
+            }
+            if heard.missed() {
+                self.scan(Path::new(""), Found::Scan, None);
             }
             if let Some(every) = options.poll {
                 if polled.elapsed() >= every {
@@ -821,7 +881,7 @@ impl Inbox<'_, '_> {
         }
         let dir_result = self.output_dir(relative);
         let mut in_flight = lock(&self.shared.in_flight);
-        while in_flight.len() >= IN_FLIGHT {
+        while in_flight.len() >= self.shared.most_in_flight {
             if self.control.stopping() {
                 return;
             }
@@ -895,5 +955,34 @@ impl Inbox<'_, '_> {
             Some(Err(broken)) => Err((path, broken.error())),
             None => Err((path, io::Error::other("output directory not open"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::EventHandler;
+
+    /// A flood of events while the watcher is busy costs a bounded queue and one scan, not
+    /// memory without end: past [`EVENTS_QUEUED`], events are dropped and a scan is asked for.
+    #[test]
+    fn events_past_the_bound_are_dropped_for_a_scan_and_notify_never_waits() {
+        let (mut events, heard) = Events::new();
+        let event = || Ok(notify::Event::new(EventKind::Any).add_path(PathBuf::from("/in/a.age")));
+        for _ in 0..EVENTS_QUEUED {
+            events.handle_event(event());
+        }
+        assert!(!heard.missed(), "nothing dropped while there was room");
+        // Full: each of these returns at once, dropped.
+        for _ in 0..1000 {
+            events.handle_event(event());
+        }
+        assert!(heard.missed(), "a dropped event asks for a scan");
+        assert!(!heard.missed(), "once");
+        assert_eq!(heard.events.try_iter().count(), EVENTS_QUEUED);
+        // Room again: queued, nothing missed.
+        events.handle_event(event());
+        assert!(!heard.missed());
+        assert_eq!(heard.events.try_iter().count(), 1);
     }
 }
