@@ -24,7 +24,7 @@
 //!   it is left and recorded once, not retried until it changes. A failure to write the
 //!   output (a full disk) is recorded and retried at the next start.
 //! - **Bounded**: a fixed number of uploads in flight, and of events waiting to be heard
-//!   ([`Events`]); past that they wait in the kernel's queue, and what overflows either is
+//!   (`Events`); past that they wait in the kernel's queue, and what overflows either is
 //!   found by a scan.
 //! - **Stopping**: once told to stop, the uploads being opened are finished and those taken
 //!   but not begun are left untouched for the next start.
