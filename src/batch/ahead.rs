@@ -4,12 +4,11 @@
 //! Before the pool starts, the headers of the batch's sealed files are read (at most
 //! [`MAX_AHEAD`] bytes of them in all, each file opened as the batch opens it: from its
 //! planned directory's handle, never through a link it would not follow, never blocking on a
-//! FIFO) and handed to each such key in one
-//! go. Each key is then replaced, for this batch, by [`Ahead`]: the answer it gave for a
-//! header with exactly these stanzas, or, for a header it was not asked about (a file
-//! rewritten since, or past the limit), the key itself. A file key found ahead is used only
-//! for a header of exactly the stanzas it was unwrapped from, and the header's MAC is checked
-//! under it when the file is opened, as for any key.
+//! FIFO) and handed to each such key in one go. Each key is then replaced, for this batch,
+//! by [`Ahead`]: the answer it gave for a header with exactly these stanzas, or, for a header
+//! it was not asked about (a file rewritten since, or past the limit), the key itself. A file
+//! key found ahead is used only for a header of exactly the stanzas it was unwrapped from,
+//! and the header's MAC is checked under it when the file is opened, as for any key.
 
 use std::collections::HashMap;
 use std::io::BufReader;

@@ -19,9 +19,10 @@
 //! several threads at once ([`SYNC_THREADS`]), so that the file system's journal commits and
 //! the disk's cache flushes serve many files each; and each directory is synced once for all
 //! the names renamed into it. A batch pipelines its groups ([`place`], [`Placed`]): a group's
-//! directories are synced in the same wave as the next group's bytes. Per-file `fdatasync` keeps the work to these files and each
-//! file's error its own, where one `syncfs` would write every other process's data on the
-//! file system too, at the same speed (`benches/disk.md`).
+//! directories are synced in the same wave as the next group's bytes. Per-file `fdatasync`
+//! keeps the work to these files and each file's error its own, where one `syncfs` would
+//! write every other process's data on the file system too, at the same speed
+//! (`benches/disk.md`).
 //!
 //! A crash at any point leaves each output whole or absent. Before step 2 it is a temporary
 //! file, which the next run removes (`staging::remove_stale`). After step 2 its bytes are on

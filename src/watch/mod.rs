@@ -115,7 +115,13 @@ struct Heard {
 }
 
 impl Heard {
-    /// Whether an event was dropped since the last call: the inbox must be scanned again.
+    /// Events were missed here or by the kernel: the inbox is to be scanned again, once.
+    fn mark_missed(&self) {
+        self.missed.store(true, Ordering::Release);
+    }
+
+    /// Whether events were missed since the last call ([`Heard::mark_missed`], or dropped
+    /// by [`Events`]): the inbox must be scanned again.
     fn missed(&self) -> bool {
         self.missed.swap(false, Ordering::AcqRel)
     }
@@ -652,9 +658,9 @@ impl Inbox<'_, '_> {
             }
             match heard.events.recv_timeout(TICK) {
                 Ok(event) => {
-                    self.hear(event);
+                    self.hear(event, heard);
                     while let Ok(event) = heard.events.try_recv() {
-                        self.hear(event);
+                        self.hear(event, heard);
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -681,18 +687,20 @@ impl Inbox<'_, '_> {
         Ok(())
     }
 
-    fn hear(&mut self, event: notify::Result<notify::Event>) {
+    /// Acts on one event; one that says events were lost (an error, the kernel's queue
+    /// overflowed) asks `heard` for a scan, which comes once the events at hand are heard.
+    fn hear(&mut self, event: notify::Result<notify::Event>, heard: &Heard) {
         let event = match event {
             Ok(event) => event,
             Err(e) => {
                 self.shared.listener.trouble(&format!(
                     "file-system events: {e}; scanning the inbox again"
                 ));
-                return self.scan(Path::new(""), Found::Scan, None);
+                return heard.mark_missed();
             }
         };
         if event.need_rescan() {
-            return self.scan(Path::new(""), Found::Scan, None);
+            return heard.mark_missed();
         }
         // A rename names the old path first and the new one last.
         let Some(relative) = event.paths.last().and_then(|path| self.relative(path)) else {
